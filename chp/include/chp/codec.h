@@ -1,0 +1,36 @@
+// Wire codec for CHP bodies (docs/protocol/chp.md, "Frames"). Every body is one msgpack array
+// whose first element is the command code. Decoders never throw: malformed input is a value.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "chp/errc.h"
+#include "chp/types.h"
+
+namespace chorus::chp {
+
+std::string Encode(const Hello& m);
+std::string Encode(const Icanhaz& m);
+std::string Encode(const KvSet& m);
+std::string Encode(const HelloOk& m);
+std::string Encode(const KvSync& m);
+std::string Encode(const Kthxbai& m);
+std::string Encode(const Done& m);
+std::string Encode(const KvAck& m);
+std::string Encode(const Error& m);
+// Publisher messages: Encode gives the body; Topic gives frame 0.
+std::string Encode(const KvPub& m);
+std::string Encode(const PositionMsg& m);
+std::string Encode(const Hugz& m);
+std::string Topic(const KvPub& m);
+std::string Topic(const PositionMsg& m);
+
+Result<CommandMessage> DecodeCommand(std::string_view body);
+Result<ReplyMessage> DecodeReply(std::string_view body);
+Result<PubMessage> DecodePub(std::string_view topic, std::string_view body);
+
+// True when `value` is exactly one well-formed msgpack object (values are msgpack, spec §Values).
+bool IsMsgpackValue(std::string_view value);
+
+}  // namespace chorus::chp

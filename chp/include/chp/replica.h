@@ -1,0 +1,113 @@
+// The replica state machine for one subtree (docs/protocol/chp.md, "Replica behaviour").
+// Pure logic fed with decoded messages; it owns the local copy of the subtree. The agent
+// (agent.h) moves it between sockets. Not thread-safe: owned by the agent's thread.
+//
+//   kWaitSubscribe --first message on the subtree's topic (or timeout)--> kNeedSync
+//   kNeedSync --MakeRequest--> kSyncing --KTHXBAI accepted--> kLive
+//   kLive --gap / epoch change / behind position / rejected snapshot--> kNeedSync
+// Updates arriving before kLive are queued (bounded) and replayed after the snapshot, dropping
+// those not newer than it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "chp/types.h"
+
+namespace chorus::chp {
+
+struct ReplicaEntry {
+  std::string value;
+  uint64_t seq = 0;
+  bool operator==(const ReplicaEntry&) const = default;
+};
+using EntryMap = std::unordered_map<std::string, ReplicaEntry>;
+
+// Receives what a replica applies, in order. Called on the agent's thread.
+class ReplicaObserver {
+ public:
+  virtual ~ReplicaObserver() = default;
+  // The subtree's content was replaced by a snapshot at `position`.
+  virtual void OnReset(std::string_view subtree, const Position& position,
+                       const EntryMap& entries) {
+    (void)subtree, (void)position, (void)entries;
+  }
+  // One change, applied in sequence order within `epoch`.
+  virtual void OnChange(std::string_view subtree, std::string_view epoch, const Record& record) {
+    (void)subtree, (void)epoch, (void)record;
+  }
+};
+
+struct ReplicaStats {
+  uint64_t snapshots = 0;           // full snapshots applied
+  uint64_t resumes = 0;             // resume streams applied
+  uint64_t gaps = 0;                // sequence gaps seen in the live stream
+  uint64_t epoch_changes = 0;       // epoch changes seen
+  uint64_t behind = 0;              // POSITION said we missed updates
+  uint64_t rejected = 0;            // snapshots / resumes rejected (count or order mismatch)
+  uint64_t applied = 0;             // live or replayed changes applied
+  uint64_t stale = 0;               // updates dropped as not newer than our position
+  uint64_t overflows = 0;           // queue overflows while syncing
+  uint64_t failed_requests = 0;     // requests abandoned (timeout, failover, error)
+  bool operator==(const ReplicaStats&) const = default;
+};
+
+class SubtreeReplica {
+ public:
+  enum class State { kWaitSubscribe, kNeedSync, kSyncing, kLive };
+
+  explicit SubtreeReplica(std::string subtree, size_t max_queue = 100'000);
+
+  // The subscription is known to be active (a message arrived on its topic, or a timeout).
+  void OnSubscribed();
+  // Builds the request for the next sync and enters kSyncing. Resumes from the current position
+  // unless the last sync was rejected or the epoch changed (then a full snapshot is asked for).
+  Icanhaz MakeRequest(uint64_t request_id);
+  // A request was lost (timeout, failover, error reply): ask again later, keep the local copy.
+  void OnRequestFailed();
+  // Back to kWaitSubscribe (the agent resubscribed on a new connection).
+  void OnResubscribe();
+
+  void OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs);
+  void OnPosition(const Position& p);
+  void OnSyncRecords(uint64_t request_id, std::vector<Record>&& records);
+  void OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs);
+
+  State state() const { return state_; }
+  bool live() const { return state_ == State::kLive; }
+  uint64_t request_id() const { return request_id_; }
+  const std::string& subtree() const { return subtree_; }
+  const Position& position() const { return position_; }
+  const EntryMap& entries() const { return entries_; }
+  const ReplicaStats& stats() const { return stats_; }
+
+ private:
+  struct Queued {
+    std::string epoch;
+    Record record;
+  };
+  enum class Verdict { kApplied, kStale, kGap, kEpoch };
+
+  Verdict ApplyLive(const std::string& epoch, Record& record, ReplicaObserver* obs);
+  void Resync(bool full);
+  void Drain(ReplicaObserver* obs);
+
+  std::string subtree_;
+  size_t max_queue_;
+  State state_ = State::kWaitSubscribe;
+  Position position_;
+  EntryMap entries_;
+  bool want_full_ = false;
+  uint64_t request_id_ = 0;
+  std::vector<Record> staged_;
+  std::deque<Queued> queue_;
+  bool overflowed_ = false;
+  ReplicaStats stats_;
+};
+
+const char* StateName(SubtreeReplica::State s);
+
+}  // namespace chorus::chp

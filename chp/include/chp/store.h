@@ -1,0 +1,104 @@
+// The server's replicated hashmap: subtrees of entries, each subtree with its own epoch and
+// sequence, a bounded backlog of recent changes for resume, and server-clock TTLs.
+// Pure logic: no sockets, the clock is passed in. Not thread-safe; owned by the server's thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "chp/errc.h"
+#include "chp/types.h"
+
+namespace chorus::chp {
+
+struct StoreOptions {
+  size_t max_keys = 10'000'000;
+  size_t backlog_records = 256;          // per subtree
+  size_t backlog_bytes = 256 * 1024;     // per subtree (values + keys)
+  std::function<std::string()> new_epoch;  // default: 16 random hex digits
+};
+
+struct StoredEntry {
+  std::string value;
+  uint64_t seq = 0;
+  int64_t expires_at_ms = 0;  // 0: no TTL
+};
+
+struct Subtree {
+  std::string epoch;
+  uint64_t seq = 0;
+  std::unordered_map<std::string, StoredEntry> entries;
+  std::deque<Record> backlog;  // consecutive changes ending at `seq`
+  size_t backlog_bytes = 0;
+  size_t value_bytes = 0;
+
+  Position position() const { return {epoch, seq}; }
+};
+
+// A change the store applied: the subtree it belongs to and the record with its sequence.
+struct Change {
+  std::string_view subtree;
+  std::string_view epoch;
+  const Record* record;
+};
+
+class Store {
+ public:
+  explicit Store(StoreOptions options = {});
+
+  // Applies a set (ttl_ms 0: no TTL) or delete. A delete of a missing key changes nothing and
+  // returns the current position without a new sequence (changed=false).
+  struct Applied {
+    Position position;
+    bool changed = false;
+    Record record;
+  };
+  Result<Applied> Apply(std::string_view subtree, std::string_view key, Op op,
+                        std::string_view value, uint64_t ttl_ms, int64_t now_ms);
+
+  // Removes every entry whose TTL ran out by `now_ms`; calls `on_expired` for each, in order.
+  size_t Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired);
+  // Milliseconds of the earliest pending expiry, or -1.
+  int64_t NextExpiry() const;
+
+  const Subtree* Find(std::string_view subtree) const;
+  Position PositionOf(std::string_view subtree) const;
+  const std::unordered_map<std::string, Subtree>& subtrees() const { return subtrees_; }
+  size_t key_count() const { return key_count_; }
+
+  // Records after `from` when the subtree's backlog still covers them (spec §Resume): fills `out`
+  // and returns true; false means the caller must send a full snapshot.
+  bool ResumeFrom(std::string_view subtree, const Position& from, std::vector<Record>& out) const;
+
+  // The remaining TTL of an entry at `now_ms` (0: none).
+  static uint64_t RemainingTtl(const StoredEntry& e, int64_t now_ms);
+
+ private:
+  struct Expiry {
+    int64_t at_ms;
+    uint64_t seq;  // the entry's seq when scheduled; a mismatch means it changed since
+    std::string subtree;
+    std::string key;
+    bool operator>(const Expiry& o) const { return at_ms > o.at_ms; }
+  };
+
+  Subtree& GetOrCreate(std::string_view subtree);
+  void Append(Subtree& st, Record& r);  // assigns r.seq, keeps a copy in the backlog
+  void CompactExpiries();
+
+  StoreOptions options_;
+  std::unordered_map<std::string, Subtree> subtrees_;
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
+  size_t ttl_entries_ = 0;
+  size_t key_count_ = 0;
+};
+
+std::string RandomEpoch();
+
+}  // namespace chorus::chp

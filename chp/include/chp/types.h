@@ -1,0 +1,155 @@
+// CHP message value types (docs/protocol/chp.md). Plain values: no I/O, defaulted ==.
+// Encoding and decoding live in codec.h.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace chorus::chp {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+
+// Limits (spec section "Limits").
+inline constexpr size_t kMaxSubtreeBytes = 255;
+inline constexpr size_t kMaxKeyBytes = 1024;  // full key "subtree/key"
+inline constexpr size_t kDefaultMaxValueBytes = 1 << 20;
+inline constexpr uint64_t kMaxTtlMs = 30ull * 24 * 3600 * 1000;
+inline constexpr size_t kMaxFrameBytes = kMaxKeyBytes + (16u << 20);
+inline constexpr char kHugzTopic[] = "$HUGZ";
+inline constexpr char kAllSubtrees[] = "*";
+
+enum class Op : uint8_t { kSet = 0, kDelete = 1, kExpire = 2 };
+enum class SyncMode : uint8_t { kSnapshot = 0, kResume = 1 };
+
+enum class Command : uint8_t {
+  kHello = 1,
+  kHelloOk = 2,
+  kIcanhaz = 3,
+  kKvSync = 4,
+  kKthxbai = 5,
+  kDone = 6,
+  kKvSet = 7,
+  kKvAck = 8,
+  kError = 9,
+  kKvPub = 10,
+  kPosition = 11,
+  kHugz = 12,
+};
+
+using Uuid = std::array<uint8_t, 16>;
+
+// A subtree's position: its epoch (empty while the subtree has never existed) and the sequence of
+// its last change (0 when none).
+struct Position {
+  std::string epoch;
+  uint64_t seq = 0;
+  bool operator==(const Position&) const = default;
+};
+
+// One change (in an update or resume stream) or one entry (in a snapshot) of a subtree.
+// `key` is relative to the subtree; `ttl_ms` is the remaining time to live, 0 for none.
+struct Record {
+  std::string key;
+  Op op = Op::kSet;
+  std::string value;
+  uint64_t ttl_ms = 0;
+  uint64_t seq = 0;
+  bool operator==(const Record&) const = default;
+};
+
+// --- replica -> server (command socket) ---
+struct Hello {
+  uint32_t version = kProtocolVersion;
+  uint64_t request_id = 0;
+  bool operator==(const Hello&) const = default;
+};
+// Request for the state of one subtree ("*": every subtree). A non-empty `from.epoch` asks to
+// resume after `from`; the server answers with a snapshot when it cannot.
+struct Icanhaz {
+  uint64_t request_id = 0;
+  std::string subtree;
+  Position from;
+  bool operator==(const Icanhaz&) const = default;
+};
+struct KvSet {
+  Uuid uuid{};
+  std::string key;  // full key "subtree/key"
+  Op op = Op::kSet;
+  std::string value;
+  uint64_t ttl_ms = 0;
+  bool operator==(const KvSet&) const = default;
+};
+using CommandMessage = std::variant<Hello, Icanhaz, KvSet>;
+
+// --- server -> replica (command socket) ---
+struct HelloOk {
+  uint64_t request_id = 0;
+  uint32_t version = kProtocolVersion;
+  std::string server_id;
+  std::string publisher;  // the publisher endpoint as bound by the server
+  bool operator==(const HelloOk&) const = default;
+};
+struct KvSync {
+  uint64_t request_id = 0;
+  std::string subtree;
+  std::vector<Record> records;
+  bool operator==(const KvSync&) const = default;
+};
+struct Kthxbai {
+  uint64_t request_id = 0;
+  std::string subtree;
+  Position position;
+  uint64_t count = 0;
+  SyncMode mode = SyncMode::kSnapshot;
+  bool operator==(const Kthxbai&) const = default;
+};
+struct Done {
+  uint64_t request_id = 0;
+  uint64_t subtrees = 0;
+  bool operator==(const Done&) const = default;
+};
+struct KvAck {
+  Uuid uuid{};
+  uint32_t status = 0;  // Errc value, 0 = applied
+  Position position;    // position after the change (or the current one for a no-op)
+  bool operator==(const KvAck&) const = default;
+};
+struct Error {
+  uint64_t request_id = 0;
+  uint32_t code = 0;
+  std::string message;
+  bool operator==(const Error&) const = default;
+};
+using ReplyMessage = std::variant<HelloOk, KvSync, Kthxbai, Done, KvAck, Error>;
+
+// --- server -> replicas (publisher socket); the topic frame is not part of the body ---
+struct KvPub {
+  std::string subtree;
+  std::string epoch;
+  Record record;
+  bool operator==(const KvPub&) const = default;
+};
+struct PositionMsg {
+  std::string subtree;
+  Position position;
+  bool operator==(const PositionMsg&) const = default;
+};
+struct Hugz {
+  uint32_t version = kProtocolVersion;
+  std::string server_id;
+  uint64_t time_ms = 0;
+  uint64_t subtrees = 0;
+  bool operator==(const Hugz&) const = default;
+};
+using PubMessage = std::variant<KvPub, PositionMsg, Hugz>;
+
+std::ostream& operator<<(std::ostream& os, const Position& p);
+std::ostream& operator<<(std::ostream& os, const Record& r);
+const char* OpName(Op op);
+
+}  // namespace chorus::chp

@@ -1,0 +1,414 @@
+// Frame layouts: docs/protocol/chp.md, "Frames". Bodies are msgpack arrays; readers accept and
+// ignore trailing elements they do not know (forward compatibility, spec §Versioning).
+#include "chp/codec.h"
+
+#include <msgpack.hpp>
+
+#include <exception>
+
+#include "chp/keys.h"
+
+namespace chorus::chp {
+namespace {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+std::string Take(msgpack::sbuffer& buf) { return std::string(buf.data(), buf.size()); }
+
+void PackStr(Packer& p, std::string_view s) {
+  p.pack_str(static_cast<uint32_t>(s.size()));
+  p.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+void PackBin(Packer& p, std::string_view s) {
+  p.pack_bin(static_cast<uint32_t>(s.size()));
+  p.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+void PackUuid(Packer& p, const Uuid& u) {
+  PackBin(p, std::string_view(reinterpret_cast<const char*>(u.data()), u.size()));
+}
+void PackHead(Packer& p, Command c, uint32_t n) {
+  p.pack_array(n);
+  p.pack_uint8(static_cast<uint8_t>(c));
+}
+
+// Reads the elements of one msgpack array in order, checking each element's type.
+class Reader {
+ public:
+  explicit Reader(const msgpack::object& o) {
+    if (o.type == msgpack::type::ARRAY) {
+      items_ = o.via.array.ptr;
+      size_ = o.via.array.size;
+      ok_ = true;
+    }
+  }
+  bool ok() const { return ok_; }
+  size_t size() const { return size_; }
+
+  template <typename T>
+  Reader& Uint(T& out) {
+    const msgpack::object* o = Next();
+    if (o == nullptr || o->type != msgpack::type::POSITIVE_INTEGER ||
+        o->via.u64 > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+      ok_ = false;
+      return *this;
+    }
+    out = static_cast<T>(o->via.u64);
+    return *this;
+  }
+  Reader& Str(std::string& out) {
+    const msgpack::object* o = Next();
+    if (o == nullptr || o->type != msgpack::type::STR) return Fail();
+    out.assign(o->via.str.ptr, o->via.str.size);
+    return *this;
+  }
+  Reader& Bin(std::string& out) {
+    const msgpack::object* o = Next();
+    if (o == nullptr || o->type != msgpack::type::BIN) return Fail();
+    out.assign(o->via.bin.ptr, o->via.bin.size);
+    return *this;
+  }
+  Reader& UuidField(Uuid& out) {
+    const msgpack::object* o = Next();
+    if (o == nullptr || o->type != msgpack::type::BIN || o->via.bin.size != out.size()) {
+      return Fail();
+    }
+    std::copy_n(reinterpret_cast<const uint8_t*>(o->via.bin.ptr), out.size(), out.begin());
+    return *this;
+  }
+  Reader& OpField(Op& out) {
+    uint8_t v = 0;
+    Uint(v);
+    if (ok_ && v > static_cast<uint8_t>(Op::kExpire)) ok_ = false;
+    out = static_cast<Op>(v);
+    return *this;
+  }
+  const msgpack::object* Next() {
+    if (!ok_ || pos_ >= size_) {
+      ok_ = false;
+      return nullptr;
+    }
+    return &items_[pos_++];
+  }
+
+ private:
+  Reader& Fail() {
+    ok_ = false;
+    return *this;
+  }
+  const msgpack::object* items_ = nullptr;
+  uint32_t size_ = 0;
+  uint32_t pos_ = 0;
+  bool ok_ = false;
+};
+
+bool ReferenceAll(msgpack::type::object_type, std::size_t, void*) { return true; }
+
+// Parses exactly one msgpack object spanning the whole body. Limits bound what a hostile frame
+// can make the parser allocate.
+bool Parse(std::string_view body, msgpack::object_handle& out) {
+  if (body.empty() || body.size() > kMaxFrameBytes) return false;
+  try {
+    std::size_t off = 0;
+    const msgpack::unpack_limit limit(/*array=*/1u << 20, /*map=*/1024, /*str=*/kMaxFrameBytes,
+                                      /*bin=*/kMaxFrameBytes, /*ext=*/1u << 16, /*depth=*/16);
+    out = msgpack::unpack(body.data(), body.size(), off, ReferenceAll, nullptr, limit);
+    return off == body.size();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+bool ReadCommand(const msgpack::object& root, Command& cmd) {
+  if (root.type != msgpack::type::ARRAY || root.via.array.size == 0) return false;
+  const msgpack::object& c = root.via.array.ptr[0];
+  if (c.type != msgpack::type::POSITIVE_INTEGER || c.via.u64 > 255) return false;
+  cmd = static_cast<Command>(c.via.u64);
+  return true;
+}
+
+bool ReadRecord(const msgpack::object& o, Record& r) {
+  Reader rd(o);
+  rd.Str(r.key).OpField(r.op).Bin(r.value).Uint(r.ttl_ms).Uint(r.seq);
+  return rd.ok();
+}
+
+}  // namespace
+
+std::string Encode(const Hello& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kHello, 3);
+  p.pack_uint32(m.version);
+  p.pack_uint64(m.request_id);
+  return Take(buf);
+}
+
+std::string Encode(const Icanhaz& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kIcanhaz, 5);
+  p.pack_uint64(m.request_id);
+  PackStr(p, m.subtree);
+  PackStr(p, m.from.epoch);
+  p.pack_uint64(m.from.seq);
+  return Take(buf);
+}
+
+std::string Encode(const KvSet& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kKvSet, 6);
+  PackUuid(p, m.uuid);
+  PackStr(p, m.key);
+  p.pack_uint8(static_cast<uint8_t>(m.op));
+  PackBin(p, m.value);
+  p.pack_uint64(m.ttl_ms);
+  return Take(buf);
+}
+
+std::string Encode(const HelloOk& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kHelloOk, 5);
+  p.pack_uint64(m.request_id);
+  p.pack_uint32(m.version);
+  PackStr(p, m.server_id);
+  PackStr(p, m.publisher);
+  return Take(buf);
+}
+
+std::string Encode(const KvSync& m) {
+  msgpack::sbuffer buf(64 + m.records.size() * 64);
+  Packer p(buf);
+  PackHead(p, Command::kKvSync, 4);
+  p.pack_uint64(m.request_id);
+  PackStr(p, m.subtree);
+  p.pack_array(static_cast<uint32_t>(m.records.size()));
+  for (const Record& r : m.records) {
+    p.pack_array(5);
+    PackStr(p, r.key);
+    p.pack_uint8(static_cast<uint8_t>(r.op));
+    PackBin(p, r.value);
+    p.pack_uint64(r.ttl_ms);
+    p.pack_uint64(r.seq);
+  }
+  return Take(buf);
+}
+
+std::string Encode(const Kthxbai& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kKthxbai, 7);
+  p.pack_uint64(m.request_id);
+  PackStr(p, m.subtree);
+  PackStr(p, m.position.epoch);
+  p.pack_uint64(m.position.seq);
+  p.pack_uint64(m.count);
+  p.pack_uint8(static_cast<uint8_t>(m.mode));
+  return Take(buf);
+}
+
+std::string Encode(const Done& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kDone, 3);
+  p.pack_uint64(m.request_id);
+  p.pack_uint64(m.subtrees);
+  return Take(buf);
+}
+
+std::string Encode(const KvAck& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kKvAck, 5);
+  PackUuid(p, m.uuid);
+  p.pack_uint32(m.status);
+  PackStr(p, m.position.epoch);
+  p.pack_uint64(m.position.seq);
+  return Take(buf);
+}
+
+std::string Encode(const Error& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kError, 4);
+  p.pack_uint64(m.request_id);
+  p.pack_uint32(m.code);
+  PackStr(p, m.message);
+  return Take(buf);
+}
+
+std::string Encode(const KvPub& m) {
+  msgpack::sbuffer buf(48 + m.record.value.size());
+  Packer p(buf);
+  PackHead(p, Command::kKvPub, 6);
+  PackStr(p, m.epoch);
+  p.pack_uint64(m.record.seq);
+  p.pack_uint8(static_cast<uint8_t>(m.record.op));
+  PackBin(p, m.record.value);
+  p.pack_uint64(m.record.ttl_ms);
+  return Take(buf);
+}
+
+std::string Encode(const PositionMsg& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kPosition, 3);
+  PackStr(p, m.position.epoch);
+  p.pack_uint64(m.position.seq);
+  return Take(buf);
+}
+
+std::string Encode(const Hugz& m) {
+  msgpack::sbuffer buf;
+  Packer p(buf);
+  PackHead(p, Command::kHugz, 5);
+  p.pack_uint32(m.version);
+  PackStr(p, m.server_id);
+  p.pack_uint64(m.time_ms);
+  p.pack_uint64(m.subtrees);
+  return Take(buf);
+}
+
+std::string Topic(const KvPub& m) { return JoinKey(m.subtree, m.record.key); }
+std::string Topic(const PositionMsg& m) { return TopicPrefix(m.subtree); }
+
+Result<CommandMessage> DecodeCommand(std::string_view body) {
+  msgpack::object_handle h;
+  Command cmd{};
+  if (!Parse(body, h) || !ReadCommand(h.get(), cmd)) return Errc::kMalformed;
+  Reader rd(h.get());
+  uint8_t code = 0;
+  rd.Uint(code);
+  switch (cmd) {
+    case Command::kHello: {
+      Hello m;
+      rd.Uint(m.version).Uint(m.request_id);
+      if (rd.ok()) return CommandMessage{m};
+      break;
+    }
+    case Command::kIcanhaz: {
+      Icanhaz m;
+      rd.Uint(m.request_id).Str(m.subtree).Str(m.from.epoch).Uint(m.from.seq);
+      if (rd.ok()) return CommandMessage{std::move(m)};
+      break;
+    }
+    case Command::kKvSet: {
+      KvSet m;
+      rd.UuidField(m.uuid).Str(m.key).OpField(m.op).Bin(m.value).Uint(m.ttl_ms);
+      if (rd.ok()) return CommandMessage{std::move(m)};
+      break;
+    }
+    default:
+      return Errc::kUnknownCommand;
+  }
+  return Errc::kMalformed;
+}
+
+Result<ReplyMessage> DecodeReply(std::string_view body) {
+  msgpack::object_handle h;
+  Command cmd{};
+  if (!Parse(body, h) || !ReadCommand(h.get(), cmd)) return Errc::kMalformed;
+  Reader rd(h.get());
+  uint8_t code = 0;
+  rd.Uint(code);
+  switch (cmd) {
+    case Command::kHelloOk: {
+      HelloOk m;
+      rd.Uint(m.request_id).Uint(m.version).Str(m.server_id).Str(m.publisher);
+      if (rd.ok()) return ReplyMessage{std::move(m)};
+      break;
+    }
+    case Command::kKvSync: {
+      KvSync m;
+      rd.Uint(m.request_id).Str(m.subtree);
+      const msgpack::object* list = rd.Next();
+      if (!rd.ok() || list->type != msgpack::type::ARRAY) break;
+      m.records.resize(list->via.array.size);
+      for (uint32_t i = 0; i < list->via.array.size; ++i) {
+        if (!ReadRecord(list->via.array.ptr[i], m.records[i])) return Errc::kMalformed;
+      }
+      return ReplyMessage{std::move(m)};
+    }
+    case Command::kKthxbai: {
+      Kthxbai m;
+      uint8_t mode = 0;
+      rd.Uint(m.request_id).Str(m.subtree).Str(m.position.epoch).Uint(m.position.seq);
+      rd.Uint(m.count).Uint(mode);
+      if (rd.ok() && mode <= static_cast<uint8_t>(SyncMode::kResume)) {
+        m.mode = static_cast<SyncMode>(mode);
+        return ReplyMessage{std::move(m)};
+      }
+      break;
+    }
+    case Command::kDone: {
+      Done m;
+      rd.Uint(m.request_id).Uint(m.subtrees);
+      if (rd.ok()) return ReplyMessage{m};
+      break;
+    }
+    case Command::kKvAck: {
+      KvAck m;
+      rd.UuidField(m.uuid).Uint(m.status).Str(m.position.epoch).Uint(m.position.seq);
+      if (rd.ok()) return ReplyMessage{std::move(m)};
+      break;
+    }
+    case Command::kError: {
+      Error m;
+      rd.Uint(m.request_id).Uint(m.code).Str(m.message);
+      if (rd.ok()) return ReplyMessage{std::move(m)};
+      break;
+    }
+    default:
+      return Errc::kUnknownCommand;
+  }
+  return Errc::kMalformed;
+}
+
+Result<PubMessage> DecodePub(std::string_view topic, std::string_view body) {
+  msgpack::object_handle h;
+  Command cmd{};
+  if (!Parse(body, h) || !ReadCommand(h.get(), cmd)) return Errc::kMalformed;
+  Reader rd(h.get());
+  uint8_t code = 0;
+  rd.Uint(code);
+  switch (cmd) {
+    case Command::kKvPub: {
+      auto parts = SplitKey(topic);
+      if (!parts) return Errc::kMalformed;
+      KvPub m;
+      m.subtree.assign(parts->subtree);
+      m.record.key.assign(parts->key);
+      rd.Str(m.epoch).Uint(m.record.seq).OpField(m.record.op).Bin(m.record.value);
+      rd.Uint(m.record.ttl_ms);
+      if (rd.ok()) return PubMessage{std::move(m)};
+      break;
+    }
+    case Command::kPosition: {
+      if (topic.size() < 2 || topic.back() != '/') return Errc::kMalformed;
+      PositionMsg m;
+      m.subtree.assign(topic.substr(0, topic.size() - 1));
+      if (!IsValidSubtree(m.subtree)) return Errc::kMalformed;
+      rd.Str(m.position.epoch).Uint(m.position.seq);
+      if (rd.ok()) return PubMessage{std::move(m)};
+      break;
+    }
+    case Command::kHugz: {
+      if (topic != kHugzTopic) return Errc::kMalformed;
+      Hugz m;
+      rd.Uint(m.version).Str(m.server_id).Uint(m.time_ms).Uint(m.subtrees);
+      if (rd.ok()) return PubMessage{std::move(m)};
+      break;
+    }
+    default:
+      return Errc::kUnknownCommand;
+  }
+  return Errc::kMalformed;
+}
+
+bool IsMsgpackValue(std::string_view value) {
+  msgpack::object_handle h;
+  return Parse(value, h);
+}
+
+}  // namespace chorus::chp

@@ -1,0 +1,185 @@
+#include "chp/replica.h"
+
+#include <utility>
+
+namespace chorus::chp {
+
+const char* StateName(SubtreeReplica::State s) {
+  switch (s) {
+    case SubtreeReplica::State::kWaitSubscribe: return "wait-subscribe";
+    case SubtreeReplica::State::kNeedSync: return "need-sync";
+    case SubtreeReplica::State::kSyncing: return "syncing";
+    case SubtreeReplica::State::kLive: return "live";
+  }
+  return "?";
+}
+
+SubtreeReplica::SubtreeReplica(std::string subtree, size_t max_queue)
+    : subtree_(std::move(subtree)), max_queue_(max_queue) {}
+
+void SubtreeReplica::OnSubscribed() {
+  if (state_ == State::kWaitSubscribe) state_ = State::kNeedSync;
+}
+
+void SubtreeReplica::OnResubscribe() {
+  state_ = State::kWaitSubscribe;
+  staged_.clear();
+  queue_.clear();
+  overflowed_ = false;
+}
+
+Icanhaz SubtreeReplica::MakeRequest(uint64_t request_id) {
+  state_ = State::kSyncing;
+  request_id_ = request_id;
+  staged_.clear();
+  Icanhaz req{request_id, subtree_, {}};
+  if (!want_full_) req.from = position_;
+  return req;
+}
+
+void SubtreeReplica::OnRequestFailed() {
+  if (state_ != State::kSyncing) return;
+  ++stats_.failed_requests;
+  staged_.clear();
+  state_ = State::kNeedSync;
+}
+
+void SubtreeReplica::Resync(bool full) {
+  want_full_ = want_full_ || full;
+  staged_.clear();
+  state_ = State::kNeedSync;
+}
+
+SubtreeReplica::Verdict SubtreeReplica::ApplyLive(const std::string& epoch, Record& record,
+                                                  ReplicaObserver* obs) {
+  if (position_.epoch.empty()) {
+    // An unborn subtree (spec §Replica: empty epoch) accepts the first change of any epoch.
+    if (record.seq != 1) return Verdict::kGap;
+    position_.epoch = epoch;
+  } else if (epoch != position_.epoch) {
+    return Verdict::kEpoch;
+  } else if (record.seq <= position_.seq) {
+    return Verdict::kStale;
+  } else if (record.seq != position_.seq + 1) {
+    return Verdict::kGap;
+  }
+  position_.seq = record.seq;
+  if (record.op == Op::kSet) {
+    ReplicaEntry& e = entries_[record.key];
+    e.value = record.value;
+    e.seq = record.seq;
+  } else {
+    entries_.erase(record.key);
+  }
+  ++stats_.applied;
+  if (obs != nullptr) obs->OnChange(subtree_, position_.epoch, record);
+  return Verdict::kApplied;
+}
+
+void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs) {
+  if (state_ != State::kLive) {
+    if (state_ == State::kWaitSubscribe) state_ = State::kNeedSync;
+    if (queue_.size() >= max_queue_) {
+      // Dropping queued updates would leave a hole: remember and resync after this sync ends.
+      if (!overflowed_) ++stats_.overflows;
+      overflowed_ = true;
+      queue_.clear();
+      return;
+    }
+    if (!overflowed_) queue_.push_back(Queued{epoch, std::move(record)});
+    return;
+  }
+  switch (ApplyLive(epoch, record, obs)) {
+    case Verdict::kApplied: return;
+    case Verdict::kStale: ++stats_.stale; return;
+    case Verdict::kGap:
+      ++stats_.gaps;
+      Resync(false);
+      return;
+    case Verdict::kEpoch:
+      ++stats_.epoch_changes;
+      Resync(true);
+      return;
+  }
+}
+
+void SubtreeReplica::OnPosition(const Position& p) {
+  if (state_ == State::kWaitSubscribe) {
+    state_ = State::kNeedSync;
+    return;
+  }
+  if (state_ != State::kLive) return;
+  if (p.epoch != position_.epoch) {
+    // Includes the server having lost the subtree (empty epoch) and a subtree born meanwhile.
+    if (p.epoch.empty() && position_.seq == 0) return;  // both unborn
+    ++stats_.epoch_changes;
+    Resync(true);
+  } else if (p.seq > position_.seq) {
+    ++stats_.behind;
+    Resync(false);
+  }
+}
+
+void SubtreeReplica::OnSyncRecords(uint64_t request_id, std::vector<Record>&& records) {
+  if (state_ != State::kSyncing || request_id != request_id_) return;
+  if (staged_.empty()) {
+    staged_ = std::move(records);
+  } else {
+    staged_.insert(staged_.end(), std::make_move_iterator(records.begin()),
+                   std::make_move_iterator(records.end()));
+  }
+}
+
+void SubtreeReplica::OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs) {
+  if (state_ != State::kSyncing || end.request_id != request_id_) return;
+  bool ok = end.count == staged_.size();
+  if (ok && end.mode == SyncMode::kResume) {
+    // A resume continues our own stream: same epoch, consecutive sequences up to the end.
+    ok = end.position.epoch == position_.epoch;
+    uint64_t expect = position_.seq + 1;
+    for (const Record& r : staged_) {
+      ok = ok && r.seq == expect++;
+    }
+    ok = ok && expect - 1 == end.position.seq;
+  }
+  if (!ok) {
+    ++stats_.rejected;
+    staged_.clear();
+    Resync(true);
+    return;
+  }
+  if (end.mode == SyncMode::kSnapshot) {
+    entries_.clear();
+    entries_.reserve(staged_.size());
+    for (Record& r : staged_) {
+      entries_[std::move(r.key)] = ReplicaEntry{std::move(r.value), r.seq};
+    }
+    position_ = end.position;
+    ++stats_.snapshots;
+    if (obs != nullptr) obs->OnReset(subtree_, position_, entries_);
+  } else {
+    for (Record& r : staged_) ApplyLive(position_.epoch, r, obs);
+    ++stats_.resumes;
+  }
+  staged_.clear();
+  want_full_ = false;
+  state_ = State::kLive;
+  Drain(obs);
+}
+
+void SubtreeReplica::Drain(ReplicaObserver* obs) {
+  if (overflowed_) {
+    overflowed_ = false;
+    queue_.clear();
+    Resync(false);
+    return;
+  }
+  while (!queue_.empty() && state_ == State::kLive) {
+    Queued q = std::move(queue_.front());
+    queue_.pop_front();
+    OnUpdate(q.epoch, std::move(q.record), obs);
+  }
+  if (state_ != State::kLive) queue_.clear();
+}
+
+}  // namespace chorus::chp

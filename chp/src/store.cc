@@ -1,0 +1,161 @@
+#include "chp/store.h"
+
+#include <cassert>
+#include <cstdio>
+#include <random>
+
+namespace chorus::chp {
+
+std::string RandomEpoch() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+Store::Store(StoreOptions options) : options_(std::move(options)) {
+  if (!options_.new_epoch) options_.new_epoch = RandomEpoch;
+}
+
+Subtree& Store::GetOrCreate(std::string_view subtree) {
+  auto it = subtrees_.find(std::string(subtree));
+  if (it != subtrees_.end()) return it->second;
+  Subtree st;
+  st.epoch = options_.new_epoch();
+  return subtrees_.emplace(std::string(subtree), std::move(st)).first->second;
+}
+
+void Store::Append(Subtree& st, Record& r) {
+  r.seq = ++st.seq;
+  st.backlog_bytes += r.key.size() + r.value.size();
+  st.backlog.push_back(r);
+  while (!st.backlog.empty() && (st.backlog.size() > options_.backlog_records ||
+                                 st.backlog_bytes > options_.backlog_bytes)) {
+    st.backlog_bytes -= st.backlog.front().key.size() + st.backlog.front().value.size();
+    st.backlog.pop_front();
+  }
+  // A single record larger than the byte cap leaves the backlog empty: resume past it is
+  // impossible and the replica takes a snapshot, which is correct.
+}
+
+Result<Store::Applied> Store::Apply(std::string_view subtree, std::string_view key, Op op,
+                                    std::string_view value, uint64_t ttl_ms, int64_t now_ms) {
+  if (ttl_ms > kMaxTtlMs) return Errc::kBadTtl;
+  if (op == Op::kSet) {
+    Subtree* existing = nullptr;
+    if (auto it = subtrees_.find(std::string(subtree)); it != subtrees_.end()) {
+      existing = &it->second;
+    }
+    const bool is_new_key =
+        existing == nullptr || existing->entries.find(std::string(key)) == existing->entries.end();
+    if (is_new_key && key_count_ >= options_.max_keys) return Errc::kFull;
+    Subtree& st = existing != nullptr ? *existing : GetOrCreate(subtree);
+    StoredEntry& e = st.entries[std::string(key)];
+    if (is_new_key) ++key_count_;
+    st.value_bytes = st.value_bytes - e.value.size() + value.size();
+    if (e.expires_at_ms != 0) --ttl_entries_;
+    e.value.assign(value);
+    e.expires_at_ms = ttl_ms == 0 ? 0 : now_ms + static_cast<int64_t>(ttl_ms);
+    Record rec{std::string(key), Op::kSet, std::string(value), ttl_ms, 0};
+    Append(st, rec);
+    e.seq = rec.seq;
+    if (e.expires_at_ms != 0) {
+      ++ttl_entries_;
+      expiries_.push(Expiry{e.expires_at_ms, e.seq, std::string(subtree), std::string(key)});
+      CompactExpiries();
+    }
+    return Applied{st.position(), true, std::move(rec)};
+  }
+  // Delete (kExpire is reserved for the server's own expiry).
+  if (op != Op::kDelete) return Errc::kMalformed;
+  auto it = subtrees_.find(std::string(subtree));
+  if (it == subtrees_.end()) return Applied{Position{}, false, {}};
+  Subtree& st = it->second;
+  auto eit = st.entries.find(std::string(key));
+  if (eit == st.entries.end()) return Applied{st.position(), false, {}};
+  if (eit->second.expires_at_ms != 0) --ttl_entries_;
+  st.value_bytes -= eit->second.value.size();
+  st.entries.erase(eit);
+  --key_count_;
+  Record rec{std::string(key), Op::kDelete, {}, 0, 0};
+  Append(st, rec);
+  return Applied{st.position(), true, std::move(rec)};
+}
+
+size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired) {
+  size_t n = 0;
+  while (!expiries_.empty() && expiries_.top().at_ms <= now_ms) {
+    Expiry x = expiries_.top();
+    expiries_.pop();
+    auto it = subtrees_.find(x.subtree);
+    if (it == subtrees_.end()) continue;
+    Subtree& st = it->second;
+    auto eit = st.entries.find(x.key);
+    // Stale heap entry: the key was rewritten or deleted after this expiry was scheduled.
+    if (eit == st.entries.end() || eit->second.seq != x.seq || eit->second.expires_at_ms == 0) {
+      continue;
+    }
+    st.value_bytes -= eit->second.value.size();
+    st.entries.erase(eit);
+    --key_count_;
+    --ttl_entries_;
+    Record rec{x.key, Op::kExpire, {}, 0, 0};
+    Append(st, rec);
+    if (on_expired) on_expired(Change{it->first, st.epoch, &rec});
+    ++n;
+  }
+  return n;
+}
+
+int64_t Store::NextExpiry() const { return expiries_.empty() ? -1 : expiries_.top().at_ms; }
+
+void Store::CompactExpiries() {
+  // Rewriting a TTL key leaves its old heap entry behind; rebuild when stale ones dominate so the
+  // heap stays proportional to the live TTL entries.
+  if (expiries_.size() < 1024 || expiries_.size() < 4 * ttl_entries_) return;
+  std::vector<Expiry> live;
+  live.reserve(ttl_entries_);
+  while (!expiries_.empty()) {
+    Expiry x = expiries_.top();
+    expiries_.pop();
+    auto it = subtrees_.find(x.subtree);
+    if (it == subtrees_.end()) continue;
+    auto eit = it->second.entries.find(x.key);
+    if (eit != it->second.entries.end() && eit->second.seq == x.seq &&
+        eit->second.expires_at_ms != 0) {
+      live.push_back(std::move(x));
+    }
+  }
+  expiries_ = decltype(expiries_)(std::greater<>(), std::move(live));
+}
+
+const Subtree* Store::Find(std::string_view subtree) const {
+  auto it = subtrees_.find(std::string(subtree));
+  return it == subtrees_.end() ? nullptr : &it->second;
+}
+
+Position Store::PositionOf(std::string_view subtree) const {
+  const Subtree* st = Find(subtree);
+  return st == nullptr ? Position{} : st->position();
+}
+
+bool Store::ResumeFrom(std::string_view subtree, const Position& from,
+                       std::vector<Record>& out) const {
+  const Subtree* st = Find(subtree);
+  if (st == nullptr || from.epoch.empty() || from.epoch != st->epoch || from.seq > st->seq) {
+    return false;
+  }
+  if (from.seq == st->seq) return true;  // up to date: nothing to send
+  if (st->backlog.empty() || st->backlog.front().seq > from.seq + 1) return false;
+  const size_t first = from.seq + 1 - st->backlog.front().seq;
+  out.insert(out.end(), st->backlog.begin() + static_cast<std::ptrdiff_t>(first),
+             st->backlog.end());
+  return true;
+}
+
+uint64_t Store::RemainingTtl(const StoredEntry& e, int64_t now_ms) {
+  if (e.expires_at_ms == 0) return 0;
+  return e.expires_at_ms > now_ms ? static_cast<uint64_t>(e.expires_at_ms - now_ms) : 1;
+}
+
+}  // namespace chorus::chp

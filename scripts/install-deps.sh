@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Chorus needs to build and test. Idempotent: it installs only
+# what is missing, so running it on a ready machine costs a few dpkg queries.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config ccache git
+  libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libhiredis-dev
+  googletest libgtest-dev libgmock-dev
+  libspdlog-dev libfmt-dev libcli11-dev
+  clang clang-format libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
