@@ -1,0 +1,143 @@
+// The replica agent (docs/protocol/chp.md, "Replica behaviour"): follows subtrees of one logical
+// server, given as a list of command endpoints tried in order (failover after silence). Owns a
+// DEALER (HELLO, ICANHAZ, KVSET) and a SUB, and one SubtreeReplica per followed subtree.
+// Not thread-safe: owned by the thread that polls it; observer and ack callbacks run there.
+// To follow several servers from one thread, poll several agents with PollOnce.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "chp/errc.h"
+#include "chp/log.h"
+#include "chp/loop.h"
+#include "chp/replica.h"
+#include "chp/types.h"
+
+namespace chorus::chp {
+
+struct AgentOptions {
+  std::vector<std::string> endpoints;  // command endpoints of one logical server, failover order
+  std::chrono::milliseconds connect_timeout{1000};    // HELLO unanswered: try the next endpoint
+  std::chrono::milliseconds silence_timeout{2000};    // publisher silent: fail over
+  std::chrono::milliseconds subscribe_timeout{500};   // no welcome POSITION: sync anyway
+  std::chrono::milliseconds request_timeout{3000};    // no progress on a sync or KVSET: re-send
+  size_t max_queue = 100'000;     // updates queued per subtree while it syncs
+  size_t max_outstanding = 64;    // sync requests in flight per connection
+  size_t max_unacked = 10'000;    // KVSETs awaiting KVACK
+  int rcv_hwm = 100'000;
+};
+
+struct AgentStats {
+  uint64_t connects = 0;    // HELLO_OK received
+  uint64_t failovers = 0;   // connections abandoned for silence or no HELLO_OK
+  uint64_t requests = 0;    // ICANHAZ sent
+  uint64_t timeouts = 0;    // sync requests re-sent after request_timeout
+  uint64_t errors = 0;      // ERROR replies
+  uint64_t malformed = 0;   // frames dropped as undecodable
+  uint64_t kvset_retries = 0;
+  uint64_t updates = 0;     // KVPUB received
+};
+
+class ReplicaAgent final : public Pollable {
+ public:
+  using AckHandler = std::function<void(const KvAck&)>;
+
+  ReplicaAgent(zmq::context_t& ctx, AgentOptions options, ReplicaObserver* observer = nullptr);
+  ~ReplicaAgent() override;
+
+  Result<Unit> Follow(const std::string& subtree);
+  // Follows every subtree the server has or will have (spec: "*" snapshot plus prefix "").
+  void FollowAll();
+  void Unfollow(const std::string& subtree);
+
+  // Sends a KVSET with a fresh UUID, re-sent until acknowledged (the server applies it once).
+  Result<Uuid> Set(std::string_view key, std::string_view value, uint64_t ttl_ms = 0,
+                   AckHandler on_ack = nullptr);
+  Result<Uuid> Erase(std::string_view key, AckHandler on_ack = nullptr);
+
+  void RunOnce(std::chrono::milliseconds max_wait) { PollOnce({this}, max_wait); }
+  size_t AddPollItems(std::vector<zmq::pollitem_t>& items) override;
+  void HandleEvents(const zmq::pollitem_t* items, Clock::time_point now) override;
+  Clock::time_point NextDeadline() const override;
+
+  // Connected: HELLO answered and the publisher heard from within the silence timeout.
+  bool connected() const { return link_ == Link::kLive; }
+  // Every followed subtree is live (and, when following all, the "*" snapshot is complete).
+  bool AllLive() const;
+  const std::string& server_id() const { return server_id_; }
+  const std::string& endpoint() const;
+  const SubtreeReplica* Find(std::string_view subtree) const;
+  const std::map<std::string, SubtreeReplica, std::less<>>& replicas() const { return replicas_; }
+  const AgentStats& stats() const { return stats_; }
+  ReplicaStats TotalReplicaStats() const;
+  size_t unacked() const { return unacked_.size(); }
+
+ private:
+  enum class Link { kIdle, kHello, kSubscribing, kLive };
+  struct Outstanding {
+    std::string subtree;  // empty for the "*" request
+    Clock::time_point deadline;
+  };
+  struct Unacked {
+    std::string body;
+    AckHandler on_ack;
+    Clock::time_point deadline;
+  };
+  struct UuidHash {
+    size_t operator()(const Uuid& u) const noexcept;
+  };
+
+  void Connect(Clock::time_point now);
+  void Failover(Clock::time_point now, const char* why);
+  void OnHelloOk(const HelloOk& m, Clock::time_point now);
+  void ReadReplies(Clock::time_point now);
+  void ReadPublisher(Clock::time_point now);
+  void HandleReply(ReplyMessage&& m, Clock::time_point now);
+  void HandlePub(PubMessage&& m);
+  void SendRequests(Clock::time_point now);
+  void CheckTimeouts(Clock::time_point now);
+  bool SendBody(const std::string& body);
+  SubtreeReplica* ReplicaFor(const std::string& subtree, bool create);
+  SubtreeReplica& AddReplica(const std::string& subtree);
+  Result<Uuid> SendSet(KvSet m, AckHandler on_ack);
+
+  zmq::context_t& ctx_;
+  AgentOptions options_;
+  ReplicaObserver* observer_;
+  AgentStats stats_;
+  LogOnce log_once_;
+
+  std::optional<zmq::socket_t> dealer_;
+  std::optional<zmq::socket_t> sub_;
+  Link link_ = Link::kIdle;
+  size_t endpoint_index_ = 0;
+  std::string server_id_;
+  uint64_t next_request_id_ = 1;
+  uint64_t hello_request_id_ = 0;
+  Clock::time_point link_deadline_{};      // HELLO or silence deadline
+  Clock::time_point subscribe_deadline_{};
+
+  std::map<std::string, SubtreeReplica, std::less<>> replicas_;
+  std::unordered_map<uint64_t, Outstanding> outstanding_;
+
+  bool follow_all_ = false;
+  enum class AllState { kWaitSubscribe, kNeedSync, kSyncing, kLive } all_state_ =
+      AllState::kWaitSubscribe;
+  uint64_t all_request_id_ = 0;
+
+  std::unordered_map<Uuid, Unacked, UuidHash> unacked_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace chorus::chp

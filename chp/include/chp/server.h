@@ -1,0 +1,169 @@
+// The CHP server (docs/protocol/chp.md, "Server behaviour"): owns the Store, a ROUTER command
+// socket (HELLO, ICANHAZ, KVSET) and an XPUB publisher (KVPUB, POSITION, HUGZ).
+// Not thread-safe: every method runs on the owner thread, the one that polls it. ServerThread
+// runs one on a thread of its own.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "chp/errc.h"
+#include "chp/log.h"
+#include "chp/loop.h"
+#include "chp/store.h"
+#include "chp/types.h"
+
+namespace chorus::chp {
+
+struct ServerOptions {
+  std::string command_endpoint = "tcp://127.0.0.1:0";    // ROUTER; port 0 picks a free port
+  std::string publisher_endpoint = "tcp://127.0.0.1:0";  // XPUB
+  std::string server_id;                                 // default: random
+  std::chrono::milliseconds heartbeat_interval{500};
+  size_t max_value_bytes = kDefaultMaxValueBytes;
+  size_t positions_per_sweep = 256;     // unchanged subtrees announced per heartbeat
+  size_t max_positions_per_tick = 10'000;
+  size_t dedup_window = 65'536;         // KVSET UUIDs remembered
+  size_t max_pending_bytes = size_t{1} << 30;  // queued reply bytes, all peers together
+  size_t snapshot_batch_records = 512;
+  size_t snapshot_batch_bytes = 256 * 1024;
+  int publisher_hwm = 100'000;
+  int command_hwm = 100'000;
+  StoreOptions store;
+};
+
+struct ServerStats {
+  uint64_t changes = 0;          // sequenced changes (sets, deletes, expiries)
+  uint64_t expiries = 0;
+  uint64_t kvsets = 0;           // KVSET commands received
+  uint64_t kvset_rejected = 0;   // answered with a non-zero status
+  uint64_t duplicates = 0;       // KVSETs answered from the UUID window
+  uint64_t snapshots = 0;        // full snapshots served (per subtree)
+  uint64_t resumes = 0;          // resume streams served
+  uint64_t malformed = 0;        // frames dropped as undecodable
+  uint64_t unknown = 0;          // frames with an unknown command code
+  uint64_t dropped_replies = 0;  // peers whose queued replies were discarded (gone or over cap)
+  uint64_t published = 0;        // messages handed to the publisher
+  size_t pending_bytes = 0;      // reply bytes queued behind a full ROUTER pipe now
+  size_t pending_peak = 0;
+};
+
+class Server final : public Pollable {
+ public:
+  using Observer = std::function<void(const Change&)>;
+
+  // Binds both sockets. Errors (bad endpoint, address in use) are returned, with the zmq
+  // message logged.
+  static Result<std::unique_ptr<Server>> Create(zmq::context_t& ctx, ServerOptions options);
+  ~Server() override;
+
+  const std::string& command_endpoint() const { return command_endpoint_; }
+  const std::string& publisher_endpoint() const { return publisher_endpoint_; }
+  const std::string& server_id() const { return options_.server_id; }
+
+  // Local writes by the owner thread (no UUID window, value trusted to be msgpack).
+  Result<Position> Set(std::string_view key, std::string_view value, uint64_t ttl_ms = 0);
+  Result<Position> Erase(std::string_view key);
+  // Called for every sequenced change, after it is published.
+  void set_observer(Observer obs) { observer_ = std::move(obs); }
+
+  // Polls this server alone for up to `max_wait`.
+  void RunOnce(std::chrono::milliseconds max_wait) { PollOnce({this}, max_wait); }
+
+  size_t AddPollItems(std::vector<zmq::pollitem_t>& items) override;
+  void HandleEvents(const zmq::pollitem_t* items, Clock::time_point now) override;
+  Clock::time_point NextDeadline() const override;
+
+  const Store& store() const { return store_; }
+  const ServerStats& stats() const { return stats_; }
+
+ private:
+  struct Outgoing {
+    std::vector<std::string> envelope;  // routing frames, identity first
+    std::string body;
+  };
+  struct PeerQueue {
+    std::deque<Outgoing> frames;
+    size_t bytes = 0;
+    bool discarding = false;  // over the cap: the rest of the current reply is dropped
+  };
+  enum class SendResult { kSent, kAgain, kGone };
+
+  Server(zmq::context_t& ctx, ServerOptions options);
+  void ReadCommands();
+  void ReadSubscriptions();
+  void HandleCommand(std::vector<std::string>&& envelope, std::string_view body);
+  void HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m);
+  void HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m);
+  void ServeSubtree(const std::vector<std::string>& envelope, uint64_t request_id,
+                    const std::string& name, const Subtree* st, const Position& from);
+  void Reply(const std::vector<std::string>& envelope, std::string body);
+  SendResult TrySend(const Outgoing& out);
+  void FlushPending();
+  void Publish(std::string_view topic, std::string_view body);
+  void PublishChange(const Change& c);
+  void PublishPosition(std::string_view subtree);
+  void Heartbeat(Clock::time_point now);
+  void ExpireDue(Clock::time_point now);
+  Result<Position> ApplyChecked(std::string_view key, Op op, std::string_view value,
+                                uint64_t ttl_ms);
+
+  ServerOptions options_;
+  zmq::socket_t router_;
+  zmq::socket_t xpub_;
+  std::string command_endpoint_;
+  std::string publisher_endpoint_;
+  Store store_;
+  Observer observer_;
+  ServerStats stats_;
+  LogOnce log_once_;
+
+  std::unordered_map<std::string, PeerQueue> pending_;
+  Clock::time_point pollout_backoff_until_{};
+
+  struct UuidHash {
+    size_t operator()(const Uuid& u) const noexcept;
+  };
+  std::unordered_map<Uuid, KvAck, UuidHash> acks_;
+  std::deque<Uuid> ack_order_;
+
+  std::unordered_set<std::string> dirty_;  // subtrees changed since the last heartbeat
+  std::vector<std::string> sweep_;
+  size_t sweep_pos_ = 0;
+  Clock::time_point next_heartbeat_{};
+};
+
+// Runs a Server on a thread of its own, with its own zmq context.
+class ServerThread {
+ public:
+  static Result<std::unique_ptr<ServerThread>> Start(ServerOptions options);
+  ~ServerThread();
+  ServerThread(const ServerThread&) = delete;
+  ServerThread& operator=(const ServerThread&) = delete;
+
+  const std::string& command_endpoint() const { return command_endpoint_; }
+  const std::string& publisher_endpoint() const { return publisher_endpoint_; }
+  const std::string& server_id() const { return server_id_; }
+  void Stop();
+
+ private:
+  ServerThread() = default;
+  zmq::context_t ctx_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::string command_endpoint_;
+  std::string publisher_endpoint_;
+  std::string server_id_;
+};
+
+}  // namespace chorus::chp

@@ -1,0 +1,432 @@
+// Implements docs/protocol/chp.md, "Replica behaviour" (the socket side; the per-subtree rules
+// are in replica.cc).
+#include "chp/agent.h"
+
+#include <cstring>
+
+#include <zmq_addon.hpp>
+
+#include "chp/codec.h"
+#include "chp/keys.h"
+
+namespace chorus::chp {
+namespace {
+
+constexpr size_t kMaxReadsPerPoll = 4096;
+enum LogKind : unsigned { kLogMalformed, kLogError, kLogFailover };
+
+// For tcp, the publisher is reached on the host used for the command endpoint and the port the
+// server bound (spec: HELLO_OK), so servers bound to a wildcard address work.
+std::string PublisherFor(const std::string& command, const std::string& publisher) {
+  const std::string tcp = "tcp://";
+  if (!command.starts_with(tcp) || !publisher.starts_with(tcp)) return publisher;
+  const size_t host_end = command.rfind(':');
+  const size_t port_pos = publisher.rfind(':');
+  if (host_end == std::string::npos || port_pos == std::string::npos) return publisher;
+  return command.substr(0, host_end) + publisher.substr(port_pos);
+}
+
+}  // namespace
+
+size_t ReplicaAgent::UuidHash::operator()(const Uuid& u) const noexcept {
+  uint64_t h = 0;
+  std::memcpy(&h, u.data(), sizeof h);
+  return static_cast<size_t>(h);
+}
+
+ReplicaAgent::ReplicaAgent(zmq::context_t& ctx, AgentOptions options, ReplicaObserver* observer)
+    : ctx_(ctx), options_(std::move(options)), observer_(observer), rng_(std::random_device{}()) {}
+
+ReplicaAgent::~ReplicaAgent() = default;
+
+const std::string& ReplicaAgent::endpoint() const {
+  static const std::string kNone;
+  return options_.endpoints.empty() ? kNone : options_.endpoints[endpoint_index_];
+}
+
+SubtreeReplica& ReplicaAgent::AddReplica(const std::string& subtree) {
+  auto [it, inserted] = replicas_.try_emplace(subtree, subtree, options_.max_queue);
+  return it->second;
+}
+
+Result<Unit> ReplicaAgent::Follow(const std::string& subtree) {
+  if (!IsValidSubtree(subtree)) return Errc::kBadKey;
+  if (replicas_.contains(subtree)) return Unit{};
+  AddReplica(subtree);
+  // Subscribe first (spec: the subscription precedes the request).
+  if (sub_ && !follow_all_) sub_->set(zmq::sockopt::subscribe, TopicPrefix(subtree));
+  return Unit{};
+}
+
+void ReplicaAgent::FollowAll() {
+  if (follow_all_) return;
+  follow_all_ = true;
+  all_state_ = AllState::kWaitSubscribe;
+  if (sub_) sub_->set(zmq::sockopt::subscribe, "");
+}
+
+void ReplicaAgent::Unfollow(const std::string& subtree) {
+  auto it = replicas_.find(subtree);
+  if (it == replicas_.end()) return;
+  if (sub_ && !follow_all_) sub_->set(zmq::sockopt::unsubscribe, TopicPrefix(subtree));
+  replicas_.erase(it);
+}
+
+bool ReplicaAgent::AllLive() const {
+  if (link_ != Link::kLive) return false;
+  if (follow_all_ && all_state_ != AllState::kLive) return false;
+  for (const auto& [name, r] : replicas_) {
+    if (!r.live()) return false;
+  }
+  return true;
+}
+
+const SubtreeReplica* ReplicaAgent::Find(std::string_view subtree) const {
+  auto it = replicas_.find(subtree);
+  return it == replicas_.end() ? nullptr : &it->second;
+}
+
+ReplicaStats ReplicaAgent::TotalReplicaStats() const {
+  ReplicaStats t;
+  for (const auto& [name, r] : replicas_) {
+    const ReplicaStats& s = r.stats();
+    t.snapshots += s.snapshots;
+    t.resumes += s.resumes;
+    t.gaps += s.gaps;
+    t.epoch_changes += s.epoch_changes;
+    t.behind += s.behind;
+    t.rejected += s.rejected;
+    t.applied += s.applied;
+    t.stale += s.stale;
+    t.overflows += s.overflows;
+    t.failed_requests += s.failed_requests;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection management
+
+void ReplicaAgent::Connect(Clock::time_point now) {
+  if (options_.endpoints.empty()) return;
+  dealer_.emplace(ctx_, zmq::socket_type::dealer);
+  dealer_->set(zmq::sockopt::linger, 0);
+  dealer_->set(zmq::sockopt::rcvhwm, options_.rcv_hwm);
+  dealer_->connect(endpoint());
+  hello_request_id_ = next_request_id_++;
+  SendBody(Encode(Hello{kProtocolVersion, hello_request_id_}));
+  link_ = Link::kHello;
+  link_deadline_ = now + options_.connect_timeout;
+}
+
+void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
+  ++stats_.failovers;
+  Log().warn("chp agent: {} {}; trying the next endpoint", endpoint(), why);
+  dealer_.reset();
+  sub_.reset();
+  outstanding_.clear();
+  for (auto& [name, r] : replicas_) {
+    r.OnRequestFailed();
+    r.OnResubscribe();
+  }
+  if (follow_all_) all_state_ = AllState::kWaitSubscribe;
+  endpoint_index_ = (endpoint_index_ + 1) % options_.endpoints.size();
+  link_ = Link::kIdle;
+  Connect(now);
+}
+
+void ReplicaAgent::OnHelloOk(const HelloOk& m, Clock::time_point now) {
+  if (link_ != Link::kHello || m.request_id != hello_request_id_) return;
+  ++stats_.connects;
+  server_id_ = m.server_id;
+  sub_.emplace(ctx_, zmq::socket_type::sub);
+  sub_->set(zmq::sockopt::linger, 0);
+  sub_->set(zmq::sockopt::rcvhwm, options_.rcv_hwm);
+  sub_->connect(PublisherFor(endpoint(), m.publisher));
+  sub_->set(zmq::sockopt::subscribe, kHugzTopic);
+  if (follow_all_) {
+    sub_->set(zmq::sockopt::subscribe, "");
+  } else {
+    for (const auto& [name, r] : replicas_) sub_->set(zmq::sockopt::subscribe, TopicPrefix(name));
+  }
+  link_ = Link::kSubscribing;
+  link_deadline_ = now + options_.silence_timeout;
+  subscribe_deadline_ = now + options_.subscribe_timeout;
+  // KVSETs not yet acknowledged go again on the new connection; the UUID makes this safe.
+  for (auto& [uuid, u] : unacked_) {
+    SendBody(u.body);
+    u.deadline = now + options_.request_timeout;
+  }
+  Log().info("chp agent: connected to {} (server {})", endpoint(), server_id_);
+}
+
+bool ReplicaAgent::SendBody(const std::string& body) {
+  if (!dealer_) return false;
+  // DEALER queues up to its HWM while connecting; beyond that the request times out and is
+  // re-sent, so EAGAIN is not an error here.
+  return dealer_->send(zmq::buffer(body), zmq::send_flags::dontwait).has_value();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Polling
+
+size_t ReplicaAgent::AddPollItems(std::vector<zmq::pollitem_t>& items) {
+  if (link_ == Link::kIdle && !options_.endpoints.empty()) Connect(Clock::now());
+  size_t n = 0;
+  if (dealer_) {
+    items.push_back({dealer_->handle(), 0, ZMQ_POLLIN, 0});
+    ++n;
+  }
+  if (sub_) {
+    items.push_back({sub_->handle(), 0, ZMQ_POLLIN, 0});
+    ++n;
+  }
+  return n;
+}
+
+Clock::time_point ReplicaAgent::NextDeadline() const {
+  Clock::time_point next = link_deadline_;
+  if (link_ == Link::kSubscribing) next = std::min(next, subscribe_deadline_);
+  for (const auto& [id, o] : outstanding_) next = std::min(next, o.deadline);
+  for (const auto& [uuid, u] : unacked_) next = std::min(next, u.deadline);
+  // Replicas waiting for a request slot are served on the next poll.
+  if (link_ == Link::kLive && outstanding_.size() < options_.max_outstanding) {
+    for (const auto& [name, r] : replicas_) {
+      if (r.state() == SubtreeReplica::State::kNeedSync) return Clock::now();
+    }
+  }
+  return next;
+}
+
+void ReplicaAgent::HandleEvents(const zmq::pollitem_t* items, Clock::time_point now) {
+  size_t i = 0;
+  const bool dealer_ready = dealer_ && (items[i++].revents & ZMQ_POLLIN) != 0;
+  const bool sub_ready = sub_ && (items[i++].revents & ZMQ_POLLIN) != 0;
+  if (dealer_ready) ReadReplies(now);
+  if (sub_ready && sub_) ReadPublisher(now);
+  CheckTimeouts(now);
+  SendRequests(now);
+}
+
+void ReplicaAgent::ReadReplies(Clock::time_point now) {
+  zmq::message_t msg;
+  for (size_t n = 0; n < kMaxReadsPerPoll && dealer_; ++n) {
+    if (!dealer_->recv(msg, zmq::recv_flags::dontwait)) return;
+    if (msg.more()) {
+      // Replies are single frames; drain and drop anything else.
+      while (msg.more() && dealer_->recv(msg, zmq::recv_flags::dontwait)) {
+      }
+      ++stats_.malformed;
+      continue;
+    }
+    auto decoded = DecodeReply(msg.to_string_view());
+    if (!decoded) {
+      ++stats_.malformed;
+      log_once_.Warn(kLogMalformed, "chp agent: dropped a malformed reply ({} bytes)", msg.size());
+      continue;
+    }
+    HandleReply(std::move(*decoded), now);
+  }
+}
+
+void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
+  if (auto* ok = std::get_if<HelloOk>(&m)) {
+    OnHelloOk(*ok, now);
+  } else if (auto* sync = std::get_if<KvSync>(&m)) {
+    auto it = outstanding_.find(sync->request_id);
+    if (it == outstanding_.end()) return;  // a request we gave up on
+    it->second.deadline = now + options_.request_timeout;
+    const bool all = sync->request_id == all_request_id_ && follow_all_;
+    SubtreeReplica* r = ReplicaFor(sync->subtree, all);
+    if (r == nullptr) return;
+    if (all && r->request_id() != all_request_id_) {
+      r->OnSubscribed();
+      (void)r->MakeRequest(all_request_id_);
+    }
+    r->OnSyncRecords(sync->request_id, std::move(sync->records));
+  } else if (auto* end = std::get_if<Kthxbai>(&m)) {
+    auto it = outstanding_.find(end->request_id);
+    if (it == outstanding_.end()) return;
+    const bool all = end->request_id == all_request_id_ && follow_all_;
+    SubtreeReplica* r = ReplicaFor(end->subtree, all);
+    if (r == nullptr) return;
+    if (all && r->request_id() != all_request_id_) {
+      r->OnSubscribed();
+      (void)r->MakeRequest(all_request_id_);
+    }
+    r->OnSyncEnd(*end, observer_);
+    if (!all) outstanding_.erase(it);
+    else it->second.deadline = now + options_.request_timeout;
+  } else if (auto* done = std::get_if<Done>(&m)) {
+    if (!follow_all_ || done->request_id != all_request_id_) return;
+    outstanding_.erase(done->request_id);
+    // Subtrees seen only as updates during the "*" sync did not exist at snapshot time: unborn.
+    for (auto& [name, r] : replicas_) {
+      if (r.state() == SubtreeReplica::State::kSyncing && r.request_id() == all_request_id_) {
+        r.OnSyncEnd(Kthxbai{all_request_id_, name, {}, 0, SyncMode::kSnapshot}, observer_);
+      }
+    }
+    all_state_ = AllState::kLive;
+  } else if (auto* ack = std::get_if<KvAck>(&m)) {
+    auto it = unacked_.find(ack->uuid);
+    if (it == unacked_.end()) return;  // duplicate ack of a retried KVSET
+    AckHandler h = std::move(it->second.on_ack);
+    unacked_.erase(it);
+    if (h) h(*ack);
+  } else if (auto* err = std::get_if<Error>(&m)) {
+    ++stats_.errors;
+    log_once_.Warn(kLogError, "chp agent: server error {}: {}", err->code, err->message);
+    auto it = outstanding_.find(err->request_id);
+    if (it != outstanding_.end()) {
+      // An invalid subtree cannot be followed; stop asking for it.
+      if (!it->second.subtree.empty()) replicas_.erase(it->second.subtree);
+      outstanding_.erase(it);
+    }
+  }
+}
+
+SubtreeReplica* ReplicaAgent::ReplicaFor(const std::string& subtree, bool create) {
+  auto it = replicas_.find(subtree);
+  if (it != replicas_.end()) return &it->second;
+  if (!create || !IsValidSubtree(subtree)) return nullptr;
+  return &AddReplica(subtree);
+}
+
+void ReplicaAgent::ReadPublisher(Clock::time_point now) {
+  std::vector<zmq::message_t> frames;
+  for (size_t n = 0; n < kMaxReadsPerPoll; ++n) {
+    frames.clear();
+    if (!zmq::recv_multipart(*sub_, std::back_inserter(frames), zmq::recv_flags::dontwait)) break;
+    link_deadline_ = now + options_.silence_timeout;
+    if (frames.size() != 2) {
+      ++stats_.malformed;
+      continue;
+    }
+    auto decoded = DecodePub(frames[0].to_string_view(), frames[1].to_string_view());
+    if (!decoded) {
+      ++stats_.malformed;
+      log_once_.Warn(kLogMalformed, "chp agent: dropped a malformed publication");
+      continue;
+    }
+    HandlePub(std::move(*decoded));
+  }
+}
+
+void ReplicaAgent::HandlePub(PubMessage&& m) {
+  if (std::holds_alternative<Hugz>(m)) {
+    if (link_ == Link::kSubscribing) link_ = Link::kLive;
+    if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
+    return;
+  }
+  if (auto* pub = std::get_if<KvPub>(&m)) {
+    ++stats_.updates;
+    SubtreeReplica* r = ReplicaFor(pub->subtree, follow_all_);
+    if (r == nullptr) return;
+    if (follow_all_ && r->state() == SubtreeReplica::State::kWaitSubscribe) {
+      r->OnSubscribed();
+      if (all_state_ == AllState::kLive) {
+        // Born after the "*" snapshot: start unborn and let the sequence rules decide.
+        (void)r->MakeRequest(0);
+        r->OnSyncEnd(Kthxbai{0, pub->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
+      } else if (all_state_ == AllState::kSyncing) {
+        (void)r->MakeRequest(all_request_id_);
+      }
+    }
+    r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
+  } else if (auto* pos = std::get_if<PositionMsg>(&m)) {
+    SubtreeReplica* r = ReplicaFor(pos->subtree, follow_all_ && all_state_ == AllState::kLive);
+    if (r == nullptr) return;
+    if (follow_all_ && r->state() == SubtreeReplica::State::kWaitSubscribe) {
+      r->OnSubscribed();
+      (void)r->MakeRequest(0);
+      r->OnSyncEnd(Kthxbai{0, pos->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
+    }
+    r->OnPosition(pos->position);
+  }
+}
+
+void ReplicaAgent::SendRequests(Clock::time_point now) {
+  if (link_ == Link::kSubscribing && now >= subscribe_deadline_) {
+    // No welcome message yet: proceed; a missed update is caught by the sequence rules.
+    for (auto& [name, r] : replicas_) r.OnSubscribed();
+    if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
+  }
+  if (link_ != Link::kLive && link_ != Link::kSubscribing) return;
+  if (follow_all_ && all_state_ == AllState::kNeedSync) {
+    all_request_id_ = next_request_id_++;
+    for (auto& [name, r] : replicas_) {
+      r.OnRequestFailed();
+      r.OnSubscribed();
+      (void)r.MakeRequest(all_request_id_);
+    }
+    SendBody(Encode(Icanhaz{all_request_id_, kAllSubtrees, {}}));
+    outstanding_[all_request_id_] = Outstanding{"", now + options_.request_timeout};
+    all_state_ = AllState::kSyncing;
+    ++stats_.requests;
+  }
+  if (follow_all_ && all_state_ != AllState::kLive) return;
+  for (auto& [name, r] : replicas_) {
+    if (outstanding_.size() >= options_.max_outstanding) break;
+    if (r.state() != SubtreeReplica::State::kNeedSync) continue;
+    const uint64_t id = next_request_id_++;
+    SendBody(Encode(r.MakeRequest(id)));
+    outstanding_[id] = Outstanding{name, now + options_.request_timeout};
+    ++stats_.requests;
+  }
+}
+
+void ReplicaAgent::CheckTimeouts(Clock::time_point now) {
+  if (link_ == Link::kIdle) return;
+  if (now >= link_deadline_) {
+    Failover(now, link_ == Link::kHello ? "did not answer HELLO" : "publisher went silent");
+    return;
+  }
+  for (auto it = outstanding_.begin(); it != outstanding_.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    ++stats_.timeouts;
+    if (it->second.subtree.empty()) {
+      if (follow_all_) all_state_ = AllState::kNeedSync;
+    } else if (auto r = replicas_.find(it->second.subtree); r != replicas_.end()) {
+      r->second.OnRequestFailed();
+    }
+    it = outstanding_.erase(it);
+  }
+  for (auto& [uuid, u] : unacked_) {
+    if (now < u.deadline) continue;
+    ++stats_.kvset_retries;
+    SendBody(u.body);
+    u.deadline = now + options_.request_timeout;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+Result<Uuid> ReplicaAgent::SendSet(KvSet m, AckHandler on_ack) {
+  if (!SplitKey(m.key)) return Errc::kBadKey;
+  if (unacked_.size() >= options_.max_unacked) return Errc::kBusy;
+  for (size_t i = 0; i < m.uuid.size(); i += 8) {
+    const uint64_t r = rng_();
+    std::memcpy(m.uuid.data() + i, &r, 8);
+  }
+  std::string body = Encode(m);
+  if (link_ != Link::kHello && link_ != Link::kIdle) SendBody(body);
+  unacked_.emplace(m.uuid, Unacked{std::move(body), std::move(on_ack),
+                                   Clock::now() + options_.request_timeout});
+  return m.uuid;
+}
+
+Result<Uuid> ReplicaAgent::Set(std::string_view key, std::string_view value, uint64_t ttl_ms,
+                               AckHandler on_ack) {
+  return SendSet(KvSet{{}, std::string(key), Op::kSet, std::string(value), ttl_ms},
+                 std::move(on_ack));
+}
+
+Result<Uuid> ReplicaAgent::Erase(std::string_view key, AckHandler on_ack) {
+  return SendSet(KvSet{{}, std::string(key), Op::kDelete, {}, 0}, std::move(on_ack));
+}
+
+}  // namespace chorus::chp
