@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command of the README's Quick start and of CI: installs what is missing, builds the
+# release preset, runs every ctest label (unit, integration, fault, bench-smoke), then runs the
+# fuzz targets briefly. Exits non-zero on any failure.
+#   scripts/test.sh            all of it
+#   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+bash scripts/build.sh release
+ctest --test-dir build/release --output-on-failure --timeout 300 -j 2
+if [ "${FUZZ_SECONDS:-15}" != "0" ]; then
+  FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz-smoke.sh
+fi
+echo "scripts/test.sh: all tests passed in $(( $(date +%s) - start )) s"
