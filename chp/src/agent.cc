@@ -185,6 +185,7 @@ size_t ReplicaAgent::AddPollItems(std::vector<zmq::pollitem_t>& items) {
 }
 
 Clock::time_point ReplicaAgent::NextDeadline() const {
+  if (link_ == Link::kIdle) return Clock::time_point::max();  // nothing to connect to
   Clock::time_point next = link_deadline_;
   if (link_ == Link::kSubscribing) next = std::min(next, subscribe_deadline_);
   for (const auto& [id, o] : outstanding_) next = std::min(next, o.deadline);
@@ -313,7 +314,20 @@ void ReplicaAgent::ReadPublisher(Clock::time_point now) {
 }
 
 void ReplicaAgent::HandlePub(PubMessage&& m) {
-  if (std::holds_alternative<Hugz>(m)) {
+  if (auto* hugz = std::get_if<Hugz>(&m)) {
+    if (hugz->server_id != server_id_ && link_ != Link::kHello) {
+      // The server behind this endpoint restarted: requests sent to the old one are lost. Ask
+      // again now rather than after the request timeout; the epochs tell replicas to re-snapshot.
+      Log().info("chp agent: {} is now server {} (was {})", endpoint(), hugz->server_id,
+                 server_id_);
+      server_id_ = hugz->server_id;
+      outstanding_.clear();
+      for (auto& [name, r] : replicas_) r.OnRequestFailed();
+      // Following all: subtrees the new server lacks get no POSITION; only a new "*" snapshot
+      // (DONE resets the ones it does not list) removes them.
+      if (follow_all_ && all_state_ != AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
+      for (auto& [uuid, u] : unacked_) SendBody(u.body);
+    }
     if (link_ == Link::kSubscribing) link_ = Link::kLive;
     if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
     return;
