@@ -36,6 +36,14 @@ Server::Server(zmq::context_t& ctx, ServerOptions options)
 Server::~Server() = default;
 
 Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOptions options) {
+  // A snapshot batch closes after crossing snapshot_batch_bytes, so it can hold one more
+  // maximal record; both together must stay under the frame limit (spec W-8).
+  if (options.max_value_bytes > kMaxValueBytesLimit ||
+      options.snapshot_batch_bytes > kMaxValueBytesLimit) {
+    Log().error("chp server: max_value_bytes and snapshot_batch_bytes must be <= {}",
+                kMaxValueBytesLimit);
+    return Errc::kValueTooLarge;
+  }
   std::unique_ptr<Server> s(new Server(ctx, std::move(options)));
   try {
     // HWMs and options before bind (platform note in the brief).

@@ -20,6 +20,7 @@ inline constexpr size_t kMaxKeyBytes = 1024;  // full key "subtree/key"
 inline constexpr size_t kDefaultMaxValueBytes = 1 << 20;
 inline constexpr uint64_t kMaxTtlMs = 30ull * 24 * 3600 * 1000;
 inline constexpr size_t kMaxFrameBytes = kMaxKeyBytes + (16u << 20);
+inline constexpr size_t kMaxValueBytesLimit = 8u << 20;  // largest max_value_bytes a server accepts
 inline constexpr char kHugzTopic[] = "$HUGZ";
 inline constexpr char kAllSubtrees[] = "*";
 
