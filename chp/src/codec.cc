@@ -4,16 +4,21 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <exception>
+#include <limits>
 
 #include "chp/keys.h"
 
 namespace chorus::chp {
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-std::string Take(msgpack::sbuffer& buf) { return std::string(buf.data(), buf.size()); }
+// Packs straight into the std::string that is returned (no intermediate buffer and copy).
+struct StringSink {
+  std::string* out;
+  void write(const char* data, size_t size) { out->append(data, size); }
+};
+using Packer = msgpack::packer<StringSink>;
 
 void PackStr(Packer& p, std::string_view s) {
   p.pack_str(static_cast<uint32_t>(s.size()));
@@ -103,15 +108,34 @@ class Reader {
 
 bool ReferenceAll(msgpack::type::object_type, std::size_t, void*) { return true; }
 
-// Parses exactly one msgpack object spanning the whole body. Limits bound what a hostile frame
-// can make the parser allocate.
-bool Parse(std::string_view body, msgpack::object_handle& out) {
+// The parser's zone, reused by every decode on this thread: a fresh zone per frame costs two
+// allocations (the zone and its first 8 KiB chunk). Decoders copy what they keep out of the
+// parsed objects, so the zone is cleared (back to its first chunk) when the decode returns.
+class ScratchZone {
+ public:
+  ScratchZone() : zone_(Zone()) {}
+  ~ScratchZone() { zone_.clear(); }
+  ScratchZone(const ScratchZone&) = delete;
+  ScratchZone& operator=(const ScratchZone&) = delete;
+  msgpack::zone& get() { return zone_; }
+
+ private:
+  static msgpack::zone& Zone() {
+    thread_local msgpack::zone zone;
+    return zone;
+  }
+  msgpack::zone& zone_;
+};
+
+// Parses exactly one msgpack object spanning the whole body into `zone`. Limits bound what a
+// hostile frame can make the parser allocate. Strings and bins reference `body`.
+bool Parse(std::string_view body, msgpack::zone& zone, msgpack::object& out) {
   if (body.empty() || body.size() > kMaxFrameBytes) return false;
   try {
     std::size_t off = 0;
     const msgpack::unpack_limit limit(/*array=*/1u << 20, /*map=*/1024, /*str=*/kMaxFrameBytes,
                                       /*bin=*/kMaxFrameBytes, /*ext=*/1u << 16, /*depth=*/16);
-    out = msgpack::unpack(body.data(), body.size(), off, ReferenceAll, nullptr, limit);
+    out = msgpack::unpack(zone, body.data(), body.size(), off, ReferenceAll, nullptr, limit);
     return off == body.size();
   } catch (const std::exception&) {
     return false;
@@ -135,51 +159,59 @@ bool ReadRecord(const msgpack::object& o, Record& r) {
 }  // namespace
 
 std::string Encode(const Hello& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kHello, 3);
   p.pack_uint32(m.version);
   p.pack_uint64(m.request_id);
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const Icanhaz& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kIcanhaz, 5);
   p.pack_uint64(m.request_id);
   PackStr(p, m.subtree);
   PackStr(p, m.from.epoch);
   p.pack_uint64(m.from.seq);
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const KvSet& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kKvSet, 6);
   PackUuid(p, m.uuid);
   PackStr(p, m.key);
   p.pack_uint8(static_cast<uint8_t>(m.op));
   PackBin(p, m.value);
   p.pack_uint64(m.ttl_ms);
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const HelloOk& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kHelloOk, 5);
   p.pack_uint64(m.request_id);
   p.pack_uint32(m.version);
   PackStr(p, m.server_id);
   PackStr(p, m.publisher);
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const KvSync& m) {
-  msgpack::sbuffer buf(64 + m.records.size() * 64);
-  Packer p(buf);
+  size_t size = 32 + m.subtree.size();
+  for (const Record& r : m.records) size += r.key.size() + r.value.size() + 40;
+  std::string out;
+  out.reserve(size);
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kKvSync, 4);
   p.pack_uint64(m.request_id);
   PackStr(p, m.subtree);
@@ -192,12 +224,13 @@ std::string Encode(const KvSync& m) {
     p.pack_uint64(r.ttl_ms);
     p.pack_uint64(r.seq);
   }
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const Kthxbai& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kKthxbai, 7);
   p.pack_uint64(m.request_id);
   PackStr(p, m.subtree);
@@ -205,79 +238,92 @@ std::string Encode(const Kthxbai& m) {
   p.pack_uint64(m.position.seq);
   p.pack_uint64(m.count);
   p.pack_uint8(static_cast<uint8_t>(m.mode));
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const Done& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kDone, 3);
   p.pack_uint64(m.request_id);
   p.pack_uint64(m.subtrees);
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const KvAck& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kKvAck, 5);
   PackUuid(p, m.uuid);
   p.pack_uint32(m.status);
   PackStr(p, m.position.epoch);
   p.pack_uint64(m.position.seq);
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const Error& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kError, 4);
   p.pack_uint64(m.request_id);
   p.pack_uint32(m.code);
   PackStr(p, m.message);
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const KvPub& m) {
-  msgpack::sbuffer buf(48 + m.record.value.size());
-  Packer p(buf);
+  std::string out;
+  EncodeKvPubBody(m.epoch, m.record, out);
+  return out;
+}
+
+void EncodeKvPubBody(std::string_view epoch, const Record& record, std::string& out) {
+  out.clear();
+  out.reserve(48 + epoch.size() + record.value.size());
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kKvPub, 6);
-  PackStr(p, m.epoch);
-  p.pack_uint64(m.record.seq);
-  p.pack_uint8(static_cast<uint8_t>(m.record.op));
-  PackBin(p, m.record.value);
-  p.pack_uint64(m.record.ttl_ms);
-  return Take(buf);
+  PackStr(p, epoch);
+  p.pack_uint64(record.seq);
+  p.pack_uint8(static_cast<uint8_t>(record.op));
+  PackBin(p, record.value);
+  p.pack_uint64(record.ttl_ms);
 }
 
 std::string Encode(const PositionMsg& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kPosition, 3);
   PackStr(p, m.position.epoch);
   p.pack_uint64(m.position.seq);
-  return Take(buf);
+  return out;
 }
 
 std::string Encode(const Hugz& m) {
-  msgpack::sbuffer buf;
-  Packer p(buf);
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
   PackHead(p, Command::kHugz, 5);
   p.pack_uint32(m.version);
   PackStr(p, m.server_id);
   p.pack_uint64(m.time_ms);
   p.pack_uint64(m.subtrees);
-  return Take(buf);
+  return out;
 }
 
 std::string Topic(const KvPub& m) { return JoinKey(m.subtree, m.record.key); }
 std::string Topic(const PositionMsg& m) { return TopicPrefix(m.subtree); }
 
 Result<CommandMessage> DecodeCommand(std::string_view body) {
-  msgpack::object_handle h;
+  ScratchZone zone;
+  msgpack::object root;
   Command cmd{};
-  if (!Parse(body, h) || !ReadCommand(h.get(), cmd)) return Errc::kMalformed;
-  Reader rd(h.get());
+  if (!Parse(body, zone.get(), root) || !ReadCommand(root, cmd)) return Errc::kMalformed;
+  Reader rd(root);
   uint8_t code = 0;
   rd.Uint(code);
   switch (cmd) {
@@ -306,10 +352,11 @@ Result<CommandMessage> DecodeCommand(std::string_view body) {
 }
 
 Result<ReplyMessage> DecodeReply(std::string_view body) {
-  msgpack::object_handle h;
+  ScratchZone zone;
+  msgpack::object root;
   Command cmd{};
-  if (!Parse(body, h) || !ReadCommand(h.get(), cmd)) return Errc::kMalformed;
-  Reader rd(h.get());
+  if (!Parse(body, zone.get(), root) || !ReadCommand(root, cmd)) return Errc::kMalformed;
+  Reader rd(root);
   uint8_t code = 0;
   rd.Uint(code);
   switch (cmd) {
@@ -366,10 +413,11 @@ Result<ReplyMessage> DecodeReply(std::string_view body) {
 }
 
 Result<PubMessage> DecodePub(std::string_view topic, std::string_view body) {
-  msgpack::object_handle h;
+  ScratchZone zone;
+  msgpack::object root;
   Command cmd{};
-  if (!Parse(body, h) || !ReadCommand(h.get(), cmd)) return Errc::kMalformed;
-  Reader rd(h.get());
+  if (!Parse(body, zone.get(), root) || !ReadCommand(root, cmd)) return Errc::kMalformed;
+  Reader rd(root);
   uint8_t code = 0;
   rd.Uint(code);
   switch (cmd) {
@@ -407,8 +455,9 @@ Result<PubMessage> DecodePub(std::string_view topic, std::string_view body) {
 }
 
 bool IsMsgpackValue(std::string_view value) {
-  msgpack::object_handle h;
-  return Parse(value, h);
+  ScratchZone zone;
+  msgpack::object root;
+  return Parse(value, zone.get(), root);
 }
 
 }  // namespace chorus::chp

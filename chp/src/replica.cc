@@ -111,7 +111,6 @@ void SubtreeReplica::OnPosition(const Position& p) {
   if (state_ != State::kLive) return;
   if (p.epoch != position_.epoch) {
     // Includes the server having lost the subtree (empty epoch) and a subtree born meanwhile.
-    if (p.epoch.empty() && position_.seq == 0) return;  // both unborn
     ++stats_.epoch_changes;
     Resync(true);
   } else if (p.seq > position_.seq) {
@@ -133,7 +132,12 @@ void SubtreeReplica::OnSyncRecords(uint64_t request_id, std::vector<Record>&& re
 void SubtreeReplica::OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs) {
   if (state_ != State::kSyncing || end.request_id != request_id_) return;
   bool ok = end.count == staged_.size();
-  if (ok && end.mode == SyncMode::kResume) {
+  if (ok && end.mode == SyncMode::kSnapshot) {
+    // A snapshot holds only present entries, none newer than its terminator.
+    for (const Record& r : staged_) {
+      ok = ok && r.op == Op::kSet && r.seq <= end.position.seq;
+    }
+  } else if (ok && end.mode == SyncMode::kResume) {
     // A resume continues our own stream: same epoch, consecutive sequences up to the end.
     ok = end.position.epoch == position_.epoch;
     uint64_t expect = position_.seq + 1;

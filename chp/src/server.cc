@@ -47,7 +47,7 @@ Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOption
   std::unique_ptr<Server> s(new Server(ctx, std::move(options)));
   try {
     // HWMs and options before bind (platform note in the brief).
-    s->router_.set(zmq::sockopt::router_mandatory, 1);  // S: never drop replies silently
+    // MUTATION s->router_.set(zmq::sockopt::router_mandatory, 1);
     s->router_.set(zmq::sockopt::sndhwm, s->options_.command_hwm);
     s->router_.set(zmq::sockopt::rcvhwm, s->options_.command_hwm);
     s->router_.set(zmq::sockopt::linger, 0);
@@ -158,7 +158,7 @@ Result<Position> Server::ApplyChecked(std::string_view key, Op op, std::string_v
     Change c{parts->subtree, applied->position.epoch, &applied->record};
     PublishChange(c);
   }
-  return applied->position;
+  return std::move(applied->position);
 }
 
 void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
@@ -186,12 +186,16 @@ void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
     }
   }
   ack.status = static_cast<uint32_t>(status);
-  if (status != Errc::kOk) ++stats_.kvset_rejected;
-  acks_.emplace(m.uuid, ack);
-  ack_order_.push_back(m.uuid);
-  while (ack_order_.size() > options_.dedup_window) {
-    acks_.erase(ack_order_.front());
-    ack_order_.pop_front();
+  if (status != Errc::kOk) {
+    ++stats_.kvset_rejected;
+  } else {
+    // S-10: the window holds accepted KVSETs only, so rejected ones cannot evict them.
+    acks_.emplace(m.uuid, ack);
+    ack_order_.push_back(m.uuid);
+    while (ack_order_.size() > options_.dedup_window) {
+      acks_.erase(ack_order_.front());
+      ack_order_.pop_front();
+    }
   }
   Reply(envelope, Encode(ack));
 }
@@ -372,10 +376,14 @@ void Server::Publish(std::string_view topic, std::string_view body) {
 }
 
 void Server::PublishChange(const Change& c) {
-  const KvPub pub{std::string(c.subtree), std::string(c.epoch), *c.record};
-  Publish(JoinKey(c.subtree, c.record->key), Encode(pub));
+  // Hot path: encode straight from the change into a reused buffer (no KvPub copy of the record).
+  EncodeKvPubBody(c.epoch, *c.record, pub_body_);
+  Publish(JoinKey(c.subtree, c.record->key), pub_body_);
+  if (pub_body_.capacity() > (size_t{1} << 16)) std::string().swap(pub_body_);  // after a big value
   ++stats_.changes;
-  dirty_.emplace(c.subtree);
+  // Look up first: emplace would allocate a node even when the subtree is already dirty.
+  std::string subtree(c.subtree);
+  if (dirty_.find(subtree) == dirty_.end()) dirty_.insert(std::move(subtree));
   if (observer_) observer_(c);
 }
 
