@@ -1,0 +1,67 @@
+// Error codes of the broker core. Codes 100..112 are the Centrifugo client protocol error codes
+// (centrifugal.dev, "Error and disconnect codes") and go to clients as they are; codes from 1000
+// on are internal to the node and never leave it (a gateway maps them to 100 "internal").
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <system_error>
+
+#include "chp/errc.h"
+
+namespace chorus::broker {
+
+enum class Errc : uint32_t {
+  kOk = 0,
+  // Centrifugo client error codes.
+  kInternal = 100,
+  kUnauthorized = 101,
+  kUnknownChannel = 102,    // namespace not configured
+  kPermissionDenied = 103,  // the namespace does not allow this to this kind of client
+  kMethodNotFound = 104,
+  kAlreadySubscribed = 105,
+  kLimitExceeded = 106,  // e.g. channel name longer than Limits::max_channel_length
+  kBadRequest = 107,     // malformed request (empty channel, invalid UTF-8, control characters)
+  kNotAvailable = 108,   // feature (presence, history) not enabled in the namespace
+  kTokenExpired = 109,
+  kExpired = 110,
+  kTooManyRequests = 111,
+  kUnrecoverablePosition = 112,  // history cannot answer from the given stream position
+  // Internal codes.
+  kReplicaGap = 1000,    // a replicated record skips offsets: the replica must resync
+  kReplicaStale = 1001,  // a replicated record is not newer than the replica: ignore it
+  kBadSnapshot = 1002,   // a snapshot is not a contiguous run ending at its position
+};
+
+const std::error_category& BrokerCategory();
+
+inline std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), BrokerCategory()};
+}
+
+// True for the codes that may be sent to a client as they are (100..112).
+constexpr bool IsClientCode(Errc e) {
+  return static_cast<uint32_t>(e) >= 100 && static_cast<uint32_t>(e) <= 112;
+}
+
+// Disconnect codes of the Centrifugo client protocol used by the core (same document).
+inline constexpr uint32_t kDisconnectSlow = 3008;
+inline constexpr uint32_t kDisconnectInsufficientState = 3010;
+inline constexpr std::string_view kDisconnectInsufficientStateReason = "insufficient state";
+
+// Result<T>: chp::Result<T> that can also be built from a broker Errc.
+template <typename T>
+class [[nodiscard]] Result : public chp::Result<T> {
+ public:
+  using chp::Result<T>::Result;
+  Result(Errc e) : chp::Result<T>(make_error_code(e)) {}  // NOLINT(google-explicit-constructor)
+};
+
+using chp::Unit;
+
+}  // namespace chorus::broker
+
+namespace std {
+template <>
+struct is_error_code_enum<chorus::broker::Errc> : true_type {};
+}  // namespace std
