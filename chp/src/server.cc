@@ -20,9 +20,11 @@ enum LogKind : unsigned { kLogMalformed, kLogUnknown, kLogDropped, kLogBadSub };
 }  // namespace
 
 size_t Server::UuidHash::operator()(const Uuid& u) const noexcept {
-  uint64_t h = 0;
-  std::memcpy(&h, u.data(), sizeof h);
-  return static_cast<size_t>(h);
+  // Both halves: UUIDs from a weak generator may share a prefix.
+  uint64_t a = 0, b = 0;
+  std::memcpy(&a, u.data(), sizeof a);
+  std::memcpy(&b, u.data() + sizeof a, sizeof b);
+  return static_cast<size_t>(a ^ (b * 0x9E3779B97F4A7C15ull));
 }
 
 Server::Server(zmq::context_t& ctx, ServerOptions options)
@@ -47,7 +49,7 @@ Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOption
   std::unique_ptr<Server> s(new Server(ctx, std::move(options)));
   try {
     // HWMs and options before bind (platform note in the brief).
-    // MUTATION s->router_.set(zmq::sockopt::router_mandatory, 1);
+    s->router_.set(zmq::sockopt::router_mandatory, 1);  // S: never drop replies silently
     s->router_.set(zmq::sockopt::sndhwm, s->options_.command_hwm);
     s->router_.set(zmq::sockopt::rcvhwm, s->options_.command_hwm);
     s->router_.set(zmq::sockopt::linger, 0);
