@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config ccache git
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libhiredis-dev
   googletest libgtest-dev libgmock-dev
-  libspdlog-dev libfmt-dev libcli11-dev
+  libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   clang clang-format libclang-rt-14-dev
 )
 

@@ -1,0 +1,159 @@
+// Configuration of the broker node `chorusd`: one typed value (NodeConfig), parsed from TOML and
+// validated in config.cc, then passed by constructor to the components that need a part of it.
+// The TOML layout mirrors the structs: `[node]`, `[http]`, `[api]`, `[native]`, `[cluster]`,
+// `[client]`, `[channel]`, `[limits]`, `[namespaces.<name>]`. Every key, with its default, is in
+// deploy/chorus.example.toml; the rules are in docs/operations.md ("Broker configuration").
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "broker/core/errc.h"
+#include "broker/core/namespaces.h"
+
+namespace chorus::broker {
+
+enum class LogLevel : uint8_t { kTrace, kDebug, kInfo, kWarn, kError };
+
+// "trace", "debug", "info", "warn", "error" (the spelling used in the TOML file).
+std::string_view ToString(LogLevel level);
+
+// [node]
+struct NodeSection {
+  std::string id;  // "" = chorusd picks a random id at startup; else ^[-a-zA-Z0-9_.]{1,64}$
+  LogLevel log_level = LogLevel::kInfo;
+  bool operator==(const NodeSection&) const = default;
+};
+
+// [http]: the WebSocket gateway, the server API, /health and /metrics share this listener.
+struct HttpSection {
+  std::string address = "127.0.0.1";
+  uint16_t port = 8000;  // 0 = pick a free port (the bound port is logged)
+  bool operator==(const HttpSection&) const = default;
+};
+
+// [api]: the HTTP server API (POST /api/<method>).
+struct ApiSection {
+  std::string key;  // "" = the server API is disabled (not served); else the required key
+  bool Enabled() const { return !key.empty(); }
+  bool operator==(const ApiSection&) const = default;
+};
+
+// [native]: the ZeroMQ endpoint native clients (client/cpp) connect to.
+struct NativeSection {
+  std::string endpoint = "tcp://127.0.0.1:0";  // port 0 = pick a free port
+  bool operator==(const NativeSection&) const = default;
+};
+
+// [cluster]: membership and replication between nodes (CHP).
+struct ClusterSection {
+  std::string chp_command = "tcp://127.0.0.1:0";    // this node's CHP ROUTER
+  std::string chp_publisher = "tcp://127.0.0.1:0";  // this node's CHP XPUB
+  std::vector<std::string> seeds;   // CHP command endpoints of other nodes; empty = start alone
+  uint32_t replication_factor = 2;  // 1..5: the primary and R-1 backups of each channel
+  int64_t heartbeat_ms = 500;       // 10..60000
+  int64_t dead_after_ms = 2000;     // silence after which a node is dead; > heartbeat_ms
+  bool operator==(const ClusterSection&) const = default;
+};
+
+// [client]: WebSocket and native client connections.
+struct ClientSection {
+  std::string token_hmac_secret;          // HS256 connection tokens; "" = not accepted
+  std::string token_rsa_public_key_file;  // PEM file for RS256 tokens; "" = not accepted
+  bool client_insecure = false;           // accept any connect without a token (development)
+  int64_t ping_interval_s = 25;           // 1..3600
+  int64_t pong_timeout_s = 8;             // 1..3600, < ping_interval_s
+  size_t max_queue_bytes = 1 << 20;       // per connection; >= limits.max_publication_bytes
+  bool operator==(const ClientSection&) const = default;
+};
+
+struct NodeConfig {
+  NodeSection node;
+  HttpSection http;
+  ApiSection api;
+  NativeSection native;
+  ClusterSection cluster;
+  ClientSection client;
+  ChannelOptions channel;  // [channel]: options of channels without a namespace
+  // [namespaces.<name>]: as in Centrifugo, a namespace does NOT inherit from [channel]; a key
+  // it does not set takes the built-in default of ChannelOptions.
+  std::map<std::string, ChannelOptions> namespaces;
+  Limits limits;
+
+  NamespaceRegistry MakeRegistry() const { return {channel, namespaces, limits}; }
+  bool operator==(const NodeConfig&) const = default;
+};
+
+// The error of a config operation: one line, "<source>: <dotted.key>: <reason>", e.g.
+// "chorus.toml: http.port: must be 0..65535 (got 70000)"; TOML syntax errors are
+// "<source>:<line>:<column>: syntax error: <what toml++ says>".
+struct ConfigError {
+  std::string message;
+};
+
+template <typename T>
+class [[nodiscard]] ConfigResult {
+ public:
+  ConfigResult(T value) : v_(std::move(value)) {}    // NOLINT(google-explicit-constructor)
+  ConfigResult(ConfigError e) : v_(std::move(e)) {}  // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() { return std::get<0>(v_); }
+  const T& value() const { return std::get<0>(v_); }
+  T& operator*() { return value(); }
+  const T& operator*() const { return value(); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  // The message; "" when ok.
+  const std::string& error() const {
+    static const std::string kNone;
+    return ok() ? kNone : std::get<1>(v_).message;
+  }
+
+ private:
+  std::variant<T, ConfigError> v_;
+};
+
+// Parses a TOML document. Unknown keys, wrong types and out-of-range values are errors (the
+// first one found), then ValidateConfig runs. `source_name` starts every message (a file name).
+// Empty text gives the defaults.
+ConfigResult<NodeConfig> ParseConfig(std::string_view toml_text, std::string source_name);
+
+// Reads and parses a file; messages start with `path` as given.
+ConfigResult<NodeConfig> LoadConfig(const std::string& path);
+
+// Checks a whole config (also one built in code): value ranges, endpoints, cross-field rules
+// (dead_after_ms > heartbeat_ms, pong_timeout_s < ping_interval_s, listeners that would bind
+// the same port, ...) and NamespaceRegistry::Validate(). Returns the first problem as
+// "<dotted.key>: <reason>", or nullopt when valid.
+std::optional<std::string> ValidateConfig(const NodeConfig& config);
+
+// Sets one key from a command line flag (`--set http.port=0`): `value` is read as a TOML value
+// when it is one (`true`, `5`, `["a", "b"]`, `"quoted"`); string keys take the text as it is,
+// list keys also accept `a,b,c`. Namespace keys (`namespaces.chat.presence`) create the
+// namespace with the built-in defaults when it does not exist. Then the whole config is
+// validated; on error `config` is unchanged and the message is "--set: <key>: <reason>".
+ConfigResult<Unit> ApplyOverride(NodeConfig& config, std::string_view dotted_key,
+                                 std::string_view value);
+
+// Applies several "key=value" overrides (spaces and tabs around key and value are dropped; quote
+// a string value that needs them: `api.key=" x"`) in order, then validates once (so the order of
+// related flags such as heartbeat_ms and dead_after_ms does not matter). All or nothing.
+ConfigResult<Unit> ApplyOverrides(NodeConfig& config, const std::vector<std::string>& assignments);
+
+// One line for the startup log: listeners, cluster settings, auth mode, namespaces. Never
+// prints secrets (api.key, client.token_hmac_secret).
+std::string DescribeConfig(const NodeConfig& config);
+
+// Every key the parser knows, dotted, in file order; namespace keys as "namespaces.<name>.<key>".
+std::vector<std::string> ConfigKeys();
+
+}  // namespace chorus::broker
