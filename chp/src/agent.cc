@@ -29,13 +29,19 @@ std::string PublisherFor(const std::string& command, const std::string& publishe
 }  // namespace
 
 size_t ReplicaAgent::UuidHash::operator()(const Uuid& u) const noexcept {
-  uint64_t h = 0;
-  std::memcpy(&h, u.data(), sizeof h);
-  return static_cast<size_t>(h);
+  // Both halves: UUIDs from a weak generator may share a prefix.
+  uint64_t a = 0, b = 0;
+  std::memcpy(&a, u.data(), sizeof a);
+  std::memcpy(&b, u.data() + sizeof a, sizeof b);
+  return static_cast<size_t>(a ^ (b * 0x9E3779B97F4A7C15ull));
 }
 
 ReplicaAgent::ReplicaAgent(zmq::context_t& ctx, AgentOptions options, ReplicaObserver* observer)
-    : ctx_(ctx), options_(std::move(options)), observer_(observer), rng_(std::random_device{}()) {}
+    : ctx_(ctx),
+      options_(std::move(options)),
+      observer_(observer),
+      refused_(options_.endpoints.size(), false),
+      rng_(std::random_device{}()) {}
 
 ReplicaAgent::~ReplicaAgent() = default;
 
@@ -54,7 +60,10 @@ Result<Unit> ReplicaAgent::Follow(const std::string& subtree) {
   if (replicas_.contains(subtree)) return Unit{};
   AddReplica(subtree);
   // Subscribe first (spec: the subscription precedes the request).
-  if (sub_ && !follow_all_) sub_->set(zmq::sockopt::subscribe, TopicPrefix(subtree));
+  if (sub_ && !follow_all_) {
+    sub_->set(zmq::sockopt::subscribe, TopicPrefix(subtree));
+    ExtendSubscribeDeadline();
+  }
   return Unit{};
 }
 
@@ -62,7 +71,22 @@ void ReplicaAgent::FollowAll() {
   if (follow_all_) return;
   follow_all_ = true;
   all_state_ = AllState::kWaitSubscribe;
-  if (sub_) sub_->set(zmq::sockopt::subscribe, "");
+  if (sub_) {
+    sub_->set(zmq::sockopt::subscribe, "");
+    ExtendSubscribeDeadline();
+  }
+}
+
+void ReplicaAgent::ExtendSubscribeDeadline() {
+  subscribe_deadline_ = std::max(subscribe_deadline_, Clock::now() + options_.subscribe_timeout);
+}
+
+bool ReplicaAgent::WaitingForSubscriptions() const {
+  if (follow_all_ && all_state_ == AllState::kWaitSubscribe) return true;
+  for (const auto& [name, r] : replicas_) {
+    if (r.state() == SubtreeReplica::State::kWaitSubscribe) return true;
+  }
+  return false;
 }
 
 void ReplicaAgent::Unfollow(const std::string& subtree) {
@@ -108,7 +132,7 @@ ReplicaStats ReplicaAgent::TotalReplicaStats() const {
 // Connection management
 
 void ReplicaAgent::Connect(Clock::time_point now) {
-  if (options_.endpoints.empty()) return;
+  if (options_.endpoints.empty() || refused_[endpoint_index_]) return;
   dealer_.emplace(ctx_, zmq::socket_type::dealer);
   dealer_->set(zmq::sockopt::linger, 0);
   dealer_->set(zmq::sockopt::rcvhwm, options_.rcv_hwm);
@@ -130,9 +154,20 @@ void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
     r.OnResubscribe();
   }
   if (follow_all_) all_state_ = AllState::kWaitSubscribe;
-  endpoint_index_ = (endpoint_index_ + 1) % options_.endpoints.size();
+  // Cyclically to the next endpoint, skipping those that refused our version; when every
+  // one did, stay idle.
+  for (size_t i = 1; i <= options_.endpoints.size(); ++i) {
+    const size_t next = (endpoint_index_ + i) % options_.endpoints.size();
+    if (!refused_[next]) {
+      endpoint_index_ = next;
+      break;
+    }
+  }
   link_ = Link::kIdle;
   Connect(now);
+  if (link_ == Link::kIdle) {
+    Log().error("chp agent: every endpoint refused protocol version {}", kProtocolVersion);
+  }
 }
 
 void ReplicaAgent::OnHelloOk(const HelloOk& m, Clock::time_point now) {
@@ -187,11 +222,15 @@ size_t ReplicaAgent::AddPollItems(std::vector<zmq::pollitem_t>& items) {
 Clock::time_point ReplicaAgent::NextDeadline() const {
   if (link_ == Link::kIdle) return Clock::time_point::max();  // nothing to connect to
   Clock::time_point next = link_deadline_;
-  if (link_ == Link::kSubscribing) next = std::min(next, subscribe_deadline_);
+  if (link_ != Link::kHello && WaitingForSubscriptions()) {
+    next = std::min(next, subscribe_deadline_);
+  }
   for (const auto& [id, o] : outstanding_) next = std::min(next, o.deadline);
   for (const auto& [uuid, u] : unacked_) next = std::min(next, u.deadline);
-  // Replicas waiting for a request slot are served on the next poll.
-  if (link_ == Link::kLive && outstanding_.size() < options_.max_outstanding) {
+  // Replicas waiting for a request slot are served on the next poll (not while a "*" sync is
+  // under way: SendRequests holds individual requests back until its DONE).
+  const bool all_busy = follow_all_ && all_state_ != AllState::kLive;
+  if (link_ == Link::kLive && !all_busy && outstanding_.size() < options_.max_outstanding) {
     for (const auto& [name, r] : replicas_) {
       if (r.state() == SubtreeReplica::State::kNeedSync) return Clock::now();
     }
@@ -236,8 +275,9 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
   } else if (auto* sync = std::get_if<KvSync>(&m)) {
     auto it = outstanding_.find(sync->request_id);
     if (it == outstanding_.end()) return;  // a request we gave up on
-    it->second.deadline = now + options_.request_timeout;
     const bool all = sync->request_id == all_request_id_ && follow_all_;
+    if (!all && sync->subtree != it->second.subtree) return;  // not this request's reply
+    it->second.deadline = now + options_.request_timeout;
     SubtreeReplica* r = ReplicaFor(sync->subtree, all);
     if (r == nullptr) return;
     if (all && r->request_id() != all_request_id_) {
@@ -249,6 +289,7 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     auto it = outstanding_.find(end->request_id);
     if (it == outstanding_.end()) return;
     const bool all = end->request_id == all_request_id_ && follow_all_;
+    if (!all && end->subtree != it->second.subtree) return;  // not this request's reply
     SubtreeReplica* r = ReplicaFor(end->subtree, all);
     if (r == nullptr) return;
     if (all && r->request_id() != all_request_id_) {
@@ -277,6 +318,12 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
   } else if (auto* err = std::get_if<Error>(&m)) {
     ++stats_.errors;
     log_once_.Warn(kLogError, "chp agent: server error {}: {}", err->code, err->message);
+    if (link_ == Link::kHello && err->request_id == hello_request_id_) {
+      // no further commands to a server that refused our version.
+      if (err->code == static_cast<uint32_t>(Errc::kBadVersion)) refused_[endpoint_index_] = true;
+      Failover(now, "refused HELLO");
+      return;
+    }
     auto it = outstanding_.find(err->request_id);
     if (it != outstanding_.end()) {
       // An invalid subtree cannot be followed; stop asking for it.
@@ -360,7 +407,8 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
 }
 
 void ReplicaAgent::SendRequests(Clock::time_point now) {
-  if (link_ == Link::kSubscribing && now >= subscribe_deadline_) {
+  if ((link_ == Link::kSubscribing || link_ == Link::kLive) && now >= subscribe_deadline_ &&
+      WaitingForSubscriptions()) {
     // No welcome message yet: proceed; a missed update is caught by the sequence rules.
     for (auto& [name, r] : replicas_) r.OnSubscribed();
     if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
@@ -410,9 +458,11 @@ void ReplicaAgent::CheckTimeouts(Clock::time_point now) {
   }
   for (auto& [uuid, u] : unacked_) {
     if (now < u.deadline) continue;
+    u.deadline = now + options_.request_timeout;
+    // Before HELLO_OK nothing but HELLO goes out; OnHelloOk re-sends them all.
+    if (link_ == Link::kHello) continue;
     ++stats_.kvset_retries;
     SendBody(u.body);
-    u.deadline = now + options_.request_timeout;
   }
 }
 

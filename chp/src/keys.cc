@@ -3,17 +3,6 @@
 #include "chp/types.h"
 
 namespace chorus::chp {
-namespace {
-
-bool HasControl(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) return true;
-  }
-  return false;
-}
-
-}  // namespace
-
 bool IsValidUtf8(std::string_view s) {
   size_t i = 0;
   const size_t n = s.size();
@@ -55,8 +44,13 @@ bool IsValidUtf8(std::string_view s) {
 bool IsValidSubtree(std::string_view subtree) {
   if (subtree.empty() || subtree.size() > kMaxSubtreeBytes) return false;
   if (subtree.front() == '$' || subtree == kAllSubtrees) return false;
-  if (subtree.find('/') != std::string_view::npos) return false;
-  return !HasControl(subtree) && IsValidUtf8(subtree);
+  // One pass for '/' and control characters; the UTF-8 check only when a byte is not ASCII.
+  bool ascii = true;
+  for (unsigned char c : subtree) {
+    if (c == '/' || c < 0x20 || c == 0x7f) return false;
+    ascii = ascii && c < 0x80;
+  }
+  return ascii || IsValidUtf8(subtree);
 }
 
 Result<KeyParts> SplitKey(std::string_view full_key) {
@@ -64,10 +58,15 @@ Result<KeyParts> SplitKey(std::string_view full_key) {
   const size_t slash = full_key.find('/');
   if (slash == std::string_view::npos) return Errc::kBadKey;
   KeyParts parts{full_key.substr(0, slash), full_key.substr(slash + 1)};
-  if (!IsValidSubtree(parts.subtree) || parts.key.empty() || HasControl(parts.key) ||
-      !IsValidUtf8(parts.key)) {
-    return Errc::kBadKey;
+  if (!IsValidSubtree(parts.subtree) || parts.key.empty()) return Errc::kBadKey;
+  // No control characters and valid UTF-8, in one pass for the common all-ASCII key (every
+  // published topic and every Set goes through here).
+  bool ascii = true;
+  for (unsigned char c : parts.key) {
+    if (c < 0x20 || c == 0x7f) return Errc::kBadKey;
+    ascii = ascii && c < 0x80;
   }
+  if (!ascii && !IsValidUtf8(parts.key)) return Errc::kBadKey;
   return parts;
 }
 

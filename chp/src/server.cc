@@ -154,7 +154,9 @@ Result<Position> Server::ApplyChecked(std::string_view key, Op op, std::string_v
                                       uint64_t ttl_ms) {
   auto parts = SplitKey(key);
   if (!parts) return parts.error();
-  auto applied = store_.Apply(parts->subtree, parts->key, op, value, ttl_ms, MonotonicMs());
+  // The clock matters only for a TTL (reading it is a measurable part of a Set).
+  const int64_t now_ms = ttl_ms == 0 ? 0 : MonotonicMs();
+  auto applied = store_.Apply(parts->subtree, parts->key, op, value, ttl_ms, now_ms);
   if (!applied) return applied.error();
   if (applied->changed) {
     Change c{parts->subtree, applied->position.epoch, &applied->record};

@@ -28,7 +28,22 @@ Subtree& Store::GetOrCreate(std::string_view subtree) {
 void Store::Append(Subtree& st, Record& r) {
   r.seq = ++st.seq;
   st.backlog_bytes += r.key.size() + r.value.size();
-  st.backlog.push_back(r);
+  if (!st.backlog.empty() && st.backlog.size() >= options_.backlog_records) {
+    // At the count cap the oldest record leaves anyway: copy into its buffers, so the steady
+    // state allocates nothing here. Same backlog as push_back then pop_front.
+    Record slot = std::move(st.backlog.front());
+    st.backlog.pop_front();
+    st.backlog_bytes -= slot.key.size() + slot.value.size();
+    slot.key.assign(r.key);
+    slot.value.assign(r.value);
+    if (slot.value.capacity() > 2 * slot.value.size() + 64) slot.value.shrink_to_fit();
+    slot.op = r.op;
+    slot.ttl_ms = r.ttl_ms;
+    slot.seq = r.seq;
+    st.backlog.push_back(std::move(slot));
+  } else {
+    st.backlog.push_back(r);
+  }
   while (!st.backlog.empty() && (st.backlog.size() > options_.backlog_records ||
                                  st.backlog_bytes > options_.backlog_bytes)) {
     st.backlog_bytes -= st.backlog.front().key.size() + st.backlog.front().value.size();
@@ -43,14 +58,17 @@ Result<Store::Applied> Store::Apply(std::string_view subtree, std::string_view k
   if (ttl_ms > kMaxTtlMs) return Errc::kBadTtl;
   if (op == Op::kSet) {
     Subtree* existing = nullptr;
+    StoredEntry* found = nullptr;  // the entry when the key exists: one lookup, not two
     if (auto it = subtrees_.find(std::string(subtree)); it != subtrees_.end()) {
       existing = &it->second;
+      if (auto eit = existing->entries.find(std::string(key)); eit != existing->entries.end()) {
+        found = &eit->second;
+      }
     }
-    const bool is_new_key =
-        existing == nullptr || existing->entries.find(std::string(key)) == existing->entries.end();
+    const bool is_new_key = found == nullptr;
     if (is_new_key && key_count_ >= options_.max_keys) return Errc::kFull;
     Subtree& st = existing != nullptr ? *existing : GetOrCreate(subtree);
-    StoredEntry& e = st.entries[std::string(key)];
+    StoredEntry& e = found != nullptr ? *found : st.entries[std::string(key)];
     if (is_new_key) ++key_count_;
     st.value_bytes = st.value_bytes - e.value.size() + value.size();
     if (e.expires_at_ms != 0) --ttl_entries_;

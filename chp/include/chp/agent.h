@@ -110,6 +110,8 @@ class ReplicaAgent final : public Pollable {
   bool SendBody(const std::string& body);
   SubtreeReplica* ReplicaFor(const std::string& subtree, bool create);
   SubtreeReplica& AddReplica(const std::string& subtree);
+  void ExtendSubscribeDeadline();
+  bool WaitingForSubscriptions() const;
   Result<Uuid> SendSet(KvSet m, AckHandler on_ack);
 
   zmq::context_t& ctx_;
@@ -122,6 +124,7 @@ class ReplicaAgent final : public Pollable {
   std::optional<zmq::socket_t> sub_;
   Link link_ = Link::kIdle;
   size_t endpoint_index_ = 0;
+  std::vector<bool> refused_;  // endpoints that answered HELLO with kBadVersion
   std::string server_id_;
   uint64_t next_request_id_ = 1;
   uint64_t hello_request_id_ = 0;

@@ -25,6 +25,9 @@ std::string Encode(const PositionMsg& m);
 std::string Encode(const Hugz& m);
 std::string Topic(const KvPub& m);
 std::string Topic(const PositionMsg& m);
+// The body of a KvPub for `record` in `epoch`, written into `out` (its content replaced, its
+// capacity reused): the server's publish path. Same bytes as Encode(KvPub{..., epoch, record}).
+void EncodeKvPubBody(std::string_view epoch, const Record& record, std::string& out);
 
 Result<CommandMessage> DecodeCommand(std::string_view body);
 Result<ReplyMessage> DecodeReply(std::string_view body);
@@ -32,5 +35,10 @@ Result<PubMessage> DecodePub(std::string_view topic, std::string_view body);
 
 // True when `value` is exactly one well-formed msgpack object (values are msgpack, spec §Values).
 bool IsMsgpackValue(std::string_view value);
+
+namespace detail {
+// DecodePub without its fast path for KVPUB: the fuzz target checks that both give the same.
+Result<PubMessage> DecodePubGeneric(std::string_view topic, std::string_view body);
+}  // namespace detail
 
 }  // namespace chorus::chp

@@ -138,6 +138,7 @@ class Server final : public Pollable {
   std::deque<Uuid> ack_order_;
 
   std::unordered_set<std::string> dirty_;  // subtrees changed since the last heartbeat
+  std::string pub_body_;                   // KVPUB encode buffer, reused
   std::vector<std::string> sweep_;
   size_t sweep_pos_ = 0;
   Clock::time_point next_heartbeat_{};
