@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash scripts/build.sh release
+bash scripts/check-format.sh
 ctest --test-dir build/release --output-on-failure --timeout 300 -j 2
 if [ "${FUZZ_SECONDS:-15}" != "0" ]; then
   FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz-smoke.sh

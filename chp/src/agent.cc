@@ -297,8 +297,10 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
       (void)r->MakeRequest(all_request_id_);
     }
     r->OnSyncEnd(*end, observer_);
-    if (!all) outstanding_.erase(it);
-    else it->second.deadline = now + options_.request_timeout;
+    if (!all)
+      outstanding_.erase(it);
+    else
+      it->second.deadline = now + options_.request_timeout;
   } else if (auto* done = std::get_if<Done>(&m)) {
     if (!follow_all_ || done->request_id != all_request_id_) return;
     outstanding_.erase(done->request_id);
@@ -478,8 +480,8 @@ Result<Uuid> ReplicaAgent::SendSet(KvSet m, AckHandler on_ack) {
   }
   std::string body = Encode(m);
   if (link_ != Link::kHello && link_ != Link::kIdle) SendBody(body);
-  unacked_.emplace(m.uuid, Unacked{std::move(body), std::move(on_ack),
-                                   Clock::now() + options_.request_timeout});
+  unacked_.emplace(
+      m.uuid, Unacked{std::move(body), std::move(on_ack), Clock::now() + options_.request_timeout});
   return m.uuid;
 }
 

@@ -107,7 +107,9 @@ class Reader {
   bool ok_ = false;
 };
 
-bool ReferenceAll(msgpack::type::object_type, std::size_t, void*) { return true; }
+bool ReferenceAll(msgpack::type::object_type, std::size_t, void*) {
+  return true;
+}
 
 // The parser's zone, reused by every decode on this thread: a fresh zone per frame costs two
 // allocations (the zone and its first 8 KiB chunk). Decoders copy what they keep out of the
@@ -134,7 +136,12 @@ bool Parse(std::string_view body, msgpack::zone& zone, msgpack::object& out) {
   if (body.empty() || body.size() > kMaxFrameBytes) return false;
   try {
     std::size_t off = 0;
-    const msgpack::unpack_limit limit(/*array=*/1u << 20, /*map=*/1024, /*str=*/kMaxFrameBytes,
+    // The parser reserves room for an array's or map's elements when it reads the header. An
+    // element takes at least one byte (a pair two), so capping the counts by the body size
+    // accepts exactly the same frames but stops a 5-byte frame from reserving a million objects.
+    const size_t array_cap = std::min<size_t>(size_t{1} << 20, body.size());
+    const size_t map_cap = std::min<size_t>(1024, body.size() / 2);
+    const msgpack::unpack_limit limit(array_cap, map_cap, /*str=*/kMaxFrameBytes,
                                       /*bin=*/kMaxFrameBytes, /*ext=*/1u << 16, /*depth=*/16);
     out = msgpack::unpack(zone, body.data(), body.size(), off, ReferenceAll, nullptr, limit);
     return off == body.size();

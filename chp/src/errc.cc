@@ -11,18 +11,30 @@ class Category final : public std::error_category {
   const char* name() const noexcept override { return "chp"; }
   std::string message(int ev) const override {
     switch (static_cast<Errc>(ev)) {
-      case Errc::kOk: return "ok";
-      case Errc::kMalformed: return "malformed frame";
-      case Errc::kBadKey: return "invalid key or subtree name";
-      case Errc::kValueTooLarge: return "value too large";
-      case Errc::kBadValue: return "value is not one msgpack object";
-      case Errc::kBadTtl: return "ttl out of range";
-      case Errc::kFull: return "server is full";
-      case Errc::kBusy: return "busy, retry later";
-      case Errc::kTimeout: return "timed out";
-      case Errc::kUnreachable: return "peer unreachable";
-      case Errc::kUnknownCommand: return "unknown command";
-      case Errc::kBadVersion: return "unsupported protocol version";
+      case Errc::kOk:
+        return "ok";
+      case Errc::kMalformed:
+        return "malformed frame";
+      case Errc::kBadKey:
+        return "invalid key or subtree name";
+      case Errc::kValueTooLarge:
+        return "value too large";
+      case Errc::kBadValue:
+        return "value is not one msgpack object";
+      case Errc::kBadTtl:
+        return "ttl out of range";
+      case Errc::kFull:
+        return "server is full";
+      case Errc::kBusy:
+        return "busy, retry later";
+      case Errc::kTimeout:
+        return "timed out";
+      case Errc::kUnreachable:
+        return "peer unreachable";
+      case Errc::kUnknownCommand:
+        return "unknown command";
+      case Errc::kBadVersion:
+        return "unsupported protocol version";
     }
     return "unknown chp error " + std::to_string(ev);
   }
@@ -37,9 +49,12 @@ const std::error_category& ChpCategory() {
 
 const char* OpName(Op op) {
   switch (op) {
-    case Op::kSet: return "set";
-    case Op::kDelete: return "delete";
-    case Op::kExpire: return "expire";
+    case Op::kSet:
+      return "set";
+    case Op::kDelete:
+      return "delete";
+    case Op::kExpire:
+      return "expire";
   }
   return "?";
 }

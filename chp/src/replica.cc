@@ -6,10 +6,14 @@ namespace chorus::chp {
 
 const char* StateName(SubtreeReplica::State s) {
   switch (s) {
-    case SubtreeReplica::State::kWaitSubscribe: return "wait-subscribe";
-    case SubtreeReplica::State::kNeedSync: return "need-sync";
-    case SubtreeReplica::State::kSyncing: return "syncing";
-    case SubtreeReplica::State::kLive: return "live";
+    case SubtreeReplica::State::kWaitSubscribe:
+      return "wait-subscribe";
+    case SubtreeReplica::State::kNeedSync:
+      return "need-sync";
+    case SubtreeReplica::State::kSyncing:
+      return "syncing";
+    case SubtreeReplica::State::kLive:
+      return "live";
   }
   return "?";
 }
@@ -90,8 +94,11 @@ void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaOb
     return;
   }
   switch (ApplyLive(epoch, record, obs)) {
-    case Verdict::kApplied: return;
-    case Verdict::kStale: ++stats_.stale; return;
+    case Verdict::kApplied:
+      return;
+    case Verdict::kStale:
+      ++stats_.stale;
+      return;
     case Verdict::kGap:
       ++stats_.gaps;
       Resync(false);

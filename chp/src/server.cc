@@ -90,7 +90,8 @@ Clock::time_point Server::NextDeadline() const {
 }
 
 void Server::HandleEvents(const zmq::pollitem_t* items, Clock::time_point now) {
-  if ((items[0].revents & ZMQ_POLLOUT) != 0 || (!pending_.empty() && now >= pollout_backoff_until_)) {
+  if ((items[0].revents & ZMQ_POLLOUT) != 0 ||
+      (!pending_.empty() && now >= pollout_backoff_until_)) {
     FlushPending();
   }
   if ((items[1].revents & ZMQ_POLLIN) != 0) ReadSubscriptions();
@@ -274,8 +275,10 @@ void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
     Outgoing out{envelope, std::move(body)};
     switch (TrySend(out)) {
       case SendResult::kSent:
-      case SendResult::kGone: return;
-      case SendResult::kAgain: break;
+      case SendResult::kGone:
+        return;
+      case SendResult::kAgain:
+        break;
     }
     it = pending_.emplace(peer, PeerQueue{}).first;
     body = std::move(out.body);
@@ -286,7 +289,8 @@ void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
   if (stats_.pending_bytes + size > options_.max_pending_bytes) {
     // Over the cap: discard this peer's queued replies; it will time out and ask again.
     ++stats_.dropped_replies;
-    log_once_.Warn(kLogDropped, "chp server: reply queue over {} bytes, discarding a peer's replies",
+    log_once_.Warn(kLogDropped,
+                   "chp server: reply queue over {} bytes, discarding a peer's replies",
                    options_.max_pending_bytes);
     stats_.pending_bytes -= q.bytes;
     q.frames.clear();
@@ -471,6 +475,8 @@ void ServerThread::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-ServerThread::~ServerThread() { Stop(); }
+ServerThread::~ServerThread() {
+  Stop();
+}
 
 }  // namespace chorus::chp

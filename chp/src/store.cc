@@ -125,7 +125,9 @@ size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& o
   return n;
 }
 
-int64_t Store::NextExpiry() const { return expiries_.empty() ? -1 : expiries_.top().at_ms; }
+int64_t Store::NextExpiry() const {
+  return expiries_.empty() ? -1 : expiries_.top().at_ms;
+}
 
 void Store::CompactExpiries() {
   // Rewriting a TTL key leaves its old heap entry behind; rebuild when stale ones dominate so the

@@ -14,11 +14,21 @@ void AppendUtf8Escaped(std::string& out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += "\\u00";
@@ -37,10 +47,18 @@ void Render(std::string& out, const msgpack::object& o, int depth) {
     return;
   }
   switch (o.type) {
-    case msgpack::type::NIL: out += "null"; break;
-    case msgpack::type::BOOLEAN: out += o.via.boolean ? "true" : "false"; break;
-    case msgpack::type::POSITIVE_INTEGER: out += std::to_string(o.via.u64); break;
-    case msgpack::type::NEGATIVE_INTEGER: out += std::to_string(o.via.i64); break;
+    case msgpack::type::NIL:
+      out += "null";
+      break;
+    case msgpack::type::BOOLEAN:
+      out += o.via.boolean ? "true" : "false";
+      break;
+    case msgpack::type::POSITIVE_INTEGER:
+      out += std::to_string(o.via.u64);
+      break;
+    case msgpack::type::NEGATIVE_INTEGER:
+      out += std::to_string(o.via.i64);
+      break;
     case msgpack::type::FLOAT32:
     case msgpack::type::FLOAT64: {
       if (!std::isfinite(o.via.f64)) {
@@ -52,8 +70,12 @@ void Render(std::string& out, const msgpack::object& o, int depth) {
       out += buf;
       break;
     }
-    case msgpack::type::STR: out += JsonString({o.via.str.ptr, o.via.str.size}); break;
-    case msgpack::type::BIN: out += '"' + Base64({o.via.bin.ptr, o.via.bin.size}) + '"'; break;
+    case msgpack::type::STR:
+      out += JsonString({o.via.str.ptr, o.via.str.size});
+      break;
+    case msgpack::type::BIN:
+      out += '"' + Base64({o.via.bin.ptr, o.via.bin.size}) + '"';
+      break;
     case msgpack::type::EXT:
       out += "{\"$ext\":" + std::to_string(static_cast<int>(o.via.ext.type())) + ",\"data\":\"" +
              Base64({o.via.ext.data(), o.via.ext.size}) + "\"}";
@@ -95,7 +117,8 @@ std::string Base64(std::string_view bytes) {
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
     const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
-                       (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
+                       (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
     out += kTable[v >> 18];
     out += kTable[(v >> 12) & 63];
     out += kTable[(v >> 6) & 63];

@@ -15,7 +15,9 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+void OnSignal(int) {
+  g_stop = true;
+}
 
 std::string PackMap(const std::map<std::string, std::string>& m) {
   msgpack::sbuffer buf;
@@ -59,7 +61,8 @@ int main(int argc, char** argv) {
   app.add_option("--command", o.command_endpoint, "ROUTER endpoint (port 0: pick a free one)");
   app.add_option("--publisher", o.publisher_endpoint, "XPUB endpoint (port 0: pick a free one)");
   app.add_option("--id", o.server_id, "server id (default: random)");
-  app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval")->check(CLI::Range(10, 60000));
+  app.add_option("--heartbeat-ms", heartbeat_ms, "heartbeat interval")
+      ->check(CLI::Range(10, 60000));
   app.add_option("--demo-ms", demo_ms, "write demo changes every N ms (0: off)")
       ->check(CLI::Range(0, 60000));
   app.add_option("--log-level", level, "trace, debug, info, warn, error");

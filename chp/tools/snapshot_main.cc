@@ -18,7 +18,9 @@ namespace {
 using namespace chorus::chp;
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+void OnSignal(int) {
+  g_stop = true;
+}
 
 struct Flags {
   std::string endpoint;
@@ -84,13 +86,12 @@ void PrintState(const ReplicaAgent& agent, const Flags& f) {
     std::cout << "{";
     bool first = true;
     for (const auto& [name, r] : agent.replicas()) {
-      std::cout << (first ? "" : ",") << JsonString(name) << ":{\"epoch\":"
-                << JsonString(r.position().epoch) << ",\"sequence\":" << r.position().seq
-                << ",\"entries\":{";
+      std::cout << (first ? "" : ",") << JsonString(name)
+                << ":{\"epoch\":" << JsonString(r.position().epoch)
+                << ",\"sequence\":" << r.position().seq << ",\"entries\":{";
       bool first_entry = true;
       for (const auto& [key, e] : Sorted(r.entries())) {
-        std::cout << (first_entry ? "" : ",") << JsonString(key) << ':'
-                  << MsgpackToJson(e->value);
+        std::cout << (first_entry ? "" : ",") << JsonString(key) << ':' << MsgpackToJson(e->value);
         first_entry = false;
       }
       std::cout << "}}";
@@ -100,7 +101,8 @@ void PrintState(const ReplicaAgent& agent, const Flags& f) {
     return;
   }
   for (const auto& [name, r] : agent.replicas()) {
-    std::cout << "subtree " << name << "  epoch=" << (r.position().epoch.empty() ? "-" : r.position().epoch)
+    std::cout << "subtree " << name
+              << "  epoch=" << (r.position().epoch.empty() ? "-" : r.position().epoch)
               << "  seq=" << r.position().seq << "  entries=" << r.entries().size() << "\n";
     for (const auto& [key, e] : Sorted(r.entries())) {
       std::cout << "  " << key << "  seq=" << e->seq << "  " << MsgpackToJson(e->value) << "\n";
@@ -122,9 +124,10 @@ void PrintStats(const ReplicaAgent& agent, const Flags& f) {
     std::cout << "{\"server_id\":" << JsonString(agent.server_id()) << ",\"subtrees\":{";
     bool first = true;
     for (const auto& [name, r] : agent.replicas()) {
-      std::cout << (first ? "" : ",") << JsonString(name) << ":{\"epoch\":"
-                << JsonString(r.position().epoch) << ",\"sequence\":" << r.position().seq
-                << ",\"keys\":" << rows[name].first << ",\"bytes\":" << rows[name].second << "}";
+      std::cout << (first ? "" : ",") << JsonString(name)
+                << ":{\"epoch\":" << JsonString(r.position().epoch)
+                << ",\"sequence\":" << r.position().seq << ",\"keys\":" << rows[name].first
+                << ",\"bytes\":" << rows[name].second << "}";
       first = false;
     }
     std::cout << "},\"total\":{\"subtrees\":" << rows.size() << ",\"keys\":" << total_keys
@@ -207,9 +210,8 @@ int main(int argc, char** argv) {
   if (!f.follow) return 0;
 
   printer.enabled = true;
-  const auto follow_end = f.follow_ms > 0
-                              ? Clock::now() + std::chrono::milliseconds(f.follow_ms)
-                              : Clock::time_point::max();
+  const auto follow_end = f.follow_ms > 0 ? Clock::now() + std::chrono::milliseconds(f.follow_ms)
+                                          : Clock::time_point::max();
   bool was_connected = true;
   while (!g_stop && Clock::now() < follow_end) {
     agent.RunOnce(std::chrono::milliseconds(50));

@@ -24,8 +24,7 @@ bool EventuallyTrue(const std::function<bool()>& pred, std::chrono::milliseconds
 
 namespace {
 
-pid_t Spawn(const std::string& path, const std::vector<std::string>& args, int out_fd,
-            int err_fd) {
+pid_t Spawn(const std::string& path, const std::vector<std::string>& args, int out_fd, int err_fd) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(path.c_str()));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -68,7 +67,8 @@ std::string ChildProcess::ReadLine(std::chrono::milliseconds timeout) {
       buffer_.erase(0, nl + 1);
       return line;
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return {};
     pollfd p{stdout_fd_, POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;

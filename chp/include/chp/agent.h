@@ -28,25 +28,25 @@ namespace chorus::chp {
 
 struct AgentOptions {
   std::vector<std::string> endpoints;  // command endpoints of one logical server, failover order
-  std::chrono::milliseconds connect_timeout{1000};    // HELLO unanswered: try the next endpoint
-  std::chrono::milliseconds silence_timeout{2000};    // publisher silent: fail over
-  std::chrono::milliseconds subscribe_timeout{500};   // no welcome POSITION: sync anyway
-  std::chrono::milliseconds request_timeout{3000};    // no progress on a sync or KVSET: re-send
-  size_t max_queue = 100'000;     // updates queued per subtree while it syncs
-  size_t max_outstanding = 64;    // sync requests in flight per connection
-  size_t max_unacked = 10'000;    // KVSETs awaiting KVACK
+  std::chrono::milliseconds connect_timeout{1000};   // HELLO unanswered: try the next endpoint
+  std::chrono::milliseconds silence_timeout{2000};   // publisher silent: fail over
+  std::chrono::milliseconds subscribe_timeout{500};  // no welcome POSITION: sync anyway
+  std::chrono::milliseconds request_timeout{3000};   // no progress on a sync or KVSET: re-send
+  size_t max_queue = 100'000;                        // updates queued per subtree while it syncs
+  size_t max_outstanding = 64;                       // sync requests in flight per connection
+  size_t max_unacked = 10'000;                       // KVSETs awaiting KVACK
   int rcv_hwm = 100'000;
 };
 
 struct AgentStats {
-  uint64_t connects = 0;    // HELLO_OK received
-  uint64_t failovers = 0;   // connections abandoned for silence or no HELLO_OK
-  uint64_t requests = 0;    // ICANHAZ sent
-  uint64_t timeouts = 0;    // sync requests re-sent after request_timeout
-  uint64_t errors = 0;      // ERROR replies
-  uint64_t malformed = 0;   // frames dropped as undecodable
+  uint64_t connects = 0;   // HELLO_OK received
+  uint64_t failovers = 0;  // connections abandoned for silence or no HELLO_OK
+  uint64_t requests = 0;   // ICANHAZ sent
+  uint64_t timeouts = 0;   // sync requests re-sent after request_timeout
+  uint64_t errors = 0;     // ERROR replies
+  uint64_t malformed = 0;  // frames dropped as undecodable
   uint64_t kvset_retries = 0;
-  uint64_t updates = 0;     // KVPUB received
+  uint64_t updates = 0;  // KVPUB received
 };
 
 class ReplicaAgent final : public Pollable {
@@ -128,15 +128,19 @@ class ReplicaAgent final : public Pollable {
   std::string server_id_;
   uint64_t next_request_id_ = 1;
   uint64_t hello_request_id_ = 0;
-  Clock::time_point link_deadline_{};      // HELLO or silence deadline
+  Clock::time_point link_deadline_{};  // HELLO or silence deadline
   Clock::time_point subscribe_deadline_{};
 
   std::map<std::string, SubtreeReplica, std::less<>> replicas_;
   std::unordered_map<uint64_t, Outstanding> outstanding_;
 
   bool follow_all_ = false;
-  enum class AllState { kWaitSubscribe, kNeedSync, kSyncing, kLive } all_state_ =
-      AllState::kWaitSubscribe;
+  enum class AllState {
+    kWaitSubscribe,
+    kNeedSync,
+    kSyncing,
+    kLive
+  } all_state_ = AllState::kWaitSubscribe;
   uint64_t all_request_id_ = 0;
 
   std::unordered_map<Uuid, Unacked, UuidHash> unacked_;

@@ -1,5 +1,6 @@
 // Error codes of the CHP library. Expected failures are returned as values (Result<T>);
-// these codes also travel on the wire as KVACK / ERROR status (docs/protocol/chp.md, "Status codes").
+// these codes also travel on the wire as KVACK / ERROR status (docs/protocol/chp.md, "Status
+// codes").
 #pragma once
 
 #include <cstdint>
@@ -27,13 +28,15 @@ enum class Errc : uint32_t {
 
 const std::error_category& ChpCategory();
 
-inline std::error_code make_error_code(Errc e) { return {static_cast<int>(e), ChpCategory()}; }
+inline std::error_code make_error_code(Errc e) {
+  return {static_cast<int>(e), ChpCategory()};
+}
 
 // Result<T>: a value or an error code. [[nodiscard]] so errors are not dropped by accident.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}   // NOLINT(google-explicit-constructor)
   Result(Errc e) : v_(make_error_code(e)) {}  // NOLINT(google-explicit-constructor)
   Result(std::error_code ec) : v_(ec) {}      // NOLINT(google-explicit-constructor)
 

@@ -42,16 +42,16 @@ class ReplicaObserver {
 };
 
 struct ReplicaStats {
-  uint64_t snapshots = 0;           // full snapshots applied
-  uint64_t resumes = 0;             // resume streams applied
-  uint64_t gaps = 0;                // sequence gaps seen in the live stream
-  uint64_t epoch_changes = 0;       // epoch changes seen
-  uint64_t behind = 0;              // POSITION said we missed updates
-  uint64_t rejected = 0;            // snapshots / resumes rejected (count or order mismatch)
-  uint64_t applied = 0;             // live or replayed changes applied
-  uint64_t stale = 0;               // updates dropped as not newer than our position
-  uint64_t overflows = 0;           // queue overflows while syncing
-  uint64_t failed_requests = 0;     // requests abandoned (timeout, failover, error)
+  uint64_t snapshots = 0;        // full snapshots applied
+  uint64_t resumes = 0;          // resume streams applied
+  uint64_t gaps = 0;             // sequence gaps seen in the live stream
+  uint64_t epoch_changes = 0;    // epoch changes seen
+  uint64_t behind = 0;           // POSITION said we missed updates
+  uint64_t rejected = 0;         // snapshots / resumes rejected (count or order mismatch)
+  uint64_t applied = 0;          // live or replayed changes applied
+  uint64_t stale = 0;            // updates dropped as not newer than our position
+  uint64_t overflows = 0;        // queue overflows while syncing
+  uint64_t failed_requests = 0;  // requests abandoned (timeout, failover, error)
   bool operator==(const ReplicaStats&) const = default;
 };
 

@@ -31,9 +31,9 @@ struct ServerOptions {
   std::string server_id;                                 // default: random
   std::chrono::milliseconds heartbeat_interval{500};
   size_t max_value_bytes = kDefaultMaxValueBytes;
-  size_t positions_per_sweep = 256;     // unchanged subtrees announced per heartbeat
+  size_t positions_per_sweep = 256;  // unchanged subtrees announced per heartbeat
   size_t max_positions_per_tick = 10'000;
-  size_t dedup_window = 65'536;         // KVSET UUIDs remembered
+  size_t dedup_window = 65'536;                // KVSET UUIDs remembered
   size_t max_pending_bytes = size_t{1} << 30;  // queued reply bytes, all peers together
   size_t snapshot_batch_records = 512;
   size_t snapshot_batch_bytes = 256 * 1024;
@@ -43,7 +43,7 @@ struct ServerOptions {
 };
 
 struct ServerStats {
-  uint64_t changes = 0;          // sequenced changes (sets, deletes, expiries)
+  uint64_t changes = 0;  // sequenced changes (sets, deletes, expiries)
   uint64_t expiries = 0;
   uint64_t kvsets = 0;           // KVSET commands received
   uint64_t kvset_rejected = 0;   // answered with a non-zero status

@@ -19,8 +19,8 @@ namespace chorus::chp {
 
 struct StoreOptions {
   size_t max_keys = 10'000'000;
-  size_t backlog_records = 256;          // per subtree
-  size_t backlog_bytes = 256 * 1024;     // per subtree (values + keys)
+  size_t backlog_records = 256;            // per subtree
+  size_t backlog_bytes = 256 * 1024;       // per subtree (values + keys)
   std::function<std::string()> new_epoch;  // default: 16 random hex digits
 };
 
