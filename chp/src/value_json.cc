@@ -2,6 +2,7 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -157,7 +158,9 @@ std::string MsgpackToJson(std::string_view value) {
   try {
     std::size_t off = 0;
     // Same parser limits as the codec, so a hostile value cannot make it allocate wildly.
-    const msgpack::unpack_limit limit(1u << 20, 1u << 20, 16u << 20, 16u << 20, 1u << 16, 32);
+    // Every element takes at least one byte, so counts above the size cannot be genuine.
+    const auto n = static_cast<uint32_t>(std::min<size_t>(value.size(), 1u << 20));
+    const msgpack::unpack_limit limit(n, n, 16u << 20, 16u << 20, 1u << 16, 32);
     msgpack::object_handle h =
         msgpack::unpack(value.data(), value.size(), off, nullptr, nullptr, limit);
     if (off == value.size()) {
