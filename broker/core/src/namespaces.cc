@@ -1,39 +1,11 @@
 #include "broker/core/namespaces.h"
 
+#include "chp/keys.h"
+
 #include <utility>
 
 namespace chorus::broker {
 namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], 0 if invalid (overlong forms,
-// surrogates and code points above U+10FFFF are invalid).
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  size_t len = 0;
-  uint32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) {
-    len = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    len = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMinForLength[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
 
 std::string Key(std::string_view prefix, std::string_view name) {
   std::string key(prefix);
@@ -77,15 +49,10 @@ std::optional<std::string> ValidateOptions(const ChannelOptions& o, const std::s
 Errc ValidateChannelName(std::string_view channel, const Limits& limits) {
   if (channel.empty()) return Errc::kBadRequest;
   if (channel.size() > limits.max_channel_length) return Errc::kLimitExceeded;
-  for (size_t i = 0; i < channel.size();) {
-    const size_t len = Utf8SequenceLength(channel, i);
-    if (len == 0) return Errc::kBadRequest;
-    if (len == 1) {
-      const auto c = static_cast<unsigned char>(channel[i]);
-      if (c < 0x20 || c == 0x7F) return Errc::kBadRequest;
-    }
-    i += len;
+  for (const unsigned char c : channel) {
+    if (c < 0x20 || c == 0x7F) return Errc::kBadRequest;
   }
+  if (!chp::IsValidUtf8(channel)) return Errc::kBadRequest;
   return Errc::kOk;
 }
 
