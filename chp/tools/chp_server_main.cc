@@ -82,6 +82,9 @@ int main(int argc, char** argv) {
             << " publisher=" << (*server)->publisher_endpoint() << " id=" << (*server)->server_id()
             << std::endl;
   Demo demo;
+  if (demo_ms > 0) {
+    for (int i = 0; i < 24; ++i) demo.Step(**server);  // a populated world from the start
+  }
   auto next_demo = chorus::chp::Clock::now();
   while (!g_stop) {
     (*server)->RunOnce(std::chrono::milliseconds(demo_ms > 0 ? std::min(demo_ms, 50) : 50));
