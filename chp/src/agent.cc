@@ -52,6 +52,7 @@ const std::string& ReplicaAgent::endpoint() const {
 
 SubtreeReplica& ReplicaAgent::AddReplica(const std::string& subtree) {
   auto [it, inserted] = replicas_.try_emplace(subtree, subtree, options_.max_queue);
+  if (inserted) replica_index_.emplace(subtree, &it->second);
   return it->second;
 }
 
@@ -93,6 +94,7 @@ void ReplicaAgent::Unfollow(const std::string& subtree) {
   auto it = replicas_.find(subtree);
   if (it == replicas_.end()) return;
   if (sub_ && !follow_all_) sub_->set(zmq::sockopt::unsubscribe, TopicPrefix(subtree));
+  replica_index_.erase(it->first);
   replicas_.erase(it);
 }
 
@@ -329,15 +331,18 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     auto it = outstanding_.find(err->request_id);
     if (it != outstanding_.end()) {
       // An invalid subtree cannot be followed; stop asking for it.
-      if (!it->second.subtree.empty()) replicas_.erase(it->second.subtree);
+      if (!it->second.subtree.empty()) {
+        replica_index_.erase(it->second.subtree);
+        replicas_.erase(it->second.subtree);
+      }
       outstanding_.erase(it);
     }
   }
 }
 
 SubtreeReplica* ReplicaAgent::ReplicaFor(const std::string& subtree, bool create) {
-  auto it = replicas_.find(subtree);
-  if (it != replicas_.end()) return &it->second;
+  auto it = replica_index_.find(std::string_view(subtree));
+  if (it != replica_index_.end()) return it->second;
   if (!create || !IsValidSubtree(subtree)) return nullptr;
   return &AddReplica(subtree);
 }

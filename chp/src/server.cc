@@ -157,13 +157,15 @@ Result<Position> Server::ApplyChecked(std::string_view key, Op op, std::string_v
   if (!parts) return parts.error();
   // The clock matters only for a TTL (reading it is a measurable part of a Set).
   const int64_t now_ms = ttl_ms == 0 ? 0 : MonotonicMs();
-  auto applied = store_.Apply(parts->subtree, parts->key, op, value, ttl_ms, now_ms);
+  auto applied = store_.ApplyRef(parts->subtree, parts->key, op, value, ttl_ms, now_ms);
   if (!applied) return applied.error();
+  if (applied->subtree == nullptr) return Position{};
+  Position pos = applied->subtree->position();  // as applied, before any observer runs
   if (applied->changed) {
-    Change c{parts->subtree, applied->position.epoch, &applied->record};
+    Change c{parts->subtree, applied->subtree->epoch, applied->record};
     PublishChange(c);
   }
-  return std::move(applied->position);
+  return pos;
 }
 
 void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {

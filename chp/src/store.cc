@@ -25,36 +25,54 @@ Subtree& Store::GetOrCreate(std::string_view subtree) {
   return subtrees_.emplace(std::string(subtree), std::move(st)).first->second;
 }
 
-void Store::Append(Subtree& st, Record& r) {
-  r.seq = ++st.seq;
-  st.backlog_bytes += r.key.size() + r.value.size();
+const Record* Store::Append(Subtree& st, std::string_view key, Op op, std::string_view value,
+                            uint64_t ttl_ms) {
+  const uint64_t seq = ++st.seq;
+  st.backlog_bytes += key.size() + value.size();
   if (!st.backlog.empty() && st.backlog.size() >= options_.backlog_records) {
     // At the count cap the oldest record leaves anyway: copy into its buffers, so the steady
     // state allocates nothing here. Same backlog as push_back then pop_front.
     Record slot = std::move(st.backlog.front());
     st.backlog.pop_front();
     st.backlog_bytes -= slot.key.size() + slot.value.size();
-    slot.key.assign(r.key);
-    slot.value.assign(r.value);
+    slot.key.assign(key);
+    slot.value.assign(value);
     if (slot.value.capacity() > 2 * slot.value.size() + 64) slot.value.shrink_to_fit();
-    slot.op = r.op;
-    slot.ttl_ms = r.ttl_ms;
-    slot.seq = r.seq;
+    slot.op = op;
+    slot.ttl_ms = ttl_ms;
+    slot.seq = seq;
     st.backlog.push_back(std::move(slot));
   } else {
-    st.backlog.push_back(r);
+    st.backlog.push_back(Record{std::string(key), op, std::string(value), ttl_ms, seq});
   }
   while (!st.backlog.empty() && (st.backlog.size() > options_.backlog_records ||
                                  st.backlog_bytes > options_.backlog_bytes)) {
     st.backlog_bytes -= st.backlog.front().key.size() + st.backlog.front().value.size();
+    if (st.backlog.size() == 1) {
+      // A single record larger than the byte cap leaves the backlog empty: resume past it is
+      // impossible and the replica takes a snapshot, which is correct. Keep it for the caller.
+      spill_ = std::move(st.backlog.front());
+      st.backlog.pop_front();
+      return &spill_;
+    }
     st.backlog.pop_front();
   }
-  // A single record larger than the byte cap leaves the backlog empty: resume past it is
-  // impossible and the replica takes a snapshot, which is correct.
+  return &st.backlog.back();
 }
 
 Result<Store::Applied> Store::Apply(std::string_view subtree, std::string_view key, Op op,
                                     std::string_view value, uint64_t ttl_ms, int64_t now_ms) {
+  auto r = ApplyRef(subtree, key, op, value, ttl_ms, now_ms);
+  if (!r) return r.error();
+  Applied out;
+  if (r->subtree != nullptr) out.position = r->subtree->position();
+  out.changed = r->changed;
+  if (r->record != nullptr) out.record = *r->record;
+  return out;
+}
+
+Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_view key, Op op,
+                                          std::string_view value, uint64_t ttl_ms, int64_t now_ms) {
   if (ttl_ms > kMaxTtlMs) return Errc::kBadTtl;
   if (op == Op::kSet) {
     Subtree* existing = nullptr;
@@ -74,30 +92,27 @@ Result<Store::Applied> Store::Apply(std::string_view subtree, std::string_view k
     if (e.expires_at_ms != 0) --ttl_entries_;
     e.value.assign(value);
     e.expires_at_ms = ttl_ms == 0 ? 0 : now_ms + static_cast<int64_t>(ttl_ms);
-    Record rec{std::string(key), Op::kSet, std::string(value), ttl_ms, 0};
-    Append(st, rec);
-    e.seq = rec.seq;
+    const Record* rec = Append(st, key, Op::kSet, value, ttl_ms);
+    e.seq = rec->seq;
     if (e.expires_at_ms != 0) {
       ++ttl_entries_;
       expiries_.push(Expiry{e.expires_at_ms, e.seq, std::string(subtree), std::string(key)});
       CompactExpiries();
     }
-    return Applied{st.position(), true, std::move(rec)};
+    return AppliedRef{&st, true, rec};
   }
   // Delete (kExpire is reserved for the server's own expiry).
   if (op != Op::kDelete) return Errc::kMalformed;
   auto it = subtrees_.find(std::string(subtree));
-  if (it == subtrees_.end()) return Applied{Position{}, false, {}};
+  if (it == subtrees_.end()) return AppliedRef{};
   Subtree& st = it->second;
   auto eit = st.entries.find(std::string(key));
-  if (eit == st.entries.end()) return Applied{st.position(), false, {}};
+  if (eit == st.entries.end()) return AppliedRef{&st, false, nullptr};
   if (eit->second.expires_at_ms != 0) --ttl_entries_;
   st.value_bytes -= eit->second.value.size();
   st.entries.erase(eit);
   --key_count_;
-  Record rec{std::string(key), Op::kDelete, {}, 0, 0};
-  Append(st, rec);
-  return Applied{st.position(), true, std::move(rec)};
+  return AppliedRef{&st, true, Append(st, key, Op::kDelete, {}, 0)};
 }
 
 size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired) {
@@ -117,9 +132,8 @@ size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& o
     st.entries.erase(eit);
     --key_count_;
     --ttl_entries_;
-    Record rec{x.key, Op::kExpire, {}, 0, 0};
-    Append(st, rec);
-    if (on_expired) on_expired(Change{it->first, st.epoch, &rec});
+    const Record* rec = Append(st, x.key, Op::kExpire, {}, 0);
+    if (on_expired) on_expired(Change{it->first, st.epoch, rec});
     ++n;
   }
   return n;

@@ -131,7 +131,9 @@ class ReplicaAgent final : public Pollable {
   Clock::time_point link_deadline_{};  // HELLO or silence deadline
   Clock::time_point subscribe_deadline_{};
 
-  std::map<std::string, SubtreeReplica, std::less<>> replicas_;
+  std::map<std::string, SubtreeReplica, std::less<>> replicas_;  // sorted: iteration order matters
+  // Hash index of replicas_ for the per-publication lookup; kept in step with replicas_.
+  std::unordered_map<std::string, SubtreeReplica*, StringHash, std::equal_to<>> replica_index_;
   std::unordered_map<uint64_t, Outstanding> outstanding_;
 
   bool follow_all_ = false;

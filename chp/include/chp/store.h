@@ -62,6 +62,16 @@ class Store {
   Result<Applied> Apply(std::string_view subtree, std::string_view key, Op op,
                         std::string_view value, uint64_t ttl_ms, int64_t now_ms);
 
+  // Apply without copying the record: `record` points at the store's copy (valid until the next
+  // change to the store) or is null when nothing changed; `subtree` is the applied subtree.
+  struct AppliedRef {
+    const Subtree* subtree = nullptr;
+    bool changed = false;
+    const Record* record = nullptr;
+  };
+  Result<AppliedRef> ApplyRef(std::string_view subtree, std::string_view key, Op op,
+                              std::string_view value, uint64_t ttl_ms, int64_t now_ms);
+
   // Removes every entry whose TTL ran out by `now_ms`; calls `on_expired` for each, in order.
   size_t Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired);
   // Milliseconds of the earliest pending expiry, or -1.
@@ -89,7 +99,10 @@ class Store {
   };
 
   Subtree& GetOrCreate(std::string_view subtree);
-  void Append(Subtree& st, Record& r);  // assigns r.seq, keeps a copy in the backlog
+  // Appends a change with the next seq to the backlog; returns the stored record (in the backlog,
+  // or in `spill_` when it alone exceeds the backlog caps).
+  const Record* Append(Subtree& st, std::string_view key, Op op, std::string_view value,
+                       uint64_t ttl_ms);
   void CompactExpiries();
 
   StoreOptions options_;
@@ -97,6 +110,7 @@ class Store {
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
   size_t ttl_entries_ = 0;
   size_t key_count_ = 0;
+  Record spill_;  // the last appended record when the backlog could not keep it
 };
 
 std::string RandomEpoch();

@@ -5,12 +5,21 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 namespace chorus::chp {
+
+// Hash for unordered containers keyed by std::string that also take std::string_view lookups
+// (with std::equal_to<>): no temporary string per lookup. Same hash values as std::hash<string>.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
 
 inline constexpr uint32_t kProtocolVersion = 1;
 
