@@ -354,7 +354,8 @@ const std::vector<NodeField>& NodeFields() {
                            {StringField("key", &ApiSection::key, nullptr)});
     AddSection<NativeSection>(
         out, "native", &NodeConfig::native,
-        {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint)});
+        {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
+         IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000)});
     using C = ClusterSection;
     AddSection<C>(out, "cluster", &NodeConfig::cluster,
                   {StringField("chp_command", &C::chp_command, CheckBindEndpoint),

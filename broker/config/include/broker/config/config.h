@@ -49,6 +49,9 @@ struct ApiSection {
 // [native]: the ZeroMQ endpoint native clients (client/cpp) connect to.
 struct NativeSection {
   std::string endpoint = "tcp://127.0.0.1:0";  // port 0 = pick a free port
+  // Messages queued for one session in its ZeroMQ pipe; one more and the session is closed as
+  // slow (3008). 16..10000000.
+  int64_t send_hwm = 10'000;
   bool operator==(const NativeSection&) const = default;
 };
 

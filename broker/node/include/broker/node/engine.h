@@ -1,0 +1,187 @@
+// The engine: the thread that owns a node's channels (ChannelTable), their CHP mirror (an
+// embedded chp::Server), the native client sessions (a ROUTER, docs/protocol/native.md) and
+// the bridge the HTTP gateway talks to (a ROUTER on inproc, broker/gateway/README.md).
+// Everything here is owned by the engine thread; other threads reach it only through its
+// sockets. See docs/broker-node.md.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "broker/config/config.h"
+#include "broker/node/auth.h"
+#include "broker/node/channel_table.h"
+#include "broker/node/chp_state_sink.h"
+#include "broker/node/native_codec.h"
+#include "chp/loop.h"
+#include "chp/server.h"
+
+namespace chorus::broker::node {
+
+struct EngineOptions {
+  NodeConfig config;
+  std::string node_id;
+  std::string bridge_endpoint;  // inproc:// ROUTER for the gateway
+  TokenKeys token_keys;
+  int64_t channel_idle_drop_ms = 24ll * 3600 * 1000;  // history position kept this long idle
+  size_t history_max_limit = 1000;                   // largest history page (limit < 0 or more)
+  size_t max_recovery = 1000;   // more missed publications than this: recovered:false
+  size_t closed_memory = 65536; // N-17: routing ids of closed sessions remembered
+};
+
+struct EngineEndpoints {
+  std::string native;
+  std::string chp_command;
+  std::string chp_publisher;
+  std::string bridge;
+};
+
+struct EngineCounters {
+  uint64_t deliveries = 0;       // messages handed to a subscriber's socket
+  uint64_t drops_slow = 0;       // messages not delivered: the session's pipe was full
+  uint64_t drops_gone = 0;       // messages not delivered: the peer had disconnected
+  uint64_t malformed = 0;        // native frames dropped as undecodable (N-6)
+  uint64_t commands = 0;         // native commands handled
+  uint64_t api_requests = 0;     // bridge requests handled
+  uint64_t connects = 0;
+  std::map<uint32_t, uint64_t> disconnects;  // by close code
+};
+
+class Engine final : public chp::Pollable {
+ public:
+  static Result<std::unique_ptr<Engine>> Create(zmq::context_t& ctx, EngineOptions options);
+  ~Engine() override;
+
+  EngineEndpoints endpoints() const;
+  // Polls the engine and its CHP server once.
+  void RunOnce(std::chrono::milliseconds max_wait);
+  // Closes every session with 3001 (shutdown); called before the thread exits.
+  void Shutdown();
+
+  size_t AddPollItems(std::vector<zmq::pollitem_t>& items) override;
+  void HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point now) override;
+  chp::Clock::time_point NextDeadline() const override;
+
+  const ChannelTable& channels() const { return table_; }
+  const EngineCounters& counters() const { return counters_; }
+
+ private:
+  struct Session {
+    SubscriberId id = 0;
+    std::string routing_id;
+    std::string client;  // client id (unique in the cluster)
+    std::string user;
+    std::string conn_info;
+    bool insecure = false;
+    int64_t last_seen_ms = 0;
+    std::map<std::string, std::string, std::less<>> subs;  // channel -> chan_info
+  };
+  struct Closed {
+    uint32_t code = 0;
+    std::string reason;
+    bool reconnect = true;
+  };
+  enum class SendStatus { kSent, kSlow, kGone };
+
+  Engine(zmq::context_t& ctx, EngineOptions options);
+  Result<Unit> Bind();
+
+  // Native protocol (engine_native.cc).
+  void ReadNative();
+  void HandleNative(const std::string& routing_id, std::string_view frame);
+  void HandleConnect(const std::string& routing_id, NativeCommand& cmd, Params& p);
+  void HandleSessionCommand(Session& s, NativeCommand& cmd, Params& p);
+  std::string DoSubscribe(Session& s, uint64_t id, Params& p);
+  std::string DoPublish(Session& s, uint64_t id, Params& p);
+  std::string DoPresence(Session& s, uint64_t id, Params& p);
+  std::string DoPresenceStats(Session& s, uint64_t id, Params& p);
+  std::string DoHistory(Session& s, uint64_t id, Params& p);
+  void Reply(const std::string& routing_id, const std::string& body);
+
+  // Shared operations (engine.cc).
+  Result<PublishOutcome> PublishAndDeliver(std::string_view channel, std::string data,
+                                           std::optional<std::string> info,
+                                           std::map<std::string, std::string> tags);
+  void Deliver(const Channel& ch, const std::string& body);
+  void PushPresenceEvents(const Channel& ch, const std::vector<PresenceEvent>& events);
+  void LeaveChannel(Session& s, std::string_view channel, bool push_unsubscribe, uint32_t code,
+                    std::string_view reason);
+  void CloseSession(SubscriberId id, uint32_t code, std::string_view reason, bool reconnect,
+                    bool try_push);
+  void CloseLater(SubscriberId id, uint32_t code, std::string_view reason);
+  void RunPendingCloses();
+  SendStatus Send(const std::string& routing_id, zmq::message_t& body);
+  void Sweep(int64_t now_ms);
+  Session* FindSession(SubscriberId id);
+  int64_t NowMs() const;
+
+  // HTTP API and observability through the bridge (engine_api.cc).
+  void ReadBridge();
+  struct HttpAnswer {
+    int status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+  };
+  HttpAnswer HandleApi(std::string_view method, std::string_view body);
+  HttpAnswer Health() const;
+  HttpAnswer Metrics() const;
+
+  zmq::context_t& ctx_;
+  EngineOptions options_;
+  NamespaceRegistry registry_;
+  std::unique_ptr<chp::Server> chp_;
+  std::unique_ptr<ChpStateSink> sink_;
+  ChannelTable table_;
+  zmq::socket_t native_;
+  zmq::socket_t bridge_;
+  std::string native_endpoint_;
+  EngineCounters counters_;
+  std::mt19937_64 rng_;
+  chp::Clock::time_point started_;
+  chp::Clock::time_point next_sweep_{};
+
+  SubscriberId next_session_id_ = 1;
+  std::unordered_map<SubscriberId, Session> sessions_;
+  std::unordered_map<std::string, SubscriberId> by_routing_;
+  std::unordered_map<std::string, Closed> closed_;
+  std::deque<std::string> closed_order_;
+  struct PendingClose {
+    SubscriberId id;
+    uint32_t code;
+    std::string reason;
+  };
+  std::vector<PendingClose> pending_closes_;
+};
+
+// Runs an Engine on a thread of its own (the engine thread). Start returns once the sockets
+// are bound (or failed to bind).
+class EngineThread {
+ public:
+  static Result<std::unique_ptr<EngineThread>> Start(zmq::context_t& ctx, EngineOptions options);
+  ~EngineThread();
+  EngineThread(const EngineThread&) = delete;
+  EngineThread& operator=(const EngineThread&) = delete;
+  const EngineEndpoints& endpoints() const { return endpoints_; }
+  void Stop();
+
+ private:
+  EngineThread() = default;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  EngineEndpoints endpoints_;
+};
+
+}  // namespace chorus::broker::node

@@ -1,0 +1,46 @@
+// The node application object (STYLE: thin main, an application that does the wiring): starts
+// the engine thread and the HTTP gateway from one NodeConfig, reports where they listen, and
+// stops them in order (gateway first, so no request reaches a stopped engine).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "broker/config/config.h"
+#include "broker/gateway/http_server.h"
+#include "broker/node/engine.h"
+
+namespace chorus::broker::node {
+
+struct NodeAddresses {
+  std::string node_id;
+  std::string http;  // host:port
+  std::string native;
+  std::string chp_command;
+  std::string chp_publisher;
+};
+
+class Node {
+ public:
+  // Starts everything or nothing; the message says what failed ("http: address in use").
+  static ConfigResult<std::unique_ptr<Node>> Start(NodeConfig config);
+  ~Node();
+  const NodeAddresses& addresses() const { return addresses_; }
+  // One line for stdout: "chorusd ready node=... http=... native=... chp_command=... ...".
+  std::string Banner() const;
+  void Stop();
+
+ private:
+  Node() = default;
+  zmq::context_t ctx_;
+  std::unique_ptr<EngineThread> engine_;
+  std::unique_ptr<gateway::HttpServer> http_;
+  NodeAddresses addresses_;
+};
+
+// A random node id: "node-" and 8 characters of [0-9a-z].
+std::string RandomNodeId();
+
+}  // namespace chorus::broker::node

@@ -1,0 +1,79 @@
+#include "broker/node/node.h"
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "broker/node/log.h"
+
+namespace chorus::broker::node {
+
+std::string RandomNodeId() {
+  std::mt19937_64 rng(std::random_device{}());
+  static constexpr char kChars[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::string id = "node-";
+  for (int i = 0; i < 8; ++i) id.push_back(kChars[rng() % 36]);
+  return id;
+}
+
+ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
+  std::unique_ptr<Node> n(new Node());
+  EngineOptions eo;
+  eo.node_id = config.node.id.empty() ? RandomNodeId() : config.node.id;
+  eo.bridge_endpoint = "inproc://chorus-engine-" + eo.node_id;
+  eo.token_keys.hmac_secret = config.client.token_hmac_secret;
+  if (!config.client.token_rsa_public_key_file.empty()) {
+    std::ifstream in(config.client.token_rsa_public_key_file);
+    if (!in) {
+      return ConfigError{"client.token_rsa_public_key_file: cannot read " +
+                         config.client.token_rsa_public_key_file};
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    eo.token_keys.rsa_public_pem = ss.str();
+  }
+  eo.config = config;
+  auto engine = EngineThread::Start(n->ctx_, std::move(eo));
+  if (!engine) {
+    return ConfigError{"engine: cannot bind native.endpoint or the cluster endpoints (see log)"};
+  }
+  n->engine_ = std::move(*engine);
+  const EngineEndpoints& ep = n->engine_->endpoints();
+
+  gateway::HttpOptions ho;
+  ho.address = config.http.address;
+  ho.port = config.http.port;
+  ho.api_key = config.api.key;
+  ho.engine_endpoint = ep.bridge;
+  ho.max_body_bytes = std::max<size_t>(1 << 20, config.limits.max_publication_bytes * 2 + 4096);
+  auto http = gateway::HttpServer::Start(n->ctx_, ho);
+  if (!http) {
+    n->engine_->Stop();
+    return ConfigError{"http: cannot listen on " + config.http.address + ":" +
+                       std::to_string(config.http.port) + ": " + http.error().message()};
+  }
+  n->http_ = std::move(*http);
+  n->addresses_ = {config.node.id.empty() ? "" : config.node.id,
+                   config.http.address + ":" + std::to_string(n->http_->port()), ep.native,
+                   ep.chp_command, ep.chp_publisher};
+  // The node id the engine chose (random when not configured) is the bridge's suffix.
+  n->addresses_.node_id = ep.bridge.substr(std::string("inproc://chorus-engine-").size());
+  return n;
+}
+
+std::string Node::Banner() const {
+  const auto& a = addresses_;
+  return "chorusd ready node=" + a.node_id + " http=" + a.http + " native=" + a.native +
+         " chp_command=" + a.chp_command + " chp_publisher=" + a.chp_publisher;
+}
+
+void Node::Stop() {
+  if (http_) http_->Stop();
+  if (engine_) engine_->Stop();
+  http_.reset();
+  engine_.reset();
+}
+
+Node::~Node() { Stop(); }
+
+}  // namespace chorus::broker::node
