@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "broker/config/config.h"
 #include "broker/node/log.h"
@@ -39,19 +39,21 @@ int main(int argc, char** argv) {
   CLI::App app{"chorusd: the Chorus broker node"};
   std::string config_path, check_path;
   std::vector<std::string> overrides;
-  app.add_option("--config,-c", config_path, "TOML configuration file (default: built-in defaults)");
+  app.add_option("--config,-c", config_path,
+                 "TOML configuration file (default: built-in defaults)");
   app.add_option("--check-config", check_path, "Validate a configuration file and exit");
   app.add_option("--set", overrides, "Override one key: --set http.port=0 (repeatable)");
   CLI11_PARSE(app, argc, argv);
 
   if (!check_path.empty()) {
     auto cfg = broker::LoadConfig(check_path);
-    if (cfg) cfg = [&]() -> broker::ConfigResult<broker::NodeConfig> {
-      auto c = *cfg;
-      auto r = broker::ApplyOverrides(c, overrides);
-      if (!r) return broker::ConfigError{r.error()};
-      return c;
-    }();
+    if (cfg)
+      cfg = [&]() -> broker::ConfigResult<broker::NodeConfig> {
+        auto c = *cfg;
+        auto r = broker::ApplyOverrides(c, overrides);
+        if (!r) return broker::ConfigError{r.error()};
+        return c;
+      }();
     if (!cfg) {
       std::cerr << "chorusd: " << cfg.error() << "\n";
       return 2;
@@ -77,7 +79,6 @@ int main(int argc, char** argv) {
   const auto level = SpdLevel(config.node.log_level);
   chorus::broker::node::Log().set_level(level);
   chorus::chp::Log().set_level(level);
-  if (auto gw = spdlog::get("gateway")) gw->set_level(level);
 
   // Block the signals before any thread starts so only sigwait below receives them.
   sigset_t sigs;
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
     std::cerr << "chorusd: " << node.error() << "\n";
     return 1;
   }
+  if (auto gw = spdlog::get("gateway")) gw->set_level(level);  // created by the gateway
   chorus::broker::node::Log().info("{}", broker::DescribeConfig(config));
   std::cout << (*node)->Banner() << std::endl;  // the machine-readable ready line (stdout)
   chorus::broker::node::Log().info("{}", (*node)->Banner());

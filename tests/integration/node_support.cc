@@ -320,8 +320,8 @@ std::string Base64Url(const std::string& in) {
     out += kTable[(v >> 18) & 63];
     out += kTable[(v >> 12) & 63];
   } else if (i + 2 == in.size()) {
-    const uint32_t v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8);
+    const uint32_t v =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += kTable[(v >> 18) & 63];
     out += kTable[(v >> 12) & 63];
     out += kTable[(v >> 6) & 63];

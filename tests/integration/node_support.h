@@ -25,9 +25,9 @@ namespace chorus::testing {
 extern const char* const kTestNamespaces;
 
 struct NodeOptions {
-  std::string extra_toml;               // appended after kTestNamespaces
-  std::vector<std::string> overrides;   // --set key=value
-  bool insecure = true;                 // client.client_insecure
+  std::string extra_toml;              // appended after kTestNamespaces
+  std::vector<std::string> overrides;  // --set key=value
+  bool insecure = true;                // client.client_insecure
   std::string api_key = "test-key";
   std::string hmac_secret = "test-secret";
 };
@@ -59,9 +59,9 @@ struct Frame {
   const msgpack::object& root() const { return handle.get(); }
   // Lookups by dotted path through maps ("result.epoch"); nullptr when absent.
   const msgpack::object* Get(const std::string& path) const;
-  std::string Str(const std::string& path) const;      // "" when absent / not a string
-  uint64_t Uint(const std::string& path) const;        // 0 when absent
-  bool Bool(const std::string& path) const;            // false when absent
+  std::string Str(const std::string& path) const;  // "" when absent / not a string
+  uint64_t Uint(const std::string& path) const;    // 0 when absent
+  bool Bool(const std::string& path) const;        // false when absent
   bool Has(const std::string& path) const { return Get(path) != nullptr; }
   bool IsPush() const { return Has("push"); }
 };
@@ -76,7 +76,8 @@ class RawSession {
   // Next frame within timeout (replies and pushes in arrival order).
   std::optional<Frame> Next(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // Waits for the reply with this id; pushes received meanwhile are kept in pushes().
-  std::optional<Frame> Reply(uint64_t id, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  std::optional<Frame> Reply(uint64_t id,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(5));
   // Waits for a push of this type (and channel, when given); earlier kept pushes count.
   std::optional<Frame> Push(const std::string& type, const std::string& channel = "",
                             std::chrono::milliseconds timeout = std::chrono::seconds(5));
@@ -99,11 +100,11 @@ struct PValue {
   uint64_t u = 0;
   int64_t i = 0;
   bool b = false;
-  PValue(const char* v) : kind(kStr), s(v) {}                // NOLINT
-  PValue(std::string v) : kind(kStr), s(std::move(v)) {}     // NOLINT
-  PValue(uint64_t v) : kind(kUint), u(v) {}                  // NOLINT
-  PValue(int v) : kind(kInt), i(v) {}                        // NOLINT
-  PValue(bool v) : kind(kBool), b(v) {}                      // NOLINT
+  PValue(const char* v) : kind(kStr), s(v) {}             // NOLINT
+  PValue(std::string v) : kind(kStr), s(std::move(v)) {}  // NOLINT
+  PValue(uint64_t v) : kind(kUint), u(v) {}               // NOLINT
+  PValue(int v) : kind(kInt), i(v) {}                     // NOLINT
+  PValue(bool v) : kind(kBool), b(v) {}                   // NOLINT
 };
 std::string P(const std::vector<std::pair<std::string, PValue>>& kv);
 

@@ -23,8 +23,7 @@ std::string HeaderAlg(const std::string& token) {
 
 }  // namespace
 
-Result<TokenClaims> VerifyToken(std::string_view token_view, const TokenKeys& keys,
-                                int64_t now_s) {
+Result<TokenClaims> VerifyToken(std::string_view token_view, const TokenKeys& keys, int64_t now_s) {
   if (token_view.empty() || token_view.size() > 16384) return Errc::kUnauthorized;
   const std::string token(token_view);
   const std::string alg = HeaderAlg(token);

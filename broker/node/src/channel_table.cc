@@ -16,11 +16,13 @@ std::string RandomEpoch(std::mt19937_64& rng) {
   return out;
 }
 
-ChannelTable::ChannelTable(const NamespaceRegistry& registry, StateSink* sink,
-                           int64_t idle_drop_ms, uint64_t seed)
+ChannelTable::ChannelTable(const NamespaceRegistry& registry, StateSink* sink, int64_t idle_drop_ms,
+                           uint64_t seed)
     : registry_(registry), sink_(sink), idle_drop_ms_(idle_drop_ms), rng_(seed) {}
 
-std::string ChannelTable::NewEpoch() { return RandomEpoch(rng_); }
+std::string ChannelTable::NewEpoch() {
+  return RandomEpoch(rng_);
+}
 
 Channel* ChannelTable::Find(std::string_view channel) {
   auto it = channels_.find(channel);

@@ -111,8 +111,7 @@ void ChpStateSink::OnHistoryRemoved(std::string_view channel, size_t /*history_s
   for (const auto& key : slots) (void)server_.Erase(key);
 }
 
-void ChpStateSink::OnPresence(std::string_view channel, const PresenceEntry& entry,
-                              bool joined) {
+void ChpStateSink::OnPresence(std::string_view channel, const PresenceEntry& entry, bool joined) {
   key_ = ChannelSubtree(channel) + "/p/" + entry.client;
   if (!joined) {
     (void)server_.Erase(key_);

@@ -42,7 +42,7 @@ Result<Unit> Engine::Bind() {
   auto server = chp::Server::Create(ctx_, so);
   if (!server) {
     Log().error("cannot bind the CHP endpoints {} / {}: {}", so.command_endpoint,
-                 so.publisher_endpoint, server.error().message());
+                so.publisher_endpoint, server.error().message());
     return Errc::kInternal;
   }
   chp_ = std::move(*server);
@@ -53,8 +53,8 @@ Result<Unit> Engine::Bind() {
     native_.set(zmq::sockopt::sndhwm, static_cast<int>(cfg.native.send_hwm));
     native_.set(zmq::sockopt::rcvhwm, 100'000);
     native_.set(zmq::sockopt::linger, 0);
-    native_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(
-                                              cfg.limits.max_publication_bytes + 64 * 1024));
+    native_.set(zmq::sockopt::maxmsgsize,
+                static_cast<int64_t>(cfg.limits.max_publication_bytes + 64 * 1024));
     native_.bind(cfg.native.endpoint);
     native_endpoint_ = native_.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -77,7 +77,9 @@ EngineEndpoints Engine::endpoints() const {
           options_.bridge_endpoint};
 }
 
-int64_t Engine::NowMs() const { return static_cast<int64_t>(chp::WallMs()); }
+int64_t Engine::NowMs() const {
+  return static_cast<int64_t>(chp::WallMs());
+}
 
 void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   chp::PollOnce({chp_.get(), this}, max_wait);
@@ -99,7 +101,9 @@ void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point n
   }
 }
 
-chp::Clock::time_point Engine::NextDeadline() const { return next_sweep_; }
+chp::Clock::time_point Engine::NextDeadline() const {
+  return next_sweep_;
+}
 
 Engine::Session* Engine::FindSession(SubscriberId id) {
   auto it = sessions_.find(id);
@@ -108,7 +112,8 @@ Engine::Session* Engine::FindSession(SubscriberId id) {
 
 Engine::SendStatus Engine::Send(const std::string& routing_id, zmq::message_t& body) {
   try {
-    if (!native_.send(zmq::buffer(routing_id), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+    if (!native_.send(zmq::buffer(routing_id),
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       return SendStatus::kSlow;  // ROUTER_MANDATORY: this peer's pipe is at its HWM
     }
     zmq::message_t copy;
@@ -179,11 +184,12 @@ void Engine::RunPendingCloses() {
 
 Result<PublishOutcome> Engine::PublishAndDeliver(std::string_view channel, std::string data,
                                                  std::optional<std::string> info,
-                                                 std::map<std::string, std::string> tags) {
+                                                 std::map<std::string, std::string> tags,
+                                                 const PresenceEntry* publisher) {
   auto out = table_.Publish(channel, std::move(data), std::move(info), std::move(tags), NowMs());
   if (!out) return out;
   if (out->channel != nullptr && !out->channel->subscribers.empty()) {
-    Deliver(*out->channel, EncodePubPush(out->channel->name, out->publication));
+    Deliver(*out->channel, EncodePubPush(out->channel->name, out->publication, publisher));
   }
   return out;
 }
@@ -218,8 +224,8 @@ void Engine::LeaveChannel(Session& s, std::string_view channel, bool push_unsubs
   table_.Unsubscribe(*ch, s.id, now);  // may drop the channel: ch is not used after this
 }
 
-void Engine::CloseSession(SubscriberId id, uint32_t code, std::string_view reason,
-                          bool reconnect, bool try_push) {
+void Engine::CloseSession(SubscriberId id, uint32_t code, std::string_view reason, bool reconnect,
+                          bool try_push) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   Session& s = it->second;
@@ -301,6 +307,8 @@ void EngineThread::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-EngineThread::~EngineThread() { Stop(); }
+EngineThread::~EngineThread() {
+  Stop();
+}
 
 }  // namespace chorus::broker::node

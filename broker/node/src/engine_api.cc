@@ -17,11 +17,13 @@ using nlohmann::json;
 constexpr size_t kBridgeBatch = 256;
 
 json ErrorJson(Errc e) {
-  return {{"error", {{"code", static_cast<uint32_t>(e)}, {"message", make_error_code(e).message()}}}};
+  return {
+      {"error", {{"code", static_cast<uint32_t>(e)}, {"message", make_error_code(e).message()}}}};
 }
 
 json ErrorJson(const std::error_code& ec) {
-  const bool client = ec.category() == BrokerCategory() && IsClientCode(static_cast<Errc>(ec.value()));
+  const bool client =
+      ec.category() == BrokerCategory() && IsClientCode(static_cast<Errc>(ec.value()));
   return ErrorJson(client ? static_cast<Errc>(ec.value()) : Errc::kInternal);
 }
 
@@ -279,10 +281,10 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
     }
     const auto uptime =
         std::chrono::duration_cast<std::chrono::seconds>(chp::Clock::now() - started_).count();
-    json node = {{"uid", options_.node_id},         {"name", options_.node_id},
-                 {"version", "0.1.0"},              {"num_clients", sessions_.size()},
-                 {"num_users", users.size()},       {"num_channels", table_.size()},
-                 {"num_subs", subs},                {"uptime", uptime}};
+    json node = {{"uid", options_.node_id},   {"name", options_.node_id},
+                 {"version", "0.1.0"},        {"num_clients", sessions_.size()},
+                 {"num_users", users.size()}, {"num_channels", table_.size()},
+                 {"num_subs", subs},          {"uptime", uptime}};
     return ok({{"nodes", json::array({node})}});
   }
   if (method == "disconnect" || method == "unsubscribe") {
@@ -300,7 +302,8 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
     if (method == "unsubscribe") {
       if (channel.empty()) return bad("channel is required");
       for (SubscriberId id : targets) {
-        if (Session* s = FindSession(id)) LeaveChannel(*s, channel, true, 2000, "server unsubscribe");
+        if (Session* s = FindSession(id))
+          LeaveChannel(*s, channel, true, 2000, "server unsubscribe");
       }
       return ok(json::object());
     }
@@ -361,13 +364,13 @@ Engine::HttpAnswer Engine::Metrics() const {
   out += "# HELP chorus_recovery_total Subscriptions that asked to recover, by outcome.\n";
   out += "# TYPE chorus_recovery_total counter\n";
   out += "chorus_recovery_total{outcome=\"recovered\"} " + std::to_string(ts.recovered) + "\n";
-  out += "chorus_recovery_total{outcome=\"not_recovered\"} " + std::to_string(ts.not_recovered) +
-         "\n";
+  out +=
+      "chorus_recovery_total{outcome=\"not_recovered\"} " + std::to_string(ts.not_recovered) + "\n";
   out += "# HELP chorus_disconnects_total Sessions closed, by close code.\n";
   out += "# TYPE chorus_disconnects_total counter\n";
   for (const auto& [code, n] : counters_.disconnects) {
-    out += "chorus_disconnects_total{code=\"" + std::to_string(code) + "\"} " +
-           std::to_string(n) + "\n";
+    out += "chorus_disconnects_total{code=\"" + std::to_string(code) + "\"} " + std::to_string(n) +
+           "\n";
   }
   metric("chorus_connects_total", "counter", "Sessions opened.", counters_.connects);
   metric("chorus_native_commands_total", "counter", "Native protocol commands received.",
@@ -382,8 +385,8 @@ Engine::HttpAnswer Engine::Metrics() const {
          sink_->write_errors());
   out += "# HELP chorus_queue_depth Bytes or entries waiting in bounded queues.\n";
   out += "# TYPE chorus_queue_depth gauge\n";
-  out += "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) +
-         "\n";
+  out +=
+      "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) + "\n";
   out += "chorus_queue_depth{queue=\"closed_sessions\"} " + std::to_string(closed_.size()) + "\n";
   return {200, "text/plain; version=0.0.4", out};
 }

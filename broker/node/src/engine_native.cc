@@ -4,6 +4,7 @@
 
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "chp/keys.h"
 
 namespace chorus::broker::node {
 namespace {
@@ -114,7 +115,7 @@ void Engine::HandleConnect(const std::string& routing_id, NativeCommand& cmd, Pa
     Reply(routing_id, ErrorReply(cmd.id, Errc::kUnauthorized));  // N-2
     return;
   }
-  if (!s.conn_info.empty() && !nlohmann::json::accept(s.conn_info)) {
+  if (!chp::IsValidUtf8(s.user) || (!s.conn_info.empty() && !nlohmann::json::accept(s.conn_info))) {
     Reply(routing_id, ErrorReply(cmd.id, Errc::kBadRequest));
     return;
   }
@@ -241,8 +242,9 @@ std::string Engine::DoPublish(Session& s, uint64_t id, Params& p) {
   if (!nlohmann::json::accept(*data)) return ErrorReply(id, Errc::kBadRequest);
   std::string chan_info;
   if (auto sub = s.subs.find(*channel); sub != s.subs.end()) chan_info = sub->second;
-  auto out = PublishAndDeliver(*channel, std::string(*data),
-                               ClientInfoToJson({s.client, s.user, s.conn_info, chan_info}), {});
+  const PresenceEntry publisher{s.client, s.user, s.conn_info, chan_info};
+  auto out =
+      PublishAndDeliver(*channel, std::string(*data), ClientInfoToJson(publisher), {}, &publisher);
   if (!out) return ErrorReply(id, out.error());
   return EncodeResult(id, 2, [&](Packer& pk) {
     PackStr(pk, "offset");
@@ -263,8 +265,8 @@ std::string Engine::DoPresence(Session& s, uint64_t id, Params& p) {
   if (!s.insecure || !opts.presence) {
     if (Errc e = CanPresence(opts, s.user.empty()); e != Errc::kOk) return ErrorReply(id, e);
   }
-  const size_t page = std::clamp<size_t>(limit.value_or(opts.presence_page_size), 1,
-                                         opts.presence_page_size);
+  const size_t page =
+      std::clamp<size_t>(limit.value_or(opts.presence_page_size), 1, opts.presence_page_size);
   PresencePage result;
   if (const Channel* ch = table_.Find(*channel)) result = ch->presence.Page(cursor, page);
   return EncodeResult(id, 2, [&](Packer& pk) {

@@ -74,6 +74,8 @@ void Node::Stop() {
   engine_.reset();
 }
 
-Node::~Node() { Stop(); }
+Node::~Node() {
+  Stop();
+}
 
 }  // namespace chorus::broker::node

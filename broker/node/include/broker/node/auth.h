@@ -20,8 +20,8 @@ struct TokenKeys {
 
 struct TokenClaims {
   std::string user;
-  std::string info;    // JSON text, "" when absent
-  int64_t exp_s = 0;   // 0 = no expiry
+  std::string info;   // JSON text, "" when absent
+  int64_t exp_s = 0;  // 0 = no expiry
 };
 
 // 101 (kUnauthorized) for a malformed token, a bad signature, an algorithm without a key or a

@@ -35,8 +35,8 @@ class StateSink {
   virtual ~StateSink() = default;
   virtual void OnTop(std::string_view channel, const StreamPosition& top) = 0;
   // A publication appended to a history of `history_size` slots, each kept `ttl_ms`.
-  virtual void OnPublication(std::string_view channel, const Publication& pub,
-                             size_t history_size, int64_t ttl_ms) = 0;
+  virtual void OnPublication(std::string_view channel, const Publication& pub, size_t history_size,
+                             int64_t ttl_ms) = 0;
   virtual void OnHistoryRemoved(std::string_view channel, size_t history_size) = 0;
   virtual void OnPresence(std::string_view channel, const PresenceEntry& entry, bool joined) = 0;
   // The channel's state was dropped (idle): its subtree can go.

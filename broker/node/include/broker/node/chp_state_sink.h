@@ -1,8 +1,8 @@
 // ChpStateSink: writes channel state into the node's CHP server, one subtree per channel, so
 // replicas (the cluster) and `chorus-snapshot` see it. Layout (docs/broker-node.md):
 //   <subtree>/top          {n: channel, e: epoch, o: top offset}
-//   <subtree>/h/<slot>     publication with offset o, slot = o % history_size, CHP TTL = history TTL
-//   <subtree>/p/<client>   presence entry {u, ci, hi, nd}
+//   <subtree>/h/<slot>     publication with offset o, slot = o % history_size, CHP TTL = history
+//   TTL <subtree>/p/<client>   presence entry {u, ci, hi, nd}
 // Owned by the engine thread (the CHP server's owner).
 #pragma once
 

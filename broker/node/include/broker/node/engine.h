@@ -37,9 +37,9 @@ struct EngineOptions {
   std::string bridge_endpoint;  // inproc:// ROUTER for the gateway
   TokenKeys token_keys;
   int64_t channel_idle_drop_ms = 24ll * 3600 * 1000;  // history position kept this long idle
-  size_t history_max_limit = 1000;                   // largest history page (limit < 0 or more)
-  size_t max_recovery = 1000;   // more missed publications than this: recovered:false
-  size_t closed_memory = 65536; // N-17: routing ids of closed sessions remembered
+  size_t history_max_limit = 1000;                    // largest history page (limit < 0 or more)
+  size_t max_recovery = 1000;    // more missed publications than this: recovered:false
+  size_t closed_memory = 65536;  // N-17: routing ids of closed sessions remembered
 };
 
 struct EngineEndpoints {
@@ -50,12 +50,12 @@ struct EngineEndpoints {
 };
 
 struct EngineCounters {
-  uint64_t deliveries = 0;       // messages handed to a subscriber's socket
-  uint64_t drops_slow = 0;       // messages not delivered: the session's pipe was full
-  uint64_t drops_gone = 0;       // messages not delivered: the peer had disconnected
-  uint64_t malformed = 0;        // native frames dropped as undecodable (N-6)
-  uint64_t commands = 0;         // native commands handled
-  uint64_t api_requests = 0;     // bridge requests handled
+  uint64_t deliveries = 0;    // messages handed to a subscriber's socket
+  uint64_t drops_slow = 0;    // messages not delivered: the session's pipe was full
+  uint64_t drops_gone = 0;    // messages not delivered: the peer had disconnected
+  uint64_t malformed = 0;     // native frames dropped as undecodable (N-6)
+  uint64_t commands = 0;      // native commands handled
+  uint64_t api_requests = 0;  // bridge requests handled
   uint64_t connects = 0;
   std::map<uint32_t, uint64_t> disconnects;  // by close code
 };
@@ -114,7 +114,8 @@ class Engine final : public chp::Pollable {
   // Shared operations (engine.cc).
   Result<PublishOutcome> PublishAndDeliver(std::string_view channel, std::string data,
                                            std::optional<std::string> info,
-                                           std::map<std::string, std::string> tags);
+                                           std::map<std::string, std::string> tags,
+                                           const PresenceEntry* publisher = nullptr);
   void Deliver(const Channel& ch, const std::string& body);
   void PushPresenceEvents(const Channel& ch, const std::vector<PresenceEvent>& events);
   void LeaveChannel(Session& s, std::string_view channel, bool push_unsubscribe, uint32_t code,

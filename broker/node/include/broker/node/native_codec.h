@@ -72,13 +72,16 @@ std::string EncodeError(uint64_t id, uint32_t code, std::string_view message);
 PresenceEntry ClientInfoFromJson(std::string_view json);
 std::string ClientInfoToJson(const PresenceEntry& e);
 void PackClientInfo(Packer& pk, const PresenceEntry& e);
-void PackPublication(Packer& pk, const Publication& p);
+// `publisher`, when given, is the structured form of p.info (saves parsing it back).
+void PackPublication(Packer& pk, const Publication& p, const PresenceEntry* publisher = nullptr);
 
-std::string EncodePubPush(std::string_view channel, const Publication& p);
+std::string EncodePubPush(std::string_view channel, const Publication& p,
+                          const PresenceEntry* publisher = nullptr);
+// Appends `s` as a JSON string literal (quotes and escapes included).
+void AppendJsonString(std::string& out, std::string_view s);
 std::string EncodePresencePush(std::string_view channel, PresenceEventType type,
                                const PresenceEntry& e);
-std::string EncodeUnsubscribePush(std::string_view channel, uint32_t code,
-                                  std::string_view reason);
+std::string EncodeUnsubscribePush(std::string_view channel, uint32_t code, std::string_view reason);
 std::string EncodeDisconnectPush(uint32_t code, std::string_view reason, bool reconnect);
 
 }  // namespace chorus::broker::node

@@ -1,0 +1,372 @@
+// Broker node benchmark: one real chorusd on loopback, native protocol clients (raw DEALER
+// sessions, tests/integration/node_support.h), in one run:
+//   a) fan-out: one publisher, N subscribers on one channel (N = 1, 100, 1000), history on and
+//      off: delivered messages/s and publish->deliver latency p50/p99 (100-byte JSON payloads,
+//      published in bursts of --burst, each burst delivered to everyone before the next);
+//   b) the same pattern over raw libzmq PUB->SUB in the same run, as the peer baseline (ratio);
+//   c) presence: join+leave operations/s on a channel with --presence-members members, and the
+//      time of presence_stats and of a full paged presence read.
+// Ends with "RESULT broker_bench key=value ..." lines.
+//   broker_bench [--smoke] [--messages N] [--burst B] [--presence-members M]
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <zmq.hpp>
+
+#include "node_support.h"
+
+namespace {
+
+using chorus::testing::NodeOptions;
+using chorus::testing::NodeProcess;
+using chorus::testing::P;
+using chorus::testing::RawSession;
+using Clock = std::chrono::steady_clock;
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+          .count());
+}
+
+// A ~100-byte JSON payload carrying the send time.
+std::string Payload(uint64_t t_ns) {
+  char buf[128];
+  const int n = snprintf(buf, sizeof buf, "{\"t\":%" PRIu64 ",\"p\":\"", t_ns);
+  std::string s(buf, static_cast<size_t>(n));
+  s.append(100 - s.size() - 2, 'x');
+  s += "\"}";
+  return s;
+}
+
+// Reads the send time out of a frame holding a payload (a native push or a raw SUB message).
+uint64_t SendTime(const char* data, size_t size) {
+  static constexpr char kNeedle[] = "{\"t\":";
+  const void* at = memmem(data, size, kNeedle, sizeof kNeedle - 1);
+  if (at == nullptr) return 0;
+  return strtoull(static_cast<const char*>(at) + sizeof kNeedle - 1, nullptr, 10);
+}
+
+struct Figures {
+  double msgs_per_s = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  uint64_t delivered = 0;
+  bool complete = true;
+};
+
+double Percentile(std::vector<uint32_t>& v, double q) {
+  if (v.empty()) return 0;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k] / 1000.0;
+}
+
+// Drains every socket in `socks` until `stop`, counting messages and sampling latencies.
+class Receiver {
+ public:
+  explicit Receiver(std::vector<zmq::socket_t*> socks) : socks_(std::move(socks)) {
+    samples_.reserve(1 << 21);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Receiver() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  uint64_t received() const { return received_.load(std::memory_order_acquire); }
+  std::vector<uint32_t> TakeSamples() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return std::move(samples_);
+  }
+
+ private:
+  void Run() {
+    std::vector<zmq::pollitem_t> items;
+    for (auto* s : socks_) items.push_back({s->handle(), 0, ZMQ_POLLIN, 0});
+    zmq::message_t msg;
+    uint64_t n = 0;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      if (zmq::poll(items.data(), items.size(), std::chrono::milliseconds(20)) <= 0) continue;
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!(items[i].revents & ZMQ_POLLIN)) continue;
+        while (socks_[i]->recv(msg, zmq::recv_flags::dontwait)) {
+          const uint64_t t = SendTime(static_cast<const char*>(msg.data()), msg.size());
+          if (t == 0) continue;  // a reply or another push
+          const uint64_t lat = NowNs() - t;
+          if (samples_.size() < samples_.capacity()) {
+            samples_.push_back(static_cast<uint32_t>(std::min<uint64_t>(lat, UINT32_MAX)));
+          }
+          ++n;
+        }
+      }
+      received_.store(n, std::memory_order_release);
+    }
+  }
+
+  std::vector<zmq::socket_t*> socks_;
+  std::vector<uint32_t> samples_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> received_{0};
+  std::thread thread_;
+};
+
+// Publishes `messages` in bursts through `publish(payload)`, waiting for each burst to reach
+// every one of `subs` subscribers before the next.
+template <typename PublishFn>
+Figures RunBursts(Receiver& rx, size_t subs, int messages, int burst, PublishFn&& publish) {
+  Figures f;
+  const auto start = Clock::now();
+  uint64_t expected = 0;
+  for (int sent = 0; sent < messages;) {
+    const int n = std::min(burst, messages - sent);
+    for (int i = 0; i < n; ++i) publish(Payload(NowNs()));
+    sent += n;
+    expected += static_cast<uint64_t>(n) * subs;
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (rx.received() < expected && Clock::now() < deadline) std::this_thread::yield();
+    if (rx.received() < expected) {
+      f.complete = false;
+      break;
+    }
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  auto samples = rx.TakeSamples();
+  f.delivered = rx.received();
+  f.msgs_per_s = static_cast<double>(f.delivered) / secs;
+  f.p50_us = Percentile(samples, 0.50);
+  f.p99_us = Percentile(samples, 0.99);
+  return f;
+}
+
+Figures ChorusFanout(zmq::context_t& ctx, const NodeProcess& node, size_t subs, bool history,
+                     int messages, int burst) {
+  const std::string channel = history ? "bh:fan" : "bn:fan";
+  std::vector<std::unique_ptr<RawSession>> sessions;
+  for (size_t i = 0; i < subs; ++i) {
+    auto s = std::make_unique<RawSession>(ctx, node.native(), 100'000);
+    s->Send("connect", P({{"user", "sub" + std::to_string(i)}}));
+    s->Send("subscribe", P({{"channel", channel}}));
+    sessions.push_back(std::move(s));
+  }
+  for (auto& s : sessions) {
+    if (!s->Reply(2, std::chrono::seconds(30))) {
+      fprintf(stderr, "broker_bench: a subscriber got no subscribe reply\n");
+      return {};
+    }
+  }
+  RawSession pub(ctx, node.native(), 1'000'000);
+  if (!pub.Call("connect", P({{"user", "publisher"}}))) return {};
+  std::vector<zmq::socket_t*> socks;
+  for (auto& s : sessions) socks.push_back(&s->socket());
+  Receiver rx(socks);
+  int replies = 0, errors = 0;
+  auto drain = [&](std::chrono::milliseconds wait) {
+    while (auto r = pub.Next(wait)) {
+      ++replies;
+      if (r->Has("error")) ++errors;
+      wait = std::chrono::milliseconds(0);
+    }
+  };
+  int sent = 0;
+  auto f = RunBursts(rx, subs, messages, burst, [&](const std::string& payload) {
+    pub.Send("publish", P({{"channel", channel}, {"data", payload}}));
+    if (++sent % 64 == 0) drain(std::chrono::milliseconds(0));
+  });
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (replies < sent && Clock::now() < deadline) drain(std::chrono::milliseconds(50));
+  if (replies < sent || errors > 0) {
+    fprintf(stderr, "broker_bench: %d of %d publish replies, %d errors\n", replies, sent, errors);
+    f.complete = false;
+  }
+  for (auto& s : sessions) s->Send("disconnect");
+  return f;
+}
+
+Figures RawZmqFanout(zmq::context_t& ctx, size_t subs, int messages, int burst) {
+  zmq::socket_t pub(ctx, zmq::socket_type::pub);
+  pub.set(zmq::sockopt::sndhwm, 0);
+  pub.bind("tcp://127.0.0.1:*");
+  const std::string ep = pub.get(zmq::sockopt::last_endpoint);
+  std::vector<std::unique_ptr<zmq::socket_t>> sockets;
+  for (size_t i = 0; i < subs; ++i) {
+    auto s = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::sub);
+    s->set(zmq::sockopt::rcvhwm, 0);
+    s->set(zmq::sockopt::subscribe, "");
+    s->connect(ep);
+    sockets.push_back(std::move(s));
+  }
+  // Every subscription is in place once each socket has received a probe.
+  std::vector<bool> seen(subs, false);
+  size_t ready = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  zmq::message_t m;
+  while (ready < subs && Clock::now() < deadline) {
+    (void)pub.send(zmq::str_buffer("probe"), zmq::send_flags::none);
+    for (size_t i = 0; i < subs; ++i) {
+      while (sockets[i]->recv(m, zmq::recv_flags::dontwait)) {
+        if (!seen[i]) {
+          seen[i] = true;
+          ++ready;
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // probe pacing, not sync
+  }
+  std::vector<zmq::socket_t*> socks;
+  for (auto& s : sockets) socks.push_back(s.get());
+  Receiver rx(socks);
+  return RunBursts(rx, subs, messages, burst, [&](const std::string& payload) {
+    (void)pub.send(zmq::buffer(payload), zmq::send_flags::none);
+  });
+}
+
+struct PresenceFigures {
+  double ops_per_s = 0;
+  double stats_us = 0;
+  double full_read_ms = 0;
+  size_t members = 0;
+};
+
+PresenceFigures PresenceBench(zmq::context_t& ctx, const NodeProcess& node, size_t members,
+                              int iterations) {
+  PresenceFigures f;
+  const std::string channel = "bp:room";
+  std::vector<std::unique_ptr<RawSession>> sessions;
+  for (size_t i = 0; i < members; ++i) {
+    auto s = std::make_unique<RawSession>(ctx, node.native());
+    s->Send("connect", P({{"user", "member" + std::to_string(i % (members / 2 + 1))}}));
+    s->Send("subscribe", P({{"channel", channel}}));
+    sessions.push_back(std::move(s));
+  }
+  for (auto& s : sessions) {
+    if (!s->Reply(2, std::chrono::seconds(60))) return f;
+  }
+  RawSession churn(ctx, node.native());
+  if (!churn.Call("connect", P({{"user", "churn"}}))) return f;
+  auto stats = churn.Call("presence_stats", P({{"channel", channel}}));
+  f.members = stats ? stats->Uint("result.num_clients") : 0;
+  const auto start = Clock::now();
+  for (int i = 0; i < iterations; ++i) {
+    churn.Send("subscribe", P({{"channel", channel}}));
+    churn.Call("unsubscribe", P({{"channel", channel}}));
+  }
+  f.ops_per_s = 2.0 * iterations / std::chrono::duration<double>(Clock::now() - start).count();
+  const auto s0 = Clock::now();
+  for (int i = 0; i < 100; ++i) churn.Call("presence_stats", P({{"channel", channel}}));
+  f.stats_us = std::chrono::duration<double, std::micro>(Clock::now() - s0).count() / 100;
+  const auto r0 = Clock::now();
+  std::string cursor;
+  size_t seen = 0;
+  do {
+    auto page = churn.Call("presence", P({{"channel", channel}, {"cursor", cursor}}));
+    if (!page) break;
+    const auto* map = page->Get("result.presence");
+    seen += map && map->type == msgpack::type::MAP ? map->via.map.size : 0;
+    cursor = page->Str("result.next_cursor");
+  } while (!cursor.empty());
+  f.full_read_ms = std::chrono::duration<double, std::milli>(Clock::now() - r0).count();
+  if (seen != f.members)
+    fprintf(stderr, "broker_bench: paged read saw %zu of %zu\n", seen, f.members);
+  for (auto& s : sessions) s->Send("disconnect");
+  return f;
+}
+
+void RaiseFileLimit() {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rlimit want{65536, 65536};
+  if (setrlimit(RLIMIT_NOFILE, &want) != 0) {  // not root: take the hard limit
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"broker_bench: one chorusd, native clients"};
+  bool smoke = false;
+  int messages = 2000, burst = 100, presence_iterations = 2000;
+  size_t presence_members = 10'000;
+  std::vector<size_t> subs_list = {1, 100, 1000};
+  app.add_flag("--smoke", smoke, "tiny sizes (CI): checks that everything runs");
+  app.add_option("--messages", messages, "publications per fan-out run");
+  app.add_option("--burst", burst, "publications per burst");
+  app.add_option("--subs", subs_list, "subscriber counts");
+  app.add_option("--presence-members", presence_members, "members of the presence channel");
+  CLI11_PARSE(app, argc, argv);
+  if (smoke) {
+    messages = 200;
+    subs_list = {1, 20};
+    presence_members = 100;
+    presence_iterations = 100;
+  }
+  RaiseFileLimit();
+
+  NodeOptions no;
+  no.extra_toml = R"(
+[namespaces.bh]
+history_size = 1000
+history_ttl_ms = 600000
+allow_publish_for_client = true
+[namespaces.bn]
+allow_publish_for_client = true
+[namespaces.bp]
+presence = true
+presence_page_size = 1000
+)";
+  no.overrides = {"client.ping_interval_s=3600", "client.pong_timeout_s=60", "node.log_level=warn"};
+  NodeProcess node(no);
+  if (!node.ready()) {
+    fprintf(stderr, "broker_bench: chorusd did not start: %s\n", node.banner().c_str());
+    return 1;
+  }
+  zmq::context_t ctx(1);
+  ctx.set(zmq::ctxopt::max_sockets, 60000);
+
+  bool ok = true;
+  printf("fan-out, %d publications of 100 B in bursts of %d (one chorusd, native sessions)\n",
+         messages, burst);
+  printf("%6s %8s %14s %10s %10s %14s %8s\n", "subs", "history", "chorus msg/s", "p50 us", "p99 us",
+         "raw zmq msg/s", "ratio");
+  for (size_t subs : subs_list) {
+    const Figures raw = RawZmqFanout(ctx, subs, messages, burst);
+    for (bool history : {false, true}) {
+      const Figures f = ChorusFanout(ctx, node, subs, history, messages, burst);
+      ok = ok && f.complete && raw.complete && f.delivered > 0;
+      const double ratio = raw.msgs_per_s > 0 ? f.msgs_per_s / raw.msgs_per_s : 0;
+      printf("%6zu %8s %14.0f %10.1f %10.1f %14.0f %8.2f%s\n", subs, history ? "on" : "off",
+             f.msgs_per_s, f.p50_us, f.p99_us, raw.msgs_per_s, ratio,
+             f.complete ? "" : "  INCOMPLETE");
+      printf(
+          "RESULT broker_bench fanout subs=%zu history=%d msgs_per_s=%.0f p50_us=%.1f "
+          "p99_us=%.1f raw_msgs_per_s=%.0f ratio=%.3f complete=%d\n",
+          subs, history ? 1 : 0, f.msgs_per_s, f.p50_us, f.p99_us, raw.msgs_per_s, ratio,
+          f.complete ? 1 : 0);
+      fflush(stdout);
+    }
+  }
+  const PresenceFigures p = PresenceBench(ctx, node, presence_members, presence_iterations);
+  ok = ok && p.members == presence_members;
+  printf(
+      "presence: %zu members: %.0f join/leave ops/s, presence_stats %.1f us, full paged read "
+      "%.1f ms\n",
+      p.members, p.ops_per_s, p.stats_us, p.full_read_ms);
+  printf(
+      "RESULT broker_bench presence members=%zu ops_per_s=%.0f stats_us=%.1f full_read_ms=%.1f\n",
+      p.members, p.ops_per_s, p.stats_us, p.full_read_ms);
+  const bool clean = node.Stop();
+  if (!clean) fprintf(stderr, "broker_bench: chorusd did not exit cleanly\n");
+  return ok && clean ? 0 : 1;
+}
