@@ -20,7 +20,9 @@ const msgpack::object* FindIn(const msgpack::object* map, std::string_view key) 
 
 }  // namespace
 
-const msgpack::object* Params::Find(std::string_view key) const { return FindIn(map_, key); }
+const msgpack::object* Params::Find(std::string_view key) const {
+  return FindIn(map_, key);
+}
 
 std::optional<std::string_view> Params::Str(std::string_view key) {
   const auto* o = Find(key);
@@ -75,10 +77,11 @@ const msgpack::object* Params::Map(std::string_view key) {
 
 bool DecodeCommand(std::string_view frame, NativeCommand& out) {
   out = NativeCommand{};
+  size_t consumed = 0;
   try {
-    out.handle = msgpack::unpack(frame.data(), frame.size());
+    out.handle = msgpack::unpack(frame.data(), frame.size(), consumed);
   } catch (const std::exception&) {
-    return false;  // not msgpack, or trailing bytes / truncated
+    return false;  // not msgpack, or truncated
   }
   const msgpack::object& root = out.handle.get();
   if (root.type != msgpack::type::MAP) return false;
@@ -86,6 +89,7 @@ bool DecodeCommand(std::string_view frame, NativeCommand& out) {
   if (id != nullptr && id->type == msgpack::type::POSITIVE_INTEGER && id->via.u64 >= 1) {
     out.id = id->via.u64;
   }
+  if (consumed != frame.size()) return false;  // N-6: one map per frame, nothing after it
   const auto* method = FindIn(&root, "method");
   if (out.id == 0 || method == nullptr || method->type != msgpack::type::STR) return false;
   out.method.assign(method->via.str.ptr, method->via.str.size);
@@ -147,19 +151,45 @@ PresenceEntry ClientInfoFromJson(std::string_view json) {
   return e;
 }
 
-std::string ClientInfoToJson(const PresenceEntry& e) {
-  nlohmann::json j = {{"client", e.client}, {"user", e.user}};
-  auto raw = [&](const char* key, const std::string& v) {
-    if (v.empty()) return;
-    auto parsed = nlohmann::json::parse(v, nullptr, false);
-    if (!parsed.is_discarded()) j[key] = std::move(parsed);
-  };
-  raw("conn_info", e.conn_info);
-  raw("chan_info", e.chan_info);
-  return j.dump();
+void AppendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
 }
 
-void PackPublication(Packer& pk, const Publication& p) {
+std::string ClientInfoToJson(const PresenceEntry& e) {
+  // conn_info and chan_info were checked to be JSON when they entered the node: spliced as is.
+  std::string out = "{\"client\":";
+  out.reserve(64 + e.client.size() + e.user.size() + e.conn_info.size() + e.chan_info.size());
+  AppendJsonString(out, e.client);
+  out += ",\"user\":";
+  AppendJsonString(out, e.user);
+  if (!e.conn_info.empty()) {
+    out += ",\"conn_info\":";
+    out += e.conn_info;
+  }
+  if (!e.chan_info.empty()) {
+    out += ",\"chan_info\":";
+    out += e.chan_info;
+  }
+  out.push_back('}');
+  return out;
+}
+
+void PackPublication(Packer& pk, const Publication& p, const PresenceEntry* publisher) {
   const uint32_t n = 2 + (p.info ? 1 : 0) + (p.tags.empty() ? 0 : 1);
   pk.pack_map(n);
   PackStr(pk, "offset");
@@ -168,7 +198,7 @@ void PackPublication(Packer& pk, const Publication& p) {
   PackStr(pk, p.data);
   if (p.info) {
     PackStr(pk, "info");
-    PackClientInfo(pk, ClientInfoFromJson(*p.info));
+    PackClientInfo(pk, publisher ? *publisher : ClientInfoFromJson(*p.info));
   }
   if (!p.tags.empty()) {
     PackStr(pk, "tags");
@@ -198,8 +228,9 @@ std::string EncodePush(std::string_view type, const std::string_view* channel, F
 }
 }  // namespace
 
-std::string EncodePubPush(std::string_view channel, const Publication& p) {
-  return EncodePush("pub", &channel, [&](Packer& pk) { PackPublication(pk, p); });
+std::string EncodePubPush(std::string_view channel, const Publication& p,
+                          const PresenceEntry* publisher) {
+  return EncodePush("pub", &channel, [&](Packer& pk) { PackPublication(pk, p, publisher); });
 }
 
 std::string EncodePresencePush(std::string_view channel, PresenceEventType type,
