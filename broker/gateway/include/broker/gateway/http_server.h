@@ -1,0 +1,76 @@
+// The node's HTTP listener (broker/gateway/README.md): the server API `POST /api/<method>`,
+// `GET /health` and `GET /metrics`, all answered by the engine through the engine bridge (the
+// frames are specified in the README, "Engine bridge").
+//
+// Threads: an HttpServer runs one io thread of its own. That thread owns the io_context, the
+// listening socket, every connection and the zmq DEALER connected to the engine; nothing else
+// touches them. Start, Stop, port and stats may be called from any other thread.
+// No Boost type appears here: Beast and Asio stay inside the module's .cc files.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "chp/errc.h"
+
+namespace chorus::broker::gateway {
+
+struct HttpOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;                // 0 = pick a free port; port() reports the bound one
+  std::string api_key;              // "" = server API disabled: /api/* answers 404
+  std::string engine_endpoint;      // the engine's ROUTER (README, "Engine bridge"); required
+  size_t max_body_bytes = 1 << 20;  // larger request bodies: 413
+  std::chrono::milliseconds engine_timeout{5000};  // no engine answer: 503
+  size_t max_connections = 10000;                  // over it: accept then close at once
+  size_t max_in_flight = 10000;                    // requests waiting for the engine; over it: 503
+  std::chrono::seconds idle_timeout{60};  // a connection silent (or not reading) this long: closed
+  uint32_t max_header_bytes = 8192;       // larger request heads: 431
+};
+
+// Counters, a snapshot read from any thread (relaxed: for tests and /metrics, not for logic).
+struct HttpStats {
+  uint64_t connections_accepted = 0;  // sessions started
+  uint64_t connections_rejected = 0;  // closed at once because of max_connections
+  uint64_t requests = 0;              // complete request heads parsed
+  uint64_t forwarded = 0;             // requests sent to the engine
+  uint64_t engine_replies = 0;        // replies matched to a waiting request
+  uint64_t engine_timeouts = 0;       // requests answered 503 after engine_timeout
+  uint64_t engine_busy = 0;           // requests answered 503 because of max_in_flight
+  uint64_t unmatched_replies = 0;     // replies with an unknown id (late after a timeout), dropped
+  uint64_t malformed_replies = 0;     // replies not of the bridge format, dropped or answered 502
+  uint64_t bad_requests = 0;          // malformed HTTP (400 / 413 / 431 then close)
+};
+
+class HttpServer {
+ public:
+  // Validates `o`, connects the engine DEALER, binds and listens, then starts the io thread.
+  // Errors as values: std::errc::invalid_argument for bad options, the bind/listen error (e.g.
+  // address_in_use), or a zmq connect error. `ctx` must outlive the server.
+  static chp::Result<std::unique_ptr<HttpServer>> Start(zmq::context_t& ctx, HttpOptions o);
+
+  ~HttpServer();  // Stop()
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // The bound TCP port (the picked one when options.port was 0).
+  uint16_t port() const;
+  HttpStats stats() const;
+
+  // Closes the listener and every connection (requests waiting for the engine are dropped
+  // without an answer), closes the DEALER and joins the io thread. Idempotent; not from the io
+  // thread.
+  void Stop();
+
+ private:
+  class Impl;
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace chorus::broker::gateway

@@ -1,0 +1,144 @@
+#include "engine_client.h"
+
+#include <charconv>
+
+#include "broker/gateway/log.h"
+
+namespace chorus::broker::gateway::detail {
+
+namespace asio = boost::asio;
+
+std::string EncodeCorrelationId(uint64_t id) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((id >> (8 * i)) & 0xff);
+  return out;
+}
+
+bool DecodeCorrelationId(const zmq::message_t& frame, uint64_t* id) {
+  if (frame.size() != 8) return false;
+  const auto* p = static_cast<const unsigned char*>(frame.data());
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{p[i]} << (8 * i);
+  *id = v;
+  return true;
+}
+
+bool ParseReplyStatus(std::string_view text, int* status) {
+  if (text.size() != 3) return false;
+  int v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || ptr != text.data() + text.size()) return false;
+  if (v < 200 || v > 599) return false;
+  *status = v;
+  return true;
+}
+
+chp::Result<std::unique_ptr<EngineClient>> EngineClient::Create(asio::io_context& io,
+                                                                zmq::context_t& ctx,
+                                                                EngineClientOptions options,
+                                                                Counters& counters) {
+  try {
+    zmq::socket_t socket(ctx, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(options.endpoint);
+    return std::unique_ptr<EngineClient>(
+        new EngineClient(io, std::move(socket), std::move(options), counters));
+  } catch (const zmq::error_t& e) {
+    Log().error("engine bridge: cannot connect to '{}': {}", options.endpoint, e.what());
+    return std::error_code(e.num(), std::generic_category());
+  }
+}
+
+EngineClient::EngineClient(asio::io_context& io, zmq::socket_t socket, EngineClientOptions options,
+                           Counters& counters)
+    : options_(std::move(options)),
+      counters_(counters),
+      socket_(std::move(socket)),
+      bridge_(io, socket_, [this](std::vector<zmq::message_t>& parts) { OnMessage(parts); }),
+      timer_(io) {}
+
+EngineClient::~EngineClient() {
+  Shutdown();
+}
+
+void EngineClient::Start() {
+  bridge_.Start();
+}
+
+std::error_code EngineClient::Submit(std::string_view kind, std::string_view method,
+                                     std::string_view body, Callback done) {
+  if (shut_down_) return chp::Errc::kUnreachable;
+  if (pending_.size() >= options_.max_in_flight) return chp::Errc::kBusy;
+  const uint64_t id = next_id_++;
+  const std::string id_frame = EncodeCorrelationId(id);
+  std::vector<zmq::message_t> parts;
+  parts.reserve(4);
+  parts.emplace_back(id_frame.data(), id_frame.size());
+  parts.emplace_back(kind.data(), kind.size());
+  parts.emplace_back(method.data(), method.size());
+  parts.emplace_back(body.data(), body.size());
+  if (!bridge_.Send(parts)) return chp::Errc::kUnreachable;
+  pending_.emplace(id,
+                   Pending{std::chrono::steady_clock::now() + options_.timeout, std::move(done)});
+  ArmTimer();
+  return {};
+}
+
+void EngineClient::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  pending_.clear();
+  timer_.cancel();
+  bridge_.Stop();
+}
+
+void EngineClient::OnMessage(std::vector<zmq::message_t>& parts) {
+  uint64_t id = 0;
+  if (parts.empty() || !DecodeCorrelationId(parts[0], &id)) {
+    Bump(counters_.malformed_replies);
+    Log().warn("engine bridge: reply without an 8-byte correlation id dropped");
+    return;
+  }
+  auto it = pending_.find(id);
+  if (it == pending_.end()) {
+    Bump(counters_.unmatched_replies);
+    Log().debug("engine bridge: reply for unknown id {} dropped (late or duplicate)", id);
+    return;
+  }
+  Callback done = std::move(it->second.done);
+  pending_.erase(it);
+
+  int status = 0;
+  if (parts.size() != 4 || !ParseReplyStatus(parts[1].to_string_view(), &status)) {
+    Bump(counters_.malformed_replies);
+    Log().warn("engine bridge: malformed reply for id {} ({} frames)", id, parts.size());
+    done(chp::Errc::kMalformed);
+    return;
+  }
+  Bump(counters_.engine_replies);
+  done(EngineReply{status, parts[2].to_string(), parts[3].to_string()});
+}
+
+void EngineClient::ArmTimer() {
+  if (timer_armed_ || shut_down_ || pending_.empty()) return;
+  timer_armed_ = true;
+  timer_.expires_at(pending_.begin()->second.deadline);
+  timer_.async_wait([this, alive = std::weak_ptr<char>(alive_)](const boost::system::error_code&) {
+    if (alive.expired()) return;
+    timer_armed_ = false;
+    if (!shut_down_) OnTimer();
+  });
+}
+
+void EngineClient::OnTimer() {
+  const auto now = std::chrono::steady_clock::now();
+  while (!pending_.empty() && pending_.begin()->second.deadline <= now) {
+    Callback done = std::move(pending_.begin()->second.done);
+    pending_.erase(pending_.begin());
+    Bump(counters_.engine_timeouts);
+    done(chp::Errc::kTimeout);
+  }
+  ArmTimer();
+}
+
+}  // namespace chorus::broker::gateway::detail

@@ -1,0 +1,109 @@
+#include "router.h"
+
+#include <cctype>
+
+namespace chorus::broker::gateway::detail {
+namespace {
+
+constexpr std::string_view kApiPrefix = "/api/";
+constexpr size_t kMaxMethodName = 64;
+
+bool ValidMethodName(std::string_view m) {
+  if (m.empty() || m.size() > kMaxMethodName) return false;
+  for (char c : m) {
+    const bool ok =
+        std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IEqualsAscii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+Route Reject(int status, std::string_view allow = {}) {
+  Route r;
+  r.kind = RouteKind::kReject;
+  r.status = status;
+  r.allow = allow;
+  return r;
+}
+
+Route Engine(std::string kind, std::string method, bool takes_body) {
+  Route r;
+  r.kind = RouteKind::kEngine;
+  r.engine_kind = std::move(kind);
+  r.engine_method = std::move(method);
+  r.takes_body = takes_body;
+  r.status = 0;
+  return r;
+}
+
+}  // namespace
+
+bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
+  // Every byte of `expected` is looked at whatever `given` holds.
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= g ^ static_cast<unsigned char>(expected[i]);
+  }
+  return diff == 0;
+}
+
+bool Authorised(const RequestHead& head, std::string_view key) {
+  if (key.empty()) return false;
+  if (head.x_api_key) return ConstantTimeEquals(Trim(*head.x_api_key), key);
+  if (head.authorization) {
+    std::string_view v = Trim(*head.authorization);
+    const size_t space = v.find_first_of(" \t");
+    if (space == std::string_view::npos) return false;
+    if (!IEqualsAscii(v.substr(0, space), "apikey")) return false;
+    return ConstantTimeEquals(Trim(v.substr(space)), key);
+  }
+  return false;
+}
+
+Route RouteRequest(const RequestHead& head, const RouterConfig& config) {
+  std::string_view path = head.target;
+  if (const size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+
+  if (path.starts_with(kApiPrefix)) {
+    if (config.api_key.empty()) return Reject(404);
+    const std::string_view method = path.substr(kApiPrefix.size());
+    if (!ValidMethodName(method)) return Reject(404);
+    if (head.method != "POST") return Reject(405, "POST");
+    if (!Authorised(head, config.api_key)) return Reject(401);
+    return Engine("api", std::string(method), /*takes_body=*/true);
+  }
+  if (path == "/health" || path == "/metrics") {
+    if (head.method != "GET") return Reject(405, "GET");
+    return Engine(std::string(path.substr(1)), "", /*takes_body=*/false);
+  }
+  return Reject(404);
+}
+
+std::string ErrorJson(int code, std::string_view message) {
+  std::string out = R"({"error":{"code":)";
+  out += std::to_string(code);
+  out += R"(,"message":")";
+  out += message;  // our own fixed messages: no escaping needed
+  out += R"("}})";
+  return out;
+}
+
+}  // namespace chorus::broker::gateway::detail

@@ -1,0 +1,56 @@
+// The gateway's router: pure logic, no sockets and no Boost. A session parses a request head
+// and asks Route() what to do with it; the answer is a value the session dispatches on. New
+// endpoints (the WebSocket upgrade on /connection/websocket, README "Extending") are a new
+// RouteKind plus a case in the session's dispatch.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace chorus::broker::gateway::detail {
+
+// What the router needs from a request head. Views into the parser's buffers; header values
+// are nullopt when the field is absent.
+struct RequestHead {
+  std::string_view method;  // the request method token, e.g. "POST"
+  std::string_view target;  // origin-form, e.g. "/api/publish?x=1"
+  std::optional<std::string_view> x_api_key;
+  std::optional<std::string_view> authorization;
+};
+
+enum class RouteKind {
+  kEngine,  // forward to the engine: kind + method (README "Engine bridge")
+  kReject,  // answer at once with `status` (and `allow` for 405); the engine is not contacted
+};
+
+struct Route {
+  RouteKind kind = RouteKind::kReject;
+  std::string engine_kind;    // "api" | "health" | "metrics" (kEngine)
+  std::string engine_method;  // the <method> path segment for "api", else ""
+  bool takes_body = false;    // the request body travels to the engine (api only)
+  int status = 404;           // kReject
+  std::string_view allow;     // kReject with 405: the Allow header value
+};
+
+struct RouterConfig {
+  std::string api_key;  // "" disables /api/*
+};
+
+// Routes (README "Routes"): /api/<method> (POST, authorised, 404 when the API is disabled),
+// GET /health, GET /metrics; anything else 404. The <method> segment is [A-Za-z0-9_.-]{1,64}.
+Route RouteRequest(const RequestHead& head, const RouterConfig& config);
+
+// True when the request carries `key` as "X-API-Key: <key>" or "Authorization: apikey <key>"
+// (scheme case-insensitive). X-API-Key is looked at first when both are present. The
+// comparison takes time that depends on the length of `key` only.
+bool Authorised(const RequestHead& head, std::string_view key);
+
+// Constant-time equality (for a given length of `expected`).
+bool ConstantTimeEquals(std::string_view given, std::string_view expected);
+
+// The gateway's own error bodies, in the server API's JSON error shape.
+std::string ErrorJson(int code, std::string_view message);
+
+}  // namespace chorus::broker::gateway::detail
