@@ -47,9 +47,11 @@ struct Client {
   RawSession* operator->() { return s.get(); }
 };
 
-Client Connect(zmq::context_t& ctx, const NodeProcess& node, const std::string& user) {
+Client Connect(zmq::context_t& ctx, const NodeProcess& node, const std::string& user,
+               const std::string& info = "") {
   Client c{std::make_unique<RawSession>(ctx, node.native()), ""};
-  auto r = c->Call("connect", P({{"user", user}}));
+  auto r =
+      c->Call("connect", info.empty() ? P({{"user", user}}) : P({{"user", user}, {"info", info}}));
   EXPECT_TRUE(r && r->Has("result")) << user;
   if (r) c.id = r->Str("result.client");
   EXPECT_FALSE(c.id.empty());
@@ -147,8 +149,10 @@ TEST_F(NodeHttpApi, BroadcastPublishesToEveryChannelWithPerChannelErrors) {
 TEST_F(NodeHttpApi, PresenceAndPresenceStatsListNativeSubscribers) {
   Client a1 = Connect(ctx_, node_, "alice");
   Client a2 = Connect(ctx_, node_, "alice");
-  Client b = Connect(ctx_, node_, "bob");
-  for (Client* c : {&a1, &a2, &b}) ASSERT_TRUE(Subscribe(*c, "chat:room"));
+  Client b = Connect(ctx_, node_, "bob", R"({"name":"Bob"})");
+  for (Client* c : {&a1, &a2}) ASSERT_TRUE(Subscribe(*c, "chat:room"));
+  auto sub = b->Call("subscribe", P({{"channel", "chat:room"}, {"info", R"({"seat":7})"}}));
+  ASSERT_TRUE(sub && sub->Has("result"));
 
   json p = Result(node_, "presence", {{"channel", "chat:room"}});
   ASSERT_TRUE(p.contains("presence")) << p.dump();
@@ -156,6 +160,9 @@ TEST_F(NodeHttpApi, PresenceAndPresenceStatsListNativeSubscribers) {
   EXPECT_EQ(p["presence"][a1.id].value("user", ""), "alice");
   EXPECT_EQ(p["presence"][a1.id].value("client", ""), a1.id);
   EXPECT_EQ(p["presence"][b.id].value("user", ""), "bob");
+  EXPECT_EQ(p["presence"][b.id]["conn_info"], json({{"name", "Bob"}}));  // JSON values
+  EXPECT_EQ(p["presence"][b.id]["chan_info"], json({{"seat", 7}}));
+  EXPECT_FALSE(p["presence"][a1.id].contains("conn_info"));
   EXPECT_FALSE(p.contains("next_cursor"));
 
   json st = Result(node_, "presence_stats", {{"channel", "chat:room"}});
@@ -243,6 +250,34 @@ TEST_F(NodeHttpApi, HistoryHonoursLimitSinceAndReverse) {
   EXPECT_EQ(ErrorCode(node_, "history", {{"channel", "chat:h"}, {"limit", -1}, {"since", future}}),
             112u);
   EXPECT_EQ(Api(node_, "history", R"({"channel":"chat:h","limit":"all"})").status, 400);
+  EXPECT_TRUE(node_.Stop());
+}
+
+TEST_F(NodeHttpApi, HistoryShowsTagsAndThePublishingClient) {
+  Client sub = Connect(ctx_, node_, "bob");
+  ASSERT_TRUE(Subscribe(sub, "chat:t"));
+  json r = Result(node_, "publish",
+                  {{"channel", "chat:t"}, {"data", {{"x", 1}}}, {"tags", {{"kind", "note"}}}});
+  EXPECT_EQ(r.value("offset", 0u), 1u);
+  auto push = sub->Push("pub", "chat:t");
+  ASSERT_TRUE(push);
+  EXPECT_EQ(push->Str("data.tags.kind"), "note");
+
+  // A native client's publication carries its client info.
+  auto pub = sub->Call("publish", P({{"channel", "chat:t"}, {"data", R"({"y":2})"}}));
+  ASSERT_TRUE(pub && pub->Has("result"));
+  EXPECT_EQ(pub->Uint("result.offset"), 2u);
+  json h = Result(node_, "history", {{"channel", "chat:t"}, {"limit", -1}});
+  ASSERT_EQ(h["publications"].size(), 2u) << h.dump();
+  const json& first = h["publications"][0];
+  EXPECT_EQ(first["tags"], json({{"kind", "note"}}));
+  EXPECT_FALSE(first.contains("info"));
+  const json& second = h["publications"][1];
+  EXPECT_EQ(second["data"], json({{"y", 2}}));
+  ASSERT_TRUE(second.contains("info")) << second.dump();
+  EXPECT_EQ(second["info"].value("user", ""), "bob");
+  EXPECT_EQ(second["info"].value("client", ""), sub.id);
+  EXPECT_EQ(Api(node_, "publish", R"({"channel":"chat:t","data":1,"tags":{"a":1}})").status, 400);
   EXPECT_TRUE(node_.Stop());
 }
 

@@ -197,6 +197,27 @@ TEST_F(NodeHttpErrors, FeatureOffInTheNamespaceIs108) {
   EXPECT_TRUE(node_.Stop());
 }
 
+TEST(NodeHttpLimits, OversizedDataIs106AndBadChannelNamesAre106Or107) {
+  NodeOptions o;
+  o.overrides = {"limits.max_publication_bytes=32"};
+  NodeProcess node(o);
+  ASSERT_TRUE(node.ready()) << node.banner();
+  const std::string big =
+      std::string(R"({"channel":"chat:l","data":")") + std::string(64, 'x') + "\"}";
+  EXPECT_EQ(CodeOf(Api(node, "publish", big)), 106u);
+  HttpResult b =
+      Api(node, "broadcast",
+          std::string(R"({"channels":["chat:l"],"data":")") + std::string(64, 'x') + "\"}");
+  EXPECT_EQ(Body(b)["result"]["responses"][0]["error"].value("code", 0u), 106u) << b.body;
+  HttpResult h = Api(node, "history", R"({"channel":"chat:l","limit":-1})");
+  EXPECT_EQ(Body(h)["result"].value("offset", 99u), 0u) << h.body;  // nothing was kept
+  const std::string long_name = "chat:" + std::string(300, 'n');
+  EXPECT_EQ(CodeOf(Api(node, "publish", R"({"channel":")" + long_name + R"(","data":1})")), 106u);
+  EXPECT_EQ(CodeOf(Api(node, "publish", R"({"channel":"chat:a\u0001","data":1})")), 107u);
+  EXPECT_EQ(CodeOf(Api(node, "publish", R"({"channel":"","data":1})")), 107u);
+  EXPECT_TRUE(node.Stop());
+}
+
 class NodeHttpOps : public NodeHttpAuth {};
 
 // The value of an unlabelled sample, or of the first sample whose labels contain `labels`.
