@@ -1,0 +1,3 @@
+# chorus::client integration tests: the client against a fake node speaking the raw wire format.
+chorus_test(client_fake_server_test LABEL integration SOURCES client_fake_server_test.cc
+            LIBS chorus::client)
