@@ -52,7 +52,7 @@ Result<Channel*> ChannelTable::Open(std::string_view channel, int64_t now_ms) {
 Result<PublishOutcome> ChannelTable::Publish(std::string_view channel, std::string data,
                                              std::optional<std::string> info,
                                              std::map<std::string, std::string> tags,
-                                             int64_t now_ms) {
+                                             int64_t now_ms, bool skip_history) {
   auto opened = Open(channel, now_ms);
   if (!opened) return opened.error();
   Channel* ch = *opened;
@@ -63,7 +63,7 @@ Result<PublishOutcome> ChannelTable::Publish(std::string_view channel, std::stri
   out.publication.tags = std::move(tags);
   out.publication.time_ms = now_ms;
   ++stats_.publications;
-  if (ch->history) {
+  if (ch->history && !skip_history) {
     // Append moves the publication in; keep our copy for delivery (data is usually small; the
     // copy is what delivery would make anyway when encoding).
     const uint64_t offset = ch->history->Append(out.publication, now_ms);

@@ -2,6 +2,7 @@
 // HTTP API. Native commands are in engine_native.cc, the HTTP API in engine_api.cc.
 #include "broker/node/engine.h"
 
+#include <algorithm>
 #include <future>
 
 #include "broker/node/log.h"
@@ -114,7 +115,14 @@ Engine::SendStatus Engine::Send(const std::string& routing_id, zmq::message_t& b
   try {
     if (!native_.send(zmq::buffer(routing_id),
                       zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-      return SendStatus::kSlow;  // ROUTER_MANDATORY: this peer's pipe is at its HWM
+      // The pipe looks full, but the socket learns of the peer's reads only from commands it
+      // processes lazily (send/recv look at most every ~1 ms): process them (ZMQ_EVENTS does,
+      // unthrottled) and try once more, so a session that reads is not taken for slow (N-16).
+      (void)native_.get(zmq::sockopt::events);
+      if (!native_.send(zmq::buffer(routing_id),
+                        zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        return SendStatus::kSlow;  // ROUTER_MANDATORY: this peer's pipe is at its HWM
+      }
     }
     zmq::message_t copy;
     copy.copy(body);  // shares the buffer (reference counted) for all but tiny bodies
@@ -148,6 +156,13 @@ void Engine::Deliver(const Channel& ch, const std::string& body) {
   for (SubscriberId id : ch.subscribers) {
     Session* s = FindSession(id);
     if (s == nullptr) continue;
+    // A session that already missed a message is closing: sending it later ones would leave a
+    // hole in what it received before the close (N-13), so it gets nothing more.
+    if (std::any_of(pending_closes_.begin(), pending_closes_.end(),
+                    [id](const PendingClose& p) { return p.id == id; })) {
+      ++counters_.drops_slow;
+      continue;
+    }
     switch (Send(s->routing_id, msg)) {
       case SendStatus::kSent:
         ++counters_.deliveries;
@@ -185,8 +200,10 @@ void Engine::RunPendingCloses() {
 Result<PublishOutcome> Engine::PublishAndDeliver(std::string_view channel, std::string data,
                                                  std::optional<std::string> info,
                                                  std::map<std::string, std::string> tags,
-                                                 const PresenceEntry* publisher) {
-  auto out = table_.Publish(channel, std::move(data), std::move(info), std::move(tags), NowMs());
+                                                 const PresenceEntry* publisher,
+                                                 bool skip_history) {
+  auto out = table_.Publish(channel, std::move(data), std::move(info), std::move(tags), NowMs(),
+                            skip_history);
   if (!out) return out;
   if (out->channel != nullptr && !out->channel->subscribers.empty()) {
     Deliver(*out->channel, EncodePubPush(out->channel->name, out->publication, publisher));

@@ -156,8 +156,8 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
     if (text.size() > registry_.limits().max_publication_bytes) {
       return ErrorJson(Errc::kLimitExceeded);
     }
-    (void)skip_history;  // history is the channel's option; skipping it is not supported yet
-    auto out = PublishAndDeliver(ch, std::move(text), std::nullopt, std::move(tags));
+    auto out = PublishAndDeliver(ch, std::move(text), std::nullopt, std::move(tags), nullptr,
+                                 skip_history);
     if (!out) return ErrorJson(out.error());
     json r = json::object();
     if (!out->epoch.empty()) {
@@ -301,6 +301,7 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
     }
     if (method == "unsubscribe") {
       if (channel.empty()) return bad("channel is required");
+      if (auto resolved = table_.Resolve(channel); !resolved) return err(resolved.error());
       for (SubscriberId id : targets) {
         if (Session* s = FindSession(id))
           LeaveChannel(*s, channel, true, 2000, "server unsubscribe");

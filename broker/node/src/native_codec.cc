@@ -141,13 +141,16 @@ PresenceEntry ClientInfoFromJson(std::string_view json) {
   if (!j.is_object()) return e;
   auto str = [&](const char* key, std::string& out) {
     auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return;
-    out = it->is_string() ? it->get<std::string>() : it->dump();
+    if (it != j.end() && it->is_string()) out = it->get<std::string>();
+  };
+  auto raw = [&](const char* key, std::string& out) {  // the infos stay JSON text
+    auto it = j.find(key);
+    if (it != j.end() && !it->is_null()) out = it->dump();
   };
   str("client", e.client);
   str("user", e.user);
-  str("conn_info", e.conn_info);
-  str("chan_info", e.chan_info);
+  raw("conn_info", e.conn_info);
+  raw("chan_info", e.chan_info);
   return e;
 }
 

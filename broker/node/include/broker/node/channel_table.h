@@ -86,9 +86,11 @@ class ChannelTable {
 
   // Appends a publication (history on: next offset, capped, mirrored) and returns it with the
   // channel, whose subscribers the caller delivers to. `info` is the publisher's ClientInfo JSON.
+  // `skip_history`: delivered but not kept (offset 0), as Centrifugo's API option.
   Result<PublishOutcome> Publish(std::string_view channel, std::string data,
                                  std::optional<std::string> info,
-                                 std::map<std::string, std::string> tags, int64_t now_ms);
+                                 std::map<std::string, std::string> tags, int64_t now_ms,
+                                 bool skip_history = false);
 
   // Adds a subscriber; with `recover`, answers from history (all-or-nothing). The caller has
   // checked permissions.

@@ -115,7 +115,8 @@ class Engine final : public chp::Pollable {
   Result<PublishOutcome> PublishAndDeliver(std::string_view channel, std::string data,
                                            std::optional<std::string> info,
                                            std::map<std::string, std::string> tags,
-                                           const PresenceEntry* publisher = nullptr);
+                                           const PresenceEntry* publisher = nullptr,
+                                           bool skip_history = false);
   void Deliver(const Channel& ch, const std::string& body);
   void PushPresenceEvents(const Channel& ch, const std::vector<PresenceEvent>& events);
   void LeaveChannel(Session& s, std::string_view channel, bool push_unsubscribe, uint32_t code,
