@@ -1,3 +1,10 @@
 # broker/gateway: the HTTP listener against a fake engine on the engine bridge (in-process).
 chorus_test(gateway_http_test LABEL integration SOURCES gateway_http_test.cc
             LIBS chorus::broker_gateway)
+# The WebSocket transport (/connection/websocket) against the same fake engine; the test's
+# WebSocket client is Beast's.
+find_package(Boost 1.74 REQUIRED CONFIG)
+chorus_test(gateway_ws_test LABEL integration SOURCES gateway_ws_test.cc
+            LIBS chorus::broker_gateway Boost::headers)
+target_compile_definitions(gateway_ws_test PRIVATE BOOST_ASIO_NO_DEPRECATED
+                           BOOST_BEAST_USE_STD_STRING_VIEW)

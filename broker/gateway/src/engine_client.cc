@@ -84,6 +84,11 @@ std::error_code EngineClient::Submit(std::string_view kind, std::string_view met
   return {};
 }
 
+bool EngineClient::SendRaw(std::vector<zmq::message_t>& parts) {
+  if (shut_down_) return false;
+  return bridge_.Send(parts);
+}
+
 void EngineClient::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
@@ -93,6 +98,12 @@ void EngineClient::Shutdown() {
 }
 
 void EngineClient::OnMessage(std::vector<zmq::message_t>& parts) {
+  // WebSocket commands start with the 2-byte frame "ws", replies with an 8-byte id.
+  if (!parts.empty() && parts[0].to_string_view() == "ws") {
+    if (ws_handler_) return ws_handler_(parts);
+    Bump(counters_.ws_malformed);
+    return;
+  }
   uint64_t id = 0;
   if (parts.empty() || !DecodeCorrelationId(parts[0], &id)) {
     Bump(counters_.malformed_replies);

@@ -1,7 +1,9 @@
 // EngineClient: the gateway's side of the engine bridge (README "Engine bridge"): a DEALER to
 // the engine's ROUTER; requests carry a correlation id, replies are matched by it in any
 // order, requests the engine leaves unanswered for `timeout` fail with kTimeout, and replies
-// that arrive later (unknown ids) are counted and dropped.
+// that arrive later (unknown ids) are counted and dropped. Messages whose first frame is
+// "ws" (WebSocket commands) go to the WebSocket handler instead; SendRaw carries WebSocket
+// events the other way over the same DEALER.
 //
 // Threads: created, used and destroyed on the io thread that runs `io` (it owns the DEALER
 // and the ZmqAsioBridge over it). Callbacks run on that thread, never inside Submit().
@@ -15,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -55,6 +58,15 @@ class EngineClient {
 
   void Start();  // begins receiving replies
 
+  // Receives every engine message whose first frame is "ws" (README "WebSocket frames").
+  // Without one such messages are counted as malformed and dropped.
+  using WsHandler = std::function<void(const std::vector<zmq::message_t>& parts)>;
+  void SetWsHandler(WsHandler handler) { ws_handler_ = std::move(handler); }
+
+  // Sends one bridge message as is, without blocking. False when the DEALER would block or
+  // the client is shut down (nothing was sent).
+  [[nodiscard]] bool SendRaw(std::vector<zmq::message_t>& parts);
+
   // Sends one request. {} when sent: `done` then runs exactly once, later, unless Shutdown()
   // drops it first. kBusy when max_in_flight requests are waiting, kUnreachable when the
   // DEALER would block (no engine): `done` is not called then.
@@ -84,6 +96,7 @@ class EngineClient {
   zmq::socket_t socket_;
   ZmqAsioBridge bridge_;
   boost::asio::steady_timer timer_;
+  WsHandler ws_handler_;
   bool timer_armed_ = false;
   bool shut_down_ = false;
   uint64_t next_id_ = 1;

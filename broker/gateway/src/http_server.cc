@@ -14,6 +14,7 @@
 #include "engine_client.h"
 #include "http_session.h"
 #include "server_context.h"
+#include "ws_hub.h"
 
 namespace chorus::broker::gateway {
 
@@ -35,6 +36,15 @@ HttpStats Counters::Snapshot() const {
   s.unmatched_replies = unmatched_replies.load(r);
   s.malformed_replies = malformed_replies.load(r);
   s.bad_requests = bad_requests.load(r);
+  s.ws_open = ws_open.load(r);
+  s.ws_closed = ws_closed.load(r);
+  s.ws_slow_closed = ws_slow_closed.load(r);
+  s.ws_frames_in = ws_frames_in.load(r);
+  s.ws_messages_out = ws_messages_out.load(r);
+  s.ws_frames_out = ws_frames_out.load(r);
+  s.ws_bytes_queued = ws_bytes_queued.load(r);
+  s.ws_malformed = ws_malformed.load(r);
+  s.ws_unknown_conn = ws_unknown_conn.load(r);
   return s;
 }
 
@@ -54,7 +64,9 @@ std::error_code ToStd(const boost::system::error_code& ec) {
 
 bool Valid(const HttpOptions& o) {
   return !o.engine_endpoint.empty() && o.max_connections > 0 && o.max_in_flight > 0 &&
-         o.engine_timeout.count() > 0 && o.idle_timeout.count() > 0 && o.max_header_bytes > 0;
+         o.engine_timeout.count() > 0 && o.idle_timeout.count() > 0 && o.max_header_bytes > 0 &&
+         o.max_ws_queue_bytes > 0 && o.max_ws_message_bytes > 0 &&
+         o.ws_handshake_timeout.count() > 0;
 }
 
 }  // namespace
@@ -122,6 +134,11 @@ class HttpServer::Impl {
     if (!engine) return engine.error();
     engine_ = std::move(*engine);
     ctx_.engine = engine_.get();
+    ws_ = std::make_unique<detail::WsHub>(io_, ctx_);
+    ctx_.ws = ws_.get();
+    engine_->SetWsHandler([hub = ws_.get()](const std::vector<zmq::message_t>& parts) {
+      hub->OnEngineMessage(parts);
+    });
 
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(ctx_.options.address, ec);
@@ -182,13 +199,16 @@ class HttpServer::Impl {
     acceptor_->close(ignored);
     retry_timer_->cancel();
     const std::vector<detail::Connection*> open(ctx_.connections.begin(), ctx_.connections.end());
-    for (detail::Connection* c : open) c->Close();
+    for (detail::Connection* c : open) c->Close();  // WebSockets: 1001 and `closed` reported
+    ws_->Shutdown();
     engine_->Shutdown();  // drops the callbacks that kept sessions waiting for the engine
   }
 
   void Teardown() {
     retry_timer_.reset();
     acceptor_.reset();
+    ctx_.ws = nullptr;
+    ws_.reset();
     ctx_.engine = nullptr;
     engine_.reset();  // closes the DEALER on its owner thread
   }
@@ -202,6 +222,7 @@ class HttpServer::Impl {
   // io thread only:
   detail::ServerContext ctx_;
   std::unique_ptr<detail::EngineClient> engine_;
+  std::unique_ptr<detail::WsHub> ws_;
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::steady_timer> retry_timer_;
 };

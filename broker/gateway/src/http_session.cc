@@ -9,9 +9,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include "broker/gateway/log.h"
 #include "engine_client.h"
+#include "ws_session.h"
 
 namespace chorus::broker::gateway::detail {
 namespace {
@@ -106,6 +108,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     if (auto it = req.find(http::field::authorization); it != req.end()) {
       head.authorization = it->value();
     }
+    head.websocket_upgrade = beast::websocket::is_upgrade(req);
     route_ = RouteRequest(head, ctx_.router);
     // What the router answers when the request must be rejected; otherwise 0.
     const int reject = route_.kind == RouteKind::kReject ? route_.status : 0;
@@ -171,6 +174,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
 
   void Dispatch() {
     if (route_.kind == RouteKind::kReject) return Respond(Own(route_.status, route_.allow));
+    if (route_.kind == RouteKind::kWebSocket) return Upgrade();
 
     std::string body = route_.takes_body ? std::move(parser_->get().body()) : std::string();
     Bump(ctx_.counters->forwarded);
@@ -182,6 +186,16 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
       if (ec == chp::Errc::kBusy) Bump(ctx_.counters->engine_busy);
       return Respond(Own(503));
     }
+  }
+
+  // Hands the socket and the parsed upgrade request to a WebSocket session; this session ends
+  // (it has no pending operation, so it goes away when this handler returns). A client that
+  // sent bytes behind its upgrade request broke RFC 6455 §4.1 (it must wait for the 101).
+  void Upgrade() {
+    if (ctx_.stopping) return Close();
+    if (buffer_.size() != 0) return Respond(Own(400), /*keep_alive=*/false);
+    closed_ = true;  // from here the socket belongs to the WebSocket session
+    StartWsSession(stream_.release_socket(), parser_->release(), ctx_);
   }
 
   void OnEngine(chp::Result<EngineReply> r) {

@@ -6,6 +6,7 @@ namespace chorus::broker::gateway::detail {
 namespace {
 
 constexpr std::string_view kApiPrefix = "/api/";
+constexpr std::string_view kWebSocketPath = "/connection/websocket";
 constexpr size_t kMaxMethodName = 64;
 
 bool ValidMethodName(std::string_view m) {
@@ -93,6 +94,14 @@ Route RouteRequest(const RequestHead& head, const RouterConfig& config) {
   if (path == "/health" || path == "/metrics") {
     if (head.method != "GET") return Reject(405, "GET");
     return Engine(std::string(path.substr(1)), "", /*takes_body=*/false);
+  }
+  if (path == kWebSocketPath) {
+    if (head.method != "GET") return Reject(405, "GET");
+    if (!head.websocket_upgrade) return Reject(400);
+    Route r;
+    r.kind = RouteKind::kWebSocket;
+    r.status = 0;
+    return r;
   }
   return Reject(404);
 }

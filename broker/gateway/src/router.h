@@ -1,7 +1,6 @@
 // The gateway's router: pure logic, no sockets and no Boost. A session parses a request head
 // and asks Route() what to do with it; the answer is a value the session dispatches on. New
-// endpoints (the WebSocket upgrade on /connection/websocket, README "Extending") are a new
-// RouteKind plus a case in the session's dispatch.
+// endpoints are a new RouteKind plus a case in the session's dispatch (README "Extending").
 #pragma once
 
 #include <cstdint>
@@ -18,11 +17,15 @@ struct RequestHead {
   std::string_view target;  // origin-form, e.g. "/api/publish?x=1"
   std::optional<std::string_view> x_api_key;
   std::optional<std::string_view> authorization;
+  // A WebSocket opening handshake (RFC 6455 §4.2.1: HTTP/1.1 GET, "Connection: upgrade",
+  // "Upgrade: websocket"), as the session's HTTP parser sees it.
+  bool websocket_upgrade = false;
 };
 
 enum class RouteKind {
-  kEngine,  // forward to the engine: kind + method (README "Engine bridge")
-  kReject,  // answer at once with `status` (and `allow` for 405); the engine is not contacted
+  kEngine,     // forward to the engine: kind + method (README "Engine bridge")
+  kReject,     // answer at once with `status` (and `allow` for 405); the engine is not contacted
+  kWebSocket,  // hand the connection to a WebSocket session (README "WebSocket")
 };
 
 struct Route {
@@ -39,7 +42,8 @@ struct RouterConfig {
 };
 
 // Routes (README "Routes"): /api/<method> (POST, authorised, 404 when the API is disabled),
-// GET /health, GET /metrics; anything else 404. The <method> segment is [A-Za-z0-9_.-]{1,64}.
+// GET /health, GET /metrics, GET /connection/websocket (an upgrade; a plain GET is 400);
+// anything else 404. The <method> segment is [A-Za-z0-9_.-]{1,64}.
 Route RouteRequest(const RequestHead& head, const RouterConfig& config);
 
 // True when the request carries `key` as "X-API-Key: <key>" or "Authorization: apikey <key>"

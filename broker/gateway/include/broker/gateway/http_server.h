@@ -1,6 +1,7 @@
 // The node's HTTP listener (broker/gateway/README.md): the server API `POST /api/<method>`,
 // `GET /health` and `GET /metrics`, all answered by the engine through the engine bridge (the
-// frames are specified in the README, "Engine bridge").
+// frames are specified in the README, "Engine bridge"), and the WebSocket transport on
+// `GET /connection/websocket`, whose messages the engine handles too (README "WebSocket").
 //
 // Threads: an HttpServer runs one io thread of its own. That thread owns the io_context, the
 // listening socket, every connection and the zmq DEALER connected to the engine; nothing else
@@ -31,6 +32,11 @@ struct HttpOptions {
   size_t max_in_flight = 10000;                    // requests waiting for the engine; over it: 503
   std::chrono::seconds idle_timeout{60};  // a connection silent (or not reading) this long: closed
   uint32_t max_header_bytes = 8192;       // larger request heads: 431
+  // WebSocket (README "WebSocket"). Bytes queued for one connection (waiting or being
+  // written); over it the connection is closed with 3008 "slow".
+  size_t max_ws_queue_bytes = 1 << 20;
+  size_t max_ws_message_bytes = 1 << 20;                  // larger client messages: close 1009
+  std::chrono::milliseconds ws_handshake_timeout{10000};  // upgrade not completed: dropped
 };
 
 // Counters, a snapshot read from any thread (relaxed: for tests and /metrics, not for logic).
@@ -45,6 +51,16 @@ struct HttpStats {
   uint64_t unmatched_replies = 0;     // replies with an unknown id (late after a timeout), dropped
   uint64_t malformed_replies = 0;     // replies not of the bridge format, dropped or answered 502
   uint64_t bad_requests = 0;          // malformed HTTP (400 / 413 / 431 then close)
+  // WebSocket.
+  uint64_t ws_open = 0;          // connections reported `open` to the engine
+  uint64_t ws_closed = 0;        // of those, gone (any cause; reported or closed by the engine)
+  uint64_t ws_slow_closed = 0;   // of those, closed with 3008 (write queue over its bound)
+  uint64_t ws_frames_in = 0;     // client text messages forwarded as `frame`
+  uint64_t ws_messages_out = 0;  // engine messages written to clients
+  uint64_t ws_frames_out = 0;    // WebSocket messages written (several messages coalesced)
+  uint64_t ws_bytes_queued = 0;  // current: bytes queued or being written, all connections
+  uint64_t ws_malformed = 0;     // engine WebSocket commands not in the bridge format, dropped
+  uint64_t ws_unknown_conn = 0;  // (command, conn id) pairs for no open connection, ignored
 };
 
 class HttpServer {

@@ -1,0 +1,501 @@
+// Integration tests of the gateway's WebSocket transport (broker/gateway/README.md,
+// "WebSocket" and "WebSocket frames"): the server in-process on 127.0.0.1 port 0, the fake
+// engine of gateway_test_support.h (a ROUTER on inproc that records the gateway's `open` /
+// `frame` / `closed` events and sends `send` / `fanout` / `close` commands), and WebSocket
+// clients written here: Beast's client driven by a private io_context with deadlines, and
+// raw bytes over a POSIX socket for the wire-level test. Every wait is a condition with a
+// deadline, never a sleep.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "gateway_test_support.h"
+
+namespace {
+
+using namespace gateway_test;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+// A WebSocket client on its own io_context, run only inside its calls, each with a deadline.
+class WsClient {
+ public:
+  // Connects to /connection/websocket and completes the handshake; ok() tells. `rcvbuf` > 0
+  // shrinks the socket's receive buffer (a client that reads slowly fills up sooner).
+  explicit WsClient(uint16_t port, int rcvbuf = 0) : ws_(io_) {
+    beast::error_code ec;
+    auto& s = ws_.next_layer();
+    s.open(tcp::v4(), ec);
+    if (!ec && rcvbuf > 0) s.set_option(asio::socket_base::receive_buffer_size(rcvbuf), ec);
+    if (!ec) s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+    if (ec) return;
+    local_port_ = s.local_endpoint(ec).port();
+    bool done = false;
+    ws_.async_handshake("127.0.0.1:" + std::to_string(port), "/connection/websocket",
+                        [&](beast::error_code e) {
+                          ec = e;
+                          done = true;
+                        });
+    ok_ = RunUntil(done, 5s) && !ec;
+  }
+
+  bool ok() const { return ok_; }
+  uint16_t local_port() const { return local_port_; }
+
+  bool Send(const std::string& text, bool binary = false) {
+    ws_.text(!binary);
+    bool done = false;
+    beast::error_code ec;
+    ws_.async_write(asio::buffer(text), [&](beast::error_code e, size_t) {
+      ec = e;
+      done = true;
+    });
+    return RunUntil(done, 5s) && !ec;
+  }
+
+  // The next message, or nullopt on timeout (the read stays pending for the next call) or
+  // when the connection ended (closed() and reason() tell more).
+  std::optional<std::string> Read(std::chrono::milliseconds timeout = 5s) {
+    if (closed_) return std::nullopt;
+    if (!reading_) {
+      reading_ = true;
+      read_done_ = false;
+      ws_.async_read(buffer_, [this](beast::error_code e, size_t) {
+        read_ec_ = e;
+        read_done_ = true;
+      });
+    }
+    if (!RunUntil(read_done_, timeout)) return std::nullopt;
+    reading_ = false;
+    if (read_ec_) {
+      closed_ = true;
+      return std::nullopt;
+    }
+    std::string out = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    return out;
+  }
+
+  // Reads and drops messages until the connection ends; true when it did within `timeout`.
+  bool WaitClosed(std::chrono::milliseconds timeout = 5s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!closed_) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      Read(left);
+    }
+    return true;
+  }
+
+  bool closed() const { return closed_; }
+  beast::error_code close_error() const { return read_ec_; }
+  // The close frame the server sent (code 0 when it sent none).
+  websocket::close_reason reason() const { return ws_.reason(); }
+
+  bool Close(uint16_t code) {
+    bool done = false;
+    beast::error_code ec;
+    ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code)),
+                    [&](beast::error_code e) {
+                      ec = e;
+                      done = true;
+                    });
+    return RunUntil(done, 5s) && !ec;
+  }
+
+ private:
+  bool RunUntil(bool& done, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    io_.restart();
+    while (!done && io_.run_one_until(deadline) > 0) {
+    }
+    return done;
+  }
+
+  asio::io_context io_;
+  websocket::stream<tcp::socket> ws_;
+  beast::flat_buffer buffer_;
+  bool ok_ = false;
+  uint16_t local_port_ = 0;
+  bool reading_ = false;
+  bool read_done_ = false;
+  bool closed_ = false;
+  beast::error_code read_ec_;
+};
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    const size_t at = s.find(sep, start);
+    out.push_back(s.substr(start, at - start));
+    if (at == std::string::npos) return out;
+    start = at + 1;
+  }
+}
+
+class GatewayWs : public GatewayFixture {
+ protected:
+  // Waits for the `open` of the client whose local port is `port`; its conn id, or 0.
+  uint64_t WaitOpen(uint16_t client_port) {
+    const std::string remote = "127.0.0.1:" + std::to_string(client_port);
+    uint64_t id = 0;
+    EventuallyTrue([&] {
+      for (const auto& e : engine_->ws_events(0, "open")) {
+        if (e.payload == remote) id = e.conn_id;
+      }
+      return id != 0;
+    });
+    return id;
+  }
+
+  std::unique_ptr<WsClient> Connect(uint64_t* id, int rcvbuf = 0) {
+    auto c = std::make_unique<WsClient>(port(), rcvbuf);
+    EXPECT_TRUE(c->ok());
+    *id = c->ok() ? WaitOpen(c->local_port()) : 0;
+    EXPECT_NE(*id, 0u);
+    return c;
+  }
+
+  // The payload of the `closed` event of `id`, "" when none arrived within the deadline.
+  std::string WaitClosedEvent(uint64_t id) {
+    std::string code;
+    EventuallyTrue([&] {
+      const auto e = engine_->ws_events(id, "closed");
+      if (!e.empty()) code = e.front().payload;
+      return !e.empty();
+    });
+    return code;
+  }
+
+  void Send(uint64_t id, const std::string& bytes) {
+    engine_->SendToGateway({"ws", "send", EncodeLe64(id), bytes});
+  }
+};
+
+TEST_F(GatewayWs, UpgradeReportsOpenWithConnIdAndRemoteAddress) {
+  StartEngine();
+  StartServer();
+  WsClient a(port());
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(WaitOpen(a.local_port()), 1u);  // ids count from 1 per server
+  WsClient b(port());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(WaitOpen(b.local_port()), 2u);
+  EXPECT_EQ(engine_->ws_events(0, "open").size(), 2u);
+  EXPECT_EQ(server_->stats().ws_open, 2u);
+}
+
+TEST_F(GatewayWs, ClientMessageArrivesAsFrame) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  const std::string message = R"({"id":1,"connect":{"token":"t"}})";
+  ASSERT_TRUE(c->Send(message));
+  ASSERT_TRUE(c->Send("second"));
+  ASSERT_TRUE(EventuallyTrue([&] { return engine_->ws_events(id, "frame").size() == 2; }));
+  const auto frames = engine_->ws_events(id, "frame");
+  EXPECT_EQ(frames[0].payload, message);
+  EXPECT_EQ(frames[1].payload, "second");
+  EXPECT_EQ(server_->stats().ws_frames_in, 2u);
+}
+
+TEST_F(GatewayWs, EngineSendReachesClient) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  Send(id, R"({"id":1,"connect":{"client":"abc"}})");
+  EXPECT_EQ(c->Read(), R"({"id":1,"connect":{"client":"abc"}})");
+  Send(id, "");  // an empty message is a message too
+  EXPECT_EQ(c->Read(), "");
+}
+
+TEST_F(GatewayWs, FanoutReachesHundredConnectionsWithIdenticalBytes) {
+  StartEngine();
+  StartServer();
+  std::vector<std::unique_ptr<WsClient>> clients;
+  std::string ids;
+  for (int i = 0; i < 100; ++i) {
+    uint64_t id = 0;
+    clients.push_back(Connect(&id));
+    ASSERT_NE(id, 0u);
+    ids += EncodeLe64(id);
+  }
+  const std::string pub = R"({"push":{"channel":"news","pub":{"data":{"n":1}}}})";
+  engine_->SendToGateway({"ws", "fanout", ids, pub});
+  for (auto& c : clients) EXPECT_EQ(c->Read(), pub);
+  EXPECT_EQ(server_->stats().ws_messages_out, 100u);
+}
+
+TEST_F(GatewayWs, QueuedSendsAreCoalescedIntoOneFrameJoinedByNewline) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  constexpr int kBurst = 300;
+  for (int i = 0; i < kBurst; ++i) Send(id, R"({"n":)" + std::to_string(i) + "}");
+  ASSERT_TRUE(EventuallyTrue([&] { return engine_->sent() == kBurst; }));
+  std::vector<std::string> got;
+  int frames = 0;
+  while (got.size() < kBurst) {
+    auto m = c->Read();
+    ASSERT_TRUE(m) << "after " << got.size() << " messages";
+    ++frames;
+    for (auto& part : Split(*m, '\n')) got.push_back(part);
+  }
+  ASSERT_EQ(got.size(), size_t{kBurst});
+  for (int i = 0; i < kBurst; ++i) EXPECT_EQ(got[i], R"({"n":)" + std::to_string(i) + "}");
+  EXPECT_LT(frames, kBurst);  // at least one frame carried several messages
+  const auto s = server_->stats();
+  EXPECT_EQ(s.ws_messages_out, uint64_t{kBurst});
+  EXPECT_EQ(s.ws_frames_out, uint64_t(frames));
+}
+
+TEST_F(GatewayWs, ClientThatNeverReadsIsClosedSlowWhileOthersGetEverything) {
+  StartEngine();
+  auto o = Options();
+  o.max_ws_queue_bytes = 256 * 1024;
+  StartServer(o);
+  uint64_t slow_id = 0;
+  uint64_t fast_id = 0;
+  auto slow = Connect(&slow_id, /*rcvbuf=*/4096);
+  auto fast = Connect(&fast_id);
+  // Batches of 4 x 16 KiB (under the bound) to both; the fast client reads each batch before
+  // the next is sent, the slow one reads nothing, so its queue grows until it is over.
+  const std::string ids = EncodeLe64(slow_id) + EncodeLe64(fast_id);
+  size_t sent = 0;
+  std::vector<std::string> got;
+  while (engine_->ws_events(slow_id, "closed").empty()) {
+    ASSERT_LT(sent, 4000u) << "the slow client was never closed";
+    for (int i = 0; i < 4; ++i, ++sent) {
+      std::string m = std::to_string(sent) + ":";
+      m.resize(16 * 1024, 'x');
+      engine_->SendToGateway({"ws", "fanout", ids, m});
+    }
+    while (got.size() < sent) {
+      auto m = fast->Read();
+      ASSERT_TRUE(m) << "fast client after " << got.size() << " messages";
+      for (auto& part : Split(*m, '\n')) got.push_back(part);
+    }
+    EXPECT_LE(server_->stats().ws_bytes_queued, 2 * o.max_ws_queue_bytes);
+  }
+  EXPECT_EQ(WaitClosedEvent(slow_id), "3008");
+  // The fast client goes on receiving.
+  Send(fast_id, "after");
+  EXPECT_EQ(fast->Read(), "after");
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].substr(0, got[i].find(':')), std::to_string(i));
+  }
+  EXPECT_EQ(server_->stats().ws_slow_closed, 1u);
+  // The slow client's connection ends; if the close frame made it, it says 3008.
+  EXPECT_TRUE(slow->WaitClosed(10s));
+  if (slow->reason().code != websocket::close_code::none) {
+    EXPECT_EQ(slow->reason().code, 3008);
+  }
+  EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().ws_bytes_queued == 0; }));
+  EXPECT_TRUE(engine_->ws_events(fast_id, "closed").empty());
+}
+
+TEST_F(GatewayWs, OversizeClientMessageIsClosed1009) {
+  StartEngine();
+  auto o = Options();
+  o.max_ws_message_bytes = 1024;
+  StartServer(o);
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  ASSERT_TRUE(c->Send(std::string(1024, 'a')));  // at the limit: fine
+  ASSERT_TRUE(c->Send(std::string(1025, 'b')));
+  EXPECT_TRUE(c->WaitClosed());
+  EXPECT_EQ(c->reason().code, websocket::close_code::too_big);
+  EXPECT_EQ(WaitClosedEvent(id), "1009");
+  ASSERT_EQ(engine_->ws_events(id, "frame").size(), 1u);
+  EXPECT_EQ(engine_->ws_events(id, "frame")[0].payload, std::string(1024, 'a'));
+}
+
+TEST_F(GatewayWs, BinaryMessageIsClosed1003) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  ASSERT_TRUE(c->Send("\x01\x02", /*binary=*/true));
+  EXPECT_TRUE(c->WaitClosed());
+  EXPECT_EQ(c->reason().code, websocket::close_code::unknown_data);
+  EXPECT_EQ(WaitClosedEvent(id), "1003");
+  EXPECT_TRUE(engine_->ws_events(id, "frame").empty());
+}
+
+TEST_F(GatewayWs, ClientCloseIsReportedWithItsCode) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  ASSERT_TRUE(c->Close(4001));
+  EXPECT_EQ(WaitClosedEvent(id), "4001");
+  uint64_t id2 = 0;
+  auto dropped = Connect(&id2);
+  dropped.reset();  // TCP close without a close frame
+  EXPECT_EQ(WaitClosedEvent(id2), "1006");
+  EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().ws_closed == 2; }));
+}
+
+TEST_F(GatewayWs, EngineCloseReachesClientAndIsNotReported) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  engine_->SendToGateway({"ws", "close", EncodeLe64(id), "3001", "shutdown"});
+  EXPECT_TRUE(c->WaitClosed());
+  EXPECT_EQ(c->reason().code, 3001);
+  EXPECT_EQ(std::string(c->reason().reason), "shutdown");
+  // Barrier: a later connection's open arrives, and still no `closed` for the first.
+  uint64_t id2 = 0;
+  auto other = Connect(&id2);
+  EXPECT_TRUE(engine_->ws_events(id, "closed").empty());
+  // The id is gone: a send to it is ignored.
+  Send(id, "late");
+  Send(id2, "ok");
+  EXPECT_EQ(other->Read(), "ok");
+  EXPECT_EQ(server_->stats().ws_unknown_conn, 1u);
+}
+
+TEST_F(GatewayWs, UnknownConnIdIsIgnoredAndMalformedCommandsCounted) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  Send(id + 1000, "nobody");
+  engine_->SendToGateway({"ws", "fanout", EncodeLe64(id + 1000) + EncodeLe64(id), "some"});
+  engine_->SendToGateway({"ws", "send", "short", "x"});  // id not 8 bytes
+  engine_->SendToGateway({"ws", "fanout", "", "x"});     // no ids
+  engine_->SendToGateway({"ws", "close", EncodeLe64(id), "999", "bad code"});
+  engine_->SendToGateway({"ws", "bogus", EncodeLe64(id), "x"});
+  engine_->SendToGateway({"ws", "send", EncodeLe64(id)});  // 3 frames
+  Send(id, "still here");
+  EXPECT_EQ(c->Read(), "some");
+  EXPECT_EQ(c->Read(), "still here");
+  const auto s = server_->stats();
+  EXPECT_EQ(s.ws_unknown_conn, 2u);
+  EXPECT_EQ(s.ws_malformed, 5u);
+  EXPECT_TRUE(engine_->ws_events(id, "closed").empty());
+}
+
+TEST_F(GatewayWs, HttpRoutesKeepWorkingAlongside) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  auto health = RoundTrip(port(), Request("GET", "/health"));
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto api = RoundTrip(port(), Api("publish", "{}"));
+  ASSERT_TRUE(api);
+  EXPECT_EQ(api->body, "api|publish|{}");
+  // /connection/websocket without an upgrade, or with another method.
+  auto plain = RoundTrip(port(), Request("GET", "/connection/websocket"));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->status, 400);
+  auto post = RoundTrip(port(), Request("POST", "/connection/websocket"));
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  Send(id, "ws still fine");
+  EXPECT_EQ(c->Read(), "ws still fine");
+}
+
+TEST_F(GatewayWs, RawWireHandshakeFramesAndClose) {
+  StartEngine();
+  StartServer();
+  RawClient raw(port());
+  ASSERT_TRUE(raw.connected());
+  // RFC 6455 §1.3's sample key and its accept value.
+  ASSERT_TRUE(raw.Send(
+      Request("GET", "/connection/websocket?cf_protocol=json",
+              {"Upgrade: websocket", "Connection: Upgrade",
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"})));
+  auto r = raw.Read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 101);
+  EXPECT_EQ(r->Header("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  ASSERT_TRUE(EventuallyTrue([&] { return !engine_->ws_events(0, "open").empty(); }));
+  const uint64_t id = engine_->ws_events(0, "open")[0].conn_id;
+  // A masked text frame "hello" (FIN, opcode 1, mask key 01 02 03 04).
+  std::string frame = "\x81\x85";
+  const char mask[4] = {1, 2, 3, 4};
+  frame.append(mask, 4);
+  const std::string hello = "hello";
+  for (size_t i = 0; i < hello.size(); ++i) frame += static_cast<char>(hello[i] ^ mask[i % 4]);
+  ASSERT_TRUE(raw.Send(frame));
+  ASSERT_TRUE(EventuallyTrue([&] { return engine_->ws_events(id, "frame").size() == 1; }));
+  EXPECT_EQ(engine_->ws_events(id, "frame")[0].payload, "hello");
+  // The server's frames are unmasked: FIN + text, length 2, "hi"; then a close 4000 "x".
+  Send(id, "hi");
+  engine_->SendToGateway({"ws", "close", EncodeLe64(id), "4000", "x"});
+  std::string got;
+  ASSERT_TRUE(EventuallyTrue([&] {
+    got += raw.ReadSome(100ms);
+    return got.size() >= 4 + 5;
+  }));
+  EXPECT_EQ(got.substr(0, 4), std::string("\x81\x02hi", 4));
+  EXPECT_EQ(got.substr(4, 5), std::string("\x88\x03\x0f\xa0x", 5));  // 0x0fa0 = 4000
+}
+
+TEST_F(GatewayWs, WebSocketsCountTowardsMaxConnections) {
+  StartEngine();
+  auto o = Options();
+  o.max_connections = 2;
+  StartServer(o);
+  uint64_t a = 0;
+  uint64_t b = 0;
+  auto ca = Connect(&a);
+  auto cb = Connect(&b);
+  RawClient extra(port());
+  EXPECT_TRUE(extra.ClosedByPeer());
+  EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().connections_rejected == 1; }));
+  ASSERT_TRUE(ca->Close(1000));
+  EXPECT_EQ(WaitClosedEvent(a), "1000");
+  EXPECT_TRUE(
+      EventuallyTrue([&] { return RoundTrip(port(), Request("GET", "/health")).has_value(); }));
+}
+
+TEST_F(GatewayWs, StopClosesWebSocketsWith1001) {
+  StartEngine();
+  StartServer();
+  uint64_t id = 0;
+  auto c = Connect(&id);
+  auto silent = std::make_unique<WsClient>(port(), 4096);  // never reads
+  ASSERT_TRUE(silent->ok());
+  ASSERT_NE(WaitOpen(silent->local_port()), 0u);
+  std::promise<void> done;
+  auto stopped = done.get_future();
+  std::thread stopper([&] {
+    server_->Stop();
+    done.set_value();
+  });
+  EXPECT_TRUE(c->WaitClosed());
+  EXPECT_EQ(c->reason().code, websocket::close_code::going_away);
+  if (stopped.wait_for(5s) != std::future_status::ready) {
+    std::fprintf(stderr, "FAILED: HttpServer::Stop() did not return within 5 s\n");
+    std::_Exit(1);
+  }
+  stopper.join();
+}
+
+}  // namespace
