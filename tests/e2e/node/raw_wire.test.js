@@ -1,0 +1,103 @@
+// The Centrifugo v2 JSON protocol spoken by hand over a raw WebSocket (no SDK, STYLE 10):
+// connect/subscribe replies, a pub push, several commands in one frame ('\n'), the server's
+// `{}` ping answered by `{}`, and 3012 for a client that never answers pings.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import WebSocket from 'ws';
+
+import { TOKEN_SECRET, withNode } from '../lib/harness.js';
+import { userToken } from '../lib/token.js';
+import { eventually } from '../lib/wait.js';
+
+// A raw connection that collects every JSON message (frames split at '\n').
+async function rawConnect(node, { autoPong = true } = {}) {
+  const ws = new WebSocket(node.wsUrl);
+  const conn = { ws, messages: [], pings: 0, closed: null };
+  ws.on('message', (data, isBinary) => {
+    assert.equal(isBinary, false, 'JSON protocol frames are text');
+    for (const line of data.toString('utf8').split('\n')) {
+      if (!line) continue;
+      const msg = JSON.parse(line);
+      if (Object.keys(msg).length === 0) {
+        conn.pings++;
+        if (autoPong) ws.send('{}');
+        continue;
+      }
+      conn.messages.push(msg);
+    }
+  });
+  ws.on('close', (code, reason) => {
+    conn.closed = { code, reason: reason.toString() };
+  });
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  conn.reply = async (id) => {
+    await eventually(() => conn.messages.some((m) => m.id === id) || conn.closed, { message: `reply ${id}` });
+    const m = conn.messages.find((x) => x.id === id);
+    if (!m) throw new Error(`closed before reply ${id}: ${JSON.stringify(conn.closed)}`);
+    return m;
+  };
+  return conn;
+}
+
+describe('raw JSON protocol', () => {
+  test('connect, subscribe, batched commands, pub push', () =>
+    withNode({}, async ({ node }) => {
+      const c = await rawConnect(node);
+      try {
+        c.ws.send(JSON.stringify({ id: 1, connect: { token: userToken('raw', TOKEN_SECRET), name: 'raw' } }));
+        const connected = await c.reply(1);
+        assert.match(connected.connect.client, /\S/);
+        assert.equal(typeof connected.connect.ping, 'number');
+        assert.equal(connected.connect.pong, true);
+        c.ws.send(
+          [
+            JSON.stringify({ id: 2, subscribe: { channel: 'chat:raw', recoverable: true } }),
+            JSON.stringify({ id: 3, presence_stats: { channel: 'chat:raw' } }),
+            JSON.stringify({ id: 4, publish: { channel: 'chat:raw', data: { hello: 'wire' } } }),
+          ].join('\n'),
+        );
+        const sub = await c.reply(2);
+        assert.equal(sub.subscribe.recoverable, true);
+        assert.match(sub.subscribe.epoch, /\S/);
+        assert.deepEqual((await c.reply(3)).presence_stats, { num_clients: 1, num_users: 1 });
+        assert.ok((await c.reply(4)).publish, 'publish reply');
+        await eventually(() => c.messages.some((m) => m.push?.pub));
+        const push = c.messages.find((m) => m.push?.pub).push;
+        assert.equal(push.channel, 'chat:raw');
+        assert.deepEqual(push.pub.data, { hello: 'wire' });
+        assert.equal(push.pub.offset, 1);
+        assert.equal(push.pub.info.user, 'raw');
+        c.ws.send(JSON.stringify({ id: 5, history: { channel: 'chat:raw', limit: 10 } }));
+        const h = (await c.reply(5)).history;
+        assert.equal(h.publications.length, 1);
+        c.ws.send(JSON.stringify({ id: 6, subscribe: { channel: 'nope:raw' } }));
+        assert.equal((await c.reply(6)).error.code, 102);
+      } finally {
+        c.ws.terminate();
+      }
+    }));
+
+  test('server pings {} and expects {}; a silent client is closed with 3012', () =>
+    withNode({ client: { ping_interval_s: 2, pong_timeout_s: 1 } }, async ({ node }) => {
+      const good = await rawConnect(node, { autoPong: true });
+      const bad = await rawConnect(node, { autoPong: false });
+      try {
+        for (const [i, c] of [good, bad].entries()) {
+          c.ws.send(JSON.stringify({ id: 1, connect: { token: userToken(`p${i}`, TOKEN_SECRET) } }));
+          await c.reply(1);
+        }
+        await eventually(() => bad.closed, { timeoutMs: 10000, message: 'silent client closed' });
+        assert.equal(bad.closed.code, 3012);
+        assert.ok(bad.pings >= 1, 'it was pinged');
+        assert.ok(good.pings >= 1, 'the good client was pinged too');
+        assert.equal(good.closed, null, 'a client that answers stays connected');
+      } finally {
+        good.ws.terminate();
+        bad.ws.terminate();
+      }
+    }));
+});
