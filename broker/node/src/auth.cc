@@ -5,6 +5,7 @@
 #include <memory>
 
 #include <jwt.h>
+#include <nlohmann/json.hpp>
 
 namespace chorus::broker::node {
 namespace {
@@ -13,12 +14,45 @@ struct JwtFree {
   void operator()(jwt_t* j) const { jwt_free(j); }
 };
 
-// The alg named in the token's header, read without verifying (to pick the key). "" if unreadable.
-std::string HeaderAlg(const std::string& token) {
-  jwt_t* raw = nullptr;
-  if (jwt_decode(&raw, token.c_str(), nullptr, 0) != 0 || raw == nullptr) return "";
-  std::unique_ptr<jwt_t, JwtFree> j(raw);
-  return jwt_alg_str(jwt_get_alg(j.get()));
+std::string Base64UrlDecode(std::string_view in) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '-') {
+      v = 62;
+    } else if (c == '_') {
+      v = 63;
+    } else {
+      return {};  // not base64url (padding is not used in JWTs)
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+// The alg named in the token's header (to pick the key; libjwt reports "none" for a token
+// decoded without a key). "" if unreadable.
+std::string HeaderAlg(std::string_view token) {
+  const size_t dot = token.find('.');
+  if (dot == std::string_view::npos) return "";
+  auto header = nlohmann::json::parse(Base64UrlDecode(token.substr(0, dot)), nullptr,
+                                      /*allow_exceptions=*/false);
+  if (!header.is_object()) return "";
+  auto alg = header.find("alg");
+  return alg != header.end() && alg->is_string() ? alg->get<std::string>() : "";
 }
 
 }  // namespace
@@ -49,6 +83,17 @@ Result<TokenClaims> VerifyToken(std::string_view token_view, const TokenKeys& ke
     if (exp <= now_s) return Errc::kTokenExpired;
   }
   if (const char* sub = jwt_get_grant(j.get(), "sub")) claims.user = sub;
+  if (const char* ch = jwt_get_grant(j.get(), "channel")) claims.channel = ch;
+  if (char* list = jwt_get_grants_json(j.get(), "channels")) {
+    auto parsed = nlohmann::json::parse(list, nullptr, /*allow_exceptions=*/false);
+    free(list);                                              // NOLINT: libjwt allocates with malloc
+    if (parsed.is_null()) parsed = nlohmann::json::array();  // libjwt's answer when absent
+    if (!parsed.is_array()) return Errc::kUnauthorized;
+    for (const auto& c : parsed) {
+      if (!c.is_string()) return Errc::kUnauthorized;
+      claims.channels.push_back(c.get<std::string>());
+    }
+  }
   if (char* info = jwt_get_grants_json(j.get(), "info")) {
     claims.info = info;
     free(info);  // NOLINT: libjwt allocates with malloc

@@ -3,6 +3,7 @@
 #include "broker/node/engine.h"
 
 #include <algorithm>
+#include <cstring>
 #include <future>
 
 #include "broker/node/log.h"
@@ -12,6 +13,7 @@ namespace chorus::broker::node {
 
 namespace {
 constexpr std::chrono::milliseconds kSweepInterval{1000};
+constexpr int64_t kConnectDeadlineMs = 10'000;  // an open WebSocket must connect within this
 }  // namespace
 
 Engine::Engine(zmq::context_t& ctx, EngineOptions options)
@@ -64,6 +66,10 @@ Result<Unit> Engine::Bind() {
   }
   try {
     bridge_.set(zmq::sockopt::router_mandatory, 1);
+    // Fan-out messages to the gateway go through this pipe; when it is full the WebSocket
+    // subscribers concerned are closed as slow (engine_ws.cc), so the bound is memory's.
+    bridge_.set(zmq::sockopt::sndhwm, 100'000);
+    bridge_.set(zmq::sockopt::rcvhwm, 100'000);
     bridge_.set(zmq::sockopt::linger, 0);
     bridge_.bind(options_.bridge_endpoint);
   } catch (const zmq::error_t& e) {
@@ -150,20 +156,40 @@ void Engine::Reply(const std::string& routing_id, const std::string& body) {
   }
 }
 
-void Engine::Deliver(const Channel& ch, const std::string& body) {
+void Engine::SendTo(Session& s, const std::string& body) {
+  if (s.transport == Transport::kNative) {
+    Reply(s.routing_id, body);
+    return;
+  }
+  char id[8];
+  std::memcpy(id, &s.conn_id, sizeof id);
+  if (!SendBridge(s.routing_id, {"ws", "send", std::string_view(id, sizeof id), body})) {
+    ++counters_.drops_slow;
+    CloseLater(s.id, kDisconnectSlow, "slow");
+  }
+}
+
+void Engine::Fanout(const Channel& ch, const std::function<std::string(const Encoder&)>& encode) {
   if (ch.subscribers.empty()) return;
-  zmq::message_t msg(body.data(), body.size());
+  std::optional<std::string> native_body, json_body;
+  std::optional<zmq::message_t> native_msg;
+  std::map<std::string, std::string> ws_targets;  // gateway -> connection ids (8 bytes each)
   for (SubscriberId id : ch.subscribers) {
     Session* s = FindSession(id);
     if (s == nullptr) continue;
-    // A session that already missed a message is closing: sending it later ones would leave a
-    // hole in what it received before the close (N-13), so it gets nothing more.
-    if (std::any_of(pending_closes_.begin(), pending_closes_.end(),
-                    [id](const PendingClose& p) { return p.id == id; })) {
-      ++counters_.drops_slow;
+    if (s->transport == Transport::kWebSocket) {
+      if (!json_body) json_body = encode(JsonEncoder());
+      if (json_body->empty()) continue;
+      std::string& ids = ws_targets[s->routing_id];
+      ids.append(reinterpret_cast<const char*>(&s->conn_id), sizeof s->conn_id);
       continue;
     }
-    switch (Send(s->routing_id, msg)) {
+    if (!native_body) {
+      native_body = encode(NativeEncoder());
+      native_msg.emplace(native_body->data(), native_body->size());
+    }
+    if (native_body->empty()) continue;
+    switch (Send(s->routing_id, *native_msg)) {
       case SendStatus::kSent:
         ++counters_.deliveries;
         break;
@@ -175,6 +201,21 @@ void Engine::Deliver(const Channel& ch, const std::string& body) {
         ++counters_.drops_gone;
         CloseLater(id, 3000, "connection closed");
         break;
+    }
+  }
+  for (const auto& [gateway, ids] : ws_targets) {
+    const size_t n = ids.size() / sizeof(uint64_t);
+    if (SendBridge(gateway, {"ws", "fanout", ids, *json_body})) {
+      counters_.deliveries += n;
+      continue;
+    }
+    // The gateway's pipe is full: every one of its subscribers here missed this message.
+    counters_.drops_slow += n;
+    for (size_t k = 0; k < n; ++k) {
+      uint64_t conn = 0;
+      std::memcpy(&conn, ids.data() + k * sizeof conn, sizeof conn);
+      auto it = by_conn_.find({gateway, conn});
+      if (it != by_conn_.end()) CloseLater(it->second, kDisconnectSlow, "slow");
     }
   }
 }
@@ -206,7 +247,9 @@ Result<PublishOutcome> Engine::PublishAndDeliver(std::string_view channel, std::
                             skip_history);
   if (!out) return out;
   if (out->channel != nullptr && !out->channel->subscribers.empty()) {
-    Deliver(*out->channel, EncodePubPush(out->channel->name, out->publication, publisher));
+    const Publication& pub = out->publication;
+    const std::string& name = out->channel->name;
+    Fanout(*out->channel, [&](const Encoder& e) { return e.PubPush(name, pub, publisher); });
   }
   return out;
 }
@@ -216,7 +259,7 @@ void Engine::PushPresenceEvents(const Channel& ch, const std::vector<PresenceEve
     const bool user_level =
         e.type == PresenceEventType::kUserJoin || e.type == PresenceEventType::kUserLeave;
     if (user_level ? !ch.options->user_presence : !ch.options->join_leave) continue;
-    Deliver(ch, EncodePresencePush(ch.name, e.type, e.entry));
+    Fanout(ch, [&](const Encoder& enc) { return enc.PresencePush(ch.name, e.type, e.entry); });
   }
 }
 
@@ -226,11 +269,7 @@ void Engine::LeaveChannel(Session& s, std::string_view channel, bool push_unsubs
   if (it == s.subs.end()) return;
   const std::string name = it->first;
   s.subs.erase(it);
-  if (push_unsubscribe) {
-    const std::string body = EncodeUnsubscribePush(name, code, reason);
-    zmq::message_t msg(body.data(), body.size());
-    (void)Send(s.routing_id, msg);
-  }
+  if (push_unsubscribe) SendTo(s, EncoderOf(s).UnsubscribePush(name, code, reason));
   Channel* ch = table_.Find(name);
   if (ch == nullptr) return;
   const int64_t now = NowMs();
@@ -243,38 +282,83 @@ void Engine::LeaveChannel(Session& s, std::string_view channel, bool push_unsubs
 
 void Engine::CloseSession(SubscriberId id, uint32_t code, std::string_view reason, bool reconnect,
                           bool try_push) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
-  Session& s = it->second;
+  Session* sp = FindSession(id);
+  if (sp == nullptr) return;
+  Session& s = *sp;
   if (try_push) {
-    const std::string body = EncodeDisconnectPush(code, reason, reconnect);
-    zmq::message_t msg(body.data(), body.size());
-    (void)Send(s.routing_id, msg);
+    if (s.transport == Transport::kNative) {
+      const std::string body = NativeEncoder().DisconnectPush(code, reason, reconnect);
+      zmq::message_t msg(body.data(), body.size());
+      (void)Send(s.routing_id, msg);
+    } else {
+      CloseWsConnection(s, code, reason);  // a WebSocket close frame carries code and reason
+    }
   }
   Log().debug("session {} (user '{}') closed: {} {}", s.client, s.user, code, reason);
   ++counters_.disconnects[code];
   while (!s.subs.empty()) {
     LeaveChannel(s, s.subs.begin()->first, false, 0, "");
   }
-  if (closed_.size() >= options_.closed_memory && !closed_order_.empty()) {
-    closed_.erase(closed_order_.front());
-    closed_order_.pop_front();
+  if (s.transport == Transport::kNative) {
+    if (closed_.size() >= options_.closed_memory && !closed_order_.empty()) {
+      closed_.erase(closed_order_.front());
+      closed_order_.pop_front();
+    }
+    if (closed_.emplace(s.routing_id, Closed{code, std::string(reason), reconnect}).second) {
+      closed_order_.push_back(s.routing_id);
+    }
   }
-  if (closed_.emplace(s.routing_id, Closed{code, std::string(reason), reconnect}).second) {
-    closed_order_.push_back(s.routing_id);
+  ForgetSession(id);
+}
+
+Engine::Session& Engine::NewSession(Transport t, std::string routing_id, uint64_t conn_id) {
+  const SubscriberId id = next_session_id_++;
+  Session& s = sessions_[id];
+  s.id = id;
+  s.transport = t;
+  s.routing_id = std::move(routing_id);
+  s.conn_id = conn_id;
+  s.opened_ms = s.last_seen_ms = NowMs();
+  if (t == Transport::kNative) {
+    by_routing_[s.routing_id] = id;
+  } else {
+    by_conn_[{s.routing_id, conn_id}] = id;
   }
-  by_routing_.erase(s.routing_id);
+  return s;
+}
+
+void Engine::ForgetSession(SubscriberId id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  if (it->second.transport == Transport::kNative) {
+    by_routing_.erase(it->second.routing_id);
+  } else {
+    by_conn_.erase({it->second.routing_id, it->second.conn_id});
+  }
   sessions_.erase(it);
 }
 
 void Engine::Sweep(int64_t now_ms) {
-  const int64_t limit_ms =
-      (options_.config.client.ping_interval_s + options_.config.client.pong_timeout_s) * 1000;
-  std::vector<SubscriberId> expired;
+  const auto& cc = options_.config.client;
+  const int64_t limit_ms = (cc.ping_interval_s + cc.pong_timeout_s) * 1000;
+  struct Expired {
+    SubscriberId id;
+    uint32_t code;
+    const char* reason;
+    bool reconnect;
+  };
+  std::vector<Expired> expired;
   for (const auto& [id, s] : sessions_) {
-    if (now_ms - s.last_seen_ms > limit_ms) expired.push_back(id);
+    if (!s.connected) {
+      if (now_ms - s.opened_ms > kConnectDeadlineMs) expired.push_back({id, 3502, "stale", false});
+    } else if (s.expires_s != 0 && now_ms / 1000 >= s.expires_s) {
+      expired.push_back({id, 3005, "connection expired", true});
+    } else if (now_ms - s.last_seen_ms > limit_ms) {
+      expired.push_back({id, 3012, "no pong", true});
+    }
   }
-  for (SubscriberId id : expired) CloseSession(id, 3012, "no pong", true, true);
+  for (const auto& e : expired) CloseSession(e.id, e.code, e.reason, e.reconnect, true);
+  PingWebSockets(now_ms);
   table_.Sweep(now_ms);
 }
 

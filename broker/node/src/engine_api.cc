@@ -91,7 +91,15 @@ void Engine::ReadBridge() {
       (void)bridge_.recv(next, zmq::recv_flags::none);
       frames.push_back(std::move(next));
     }
-    // [routing id] [correlation id] [kind] [method] [body]
+    // WebSocket events: [routing id] ["ws"] [event] [conn id, 8 bytes] [payload].
+    if (frames.size() == 5 && frames[1].to_string_view() == "ws" && frames[3].size() == 8) {
+      uint64_t conn_id = 0;
+      std::memcpy(&conn_id, frames[3].data(), sizeof conn_id);
+      HandleWsEvent(frames[0].to_string(), frames[2].to_string_view(), conn_id,
+                    frames[4].to_string_view());
+      continue;
+    }
+    // HTTP: [routing id] [correlation id] [kind] [method] [body]
     if (frames.size() != 5) {
       Log().warn("bridge: dropped a request of {} frames", frames.size());
       continue;

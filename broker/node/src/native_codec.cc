@@ -1,5 +1,7 @@
 #include "broker/node/native_codec.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 namespace chorus::broker::node {
@@ -96,6 +98,75 @@ bool DecodeCommand(std::string_view frame, NativeCommand& out) {
   out.params = FindIn(&root, "params");
   if (out.params != nullptr && out.params->type == msgpack::type::NIL) out.params = nullptr;
   if (out.params != nullptr && out.params->type != msgpack::type::MAP) return false;
+  return true;
+}
+
+bool DecodeNativeCommand(std::string_view frame, ClientCommand& out) {
+  out = ClientCommand{};
+  NativeCommand cmd;
+  const bool ok = DecodeCommand(frame, cmd);
+  out.id = cmd.id;
+  if (!ok) return false;
+  Params p(cmd.params);
+  auto str = [&](std::string_view key) { return std::string(p.Str(key).value_or("")); };
+  const std::string& m = cmd.method;
+  bool missing = false;
+  auto required = [&](std::string_view key) {
+    auto v = p.Str(key);
+    if (!v) missing = true;
+    return std::string(v.value_or(""));
+  };
+  if (m == "connect") {
+    out.request =
+        ConnectRequest{str("token"), str("user"), str("info"), str("name"), str("version")};
+  } else if (m == "subscribe") {
+    SubscribeRequest r;
+    r.channel = required("channel");
+    r.token = str("token");
+    r.info = str("info");
+    r.recover = p.Bool("recover").value_or(false);
+    r.epoch = str("epoch");
+    r.offset = p.Uint("offset").value_or(0);
+    out.request = std::move(r);
+  } else if (m == "unsubscribe") {
+    out.request = UnsubscribeRequest{required("channel")};
+  } else if (m == "publish") {
+    PublishRequest r;
+    r.channel = required("channel");
+    r.data = required("data");
+    out.request = std::move(r);
+  } else if (m == "presence") {
+    PresenceRequest r;
+    r.channel = required("channel");
+    r.cursor = str("cursor");
+    const uint64_t limit = p.Uint("limit").value_or(0);
+    r.limit = static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX));
+    out.request = std::move(r);
+  } else if (m == "presence_stats") {
+    out.request = PresenceStatsRequest{required("channel")};
+  } else if (m == "history") {
+    HistoryRequest r;
+    r.channel = required("channel");
+    r.limit = p.Int("limit").value_or(0);
+    r.reverse = p.Bool("reverse").value_or(false);
+    if (const msgpack::object* since = p.Map("since")) {
+      Params sp(since);
+      StreamPosition pos;
+      pos.offset = sp.Uint("offset").value_or(0);
+      pos.epoch = std::string(sp.Str("epoch").value_or(""));
+      if (sp.bad()) missing = true;
+      r.since = pos;
+    }
+    out.request = std::move(r);
+  } else if (m == "ping") {
+    out.request = PingRequest{};
+  } else if (m == "disconnect") {
+    out.request = DisconnectRequest{};
+  } else {
+    out.error = 104;  // N-7
+    return true;
+  }
+  if (p.bad() || missing) out.error = 107;  // N-8
   return true;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "broker/core/errc.h"
 
@@ -20,8 +21,10 @@ struct TokenKeys {
 
 struct TokenClaims {
   std::string user;
-  std::string info;   // JSON text, "" when absent
-  int64_t exp_s = 0;  // 0 = no expiry
+  std::string info;                   // JSON text, "" when absent
+  int64_t exp_s = 0;                  // 0 = no expiry
+  std::string channel;                // subscription tokens: the channel they grant
+  std::vector<std::string> channels;  // connection tokens: server-side subscriptions
 };
 
 // 101 (kUnauthorized) for a malformed token, a bad signature, an algorithm without a key or a

@@ -90,7 +90,7 @@ using Request =
 // One decoded command. `error` != 0 means it could not be decoded into a request: answer `id`
 // with that code (107 bad request, 104 method not found) when id != 0.
 struct ClientCommand {
-  uint32_t id = 0;  // JSON protocol ids are uint32; native ids fit in 32 bits too (see spec)
+  uint64_t id = 0;  // 0 = none; JSON protocol ids are uint32, native ones uint64
   Request request;
   uint32_t error = 0;
   bool operator==(const ClientCommand&) const = default;

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -25,7 +27,9 @@
 #include "broker/node/auth.h"
 #include "broker/node/channel_table.h"
 #include "broker/node/chp_state_sink.h"
+#include "broker/node/client_protocol.h"
 #include "broker/node/native_codec.h"
+#include "broker/node/protocol_encoder.h"
 #include "chp/loop.h"
 #include "chp/server.h"
 
@@ -79,14 +83,23 @@ class Engine final : public chp::Pollable {
   const EngineCounters& counters() const { return counters_; }
 
  private:
+  // A client session: a native DEALER (by routing id on the native ROUTER) or a WebSocket
+  // connection of a gateway (by the gateway's bridge routing id and its connection id).
+  enum class Transport : uint8_t { kNative, kWebSocket };
   struct Session {
     SubscriberId id = 0;
-    std::string routing_id;
-    std::string client;  // client id (unique in the cluster)
+    Transport transport = Transport::kNative;
+    std::string routing_id;  // native: the DEALER's; WebSocket: the gateway's bridge DEALER's
+    uint64_t conn_id = 0;    // WebSocket: the gateway's connection id
+    bool connected = false;  // connect answered
+    std::string client;      // client id (unique in the cluster)
     std::string user;
     std::string conn_info;
     bool insecure = false;
+    int64_t opened_ms = 0;
     int64_t last_seen_ms = 0;
+    int64_t last_ping_ms = 0;                              // WebSocket: the node's last `{}` ping
+    int64_t expires_s = 0;                                 // connection token expiry (0: none)
     std::map<std::string, std::string, std::less<>> subs;  // channel -> chan_info
   };
   struct Closed {
@@ -99,25 +112,42 @@ class Engine final : public chp::Pollable {
   Engine(zmq::context_t& ctx, EngineOptions options);
   Result<Unit> Bind();
 
-  // Native protocol (engine_native.cc).
+  // Client commands, whatever the protocol (engine_session.cc).
+  void HandleCommand(Session& s, ClientCommand& cmd);
+  Result<ConnectResult> OnConnect(Session& s, const ConnectRequest& r);
+  Result<SubscribeResult> OnSubscribe(Session& s, const SubscribeRequest& r);
+  void AfterSubscribe(Session& s, std::string_view channel);
+  Result<PublishResult> OnPublish(Session& s, const PublishRequest& r);
+  Result<PresenceResult> OnPresence(Session& s, const PresenceRequest& r);
+  Result<PresenceStats> OnPresenceStats(Session& s, const PresenceStatsRequest& r);
+  Result<HistoryResultOut> OnHistory(Session& s, const HistoryRequest& r);
+  Result<RefreshResult> OnRefresh(Session& s, const RefreshRequest& r);
+  Result<SubRefreshResult> OnSubRefresh(Session& s, const SubRefreshRequest& r);
+  std::string OnRpc(Session& s, uint64_t id, const RpcRequest& r);
+  const Encoder& EncoderOf(const Session& s) const;
+
+  // Native protocol transport (engine_native.cc).
   void ReadNative();
   void HandleNative(const std::string& routing_id, std::string_view frame);
-  void HandleConnect(const std::string& routing_id, NativeCommand& cmd, Params& p);
-  void HandleSessionCommand(Session& s, NativeCommand& cmd, Params& p);
-  std::string DoSubscribe(Session& s, uint64_t id, Params& p);
-  std::string DoPublish(Session& s, uint64_t id, Params& p);
-  std::string DoPresence(Session& s, uint64_t id, Params& p);
-  std::string DoPresenceStats(Session& s, uint64_t id, Params& p);
-  std::string DoHistory(Session& s, uint64_t id, Params& p);
   void Reply(const std::string& routing_id, const std::string& body);
 
+  // WebSocket sessions through the gateway bridge (engine_ws.cc).
+  void HandleWsEvent(const std::string& gateway, std::string_view event, uint64_t conn_id,
+                     std::string_view payload);
+  bool SendBridge(const std::string& gateway, std::initializer_list<std::string_view> frames);
+  void CloseWsConnection(const Session& s, uint32_t code, std::string_view reason);
+  void PingWebSockets(int64_t now_ms);
+
   // Shared operations (engine.cc).
+  void SendTo(Session& s, const std::string& body);
   Result<PublishOutcome> PublishAndDeliver(std::string_view channel, std::string data,
                                            std::optional<std::string> info,
                                            std::map<std::string, std::string> tags,
                                            const PresenceEntry* publisher = nullptr,
                                            bool skip_history = false);
-  void Deliver(const Channel& ch, const std::string& body);
+  // Encodes an event at most once per protocol and sends it to every subscriber of `ch`
+  // (WebSocket subscribers: one fan-out message per gateway). An empty encoding is skipped.
+  void Fanout(const Channel& ch, const std::function<std::string(const Encoder&)>& encode);
   void PushPresenceEvents(const Channel& ch, const std::vector<PresenceEvent>& events);
   void LeaveChannel(Session& s, std::string_view channel, bool push_unsubscribe, uint32_t code,
                     std::string_view reason);
@@ -128,6 +158,8 @@ class Engine final : public chp::Pollable {
   SendStatus Send(const std::string& routing_id, zmq::message_t& body);
   void Sweep(int64_t now_ms);
   Session* FindSession(SubscriberId id);
+  Session& NewSession(Transport t, std::string routing_id, uint64_t conn_id);
+  void ForgetSession(SubscriberId id);
   int64_t NowMs() const;
 
   // HTTP API and observability through the bridge (engine_api.cc).
@@ -157,7 +189,8 @@ class Engine final : public chp::Pollable {
 
   SubscriberId next_session_id_ = 1;
   std::unordered_map<SubscriberId, Session> sessions_;
-  std::unordered_map<std::string, SubscriberId> by_routing_;
+  std::unordered_map<std::string, SubscriberId> by_routing_;          // native sessions
+  std::map<std::pair<std::string, uint64_t>, SubscriberId> by_conn_;  // WebSocket sessions
   std::unordered_map<std::string, Closed> closed_;
   std::deque<std::string> closed_order_;
   struct PendingClose {

@@ -13,6 +13,7 @@
 
 #include "broker/core/history.h"
 #include "broker/core/presence.h"
+#include "broker/node/client_protocol.h"
 
 namespace chorus::broker::node {
 
@@ -45,6 +46,11 @@ struct NativeCommand {
 // Decodes one command frame. False when it is not a msgpack map with a uint `id` >= 1 and a str
 // `method` (N-6); `out.id` is still set when the id alone was usable.
 bool DecodeCommand(std::string_view frame, NativeCommand& out);
+
+// Decodes one command frame into the protocol-neutral form (client_protocol.h). False when the
+// frame is malformed (N-6; `out.id` set when usable). Otherwise `out.error` is 104 for an
+// unknown method (N-7), 107 for missing or mistyped params (N-8), or 0.
+bool DecodeNativeCommand(std::string_view frame, ClientCommand& out);
 
 // Encoding. Every function returns one complete frame.
 using Packer = msgpack::packer<msgpack::sbuffer>;

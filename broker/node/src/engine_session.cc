@@ -1,0 +1,320 @@
+// Client commands, whatever protocol carried them (client_protocol.h): connect, subscribe with
+// recovery, publish, presence, history, refresh, rpc. The transports (engine_native.cc,
+// engine_ws.cc) decode frames into ClientCommands; replies go out through EncoderOf(session).
+// Rule numbers: N-x docs/protocol/native.md, W-x docs/protocol/websocket.md.
+#include <cstdio>
+#include <type_traits>
+
+#include <nlohmann/json.hpp>
+
+#include "broker/node/client_json.h"
+#include "broker/node/engine.h"
+#include "broker/node/log.h"
+#include "chp/keys.h"
+
+namespace chorus::broker::node {
+namespace {
+
+constexpr std::string_view kVersion = "0.1.0";
+
+uint32_t ClientCode(const std::error_code& ec) {
+  if (ec.category() == BrokerCategory() && IsClientCode(static_cast<Errc>(ec.value()))) {
+    return static_cast<uint32_t>(ec.value());
+  }
+  return static_cast<uint32_t>(Errc::kInternal);
+}
+
+std::string RandomClientId(std::mt19937_64& rng) {
+  // A version 4 UUID in its text form.
+  const uint64_t a = rng(), b = rng();
+  char out[37];
+  snprintf(out, sizeof out, "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+           static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0x0fff),
+           static_cast<unsigned>(((b >> 48) & 0x3fff) | 0x8000),
+           static_cast<unsigned long long>(b & 0xffffffffffffull));
+  return out;
+}
+
+bool IsJsonOrEmpty(const std::string& s) {
+  return s.empty() || nlohmann::json::accept(s);
+}
+
+uint32_t SecondsUntil(int64_t exp_s, int64_t now_s) {
+  return exp_s > now_s ? static_cast<uint32_t>(exp_s - now_s) : 0;
+}
+
+}  // namespace
+
+const Encoder& Engine::EncoderOf(const Session& s) const {
+  return s.transport == Transport::kNative ? NativeEncoder() : JsonEncoder();
+}
+
+void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
+  const Encoder& enc = EncoderOf(s);
+  auto error = [&](const std::error_code& ec) {
+    const uint32_t code = ClientCode(ec);
+    SendTo(s, enc.Error(cmd.id, code, make_error_code(static_cast<Errc>(code)).message()));
+  };
+  if (cmd.error != 0) {
+    error(make_error_code(static_cast<Errc>(cmd.error)));
+    return;
+  }
+  const bool is_connect = std::holds_alternative<ConnectRequest>(cmd.request);
+  if (!s.connected && !is_connect) {  // N-1 / W-12: connect first
+    error(make_error_code(Errc::kUnauthorized));
+    return;
+  }
+  if (s.connected && is_connect) {  // N-3
+    error(make_error_code(Errc::kBadRequest));
+    return;
+  }
+  std::visit(
+      [&](auto& req) {
+        using T = std::decay_t<decltype(req)>;
+        if constexpr (std::is_same_v<T, ConnectRequest>) {
+          auto r = OnConnect(s, req);
+          if (r) return SendTo(s, enc.Reply(cmd.id, *r));
+          const uint32_t code = ClientCode(r.error());
+          if (s.transport == Transport::kWebSocket && code != 109) {
+            // W-13: a refused connect closes the connection (3500 invalid token, 3501 bad
+            // request); 109 token expired is a reply, so the SDK refreshes its token and retries.
+            const bool bad = code == static_cast<uint32_t>(Errc::kBadRequest);
+            return CloseSession(s.id, bad ? 3501 : 3500, bad ? "bad request" : "invalid token",
+                                false, true);
+          }
+          error(r.error());
+        } else if constexpr (std::is_same_v<T, SubscribeRequest>) {
+          auto r = OnSubscribe(s, req);
+          if (!r) return error(r.error());
+          SendTo(s, enc.Reply(cmd.id, *r));  // N-13: the reply before anything of the channel
+          AfterSubscribe(s, req.channel);
+        } else if constexpr (std::is_same_v<T, UnsubscribeRequest>) {
+          LeaveChannel(s, req.channel, false, 0, "");
+          SendTo(s, enc.UnsubscribeReply(cmd.id));
+        } else if constexpr (std::is_same_v<T, PublishRequest>) {
+          auto r = OnPublish(s, req);
+          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+        } else if constexpr (std::is_same_v<T, PresenceRequest>) {
+          auto r = OnPresence(s, req);
+          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+        } else if constexpr (std::is_same_v<T, PresenceStatsRequest>) {
+          auto r = OnPresenceStats(s, req);
+          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+        } else if constexpr (std::is_same_v<T, HistoryRequest>) {
+          auto r = OnHistory(s, req);
+          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+        } else if constexpr (std::is_same_v<T, RefreshRequest>) {
+          auto r = OnRefresh(s, req);
+          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+        } else if constexpr (std::is_same_v<T, SubRefreshRequest>) {
+          auto r = OnSubRefresh(s, req);
+          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+        } else if constexpr (std::is_same_v<T, RpcRequest>) {
+          SendTo(s, OnRpc(s, cmd.id, req));
+        } else if constexpr (std::is_same_v<T, SendRequest>) {
+          // Asynchronous message to the server: no handler is configured; nothing to answer.
+        } else if constexpr (std::is_same_v<T, PingRequest>) {
+          SendTo(s, enc.PingReply(cmd.id));
+        } else if constexpr (std::is_same_v<T, DisconnectRequest>) {
+          CloseSession(s.id, 3000, "connection closed", /*reconnect=*/false, /*try_push=*/false);
+        }
+      },
+      cmd.request);
+}
+
+Result<ConnectResult> Engine::OnConnect(Session& s, const ConnectRequest& r) {
+  const auto& cc = options_.config.client;
+  const int64_t now_s = NowMs() / 1000;
+  if (!r.token.empty()) {
+    auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+    if (!claims) return claims.error();  // 101 or 109 (N-2)
+    s.user = claims->user;
+    s.conn_info = claims->info;
+    s.expires_s = claims->exp_s;
+  } else if (cc.client_insecure) {
+    s.insecure = true;
+    s.user = r.user;
+    s.conn_info = r.info;
+  } else {
+    return Errc::kUnauthorized;  // N-2
+  }
+  if (!chp::IsValidUtf8(s.user) || !IsJsonOrEmpty(s.conn_info)) return Errc::kBadRequest;
+  s.client = RandomClientId(rng_);
+  s.connected = true;
+  s.last_seen_ms = NowMs();
+  ++counters_.connects;
+  ConnectResult out;
+  out.client = s.client;
+  out.version = std::string(kVersion);
+  out.ping_s = static_cast<uint32_t>(cc.ping_interval_s);
+  out.pong_s = static_cast<uint32_t>(cc.pong_timeout_s);
+  if (s.expires_s != 0) {
+    out.expires = true;
+    out.ttl_s = SecondsUntil(s.expires_s, now_s);
+  }
+  return out;
+}
+
+Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& r) {
+  if (r.channel.empty()) return Errc::kBadRequest;
+  if (!IsJsonOrEmpty(r.info)) return Errc::kBadRequest;
+  auto resolved = table_.Resolve(r.channel);
+  if (!resolved) return resolved.error();
+  const ChannelOptions& opts = *resolved->options;
+  const bool anonymous = s.user.empty();
+  std::string chan_info = r.info;
+  bool granted = s.insecure;
+  if (!r.token.empty()) {
+    // A subscription token grants this channel to this user (and carries its info).
+    auto claims = VerifyToken(r.token, options_.token_keys, NowMs() / 1000);
+    if (!claims) return claims.error();
+    if (claims->channel != r.channel || claims->user != s.user) return Errc::kPermissionDenied;
+    if (!claims->info.empty()) chan_info = claims->info;
+    granted = true;
+  } else if (!r.channel.empty() && r.channel.front() == kPrivatePrefix && !s.insecure) {
+    return Errc::kPermissionDenied;  // private channels need a subscription token
+  }
+  if (!granted) {
+    if (Errc e = CanSubscribe(opts, anonymous); e != Errc::kOk) return e;
+  }
+  if (s.subs.count(r.channel)) return Errc::kAlreadySubscribed;  // N-11
+  if (s.subs.size() >= registry_.limits().max_channels_per_connection) {
+    return Errc::kLimitExceeded;
+  }
+  const bool recover = ShouldRecover(opts, s.insecure ? false : anonymous, r.recover);
+  auto out =
+      table_.Subscribe(r.channel, s.id, recover, r.epoch, r.offset, NowMs(), options_.max_recovery);
+  if (!out) return out.error();
+  s.subs.emplace(r.channel, std::move(chan_info));
+  SubscribeResult res;
+  res.recoverable = out->recoverable;
+  res.positioned = out->recoverable;
+  res.epoch = out->top.epoch;
+  res.offset = out->top.offset;
+  res.recovered = out->recovered;
+  res.was_recovering = out->was_recovering;
+  res.publications = std::move(out->publications);
+  return res;
+}
+
+void Engine::AfterSubscribe(Session& s, std::string_view channel) {
+  auto sub = s.subs.find(channel);
+  Channel* ch = table_.Find(channel);
+  if (sub == s.subs.end() || ch == nullptr || !ch->options->presence) return;
+  auto events = table_.Join(*ch, {s.client, s.user, s.conn_info, sub->second}, NowMs());
+  PushPresenceEvents(*ch, events);
+}
+
+Result<PublishResult> Engine::OnPublish(Session& s, const PublishRequest& r) {
+  if (r.channel.empty()) return Errc::kBadRequest;
+  auto resolved = table_.Resolve(r.channel);
+  if (!resolved) return resolved.error();
+  if (!s.insecure) {
+    if (Errc e = CanPublish(*resolved->options, s.user.empty()); e != Errc::kOk) return e;
+  }
+  if (r.data.size() > registry_.limits().max_publication_bytes) return Errc::kLimitExceeded;
+  if (!nlohmann::json::accept(r.data)) return Errc::kBadRequest;  // N-12
+  std::string chan_info;
+  if (auto sub = s.subs.find(r.channel); sub != s.subs.end()) chan_info = sub->second;
+  const PresenceEntry publisher{s.client, s.user, s.conn_info, chan_info};
+  auto out = PublishAndDeliver(r.channel, r.data, ClientInfoToJson(publisher), {}, &publisher);
+  if (!out) return out.error();
+  return PublishResult{out->publication.offset, out->epoch};
+}
+
+Result<PresenceResult> Engine::OnPresence(Session& s, const PresenceRequest& r) {
+  if (r.channel.empty()) return Errc::kBadRequest;
+  auto resolved = table_.Resolve(r.channel);
+  if (!resolved) return resolved.error();
+  const ChannelOptions& opts = *resolved->options;
+  if (!s.insecure || !opts.presence) {
+    if (Errc e = CanPresence(opts, s.user.empty()); e != Errc::kOk) return e;
+  }
+  const size_t page = std::clamp<size_t>(r.limit == 0 ? opts.presence_page_size : r.limit, 1,
+                                         opts.presence_page_size);
+  PresenceResult out;
+  if (const Channel* ch = table_.Find(r.channel)) {
+    PresencePage p = ch->presence.Page(r.cursor, page);
+    out.entries = std::move(p.entries);
+    out.next_cursor = std::move(p.next_cursor);
+  }
+  return out;
+}
+
+Result<PresenceStats> Engine::OnPresenceStats(Session& s, const PresenceStatsRequest& r) {
+  if (r.channel.empty()) return Errc::kBadRequest;
+  auto resolved = table_.Resolve(r.channel);
+  if (!resolved) return resolved.error();
+  const ChannelOptions& opts = *resolved->options;
+  if (!s.insecure || !opts.presence) {
+    if (Errc e = CanPresence(opts, s.user.empty()); e != Errc::kOk) return e;
+  }
+  const Channel* ch = table_.Find(r.channel);
+  return ch ? ch->presence.Stats() : PresenceStats{};
+}
+
+Result<HistoryResultOut> Engine::OnHistory(Session& s, const HistoryRequest& r) {
+  if (r.channel.empty()) return Errc::kBadRequest;
+  auto resolved = table_.Resolve(r.channel);
+  if (!resolved) return resolved.error();
+  const ChannelOptions& opts = *resolved->options;
+  if (!s.insecure || !opts.HistoryEnabled()) {
+    if (Errc e = CanHistory(opts, s.user.empty()); e != Errc::kOk) return e;
+  }
+  HistoryQuery q;
+  q.reverse = r.reverse;
+  q.since = r.since;
+  const auto max = static_cast<int64_t>(options_.history_max_limit);
+  q.limit = r.limit < 0 ? max : std::min(r.limit, max);
+  auto h = table_.History(r.channel, q, NowMs());
+  if (!h) return h.error();
+  return HistoryResultOut{std::move(h->publications), h->top.epoch, h->top.offset};
+}
+
+Result<RefreshResult> Engine::OnRefresh(Session& s, const RefreshRequest& r) {
+  const int64_t now_s = NowMs() / 1000;
+  auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+  if (!claims) return claims.error();
+  if (claims->user != s.user) return Errc::kPermissionDenied;  // a token of another user
+  s.expires_s = claims->exp_s;
+  if (!claims->info.empty()) s.conn_info = claims->info;
+  RefreshResult out{s.client, std::string(kVersion), s.expires_s != 0,
+                    SecondsUntil(s.expires_s, now_s)};
+  return out;
+}
+
+Result<SubRefreshResult> Engine::OnSubRefresh(Session& s, const SubRefreshRequest& r) {
+  if (!s.subs.count(r.channel)) return Errc::kBadRequest;
+  const int64_t now_s = NowMs() / 1000;
+  auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+  if (!claims) return claims.error();
+  if (claims->channel != r.channel || claims->user != s.user) return Errc::kPermissionDenied;
+  return SubRefreshResult{claims->exp_s != 0, SecondsUntil(claims->exp_s, now_s)};
+}
+
+std::string Engine::OnRpc(Session& s, uint64_t id, const RpcRequest& r) {
+  const Encoder& enc = EncoderOf(s);
+  auto error = [&](Errc e) {
+    return enc.Error(id, static_cast<uint32_t>(e), make_error_code(e).message());
+  };
+  if (r.method == json::kRpcPresencePage) {
+    auto req = json::DecodePresencePageParams(r.data);
+    if (!req) return error(Errc::kBadRequest);
+    auto out = OnPresence(s, *req);
+    if (!out) return error(static_cast<Errc>(ClientCode(out.error())));
+    return enc.PresencePageRpcReply(id, *out);
+  }
+  if (r.method == json::kRpcPresenceUsers) {
+    auto req = json::DecodePresenceUsersParams(r.data);
+    if (!req) return error(Errc::kBadRequest);
+    auto stats = OnPresenceStats(s, *req);  // the same permission checks as presence
+    if (!stats) return error(static_cast<Errc>(ClientCode(stats.error())));
+    std::vector<std::string> users;
+    if (const Channel* ch = table_.Find(req->channel)) users = ch->presence.Users();
+    const size_t n = users.size();
+    return enc.PresenceUsersRpcReply(id, users, n);
+  }
+  return error(Errc::kMethodNotFound);  // W-20: no other rpc is configured
+}
+
+}  // namespace chorus::broker::node
