@@ -9,8 +9,6 @@
 #include <charconv>
 #include <limits>
 
-#include "broker/node/native_codec.h"  // ClientInfoToJson
-
 namespace chorus::broker::node::json {
 namespace {
 
@@ -437,6 +435,18 @@ void CloseReply(std::string& out) {
   out.push_back('}');
 }
 
+// ClientInfo: {"client","user","conn_info","chan_info"}; client and user always written (the
+// SDK reads them without a default), the infos (JSON, checked where they entered the node)
+// spliced raw when set. The same shape as native_codec.h's ClientInfoToJson, with our escapes.
+void AppendClientInfo(std::string& out, const PresenceEntry& e) {
+  ObjectWriter w(out);
+  w.Str("client", e.client);
+  w.Str("user", e.user);
+  w.RawIfSet("conn_info", e.conn_info);
+  w.RawIfSet("chan_info", e.chan_info);
+  w.Close();
+}
+
 void AppendPublication(std::string& out, const Publication& p) {
   ObjectWriter w(out);
   w.RawIfSet("data", p.data);
@@ -467,7 +477,7 @@ void AppendPresenceMap(std::string& out, const std::vector<PresenceEntry>& entri
   ObjectWriter w(out);
   for (const auto& e : entries) {
     w.Key(e.client);
-    out += ClientInfoToJson(e);
+    AppendClientInfo(out, e);
   }
   w.Close();
 }
@@ -736,7 +746,7 @@ std::string EncodePubPush(std::string_view channel, const Publication& p) {
 std::string EncodeJoinPush(std::string_view channel, const PresenceEntry& e) {
   std::string out = OpenPush(channel, "join");
   out += "{\"info\":";
-  out += ClientInfoToJson(e);
+  AppendClientInfo(out, e);
   out.push_back('}');
   ClosePush(out);
   return out;
@@ -745,7 +755,7 @@ std::string EncodeJoinPush(std::string_view channel, const PresenceEntry& e) {
 std::string EncodeLeavePush(std::string_view channel, const PresenceEntry& e) {
   std::string out = OpenPush(channel, "leave");
   out += "{\"info\":";
-  out += ClientInfoToJson(e);
+  AppendClientInfo(out, e);
   out.push_back('}');
   ClosePush(out);
   return out;
