@@ -115,11 +115,11 @@ function join(nick) {
   room.on('sync', (ctx) => renderUsers(ctx.users));
   room.on('userJoin', (ctx) => {
     renderUsers(room.users());
-    if (room.synced) notice(`${ctx.user} joined`);
+    if (!ctx.snapshot) notice(`${ctx.user} joined`);
   });
   room.on('userLeave', (ctx) => {
     renderUsers(room.users());
-    if (room.synced) notice(`${ctx.user} left`);
+    if (!ctx.snapshot) notice(`${ctx.user} left`);
   });
   room.on('error', (ctx) => notice(`presence: ${ctx.error?.message ?? ctx.error}`));
 

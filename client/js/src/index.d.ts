@@ -27,6 +27,9 @@ export interface UserEventContext {
   user: string;
   /** The connection that made the user appear (join) or disappear (leave). */
   info: ClientInfo;
+  /** True when found by the snapshot read after a (re)subscribe, false for a join/leave push
+   * (or an unsubscribe). */
+  snapshot: boolean;
 }
 
 export interface UserSyncContext {

@@ -7,8 +7,9 @@
 // are reported. While resubscribing the last known users stay visible.
 //
 // Events (this object's `on`):
-//   userJoin  {channel, user, info}   a user's first connection joined
-//   userLeave {channel, user, info}   a user's last connection left
+//   userJoin  {channel, user, info, snapshot}   a user's first connection joined
+//   userLeave {channel, user, info, snapshot}   a user's last connection left
+//     (snapshot: true when found by a snapshot after a (re)subscribe rather than by a push)
 //   sync      {channel, users}        a snapshot was applied (after each (re)subscribe)
 //   error     {channel, type: 'snapshot', error}  reading the snapshot failed; retried
 // Publication, state and the other SDK events stay on `.subscription`.
@@ -127,7 +128,7 @@ export class UserSubscription extends Emitter {
     this._fetchEntries().then(
       (entries) => {
         if (generation !== this._generation) return;
-        this._emitAll(this._presence.applySnapshot(entries));
+        this._emitAll(this._presence.applySnapshot(entries), true);
         const users = this._presence.users();
         this.emit('sync', { channel: this.channel, users });
         for (const w of this._syncWaiters.splice(0)) {
@@ -174,10 +175,10 @@ export class UserSubscription extends Emitter {
     this._retryTimer = null;
   }
 
-  _emitAll(events) {
+  _emitAll(events, snapshot = false) {
     for (const ev of events) {
       const name = ev.type === 'join' ? 'userJoin' : 'userLeave';
-      this.emit(name, { channel: this.channel, user: ev.user, info: ev.info });
+      this.emit(name, { channel: this.channel, user: ev.user, info: ev.info, snapshot });
     }
   }
 }

@@ -10,10 +10,17 @@ function setup(opts) {
   const client = ChorusClient.wrap(fake);
   const us = client.userSubscription('chat:lobby', opts);
   const log = [];
-  us.on('userJoin', (e) => log.push(`+${e.user}`));
-  us.on('userLeave', (e) => log.push(`-${e.user}`));
+  const snapshots = [];
+  us.on('userJoin', (e) => {
+    log.push(`+${e.user}`);
+    snapshots.push(e.snapshot);
+  });
+  us.on('userLeave', (e) => {
+    log.push(`-${e.user}`);
+    snapshots.push(e.snapshot);
+  });
   us.on('sync', (e) => log.push(`sync:${e.users.join(',')}`));
-  return { fake, client, us, sub: fake.getSubscription('chat:lobby'), log };
+  return { fake, client, us, sub: fake.getSubscription('chat:lobby'), log, snapshots };
 }
 
 describe('UserSubscription', () => {
@@ -32,7 +39,7 @@ describe('UserSubscription', () => {
   });
 
   test('snapshot over every presence page, then pushes', async () => {
-    const { fake, us, sub, log } = setup({ pageLimit: 2 });
+    const { fake, us, sub, log, snapshots } = setup({ pageLimit: 2 });
     us.subscribe();
     sub.serverSubscribed();
     assert.deepEqual(fake.rpcCalls[0].data, { channel: 'chat:lobby', limit: 2 });
@@ -49,6 +56,7 @@ describe('UserSubscription', () => {
     sub.pushLeave('a1', 'alice');
     sub.pushLeave('a2', 'alice');
     assert.deepEqual(log.slice(3), ['+carol', '-alice']);
+    assert.deepEqual(snapshots, [true, true, false, false], 'snapshot flag: found by snapshot or push');
     assert.deepEqual(us.users(), ['bob', 'carol']);
   });
 

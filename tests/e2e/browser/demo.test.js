@@ -70,6 +70,9 @@ describe('demo page', () => {
           { message: "alice's second tab gone" },
         );
         assert.equal(await bob.locator('#users li').count(), 2, 'alice still online (first tab)');
+        // bob found alice in the snapshot; her second tab coming and going is no user event.
+        assert.equal(await bob.locator('#messages li.notice', { hasText: /^alice (joined|left)$/ }).count(), 0);
+        assert.equal(await alice.locator('#messages li.notice', { hasText: /^bob joined$/ }).count(), 1);
 
         // bob loses the connection (server disconnect with a reconnect code) while messages go on.
         await node.api('disconnect', { user: 'bob', disconnect: { code: 3100, reason: 'demo reconnect' } });
