@@ -14,6 +14,9 @@ namespace chorus::broker::node {
 namespace {
 constexpr std::chrono::milliseconds kSweepInterval{1000};
 constexpr int64_t kConnectDeadlineMs = 10'000;  // an open WebSocket must connect within this
+// An expired connection token is given this long to be refreshed before the node closes the
+// connection with 3005 (Centrifugo's client_expired_close_delay).
+constexpr int64_t kExpiredCloseDelayS = 25;
 }  // namespace
 
 Engine::Engine(zmq::context_t& ctx, EngineOptions options)
@@ -177,6 +180,13 @@ void Engine::Fanout(const Channel& ch, const std::function<std::string(const Enc
   for (SubscriberId id : ch.subscribers) {
     Session* s = FindSession(id);
     if (s == nullptr) continue;
+    // A session that already missed a message is closing: sending it later ones would leave a
+    // hole in what it received before the close (N-13), so it gets nothing more.
+    if (std::any_of(pending_closes_.begin(), pending_closes_.end(),
+                    [id](const PendingClose& p) { return p.id == id; })) {
+      ++counters_.drops_slow;
+      continue;
+    }
     if (s->transport == Transport::kWebSocket) {
       if (!json_body) json_body = encode(JsonEncoder());
       if (json_body->empty()) continue;
@@ -351,7 +361,7 @@ void Engine::Sweep(int64_t now_ms) {
   for (const auto& [id, s] : sessions_) {
     if (!s.connected) {
       if (now_ms - s.opened_ms > kConnectDeadlineMs) expired.push_back({id, 3502, "stale", false});
-    } else if (s.expires_s != 0 && now_ms / 1000 >= s.expires_s) {
+    } else if (s.expires_s != 0 && now_ms / 1000 >= s.expires_s + kExpiredCloseDelayS) {
       expired.push_back({id, 3005, "connection expired", true});
     } else if (now_ms - s.last_seen_ms > limit_ms) {
       expired.push_back({id, 3012, "no pong", true});

@@ -16,6 +16,7 @@ namespace chorus::broker::node {
 namespace {
 
 constexpr std::string_view kVersion = "0.1.0";
+constexpr size_t kReplyOverheadBytes = 64 * 1024;  // framing and offsets around recovered data
 
 uint32_t ClientCode(const std::error_code& ec) {
   if (ec.category() == BrokerCategory() && IsClientCode(static_cast<Errc>(ec.value()))) {
@@ -73,16 +74,9 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
         using T = std::decay_t<decltype(req)>;
         if constexpr (std::is_same_v<T, ConnectRequest>) {
           auto r = OnConnect(s, req);
-          if (r) return SendTo(s, enc.Reply(cmd.id, *r));
-          const uint32_t code = ClientCode(r.error());
-          if (s.transport == Transport::kWebSocket && code != 109) {
-            // W-13: a refused connect closes the connection (3500 invalid token, 3501 bad
-            // request); 109 token expired is a reply, so the SDK refreshes its token and retries.
-            const bool bad = code == static_cast<uint32_t>(Errc::kBadRequest);
-            return CloseSession(s.id, bad ? 3501 : 3500, bad ? "bad request" : "invalid token",
-                                false, true);
-          }
-          error(r.error());
+          // A refused connect is an error reply on both protocols (W-13): the SDK ends the
+          // connection itself (terminal for 101, a token refresh for 109).
+          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
         } else if constexpr (std::is_same_v<T, SubscribeRequest>) {
           auto r = OnSubscribe(s, req);
           if (!r) return error(r.error());
@@ -185,6 +179,17 @@ Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& 
   auto out =
       table_.Subscribe(r.channel, s.id, recover, r.epoch, r.offset, NowMs(), options_.max_recovery);
   if (!out) return out.error();
+  if (out->recovered) {
+    // The reply must fit the connection's queue (client.max_queue_bytes) or the client would
+    // be closed as slow on every attempt: a larger catch-up is "not recovered" (reload state).
+    size_t bytes = 0;
+    for (const auto& p : out->publications) bytes += p.data.size() + (p.info ? p.info->size() : 0);
+    if (bytes + kReplyOverheadBytes > options_.config.client.max_queue_bytes) {
+      out->recovered = false;
+      out->publications.clear();
+      table_.CountRecoveryTooLarge();
+    }
+  }
   s.subs.emplace(r.channel, std::move(chan_info));
   SubscribeResult res;
   res.recoverable = out->recoverable;

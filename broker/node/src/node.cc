@@ -46,6 +46,8 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   ho.api_key = config.api.key;
   ho.engine_endpoint = ep.bridge;
   ho.max_body_bytes = std::max<size_t>(1 << 20, config.limits.max_publication_bytes * 2 + 4096);
+  ho.max_ws_queue_bytes = config.client.max_queue_bytes;
+  ho.max_ws_message_bytes = std::max<size_t>(64 * 1024, config.limits.max_publication_bytes * 2);
   auto http = gateway::HttpServer::Start(n->ctx_, ho);
   if (!http) {
     n->engine_->Stop();

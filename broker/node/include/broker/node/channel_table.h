@@ -118,6 +118,12 @@ class ChannelTable {
   // Periodic work: expires history by TTL and drops idle channels. Returns channels dropped.
   size_t Sweep(int64_t now_ms);
 
+  // A recovery the engine turned down because its reply would be too large.
+  void CountRecoveryTooLarge() {
+    --stats_.recovered;
+    ++stats_.not_recovered;
+  }
+
   size_t size() const { return channels_.size(); }
   const TableStats& stats() const { return stats_; }
   // Every channel, for the `channels` API and metrics (unordered).
