@@ -1,0 +1,553 @@
+// Raw-wire tests of the native protocol's rules (docs/protocol/native.md, "Rules"): one test
+// per MUST rule N-1..N-14, against a real chorusd on loopback, speaking msgpack over a DEALER
+// by hand (no client library). N-16 is in node_native_slow_test.cc; recovery details (N-14,
+// N-15) in node_native_recovery_test.cc; per-command results in node_native_commands_test.cc.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "node_support.h"
+
+namespace chorus::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+uint64_t ErrorCode(const std::optional<Frame>& f) {
+  return f ? f->Uint("error.code") : 0;
+}
+
+// Connects an insecure session as `user`; returns its client id ("" and a failure otherwise).
+std::string ConnectAs(RawSession& s, const std::string& user) {
+  auto r = s.Call("connect", P({{"user", user}}));
+  if (!r || !r->Has("result")) {
+    ADD_FAILURE() << "connect as '" << user << "' failed";
+    return "";
+  }
+  return r->Str("result.client");
+}
+
+// The `offset` of each publication map in the array at `path`.
+std::vector<uint64_t> Offsets(const Frame& f, const std::string& path) {
+  std::vector<uint64_t> out;
+  const msgpack::object* a = f.Get(path);
+  if (a == nullptr || a->type != msgpack::type::ARRAY) return out;
+  for (uint32_t i = 0; i < a->via.array.size; ++i) {
+    const msgpack::object& m = a->via.array.ptr[i];
+    if (m.type != msgpack::type::MAP) continue;
+    for (uint32_t k = 0; k < m.via.map.size; ++k) {
+      const auto& kv = m.via.map.ptr[k];
+      if (kv.key.type == msgpack::type::STR &&
+          std::string(kv.key.via.str.ptr, kv.key.via.str.size) == "offset") {
+        out.push_back(kv.val.as<uint64_t>());
+      }
+    }
+  }
+  return out;
+}
+
+std::string Pack(const msgpack::sbuffer& b) {
+  return std::string(b.data(), b.size());
+}
+
+// A reply or push arriving on `s` within `timeout`, other than the given id's reply.
+bool NothingArrives(RawSession& s, std::chrono::milliseconds timeout = 300ms) {
+  return !s.Next(timeout).has_value();
+}
+
+class NodeNativeWire : public ::testing::Test {
+ protected:
+  void StartNode(NodeOptions o = {}) {
+    node_ = std::make_unique<NodeProcess>(std::move(o));
+    ASSERT_TRUE(node_->ready()) << node_->banner();
+  }
+  void TearDown() override {
+    if (node_) {
+      EXPECT_TRUE(node_->Stop()) << "chorusd did not exit cleanly";
+    }
+  }
+  RawSession Session(int rcvhwm = 1000) { return RawSession(ctx_, node_->native(), rcvhwm); }
+
+  zmq::context_t ctx_;
+  std::unique_ptr<NodeProcess> node_;
+};
+
+// --- Sessions ------------------------------------------------------------------------------
+
+TEST_F(NodeNativeWire, N1_CommandBeforeConnectIsUnauthorized) {
+  StartNode();
+  RawSession s = Session();
+  for (const char* m : {"subscribe", "publish", "presence", "history", "ping"}) {
+    auto r = s.Call(m, P({{"channel", "chat:n1"}, {"data", "{}"}}));
+    ASSERT_TRUE(r) << m;
+    EXPECT_EQ(ErrorCode(r), 101u) << m;
+    EXPECT_FALSE(r->Has("result")) << m;
+  }
+  // The session still connects afterwards.
+  EXPECT_FALSE(ConnectAs(s, "u").empty());
+}
+
+TEST_F(NodeNativeWire, N1_ClosedSessionGetsDisconnectPushWithItsCode) {
+  StartNode();
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  s.Send("disconnect");
+  const uint64_t id = s.Send("ping");
+  auto push = s.Push("disconnect");
+  ASSERT_TRUE(push);
+  EXPECT_EQ(push->Uint("data.code"), 3000u);
+  EXPECT_FALSE(push->Str("data.reason").empty());
+  EXPECT_FALSE(push->Bool("data.reconnect"));
+  EXPECT_FALSE(push->Has("channel"));
+  EXPECT_FALSE(s.Reply(id, 300ms)) << "a closed session's command must not be answered";
+}
+
+TEST_F(NodeNativeWire, N2_ValidHs256TokenConnectsAsItsSubject) {
+  NodeOptions o;
+  o.insecure = false;
+  StartNode(o);
+  RawSession s = Session();
+  const int64_t exp = static_cast<int64_t>(time(nullptr)) + 600;
+  auto r = s.Call("connect", P({{"token", MakeHs256Token("test-secret", "alice", exp)}}));
+  ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
+  ASSERT_TRUE(s.Call("subscribe", P({{"channel", "chat:n2"}}))->Has("result"));
+  auto p = s.Call("presence", P({{"channel", "chat:n2"}}));
+  ASSERT_TRUE(p && p->Has("result")) << ErrorCode(p);
+  EXPECT_EQ(p->Str("result.presence." + r->Str("result.client") + ".user"), "alice");
+}
+
+TEST_F(NodeNativeWire, N2_BadSignatureOrMalformedTokenIs101) {
+  NodeOptions o;
+  o.insecure = false;
+  StartNode(o);
+  RawSession s = Session();
+  const std::string good = MakeHs256Token("test-secret", "alice");
+  for (const std::string& token :
+       {MakeHs256Token("other-secret", "alice"), good.substr(0, good.size() - 2) + "xx",
+        std::string("not-a-jwt"), std::string("a.b.c"), good.substr(0, good.rfind('.')),
+        // alg "none", no signature: {"alg":"none","typ":"JWT"}.{"sub":"alice"}.
+        std::string("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSJ9.")}) {
+    auto r = s.Call("connect", P({{"token", token}}));
+    EXPECT_FALSE(r && r->Has("result")) << token;
+    EXPECT_EQ(ErrorCode(r), 101u) << token;
+  }
+  EXPECT_EQ(ErrorCode(s.Call("ping")), 101u) << "no session was created";
+}
+
+TEST_F(NodeNativeWire, N2_ExpiredTokenIs109) {
+  NodeOptions o;
+  o.insecure = false;
+  StartNode(o);
+  RawSession s = Session();
+  const int64_t past = static_cast<int64_t>(time(nullptr)) - 60;
+  EXPECT_EQ(ErrorCode(s.Call("connect", P({{"token", MakeHs256Token("test-secret", "a", past)}}))),
+            109u);
+}
+
+TEST_F(NodeNativeWire, N2_NoTokenWithoutInsecureIs101) {
+  NodeOptions o;
+  o.insecure = false;
+  StartNode(o);
+  RawSession s = Session();
+  EXPECT_EQ(ErrorCode(s.Call("connect")), 101u);
+  EXPECT_EQ(ErrorCode(s.Call("connect", P({{"user", "mallory"}}))), 101u)
+      << "`user` must not be trusted without client_insecure";
+}
+
+TEST_F(NodeNativeWire, N3_SecondConnectIsBadRequest) {
+  StartNode();
+  RawSession s = Session();
+  const std::string client = ConnectAs(s, "u");
+  EXPECT_EQ(ErrorCode(s.Call("connect", P({{"user", "v"}}))), 107u);
+  // The first session is intact.
+  ASSERT_TRUE(s.Call("subscribe", P({{"channel", "chat:n3"}}))->Has("result"));
+  auto p = s.Call("presence", P({{"channel", "chat:n3"}}));
+  EXPECT_EQ(p->Str("result.presence." + client + ".user"), "u");
+}
+
+TEST_F(NodeNativeWire, N4_SilentSessionIsClosedAfterPingPlusPong) {
+  NodeOptions o;
+  o.overrides = {"client.ping_interval_s=2", "client.pong_timeout_s=1"};
+  StartNode(o);
+  RawSession watcher = Session(), silent = Session();
+  ASSERT_FALSE(ConnectAs(watcher, "w").empty());
+  const std::string silent_client = ConnectAs(silent, "s");
+  ASSERT_TRUE(watcher.Call("subscribe", P({{"channel", "chat:n4"}}))->Has("result"));
+  ASSERT_TRUE(silent.Call("subscribe", P({{"channel", "chat:n4"}}))->Has("result"));
+  const auto start = std::chrono::steady_clock::now();
+  // The watcher pings every 250 ms (well inside ping + pong = 3 s) and must stay connected.
+  std::optional<Frame> leave;
+  EXPECT_TRUE(EventuallyTrue(
+      [&] {
+        auto ping = watcher.Call("ping");
+        if (!ping || !ping->Has("result")) return false;
+        leave = watcher.Push("leave", "chat:n4", 250ms);
+        return leave.has_value();
+      },
+      10s));
+  ASSERT_TRUE(leave);
+  EXPECT_EQ(leave->Str("data.info.client"), silent_client);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 2500ms) << "closed before ping + pong";
+  auto push = silent.Push("disconnect");
+  ASSERT_TRUE(push);
+  EXPECT_EQ(push->Uint("data.code"), 3012u);
+  auto stats = watcher.Call("presence_stats", P({{"channel", "chat:n4"}}));
+  EXPECT_EQ(stats->Uint("result.num_clients"), 1u);
+}
+
+TEST_F(NodeNativeWire, N5_DisconnectEndsSessionAtOnceWithLeave) {
+  StartNode();
+  RawSession a = Session(), b = Session();
+  ASSERT_FALSE(ConnectAs(a, "alice").empty());
+  const std::string b_client = ConnectAs(b, "bob");
+  for (const char* ch : {"chat:n5a", "chat:n5b"}) {
+    ASSERT_TRUE(a.Call("subscribe", P({{"channel", ch}}))->Has("result"));
+    ASSERT_TRUE(b.Call("subscribe", P({{"channel", ch}}))->Has("result"));
+  }
+  const uint64_t id = b.Send("disconnect");
+  for (const char* ch : {"chat:n5a", "chat:n5b"}) {
+    auto leave = a.Push("leave", ch);
+    ASSERT_TRUE(leave) << ch;
+    EXPECT_EQ(leave->Str("data.info.client"), b_client);
+    auto ul = a.Push("user_leave", ch);
+    ASSERT_TRUE(ul) << ch;
+    EXPECT_EQ(ul->Str("data.info.user"), "bob");
+    EXPECT_EQ(a.Call("presence_stats", P({{"channel", ch}}))->Uint("result.num_clients"), 1u);
+  }
+  EXPECT_FALSE(b.Reply(id, 300ms)) << "disconnect has no reply";
+  // Publications no longer reach b; its next command is told it was closed (N-1).
+  ASSERT_TRUE(a.Call("publish", P({{"channel", "chat:n5a"}, {"data", "1"}}))->Has("result"));
+  b.Send("ping");
+  auto push = b.Push("disconnect");
+  ASSERT_TRUE(push);
+  EXPECT_EQ(push->Uint("data.code"), 3000u);
+  for (const auto& p : b.pushes()) EXPECT_NE(p.Str("push"), "pub") << "a pub after disconnect";
+}
+
+// --- Commands ------------------------------------------------------------------------------
+
+TEST_F(NodeNativeWire, N6_FramesThatAreNotCommandsAreDroppedAndCounted) {
+  StartNode();
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  // Not msgpack (a truncated map, a reserved byte), not a map, a map without id, id 0, a
+  // string id, containers announcing billions of entries.
+  s.SendRaw("\x83\xa2id");
+  s.SendRaw("\xc1");
+  s.SendRaw(std::string("\xdf\xff\xff\xff\xff", 5));
+  s.SendRaw(std::string("\xdd\x0f\xff\xff\xff\x01", 6));
+  s.SendRaw(std::string("\x93\x01\x02\x03"));
+  s.SendRaw(P({{"method", "ping"}}));
+  s.SendRaw(P({{"id", uint64_t{0}}, {"method", "ping"}}));
+  s.SendRaw(P({{"id", "7"}, {"method", "ping"}}));
+  // Two frames in one message: dropped as a whole, even though frame 1 is a valid command.
+  const std::string two = P({{"id", uint64_t{60}}, {"method", "ping"}});
+  (void)s.socket().send(zmq::buffer(two), zmq::send_flags::sndmore);
+  (void)s.socket().send(zmq::buffer(two), zmq::send_flags::none);
+  EXPECT_TRUE(NothingArrives(s)) << "none of these may be answered";
+  // The node keeps serving this session.
+  auto r = s.Call("ping");
+  ASSERT_TRUE(r && r->Has("result"));
+  auto m = HttpRequest(node_->http_host(), node_->http_port(), "GET", "/metrics");
+  ASSERT_EQ(m.status, 200);
+  const size_t at = m.body.find("\nchorus_native_malformed_total ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GE(std::stoul(m.body.substr(at + 31)), 7u) << m.body.substr(at, 40);
+}
+
+TEST_F(NodeNativeWire, N6_FrameWithUsableIdButNoMethodIs107) {
+  StartNode();
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  s.SendRaw(P({{"id", uint64_t{900}}}));
+  auto r = s.Reply(900);
+  EXPECT_EQ(ErrorCode(r), 107u);
+  s.SendRaw(P({{"id", uint64_t{901}}, {"method", uint64_t{3}}}));
+  EXPECT_EQ(ErrorCode(s.Reply(901)), 107u) << "method not a string";
+  s.SendRaw(P({{"id", uint64_t{902}}, {"method", "ping"}, {"params", "x"}}));
+  EXPECT_EQ(ErrorCode(s.Reply(902)), 107u) << "params not a map";
+  // A valid command followed by more bytes is not one msgpack map: 107, not executed.
+  s.SendRaw(P({{"id", uint64_t{903}}, {"method", "ping"}}) + std::string("\xc0", 1));
+  EXPECT_EQ(ErrorCode(s.Reply(903)), 107u) << "trailing bytes";
+  // Before connect too (an id is usable without a session).
+  RawSession t = Session();
+  t.SendRaw(P({{"id", uint64_t{5}}}));
+  EXPECT_EQ(ErrorCode(t.Reply(5)), 107u);
+  EXPECT_TRUE(s.Call("ping")->Has("result"));
+}
+
+TEST_F(NodeNativeWire, N6_UnknownKeysAreIgnored) {
+  StartNode();
+  RawSession s = Session();
+  s.SendRaw(P({{"id", uint64_t{1}}, {"method", "connect"}, {"x-extra", true}}));
+  auto r = s.Reply(1);
+  ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
+  auto sub = s.Call("subscribe", P({{"channel", "chat:n6"}, {"unknown", uint64_t{1}}}));
+  EXPECT_TRUE(sub && sub->Has("result"));
+}
+
+TEST_F(NodeNativeWire, N7_UnknownMethodIs104) {
+  StartNode();
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  EXPECT_EQ(ErrorCode(s.Call("rpc")), 104u);
+  EXPECT_EQ(ErrorCode(s.Call("Subscribe", P({{"channel", "chat:x"}}))), 104u);
+  EXPECT_EQ(ErrorCode(s.Call("")), 104u);
+  EXPECT_TRUE(s.Call("ping")->Has("result"));
+}
+
+TEST_F(NodeNativeWire, N8_MissingOrMistypedParamsAre107) {
+  StartNode();
+  RawSession s = Session();
+  EXPECT_EQ(ErrorCode(s.Call("connect", P({{"user", uint64_t{1}}}))), 107u);
+  EXPECT_EQ(ErrorCode(s.Call("connect", P({{"info", "not json"}}))), 107u);
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"subscribe", P({})},
+      {"subscribe", P({{"channel", uint64_t{1}}})},
+      {"subscribe", P({{"channel", "chat:a"}, {"recover", "yes"}})},
+      {"subscribe", P({{"channel", "chat:a"}, {"offset", "3"}})},
+      {"subscribe", P({{"channel", "chat:a"}, {"epoch", uint64_t{3}}})},
+      {"subscribe", P({{"channel", "chat:a"}, {"info", "{broken"}})},
+      {"unsubscribe", P({})},
+      {"publish", P({{"channel", "chat:a"}})},
+      {"publish", P({{"data", "{}"}})},
+      {"publish", P({{"channel", "chat:a"}, {"data", uint64_t{1}}})},
+      {"presence", P({})},
+      {"presence", P({{"channel", "chat:a"}, {"limit", "2"}})},
+      {"presence", P({{"channel", "chat:a"}, {"cursor", uint64_t{2}}})},
+      {"presence_stats", P({{"channel", true}})},
+      {"history", P({})},
+      {"history", P({{"channel", "chat:a"}, {"limit", "2"}})},
+      {"history", P({{"channel", "chat:a"}, {"reverse", uint64_t{1}}})},
+      {"history", P({{"channel", "chat:a"}, {"since", uint64_t{1}}})},
+  };
+  for (const auto& [method, params] : cases) {
+    EXPECT_EQ(ErrorCode(s.Call(method, params)), 107u) << method;
+  }
+  // since.offset mistyped.
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> pk(b);
+  pk.pack_map(2);
+  pk.pack(std::string("channel"));
+  pk.pack(std::string("chat:a"));
+  pk.pack(std::string("since"));
+  pk.pack_map(1);
+  pk.pack(std::string("offset"));
+  pk.pack(std::string("1"));
+  EXPECT_EQ(ErrorCode(s.Call("history", Pack(b))), 107u);
+  EXPECT_TRUE(s.Call("ping")->Has("result"));
+}
+
+TEST_F(NodeNativeWire, N9_RepliesFollowCommandOrder) {
+  StartNode();
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  std::vector<uint64_t> sent;
+  for (int i = 0; i < 300; ++i) {
+    switch (i % 5) {
+      case 0:
+        sent.push_back(s.Send("ping"));
+        break;
+      case 1:
+        sent.push_back(s.Send("publish", P({{"channel", "chat:n9"}, {"data", "1"}})));
+        break;
+      case 2:
+        sent.push_back(s.Send("history", P({{"channel", "chat:n9"}, {"limit", 1}})));
+        break;
+      case 3:
+        sent.push_back(s.Send("nope"));
+        break;
+      default:
+        sent.push_back(s.Send("presence_stats", P({{"channel", "nope:n9"}})));
+    }
+  }
+  std::vector<uint64_t> got;
+  uint64_t last_offset = 0;
+  while (got.size() < sent.size()) {
+    auto f = s.Next();
+    ASSERT_TRUE(f) << "after " << got.size() << " replies";
+    ASSERT_FALSE(f->IsPush());
+    got.push_back(f->Uint("id"));
+    if (got.size() % 5 == 2) {  // publish replies: offsets strictly increase
+      EXPECT_EQ(f->Uint("result.offset"), last_offset + 1);
+      last_offset = f->Uint("result.offset");
+    }
+  }
+  EXPECT_EQ(got, sent);
+}
+
+TEST_F(NodeNativeWire, N10_ChannelNamesNamespacesAndFeaturesAreChecked) {
+  StartNode();
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  const std::string too_long = "chat:" + std::string(251, 'x');  // 256 bytes > 255
+  const std::string longest = "chat:" + std::string(250, 'x');   // 255 bytes: fine
+  struct Case {
+    std::string channel;
+    uint64_t code;
+  };
+  const std::vector<Case> cases = {
+      {"", 107},           {too_long, 106},        {"chat:a\x01", 107},
+      {"chat:a\x7f", 107}, {"chat:\xc0\xaf", 107}, {"chat:\xed\xa0\x80", 107},
+      {"nope:a", 102},     {"$nope:a", 102},       {"x:a", 102},
+  };
+  for (const auto& c : cases) {
+    for (const char* m : {"subscribe", "publish", "history", "presence"}) {
+      auto r = s.Call(m, P({{"channel", c.channel}, {"data", "{}"}}));
+      EXPECT_EQ(ErrorCode(r), c.code) << m << " " << c.channel;
+    }
+  }
+  EXPECT_TRUE(s.Call("subscribe", P({{"channel", longest}}))->Has("result"));
+  EXPECT_TRUE(s.Call("subscribe", P({{"channel", "chat:\xc3\xa9t\xc3\xa9"}}))->Has("result"));
+  // Features off in the namespace: 108 even for an insecure session.
+  EXPECT_EQ(ErrorCode(s.Call("presence", P({{"channel", "short:a"}}))), 108u);
+  EXPECT_EQ(ErrorCode(s.Call("presence_stats", P({{"channel", "short:a"}}))), 108u);
+  EXPECT_EQ(ErrorCode(s.Call("history", P({{"channel", "nohist:a"}}))), 108u);
+}
+
+TEST_F(NodeNativeWire, N10_PermissionsApplyToTokenSessions) {
+  NodeOptions o;
+  o.insecure = false;
+  o.extra_toml = "\n[namespaces.ro]\npresence = true\nhistory_size = 10\nhistory_ttl_ms = 60000\n";
+  StartNode(o);
+  RawSession s = Session(), anon = Session();
+  ASSERT_TRUE(
+      s.Call("connect", P({{"token", MakeHs256Token("test-secret", "alice")}}))->Has("result"));
+  EXPECT_EQ(ErrorCode(s.Call("publish", P({{"channel", "ro:a"}, {"data", "{}"}}))), 103u);
+  EXPECT_TRUE(s.Call("subscribe", P({{"channel", "ro:a"}}))->Has("result"));
+  EXPECT_TRUE(s.Call("presence", P({{"channel", "ro:a"}}))->Has("result"));
+  EXPECT_TRUE(s.Call("history", P({{"channel", "ro:a"}}))->Has("result"));
+  EXPECT_TRUE(s.Call("publish", P({{"channel", "chat:a"}, {"data", "{}"}}))->Has("result"));
+  EXPECT_EQ(ErrorCode(s.Call("subscribe", P({{"channel", "nope:a"}}))), 102u);
+  // Anonymous (sub ""): nothing until allowed.
+  ASSERT_TRUE(
+      anon.Call("connect", P({{"token", MakeHs256Token("test-secret", "")}}))->Has("result"));
+  EXPECT_EQ(ErrorCode(anon.Call("subscribe", P({{"channel", "ro:a"}}))), 103u);
+  EXPECT_EQ(ErrorCode(anon.Call("presence", P({{"channel", "ro:a"}}))), 103u);
+  EXPECT_EQ(ErrorCode(anon.Call("history", P({{"channel", "ro:a"}}))), 103u);
+}
+
+TEST_F(NodeNativeWire, N11_SecondSubscribeIs105AndChannelLimitIs106) {
+  NodeOptions o;
+  o.overrides = {"limits.max_channels_per_connection=2"};
+  StartNode(o);
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  ASSERT_TRUE(s.Call("subscribe", P({{"channel", "chat:a"}}))->Has("result"));
+  EXPECT_EQ(ErrorCode(s.Call("subscribe", P({{"channel", "chat:a"}}))), 105u);
+  ASSERT_TRUE(s.Call("subscribe", P({{"channel", "chat:b"}}))->Has("result"));
+  EXPECT_EQ(ErrorCode(s.Call("subscribe", P({{"channel", "chat:c"}}))), 106u);
+  // Still subscribed once: one publication arrives once.
+  ASSERT_TRUE(s.Call("publish", P({{"channel", "chat:a"}, {"data", "1"}}))->Has("result"));
+  ASSERT_TRUE(s.Push("pub", "chat:a"));
+  EXPECT_TRUE(s.Call("ping")->Has("result"));
+  EXPECT_FALSE(s.Push("pub", "chat:a", 200ms)) << "delivered twice";
+  // Unsubscribing frees a slot.
+  ASSERT_TRUE(s.Call("unsubscribe", P({{"channel", "chat:b"}}))->Has("result"));
+  EXPECT_TRUE(s.Call("subscribe", P({{"channel", "chat:c"}}))->Has("result"));
+}
+
+TEST_F(NodeNativeWire, N12_PublishOverLimitIs106AndNonJsonIs107) {
+  NodeOptions o;
+  o.overrides = {"limits.max_publication_bytes=1000"};
+  StartNode(o);
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  const std::string fits = "\"" + std::string(998, 'a') + "\"";  // 1000 bytes
+  const std::string over = "\"" + std::string(999, 'a') + "\"";  // 1001 bytes
+  EXPECT_TRUE(s.Call("publish", P({{"channel", "chat:a"}, {"data", fits}}))->Has("result"));
+  EXPECT_EQ(ErrorCode(s.Call("publish", P({{"channel", "chat:a"}, {"data", over}}))), 106u);
+  for (const char* bad : {"", "{", "not json", "{\"a\":1} x", "\xff"}) {
+    EXPECT_EQ(ErrorCode(s.Call("publish", P({{"channel", "chat:a"}, {"data", bad}}))), 107u) << bad;
+  }
+  auto h = s.Call("history", P({{"channel", "chat:a"}, {"limit", -1}}));
+  EXPECT_EQ(h->Uint("result.offset"), 1u) << "refused publications must not be kept";
+}
+
+// --- Delivery and recovery -----------------------------------------------------------------
+
+TEST_F(NodeNativeWire, N13_EveryLaterPublicationOnceInOrderReplyFirst) {
+  StartNode();
+  RawSession pub = Session(), sub = Session();
+  ASSERT_FALSE(ConnectAs(pub, "p").empty());
+  ASSERT_FALSE(ConnectAs(sub, "s").empty());
+  for (int i = 0; i < 20; ++i) pub.Send("publish", P({{"channel", "chat:n13"}, {"data", "1"}}));
+  auto first = pub.Call("history", P({{"channel", "chat:n13"}}));
+  ASSERT_EQ(first->Uint("result.offset"), 20u);
+  const std::string epoch = first->Str("result.epoch");
+  // The publisher keeps publishing (pipelined) while the subscriber recovers from offset 10.
+  constexpr int kLive = 500;
+  for (int i = 0; i < kLive; ++i) {
+    pub.Send("publish",
+             P({{"channel", "chat:n13"}, {"data", "{\"i\":" + std::to_string(i) + "}"}}));
+  }
+  auto r = sub.Call(
+      "subscribe",
+      P({{"channel", "chat:n13"}, {"recover", true}, {"epoch", epoch}, {"offset", uint64_t{10}}}));
+  ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
+  for (const auto& p : sub.pushes()) {
+    EXPECT_NE(p.Str("push"), "pub") << "a publication arrived before the subscribe reply";
+  }
+  ASSERT_TRUE(r->Bool("result.recovered"));
+  std::vector<uint64_t> seen = Offsets(*r, "result.publications");
+  const uint64_t top = r->Uint("result.offset");
+  ASSERT_EQ(seen.size(), top - 10);
+  while (seen.empty() || seen.back() < 20 + kLive) {
+    auto f = sub.Push("pub", "chat:n13");
+    ASSERT_TRUE(f) << "stopped after offset " << (seen.empty() ? 0 : seen.back());
+    seen.push_back(f->Uint("data.offset"));
+  }
+  for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], 11 + i) << "at index " << i;
+  EXPECT_TRUE(sub.Call("ping")->Has("result"));
+  EXPECT_FALSE(sub.Push("pub", "chat:n13", 200ms)) << "more than once";
+}
+
+TEST_F(NodeNativeWire, N13_NoDeliveryAfterUnsubscribe) {
+  StartNode();
+  RawSession pub = Session(), sub = Session();
+  ASSERT_FALSE(ConnectAs(pub, "p").empty());
+  ASSERT_FALSE(ConnectAs(sub, "s").empty());
+  ASSERT_TRUE(sub.Call("subscribe", P({{"channel", "chat:u13"}}))->Has("result"));
+  ASSERT_TRUE(pub.Call("publish", P({{"channel", "chat:u13"}, {"data", "1"}}))->Has("result"));
+  ASSERT_TRUE(sub.Push("pub", "chat:u13"));
+  ASSERT_TRUE(sub.Call("unsubscribe", P({{"channel", "chat:u13"}}))->Has("result"));
+  ASSERT_TRUE(pub.Call("publish", P({{"channel", "chat:u13"}, {"data", "2"}}))->Has("result"));
+  EXPECT_TRUE(sub.Call("ping")->Has("result"));
+  EXPECT_FALSE(sub.Push("pub", "chat:u13", 200ms));
+  // Unsubscribing a channel one is not subscribed to is fine.
+  EXPECT_TRUE(sub.Call("unsubscribe", P({{"channel", "chat:never"}}))->Has("result"));
+}
+
+TEST_F(NodeNativeWire, N14_RecoveryIsAllOrNothing) {
+  StartNode();
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(s.Call("publish", P({{"channel", "short:n14"}, {"data", "1"}}))->Has("result"));
+  }
+  const std::string epoch = s.Call("history", P({{"channel", "short:n14"}}))->Str("result.epoch");
+  RawSession a = Session(), b = Session();
+  ASSERT_FALSE(ConnectAs(a, "a").empty());
+  ASSERT_FALSE(ConnectAs(b, "b").empty());
+  // Offsets 3..5 are retained: from 2 is recoverable, from 1 is not (4 missed, 3 kept).
+  auto ok = a.Call(
+      "subscribe",
+      P({{"channel", "short:n14"}, {"recover", true}, {"epoch", epoch}, {"offset", uint64_t{2}}}));
+  EXPECT_TRUE(ok->Bool("result.recovered"));
+  EXPECT_EQ(Offsets(*ok, "result.publications"), (std::vector<uint64_t>{3, 4, 5}));
+  auto no = b.Call(
+      "subscribe",
+      P({{"channel", "short:n14"}, {"recover", true}, {"epoch", epoch}, {"offset", uint64_t{1}}}));
+  EXPECT_FALSE(no->Bool("result.recovered"));
+  EXPECT_TRUE(no->Bool("result.was_recovering"));
+  EXPECT_TRUE(Offsets(*no, "result.publications").empty()) << "never a partial answer";
+  EXPECT_EQ(no->Uint("result.offset"), 5u);
+  EXPECT_EQ(no->Str("result.epoch"), epoch);
+}
+
+}  // namespace
+}  // namespace chorus::testing
