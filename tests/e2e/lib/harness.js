@@ -214,11 +214,13 @@ export class ChorusNode {
       }),
     ]);
     clearTimeout(timer);
-    this.proc = null;
     if (!exit) {
       this.kill();
-      throw new Error(`chorusd did not exit within ${timeoutMs} ms of SIGTERM\n${this.logs()}`);
+      await this.exited;
+      this.proc = null;
+      throw new Error(`chorusd did not exit within ${timeoutMs} ms of SIGTERM (killed)\n${this.logs()}`);
     }
+    this.proc = null;
     if (exit.code !== 0) {
       throw new Error(`chorusd exited uncleanly on SIGTERM: ${JSON.stringify(exit)}\n${this.logs()}`);
     }
@@ -368,7 +370,8 @@ export async function withNode(config, body) {
   try {
     await node.close();
   } catch (err) {
-    failure ??= err;
+    if (failure) failure.message += `\nand then: ${err.message.split('\n')[0]}`;
+    else failure = err;
   }
   if (failure) {
     if (failure instanceof Error && !String(failure.message).includes('--- chorusd')) {

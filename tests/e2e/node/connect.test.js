@@ -36,7 +36,7 @@ describe('connect', () => {
       assert.deepEqual(clients[ctx.client].connInfo, { name: 'Alice' });
     }));
 
-  test('no token on a node that needs one: disconnected 3500, no reconnect', () =>
+  test('W-13: no token on a node that needs one: closed with 3500, no reconnect', () =>
     withNode({}, async ({ client }) => {
       const c = client();
       const err = await connect(c).then(
@@ -47,7 +47,7 @@ describe('connect', () => {
       assert.equal(c.state, 'disconnected');
     }));
 
-  test('bad signature, alg none, garbage: disconnected 3500', () =>
+  test('W-13: bad signature, alg none, garbage: closed with 3500, no reconnect', () =>
     withNode({}, async ({ client }) => {
       const now = Math.floor(Date.now() / 1000);
       const tokens = {
@@ -68,7 +68,7 @@ describe('connect', () => {
       }
     }));
 
-  test('expired token: the SDK gets 109 and asks getToken for a fresh one', () =>
+  test('W-13: expired token: the SDK gets 109 and asks getToken for a fresh one', () =>
     withNode({}, async ({ client }) => {
       let calls = 0;
       const c = client({
@@ -97,8 +97,8 @@ describe('connect', () => {
           return userToken('carol', TOKEN_SECRET);
         },
       });
-      const disconnects = record(c, ['disconnected', 'connecting']);
       await connect(c);
+      const disconnects = record(c, ['disconnected', 'connecting']);
       await eventually(() => calls >= 1, { timeoutMs: 8000, message: 'getToken called to refresh' });
       // Past the first token's expiry the connection is still the same one.
       await eventually(() => Date.now() / 1000 > exp + 1.5, { timeoutMs: 8000, message: 'expiry passed' });

@@ -100,4 +100,46 @@ describe('raw JSON protocol', () => {
         bad.ws.terminate();
       }
     }));
+
+  test('W-12: a command before connect closes with 3501; W-14: a second connect closes with 3501', () =>
+    withNode({}, async ({ node }) => {
+      const early = await rawConnect(node);
+      const twice = await rawConnect(node);
+      try {
+        early.ws.send(JSON.stringify({ id: 1, subscribe: { channel: 'chat:x' } }));
+        await eventually(() => early.closed, { message: 'closed before connect' });
+        assert.equal(early.closed.code, 3501);
+        twice.ws.send(JSON.stringify({ id: 1, connect: { token: userToken('t', TOKEN_SECRET) } }));
+        await twice.reply(1);
+        twice.ws.send(JSON.stringify({ id: 2, connect: { token: userToken('t', TOKEN_SECRET) } }));
+        await eventually(() => twice.closed, { message: 'closed on a second connect' });
+        assert.equal(twice.closed.code, 3501);
+      } finally {
+        early.ws.terminate();
+        twice.ws.terminate();
+      }
+    }));
+
+  test('W-20: unknown rpc method 104, built-in params of the wrong shape 107', () =>
+    withNode({}, async ({ node }) => {
+      const c = await rawConnect(node);
+      try {
+        c.ws.send(JSON.stringify({ id: 1, connect: { token: userToken('r', TOKEN_SECRET) } }));
+        await c.reply(1);
+        c.ws.send(
+          [
+            JSON.stringify({ id: 2, rpc: { method: 'no.such.method', data: {} } }),
+            JSON.stringify({ id: 3, rpc: { method: 'chorus.presence_page', data: { channel: 5 } } }),
+            JSON.stringify({ id: 4, rpc: { method: 'chorus.presence_users', data: {} } }),
+            JSON.stringify({ id: 5, rpc: { method: 'chorus.presence_users', data: { channel: 'chat:r' } } }),
+          ].join('\n'),
+        );
+        assert.equal((await c.reply(2)).error?.code, 104);
+        assert.equal((await c.reply(3)).error?.code, 107);
+        assert.equal((await c.reply(4)).error?.code, 107);
+        assert.deepEqual((await c.reply(5)).rpc, { data: { users: [], num_users: 0 } });
+      } finally {
+        c.ws.terminate();
+      }
+    }));
 });
