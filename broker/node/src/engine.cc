@@ -172,7 +172,8 @@ void Engine::SendTo(Session& s, const std::string& body) {
   }
 }
 
-void Engine::Fanout(const Channel& ch, const std::function<std::string(const Encoder&)>& encode) {
+void Engine::Fanout(const Channel& ch, const std::function<std::string(const Encoder&)>& encode,
+                    bool presence_only) {
   if (ch.subscribers.empty()) return;
   std::optional<std::string> native_body, json_body;
   std::optional<zmq::message_t> native_msg;
@@ -180,6 +181,10 @@ void Engine::Fanout(const Channel& ch, const std::function<std::string(const Enc
   for (SubscriberId id : ch.subscribers) {
     Session* s = FindSession(id);
     if (s == nullptr) continue;
+    if (presence_only) {
+      auto sub = s->subs.find(ch.name);
+      if (sub == s->subs.end() || !sub->second.join_leave) continue;
+    }
     // A session that already missed a message is closing: sending it later ones would leave a
     // hole in what it received before the close (N-13), so it gets nothing more.
     if (std::any_of(pending_closes_.begin(), pending_closes_.end(),
@@ -269,7 +274,9 @@ void Engine::PushPresenceEvents(const Channel& ch, const std::vector<PresenceEve
     const bool user_level =
         e.type == PresenceEventType::kUserJoin || e.type == PresenceEventType::kUserLeave;
     if (user_level ? !ch.options->user_presence : !ch.options->join_leave) continue;
-    Fanout(ch, [&](const Encoder& enc) { return enc.PresencePush(ch.name, e.type, e.entry); });
+    Fanout(
+        ch, [&](const Encoder& enc) { return enc.PresencePush(ch.name, e.type, e.entry); },
+        /*presence_only=*/true);
   }
 }
 

@@ -74,9 +74,17 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
         using T = std::decay_t<decltype(req)>;
         if constexpr (std::is_same_v<T, ConnectRequest>) {
           auto r = OnConnect(s, req);
-          // A refused connect is an error reply on both protocols (W-13): the SDK ends the
-          // connection itself (terminal for 101, a token refresh for 109).
-          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+          if (r) return SendTo(s, enc.Reply(cmd.id, *r));
+          const uint32_t code = ClientCode(r.error());
+          if (s.transport == Transport::kWebSocket && code != 109) {
+            // W-13: a refused connect closes the connection (3500 invalid token, 3501 bad
+            // request), as Centrifugo does; 109 (token expired) is a reply, so the SDK fetches
+            // a new token and reconnects.
+            const bool bad = code == static_cast<uint32_t>(Errc::kBadRequest);
+            return CloseSession(s.id, bad ? 3501 : 3500, bad ? "bad request" : "invalid token",
+                                false, true);
+          }
+          error(r.error());  // native N-2: an error reply
         } else if constexpr (std::is_same_v<T, SubscribeRequest>) {
           auto r = OnSubscribe(s, req);
           if (!r) return error(r.error());
@@ -190,7 +198,10 @@ Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& 
       table_.CountRecoveryTooLarge();
     }
   }
-  s.subs.emplace(r.channel, std::move(chan_info));
+  // Native subscriptions always take join/leave pushes (N-13 spec); WebSocket ones when the
+  // client asked for them (W-21), as the SDK's joinLeave option does.
+  const bool join_leave = s.transport == Transport::kNative || r.join_leave;
+  s.subs.emplace(r.channel, Subscription{std::move(chan_info), join_leave});
   SubscribeResult res;
   res.recoverable = out->recoverable;
   res.positioned = out->recoverable;
@@ -206,7 +217,7 @@ void Engine::AfterSubscribe(Session& s, std::string_view channel) {
   auto sub = s.subs.find(channel);
   Channel* ch = table_.Find(channel);
   if (sub == s.subs.end() || ch == nullptr || !ch->options->presence) return;
-  auto events = table_.Join(*ch, {s.client, s.user, s.conn_info, sub->second}, NowMs());
+  auto events = table_.Join(*ch, {s.client, s.user, s.conn_info, sub->second.chan_info}, NowMs());
   PushPresenceEvents(*ch, events);
 }
 
@@ -220,7 +231,7 @@ Result<PublishResult> Engine::OnPublish(Session& s, const PublishRequest& r) {
   if (r.data.size() > registry_.limits().max_publication_bytes) return Errc::kLimitExceeded;
   if (!nlohmann::json::accept(r.data)) return Errc::kBadRequest;  // N-12
   std::string chan_info;
-  if (auto sub = s.subs.find(r.channel); sub != s.subs.end()) chan_info = sub->second;
+  if (auto sub = s.subs.find(r.channel); sub != s.subs.end()) chan_info = sub->second.chan_info;
   const PresenceEntry publisher{s.client, s.user, s.conn_info, chan_info};
   auto out = PublishAndDeliver(r.channel, r.data, ClientInfoToJson(publisher), {}, &publisher);
   if (!out) return out.error();

@@ -69,7 +69,7 @@ void Engine::HandleWsEvent(const std::string& gateway, std::string_view event, u
   Session* s = FindSession(id);
   s->last_seen_ms = NowMs();
   json::DecodedFrame frame = json::DecodeFrame(payload);
-  if (frame.malformed) {  // W-7: not JSON: close with 3501 bad request
+  if (frame.malformed) {  // W-5: not JSON: close with 3501 bad request
     ++counters_.malformed;
     Log().debug("websocket {}: malformed frame ({})", conn_id, frame.reason);
     CloseSession(id, 3501, "bad request", false, true);
@@ -78,15 +78,19 @@ void Engine::HandleWsEvent(const std::string& gateway, std::string_view event, u
   for (ClientCommand& cmd : frame.commands) {
     s = FindSession(id);
     if (s == nullptr) return;  // a command closed the session
-    if (cmd.id == 0) {         // W-7: a command without id cannot be answered
+    const bool is_connect = std::holds_alternative<ConnectRequest>(cmd.request);
+    const bool is_send = std::holds_alternative<SendRequest>(cmd.request) && cmd.error == 0;
+    if (cmd.id == 0 && !is_send) {  // W-7: a command without id cannot be answered
       CloseSession(id, 3501, "bad request", false, true);
       return;
     }
-    if (!s->connected && !std::holds_alternative<ConnectRequest>(cmd.request)) {
-      CloseSession(id, 3501, "bad request", false, true);  // W-12: connect first
+    if (s->connected == is_connect) {  // W-12: connect first; W-14: only once
+      CloseSession(id, 3501, "bad request", false, true);
       return;
     }
     HandleCommand(*s, cmd);
+    s = FindSession(id);
+    if (is_connect && (s == nullptr || !s->connected)) return;  // W-13: nothing after a refusal
   }
 }
 

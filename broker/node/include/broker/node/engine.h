@@ -86,6 +86,10 @@ class Engine final : public chp::Pollable {
   // A client session: a native DEALER (by routing id on the native ROUTER) or a WebSocket
   // connection of a gateway (by the gateway's bridge routing id and its connection id).
   enum class Transport : uint8_t { kNative, kWebSocket };
+  struct Subscription {
+    std::string chan_info;   // JSON
+    bool join_leave = true;  // WebSocket: only when the client asked (W-21); native: always
+  };
   struct Session {
     SubscriberId id = 0;
     Transport transport = Transport::kNative;
@@ -98,9 +102,9 @@ class Engine final : public chp::Pollable {
     bool insecure = false;
     int64_t opened_ms = 0;
     int64_t last_seen_ms = 0;
-    int64_t last_ping_ms = 0;                              // WebSocket: the node's last `{}` ping
-    int64_t expires_s = 0;                                 // connection token expiry (0: none)
-    std::map<std::string, std::string, std::less<>> subs;  // channel -> chan_info
+    int64_t last_ping_ms = 0;                               // WebSocket: the node's last `{}` ping
+    int64_t expires_s = 0;                                  // connection token expiry (0: none)
+    std::map<std::string, Subscription, std::less<>> subs;  // by channel
   };
   struct Closed {
     uint32_t code = 0;
@@ -147,7 +151,9 @@ class Engine final : public chp::Pollable {
                                            bool skip_history = false);
   // Encodes an event at most once per protocol and sends it to every subscriber of `ch`
   // (WebSocket subscribers: one fan-out message per gateway). An empty encoding is skipped.
-  void Fanout(const Channel& ch, const std::function<std::string(const Encoder&)>& encode);
+  // `presence_only`: only to subscriptions that take join/leave pushes (W-21).
+  void Fanout(const Channel& ch, const std::function<std::string(const Encoder&)>& encode,
+              bool presence_only = false);
   void PushPresenceEvents(const Channel& ch, const std::vector<PresenceEvent>& events);
   void LeaveChannel(Session& s, std::string_view channel, bool push_unsubscribe, uint32_t code,
                     std::string_view reason);
