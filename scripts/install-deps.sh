@@ -9,7 +9,11 @@ PKGS=(
   googletest libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   clang clang-format libclang-rt-14-dev
+  libboost-dev libboost-system-dev libsimdjson-dev libjwt-dev nlohmann-json3-dev libssl-dev
+  curl chromium
 )
+# Node.js >= 20 runs client/js and the e2e tests; Debian's nodejs (18) only when none is there.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
 missing=()
 for p in "${PKGS[@]}"; do

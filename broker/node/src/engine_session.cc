@@ -203,8 +203,12 @@ Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& 
   const bool join_leave = s.transport == Transport::kNative || r.join_leave;
   s.subs.emplace(r.channel, Subscription{std::move(chan_info), join_leave});
   SubscribeResult res;
-  res.recoverable = out->recoverable;
-  res.positioned = out->recoverable;
+  // Recoverable when the namespace recovers for this subscription: always with force_recovery;
+  // with allow_recovery when the client asks (the SDK's `recoverable` option, or a recover
+  // attempt; native clients always ask). Positioned: the stream position is meaningful.
+  const bool asks = s.transport == Transport::kNative || r.recoverable || r.recover;
+  res.recoverable = out->recoverable && (opts.force_recovery || (opts.allow_recovery && asks));
+  res.positioned = out->recoverable && (res.recoverable || r.positioned || asks);
   res.epoch = out->top.epoch;
   res.offset = out->top.offset;
   res.recovered = out->recovered;
