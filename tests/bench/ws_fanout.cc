@@ -1,0 +1,298 @@
+// WebSocket benchmark: one real chorusd on loopback (tests/integration/node_support.h), its
+// browser transport (/connection/websocket, docs/protocol/websocket.md) loaded by the ws_load
+// generator (ws_load.h: one thread, thousands of connections), in one run:
+//   a) idle: M connections, each connected and subscribed (all on one channel, then each on its
+//      own channel, a fresh node for each), kept through one server ping round answered:
+//      node RSS per connection ((after - before) / M, /proc/<pid>/status) and the generator's
+//      own RSS per connection;
+//   b) fan-out: one publisher WebSocket connection publishing with client `publish` commands,
+//      N subscriber connections on one channel, 100-byte JSON payloads in bursts of --burst
+//      (each burst delivered to every subscriber before the next), history off and on:
+//      delivered messages/s, publish->deliver latency p50/p99, every subscriber checked to get
+//      every publication once (and in offset order with history).
+// No peer runs here; docs/benchmarks.md compares with broker_bench's native figure when both
+// were run. Ends with "RESULT ws_fanout key=value ..." lines.
+//   ws_fanout [--smoke] [--subs N] [--messages N] [--burst B] [--idle M] [--source-addrs K]
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "node_support.h"
+#include "ws_load.h"
+
+namespace {
+
+using chorus::bench::NowNs;
+using chorus::bench::WsLoad;
+using chorus::bench::WsLoadOptions;
+using chorus::testing::NodeOptions;
+using chorus::testing::NodeProcess;
+using chorus::testing::RssBytes;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A ~100-byte JSON payload carrying the send time.
+std::string Payload(uint64_t t_ns) {
+  char buf[128];
+  const int n = snprintf(buf, sizeof buf, "{\"t\":%" PRIu64 ",\"p\":\"", t_ns);
+  std::string s(buf, static_cast<size_t>(n));
+  s.append(100 - s.size() - 2, 'x');
+  s += "\"}";
+  return s;
+}
+
+double Percentile(std::vector<uint32_t>& v, double q) {
+  if (v.empty()) return 0;
+  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k] / 1000.0;
+}
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+void Report(const WsLoad& load, const char* what) {
+  const auto& c = load.counters();
+  fprintf(stderr,
+          "ws_fanout: %s: opened %" PRIu64 " failed %" PRIu64 " closed_by_node %" PRIu64
+          " error_replies %" PRIu64 " protocol_errors %" PRIu64 " last close %u, last: %s\n",
+          what, c.opened, c.failed, c.closed_by_node, c.error_replies, c.protocol_errors,
+          c.last_close_code, c.last_error.c_str());
+}
+
+// The config every node of the run gets; `ping_s` is the server ping period.
+NodeOptions Options(int ping_s) {
+  NodeOptions no;
+  no.extra_toml = R"(
+[namespaces.bench]
+allow_publish_for_client = true
+[namespaces.benchhist]
+history_size = 1000
+history_ttl_ms = 600000
+allow_publish_for_client = true
+)";
+  no.overrides = {"client.ping_interval_s=" + std::to_string(ping_s),
+                  "client.pong_timeout_s=" + std::to_string(std::max(1, ping_s - 1)),
+                  "client.max_queue_bytes=8388608", "node.log_level=warn"};
+  return no;
+}
+
+struct IdleFigures {
+  size_t open = 0;
+  double connect_per_s = 0;
+  double node_rss_per_conn = 0;       // after the ping round
+  double node_rss_per_conn_open = 0;  // right after the last subscribe reply
+  double gen_rss_per_conn = 0;
+  uint64_t pings = 0;
+  uint64_t closed = 0;
+  bool clean = false;
+};
+
+// `n` idle connections on a fresh node: one channel for all, or one channel each.
+IdleFigures Idle(size_t n, bool own_channels, int ping_s, const WsLoadOptions& base) {
+  IdleFigures f;
+  NodeProcess node(Options(ping_s));
+  if (!node.ready()) {
+    fprintf(stderr, "ws_fanout: chorusd did not start: %s\n", node.banner().c_str());
+    return f;
+  }
+  const int pid = node.process().pid();
+  WsLoadOptions lo = base;
+  lo.port = static_cast<uint16_t>(node.http_port());
+  WsLoad load(lo);
+  const size_t node_before = RssBytes(pid), gen_before = RssBytes(getpid());
+  const auto t0 = Clock::now();
+  const auto r = load.Open(
+      n,
+      [&](size_t i) {
+        return own_channels ? "bench:idle-" + std::to_string(i) : std::string("bench:idle");
+      },
+      seconds(300));
+  f.connect_per_s = static_cast<double>(r.ok) / Seconds(t0);
+  f.open = r.ok;
+  if (r.ok != n) Report(load, "idle open");
+  const size_t node_open = RssBytes(pid);
+  // One ping round, answered; then a pong timeout more with no connection closed.
+  const uint64_t pings0 = load.counters().pings;
+  load.RunUntil([&] { return load.counters().pings - pings0 >= r.ok; }, seconds(ping_s * 2 + 5));
+  load.RunUntil([&] { return load.counters().closed_by_node > 0; }, seconds(ping_s));
+  f.pings = load.counters().pings;
+  f.closed = load.counters().closed_by_node;
+  if (f.closed > 0) Report(load, "idle ping round");
+  const size_t node_after = RssBytes(pid), gen_after = RssBytes(getpid());
+  const double count = static_cast<double>(std::max<size_t>(r.ok, 1));
+  f.node_rss_per_conn_open = (static_cast<double>(node_open) - node_before) / count;
+  f.node_rss_per_conn = (static_cast<double>(node_after) - node_before) / count;
+  f.gen_rss_per_conn = (static_cast<double>(gen_after) - gen_before) / count;
+  const size_t left = load.CloseAll(seconds(30));
+  if (left > 0) fprintf(stderr, "ws_fanout: idle: %zu connections not closed by the node\n", left);
+  f.clean = node.Stop();
+  return f;
+}
+
+struct FanoutFigures {
+  double msgs_per_s = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  double connect_per_s = 0;
+  uint64_t delivered = 0;
+  size_t short_subs = 0;  // subscribers that got fewer or more than every publication
+  uint64_t order_errors = 0;
+  bool complete = false;
+};
+
+FanoutFigures Fanout(const NodeProcess& node, size_t subs, const std::string& channel, int messages,
+                     int burst, const WsLoadOptions& base) {
+  FanoutFigures f;
+  WsLoadOptions lo = base;
+  lo.port = static_cast<uint16_t>(node.http_port());
+  WsLoad load(lo);
+  const auto t0 = Clock::now();
+  const auto r = load.Open(
+      subs, [&](size_t) { return channel; }, seconds(120));
+  f.connect_per_s = static_cast<double>(r.ok) / Seconds(t0);
+  const auto pub = load.Open(
+      1, [](size_t) { return std::string(); }, seconds(10));
+  if (r.ok != subs || pub.ok != 1) {
+    Report(load, "fan-out open");
+    return f;
+  }
+  const auto start = Clock::now();
+  uint64_t expected = 0;
+  bool complete = true;
+  for (int sent = 0; sent < messages;) {
+    const int n = std::min(burst, messages - sent);
+    for (int i = 0; i < n; ++i) load.Publish(pub.first, channel, Payload(NowNs()));
+    sent += n;
+    expected += static_cast<uint64_t>(n) * subs;
+    if (!load.RunUntil([&] { return load.counters().delivered >= expected; }, seconds(20))) {
+      complete = false;
+      break;
+    }
+  }
+  const double secs = Seconds(start);
+  auto samples = load.TakeLatencies();
+  f.delivered = load.counters().delivered;
+  f.msgs_per_s = static_cast<double>(f.delivered) / secs;
+  f.p50_us = Percentile(samples, 0.50);
+  f.p99_us = Percentile(samples, 0.99);
+  load.RunUntil([&] { return load.counters().publish_replies >= static_cast<uint64_t>(messages); },
+                seconds(20));
+  for (size_t i = r.first; i < r.first + subs; ++i) {
+    if (load.DeliveredTo(i) != static_cast<uint64_t>(messages)) ++f.short_subs;
+  }
+  const auto& c = load.counters();
+  f.order_errors = c.order_errors;
+  f.complete = complete && f.short_subs == 0 && f.order_errors == 0 &&
+               c.publish_replies == static_cast<uint64_t>(messages) && c.error_replies == 0 &&
+               c.closed_by_node == 0 && c.protocol_errors == 0;
+  if (!f.complete) {
+    fprintf(stderr,
+            "ws_fanout: fan-out %s: delivered %" PRIu64 " of %" PRIu64
+            ", %zu subscribers short, "
+            "%" PRIu64 " publish replies of %d, %" PRIu64 " order errors\n",
+            channel.c_str(), f.delivered, static_cast<uint64_t>(messages) * subs, f.short_subs,
+            c.publish_replies, messages, f.order_errors);
+    Report(load, "fan-out");
+  }
+  load.CloseAll(seconds(30));
+  return f;
+}
+
+// Raises the descriptor limit (inherited by the chorusd children): soft to hard, or 65536.
+void RaiseFileLimit() {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rlimit want{65536, 65536};
+  if (setrlimit(RLIMIT_NOFILE, &want) != 0) {  // not root: take the hard limit
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ws_fanout: one chorusd, WebSocket clients (Centrifugo protocol v2, JSON)"};
+  bool smoke = false;
+  int messages = 2000, burst = 100, source_addrs = 0, ping_s = 5;
+  size_t subs = 1000, idle = 10'000;
+  app.add_flag("--smoke", smoke, "tiny sizes (CI): checks that everything runs");
+  app.add_option("--subs", subs, "subscriber connections of the fan-out");
+  app.add_option("--messages", messages, "publications per fan-out run");
+  app.add_option("--burst", burst, "publications per burst");
+  app.add_option("--idle", idle, "idle connections (the gateway accepts at most 10,000)");
+  app.add_option("--ping-s", ping_s, "server ping period during the idle phase (2..3600)");
+  app.add_option("--source-addrs", source_addrs,
+                 "bind client sockets to 127.0.0.2 .. 127.0.0.(1+K) (0: the kernel's choice)");
+  CLI11_PARSE(app, argc, argv);
+  if (smoke) {
+    subs = 50;
+    messages = 200;
+    burst = 50;
+    idle = 200;
+    ping_s = 2;
+  }
+  RaiseFileLimit();
+  WsLoadOptions lo;
+  for (int i = 0; i < source_addrs; ++i)
+    lo.source_addresses.push_back("127.0.0." + std::to_string(2 + i));
+
+  bool ok = true;
+  printf("idle: %zu connections, each connected and subscribed, one server ping round (%d s)\n",
+         idle, ping_s);
+  printf("%9s %8s %12s %16s %16s %14s %8s %7s\n", "channels", "open", "connects/s", "node B/conn",
+         "(before pings)", "generator B/c", "pings", "closed");
+  for (bool own : {false, true}) {
+    const IdleFigures f = Idle(idle, own, ping_s, lo);
+    ok = ok && f.open == idle && f.closed == 0 && f.pings >= idle && f.clean;
+    printf("%9s %8zu %12.0f %16.0f %16.0f %14.0f %8" PRIu64 " %7" PRIu64 "%s\n",
+           own ? "own" : "one", f.open, f.connect_per_s, f.node_rss_per_conn,
+           f.node_rss_per_conn_open, f.gen_rss_per_conn, f.pings, f.closed,
+           f.clean ? "" : "  UNCLEAN EXIT");
+    printf(
+        "RESULT ws_fanout idle conns=%zu channels=%s connects_per_s=%.0f "
+        "node_rss_per_conn_b=%.0f node_rss_per_conn_open_b=%.0f gen_rss_per_conn_b=%.0f "
+        "pings=%" PRIu64 " closed=%" PRIu64 " clean=%d\n",
+        f.open, own ? "own" : "one", f.connect_per_s, f.node_rss_per_conn, f.node_rss_per_conn_open,
+        f.gen_rss_per_conn, f.pings, f.closed, f.clean ? 1 : 0);
+    fflush(stdout);
+  }
+
+  NodeProcess node(Options(3600));
+  if (!node.ready()) {
+    fprintf(stderr, "ws_fanout: chorusd did not start: %s\n", node.banner().c_str());
+    return 1;
+  }
+  printf(
+      "fan-out, %d publications of 100 B in bursts of %d to %zu WebSocket subscribers (publisher: "
+      "one WebSocket connection, client publish)\n",
+      messages, burst, subs);
+  printf("%8s %14s %10s %10s %12s\n", "history", "ws msg/s", "p50 us", "p99 us", "connects/s");
+  for (bool history : {false, true}) {
+    const FanoutFigures f =
+        Fanout(node, subs, history ? "benchhist:fan" : "bench:fan", messages, burst, lo);
+    ok = ok && f.complete;
+    printf("%8s %14.0f %10.1f %10.1f %12.0f%s\n", history ? "on" : "off", f.msgs_per_s, f.p50_us,
+           f.p99_us, f.connect_per_s, f.complete ? "" : "  INCOMPLETE");
+    printf(
+        "RESULT ws_fanout fanout subs=%zu history=%d msgs_per_s=%.0f p50_us=%.1f p99_us=%.1f "
+        "delivered=%" PRIu64 " connects_per_s=%.0f complete=%d\n",
+        subs, history ? 1 : 0, f.msgs_per_s, f.p50_us, f.p99_us, f.delivered, f.connect_per_s,
+        f.complete ? 1 : 0);
+    fflush(stdout);
+  }
+  const bool clean = node.Stop();
+  if (!clean) fprintf(stderr, "ws_fanout: chorusd did not exit cleanly\n");
+  return ok && clean ? 0 : 1;
+}
