@@ -8,3 +8,7 @@ chorus_test(gateway_ws_test LABEL integration SOURCES gateway_ws_test.cc
             LIBS chorus::broker_gateway Boost::headers)
 target_compile_definitions(gateway_ws_test PRIVATE BOOST_ASIO_NO_DEPRECATED
                            BOOST_BEAST_USE_STD_STRING_VIEW)
+# Static files (HttpOptions::static_dir): content types, HEAD, and every way out of the
+# directory refused; raw HTTP bytes as in gateway_http_test.
+chorus_test(gateway_static_test LABEL integration SOURCES gateway_static_test.cc
+            LIBS chorus::broker_gateway)

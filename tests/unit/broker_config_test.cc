@@ -40,6 +40,7 @@ TEST(BrokerConfigDefaults, EmptyDocumentGivesTheDefaults) {
   EXPECT_EQ(c.node.log_level, LogLevel::kInfo);
   EXPECT_EQ(c.http.address, "127.0.0.1");
   EXPECT_EQ(c.http.port, 8000);
+  EXPECT_EQ(c.http.static_dir, "");
   EXPECT_FALSE(c.api.Enabled());
   EXPECT_EQ(c.native.endpoint, "tcp://127.0.0.1:0");
   EXPECT_EQ(c.cluster.chp_command, "tcp://127.0.0.1:0");
@@ -410,6 +411,30 @@ TEST_F(BrokerConfigLoad, MissingFileOrDirectory) {
   EXPECT_EQ(LoadConfig(dir_.string()).error(), dir_.string() + ": cannot read: is a directory");
 }
 
+TEST_F(BrokerConfigLoad, StaticDir) {
+  const std::string dir = dir_.string();
+  auto c = ParseConfig("[http]\nstatic_dir = \"" + dir + "\"\n", kSource);
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->http.static_dir, dir);
+
+  const std::string missing = (dir_ / "missing").string();
+  EXPECT_EQ(
+      ErrorOf("[http]\nstatic_dir = \"" + missing + "\"\n"),
+      "chorus.toml: http.static_dir: must be an existing directory (got \"" + missing + "\")");
+  const std::string file = Write("index.html", "<p>hi</p>");
+  EXPECT_EQ(ErrorOf("[http]\nstatic_dir = \"" + file + "\"\n"),
+            "chorus.toml: http.static_dir: must be an existing directory (got \"" + file + "\")");
+  NodeConfig config;
+  EXPECT_EQ(ApplyOverride(config, "http.static_dir", missing).error(),
+            "--set: http.static_dir: must be an existing directory (got \"" + missing + "\")");
+  EXPECT_EQ(config.http.static_dir, "");  // unchanged on error
+  ASSERT_TRUE(ApplyOverride(config, "http.static_dir", dir).ok());
+  EXPECT_EQ(config.http.static_dir, dir);
+  config.http.static_dir = file;  // built in code: ValidateConfig checks it too
+  EXPECT_EQ(ValidateConfig(config),
+            "http.static_dir: must be an existing directory (got \"" + file + "\")");
+}
+
 // ---- Overrides
 // -----------------------------------------------------------------------------------
 
@@ -544,7 +569,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
                         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 2 + 1 + 1 + 6 + 6 + 16 + 3 + 16);
+  EXPECT_EQ(keys.size(), 2u + 3 + 1 + 2 + 6 + 6 + 16 + 3 + 16);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");

@@ -131,6 +131,13 @@ Problem CheckHost(std::string_view v, const std::string& key) {
   return key + ": must be a host name or IP address (got " + Quoted(v) + ")";
 }
 
+Problem CheckStaticDir(std::string_view v, const std::string& key) {
+  if (v.empty()) return std::nullopt;  // no static files
+  std::error_code ec;
+  if (std::filesystem::is_directory(std::filesystem::path(v), ec)) return std::nullopt;
+  return key + ": must be an existing directory (got " + Quoted(v) + ")";
+}
+
 bool ParsePort(std::string_view s, int64_t& port) {
   if (s.empty() || s.size() > 5) return false;
   port = 0;
@@ -349,13 +356,13 @@ const std::vector<NodeField>& NodeFields() {
                             {StringField("id", &NodeSection::id, CheckNodeId), LogLevelField()});
     AddSection<HttpSection>(out, "http", &NodeConfig::http,
                             {StringField("address", &HttpSection::address, CheckHost),
-                             IntField("port", &HttpSection::port, 0, 65535)});
+                             IntField("port", &HttpSection::port, 0, 65535),
+                             StringField("static_dir", &HttpSection::static_dir, CheckStaticDir)});
     AddSection<ApiSection>(out, "api", &NodeConfig::api,
                            {StringField("key", &ApiSection::key, nullptr)});
-    AddSection<NativeSection>(
-        out, "native", &NodeConfig::native,
-        {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
-         IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000)});
+    AddSection<NativeSection>(out, "native", &NodeConfig::native,
+                              {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
+                               IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000)});
     using C = ClusterSection;
     AddSection<C>(out, "cluster", &NodeConfig::cluster,
                   {StringField("chp_command", &C::chp_command, CheckBindEndpoint),

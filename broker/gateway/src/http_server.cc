@@ -14,6 +14,7 @@
 #include "engine_client.h"
 #include "http_session.h"
 #include "server_context.h"
+#include "static_file.h"
 #include "ws_hub.h"
 
 namespace chorus::broker::gateway {
@@ -66,7 +67,7 @@ bool Valid(const HttpOptions& o) {
   return !o.engine_endpoint.empty() && o.max_connections > 0 && o.max_in_flight > 0 &&
          o.engine_timeout.count() > 0 && o.idle_timeout.count() > 0 && o.max_header_bytes > 0 &&
          o.max_ws_queue_bytes > 0 && o.max_ws_message_bytes > 0 &&
-         o.ws_handshake_timeout.count() > 0;
+         o.ws_handshake_timeout.count() > 0 && o.max_static_file_bytes > 0;
 }
 
 }  // namespace
@@ -77,9 +78,11 @@ bool Valid(const HttpOptions& o) {
 // outlives every I/O object.
 class HttpServer::Impl {
  public:
-  Impl(zmq::context_t& zctx, HttpOptions o) : zctx_(zctx) {
+  Impl(zmq::context_t& zctx, HttpOptions o, std::string static_root) : zctx_(zctx) {
     ctx_.options = std::move(o);
     ctx_.router.api_key = ctx_.options.api_key;
+    ctx_.static_root = std::move(static_root);
+    ctx_.router.static_files = !ctx_.static_root.empty();
     ctx_.counters = &counters_;
   }
 
@@ -159,6 +162,7 @@ class HttpServer::Impl {
     Log().info("http server listening on {}:{} (engine {}, api {})", ctx_.options.address,
                port_.load(), ctx_.options.engine_endpoint,
                ctx_.options.api_key.empty() ? "disabled" : "enabled");
+    if (!ctx_.static_root.empty()) Log().info("static files from {}", ctx_.static_root);
     return {};
   }
 
@@ -229,7 +233,13 @@ class HttpServer::Impl {
 
 chp::Result<std::unique_ptr<HttpServer>> HttpServer::Start(zmq::context_t& ctx, HttpOptions o) {
   if (!Valid(o)) return std::make_error_code(std::errc::invalid_argument);
-  auto impl = std::make_unique<Impl>(ctx, std::move(o));
+  std::string static_root;
+  if (!o.static_dir.empty()) {
+    auto root = detail::ResolveStaticRoot(o.static_dir);
+    if (!root) return root.error();
+    static_root = std::move(*root);
+  }
+  auto impl = std::make_unique<Impl>(ctx, std::move(o), std::move(static_root));
   if (const std::error_code ec = impl->Launch()) return ec;
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }

@@ -13,6 +13,7 @@
 
 #include "broker/gateway/log.h"
 #include "engine_client.h"
+#include "static_file.h"
 #include "ws_session.h"
 
 namespace chorus::broker::gateway::detail {
@@ -35,30 +36,44 @@ struct Answer {
   std::string_view content_type;
   std::string body;
   std::string_view allow;  // 405
+  // A static file: Cache-Control: no-cache and X-Content-Type-Options: nosniff.
+  bool static_file = false;
+  // The Content-Length when the body was not read (a HEAD of a static file); else body.size().
+  std::optional<uint64_t> length;
 };
+
+Answer Make(int status, std::string_view content_type, std::string body,
+            std::string_view allow = {}) {
+  Answer a;
+  a.status = status;
+  a.content_type = content_type;
+  a.body = std::move(body);
+  a.allow = allow;
+  return a;
+}
 
 // The gateway's own answers (README "Routes"): API errors in the API's JSON shape, plain text
 // for HTTP-level ones.
 Answer Own(int status, std::string_view allow = {}) {
   switch (status) {
     case 401:
-      return {401, kJson, ErrorJson(101, "unauthorized"), {}};
+      return Make(401, kJson, ErrorJson(101, "unauthorized"));
     case 502:
-      return {502, kJson, ErrorJson(100, "internal server error"), {}};
+      return Make(502, kJson, ErrorJson(100, "internal server error"));
     case 503:
-      return {503, kJson, ErrorJson(100, "internal server error"), {}};
+      return Make(503, kJson, ErrorJson(100, "internal server error"));
     case 400:
-      return {400, kText, "400 bad request\n", {}};
+      return Make(400, kText, "400 bad request\n");
     case 404:
-      return {404, kText, "404 page not found\n", {}};
+      return Make(404, kText, "404 page not found\n");
     case 405:
-      return {405, kText, "405 method not allowed\n", allow};
+      return Make(405, kText, "405 method not allowed\n", allow);
     case 413:
-      return {413, kText, "413 request entity too large\n", {}};
+      return Make(413, kText, "413 request entity too large\n");
     case 431:
-      return {431, kText, "431 request header fields too large\n", {}};
+      return Make(431, kText, "431 request header fields too large\n");
     default:
-      return {status, kText, std::to_string(status) + "\n", {}};
+      return Make(status, kText, std::to_string(status) + "\n");
   }
 }
 
@@ -84,6 +99,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   void ReadHead() {
     if (closed_ || ctx_.stopping) return Close();
     parser_.emplace();
+    head_request_ = false;
     parser_->header_limit(ctx_.options.max_header_bytes);
     // The body limit is applied after routing (OnHead). Not boost::none: Beast 1.74 compares
     // the length against an empty optional as "over the limit".
@@ -100,6 +116,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     const auto& req = parser_->get();
     version_ = req.version();
     keep_alive_ = req.keep_alive();
+    head_request_ = req.method() == http::verb::head;
 
     RequestHead head;
     head.method = req.method_string();
@@ -175,6 +192,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   void Dispatch() {
     if (route_.kind == RouteKind::kReject) return Respond(Own(route_.status, route_.allow));
     if (route_.kind == RouteKind::kWebSocket) return Upgrade();
+    if (route_.kind == RouteKind::kStatic) return ServeStatic();
 
     std::string body = route_.takes_body ? std::move(parser_->get().body()) : std::string();
     Bump(ctx_.counters->forwarded);
@@ -198,6 +216,21 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     StartWsSession(stream_.release_socket(), parser_->release(), ctx_);
   }
 
+  // A file of the static directory, read here on the io thread (small and bounded: README
+  // "Static files"); the engine is not involved.
+  void ServeStatic() {
+    StaticFile f = ReadStaticFile(ctx_.static_root, route_.static_path,
+                                  ctx_.options.max_static_file_bytes, !head_request_);
+    if (f.status != 200) return Respond(Own(f.status));
+    Answer a;
+    a.status = 200;
+    a.content_type = f.content_type;
+    a.body = std::move(f.body);
+    a.static_file = true;
+    a.length = f.size;
+    Respond(std::move(a));
+  }
+
   void OnEngine(chp::Result<EngineReply> r) {
     if (closed_) return;
     if (!r.ok()) return Respond(Own(r.error() == chp::Errc::kTimeout ? 503 : 502));
@@ -218,9 +251,18 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     response_.set(http::field::server, "chorus");
     if (!a.content_type.empty()) response_.set(http::field::content_type, a.content_type);
     if (!a.allow.empty()) response_.set(http::field::allow, a.allow);
-    if (a.status != 204 && a.status != 304) response_.body() = std::move(a.body);
+    if (a.static_file) {
+      response_.set(http::field::cache_control, "no-cache");
+      response_.set("X-Content-Type-Options", "nosniff");
+    }
     response_.keep_alive(keep_alive);
-    response_.prepare_payload();
+    if (head_request_) {
+      // RFC 9110 §9.3.2: the headers a GET would get, no body (whatever the answer).
+      response_.content_length(a.length.value_or(a.body.size()));
+    } else {
+      if (a.status != 204 && a.status != 304) response_.body() = std::move(a.body);
+      response_.prepare_payload();
+    }
     stream_.expires_after(ctx_.options.idle_timeout);
     http::async_write(stream_, response_,
                       [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
@@ -261,6 +303,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   Route route_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
+  bool head_request_ = false;  // the current request is a HEAD: its answer has no body
   bool closed_ = false;
   size_t discarded_ = 0;
   std::array<char, 4096> discard_{};

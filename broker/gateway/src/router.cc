@@ -8,6 +8,26 @@ namespace {
 constexpr std::string_view kApiPrefix = "/api/";
 constexpr std::string_view kWebSocketPath = "/connection/websocket";
 constexpr size_t kMaxMethodName = 64;
+// Paths (and everything below them) that are never static files.
+constexpr std::string_view kReserved[] = {"/api", "/health", "/metrics", kWebSocketPath};
+
+bool Reserved(std::string_view path) {
+  for (std::string_view r : kReserved) {
+    if (path.starts_with(r) && (path.size() == r.size() || path[r.size()] == '/')) return true;
+  }
+  return false;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool IsControl(unsigned char c) {
+  return c < 0x20 || c == 0x7F;
+}
 
 bool ValidMethodName(std::string_view m) {
   if (m.empty() || m.size() > kMaxMethodName) return false;
@@ -103,7 +123,51 @@ Route RouteRequest(const RequestHead& head, const RouterConfig& config) {
     r.status = 0;
     return r;
   }
+  if (config.static_files && !Reserved(path)) {
+    std::optional<std::string> file = StaticPath(path);
+    if (!file) return Reject(404);
+    if (head.method != "GET" && head.method != "HEAD") return Reject(405, "GET, HEAD");
+    Route r;
+    r.kind = RouteKind::kStatic;
+    r.status = 0;
+    r.static_path = std::move(*file);
+    return r;
+  }
   return Reject(404);
+}
+
+std::optional<std::string> StaticPath(std::string_view path) {
+  if (path.empty() || path.front() != '/') return std::nullopt;
+  if (path == "/") return "index.html";
+  std::string decoded;
+  decoded.reserve(path.size());
+  for (size_t i = 0; i < path.size(); ++i) {
+    const auto c = static_cast<unsigned char>(path[i]);
+    if (c == '\\' || IsControl(c)) return std::nullopt;
+    if (c != '%') {
+      decoded += static_cast<char>(c);
+      continue;
+    }
+    if (i + 2 >= path.size()) return std::nullopt;
+    const int hi = HexValue(path[i + 1]);
+    const int lo = HexValue(path[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    const auto d = static_cast<unsigned char>(hi * 16 + lo);
+    // An escaped separator or dot only ever serves to slip past the segment checks below.
+    if (d == '.' || d == '/' || d == '\\' || IsControl(d)) return std::nullopt;
+    decoded += static_cast<char>(d);
+    i += 2;
+  }
+  if (Reserved(decoded)) return std::nullopt;
+  std::string_view rest = std::string_view(decoded).substr(1);
+  for (;;) {
+    const size_t slash = rest.find('/');
+    const std::string_view segment = rest.substr(0, slash);
+    if (segment.empty() || segment == "." || segment == "..") return std::nullopt;
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  return decoded.substr(1);
 }
 
 std::string ErrorJson(int code, std::string_view message) {

@@ -26,6 +26,7 @@ enum class RouteKind {
   kEngine,     // forward to the engine: kind + method (README "Engine bridge")
   kReject,     // answer at once with `status` (and `allow` for 405); the engine is not contacted
   kWebSocket,  // hand the connection to a WebSocket session (README "WebSocket")
+  kStatic,     // answer from HttpOptions::static_dir, file `static_path` (README "Static files")
 };
 
 struct Route {
@@ -35,16 +36,28 @@ struct Route {
   bool takes_body = false;    // the request body travels to the engine (api only)
   int status = 404;           // kReject
   std::string_view allow;     // kReject with 405: the Allow header value
+  std::string static_path;    // kStatic: decoded, relative to the directory ("sub/b.css")
 };
 
 struct RouterConfig {
-  std::string api_key;  // "" disables /api/*
+  std::string api_key;        // "" disables /api/*
+  bool static_files = false;  // HttpOptions::static_dir is set
 };
 
 // Routes (README "Routes"): /api/<method> (POST, authorised, 404 when the API is disabled),
-// GET /health, GET /metrics, GET /connection/websocket (an upgrade; a plain GET is 400);
-// anything else 404. The <method> segment is [A-Za-z0-9_.-]{1,64}.
+// GET /health, GET /metrics, GET /connection/websocket (an upgrade; a plain GET is 400); with
+// static files, GET or HEAD of any other path whose StaticPath() is safe (another method: 405;
+// an unsafe path: 404); anything else 404. The <method> segment is [A-Za-z0-9_.-]{1,64}.
 Route RouteRequest(const RequestHead& head, const RouterConfig& config);
+
+// The file a static request names, relative to the static directory: "/" is "index.html";
+// otherwise the path without its leading '/', percent-decoded. nullopt (not served) when the
+// path does not start with '/', has a malformed escape, an escape that decodes to a dot, a
+// slash, a backslash or a control character, a raw backslash or control character, an empty,
+// "." or ".." segment (so a trailing '/' too), or names a reserved route once decoded (/api,
+// /health, /metrics, /connection/websocket and everything below them). Symlinks are the
+// reader's business (static_file.h).
+std::optional<std::string> StaticPath(std::string_view path);
 
 // True when the request carries `key` as "X-API-Key: <key>" or "Authorization: apikey <key>"
 // (scheme case-insensitive). X-API-Key is looked at first when both are present. The

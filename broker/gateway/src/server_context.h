@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <unordered_set>
 
 #include "broker/gateway/http_server.h"
@@ -58,6 +59,7 @@ class Connection {
 struct ServerContext {
   HttpOptions options;
   RouterConfig router;
+  std::string static_root;  // realpath of options.static_dir; "" = no static files
   EngineClient* engine = nullptr;
   WsHub* ws = nullptr;  // WebSocket connections by conn id, and their bridge frames
   Counters* counters = nullptr;

@@ -44,6 +44,7 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   ho.address = config.http.address;
   ho.port = config.http.port;
   ho.api_key = config.api.key;
+  ho.static_dir = config.http.static_dir;
   ho.engine_endpoint = ep.bridge;
   ho.max_body_bytes = std::max<size_t>(1 << 20, config.limits.max_publication_bytes * 2 + 4096);
   ho.max_ws_queue_bytes = config.client.max_queue_bytes;

@@ -36,6 +36,10 @@ struct NodeSection {
 struct HttpSection {
   std::string address = "127.0.0.1";
   uint16_t port = 8000;  // 0 = pick a free port (the bound port is logged)
+  // Files served on GET/HEAD of paths outside /api, /health, /metrics, /connection/websocket
+  // (`/` is its index.html). "" = no static files; else an existing directory (a relative path
+  // is relative to chorusd's working directory).
+  std::string static_dir;
   bool operator==(const HttpSection&) const = default;
 };
 

@@ -1,7 +1,8 @@
 // The node's HTTP listener (broker/gateway/README.md): the server API `POST /api/<method>`,
 // `GET /health` and `GET /metrics`, all answered by the engine through the engine bridge (the
-// frames are specified in the README, "Engine bridge"), and the WebSocket transport on
-// `GET /connection/websocket`, whose messages the engine handles too (README "WebSocket").
+// frames are specified in the README, "Engine bridge"), the WebSocket transport on
+// `GET /connection/websocket`, whose messages the engine handles too (README "WebSocket"),
+// and, when configured, the files of a static directory (README "Static files").
 //
 // Threads: an HttpServer runs one io thread of its own. That thread owns the io_context, the
 // listening socket, every connection and the zmq DEALER connected to the engine; nothing else
@@ -37,6 +38,10 @@ struct HttpOptions {
   size_t max_ws_queue_bytes = 1 << 20;
   size_t max_ws_message_bytes = 1 << 20;                  // larger client messages: close 1009
   std::chrono::milliseconds ws_handshake_timeout{10000};  // upgrade not completed: dropped
+  // Static files (README "Static files"): "" = none; else an existing directory whose files
+  // are served on GET/HEAD of the paths outside /api, /health, /metrics, /connection/websocket.
+  std::string static_dir;
+  size_t max_static_file_bytes = 16 << 20;  // larger files: 404
 };
 
 // Counters, a snapshot read from any thread (relaxed: for tests and /metrics, not for logic).
