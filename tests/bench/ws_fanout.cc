@@ -9,10 +9,13 @@
 //      N subscriber connections on one channel, 100-byte JSON payloads in bursts of --burst
 //      (each burst delivered to every subscriber before the next), history off and on:
 //      delivered messages/s, publish->deliver latency p50/p99, every subscriber checked to get
-//      every publication once (and in offset order with history).
+//      every publication once (and in offset order with history); then one publication at a
+//      time (bursts of 1) for the latency of a single fan-out; CPU of the node and of the
+//      generator per wall second, to tell which side was the limit.
 // No peer runs here; docs/benchmarks.md compares with broker_bench's native figure when both
 // were run. Ends with "RESULT ws_fanout key=value ..." lines.
-//   ws_fanout [--smoke] [--subs N] [--messages N] [--burst B] [--idle M] [--source-addrs K]
+//   ws_fanout [--smoke] [--subs N] [--messages N] [--burst B] [--rounds R] [--idle M]
+//             [--ping-s S] [--source-addrs K]
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -55,6 +59,23 @@ double Percentile(std::vector<uint32_t>& v, double q) {
   const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
   return v[k] / 1000.0;
+}
+
+// CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0 when unreadable.
+double CpuSeconds(int pid) {
+  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return 0;
+  char buf[1024];
+  const size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char* p = strrchr(buf, ')');  // the command name may hold spaces
+  unsigned long utime = 0, stime = 0;
+  if (p == nullptr ||
+      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 double Seconds(Clock::time_point since) {
@@ -148,10 +169,13 @@ struct FanoutFigures {
   uint64_t delivered = 0;
   size_t short_subs = 0;  // subscribers that got fewer or more than every publication
   uint64_t order_errors = 0;
+  double node_cpu = 0;  // CPU seconds per wall second during the bursts (2 cores: at most 2)
+  double gen_cpu = 0;
+  double lines_per_message = 0;  // the gateway's batching: pushes per WebSocket message
   bool complete = false;
 };
 
-FanoutFigures Fanout(const NodeProcess& node, size_t subs, const std::string& channel, int messages,
+FanoutFigures Fanout(NodeProcess& node, size_t subs, const std::string& channel, int messages,
                      int burst, const WsLoadOptions& base) {
   FanoutFigures f;
   WsLoadOptions lo = base;
@@ -167,6 +191,9 @@ FanoutFigures Fanout(const NodeProcess& node, size_t subs, const std::string& ch
     Report(load, "fan-out open");
     return f;
   }
+  const int pid = node.process().pid();
+  const double node_cpu0 = CpuSeconds(pid), gen_cpu0 = CpuSeconds(getpid());
+  const uint64_t messages0 = load.counters().text_messages;
   const auto start = Clock::now();
   uint64_t expected = 0;
   bool complete = true;
@@ -181,6 +208,11 @@ FanoutFigures Fanout(const NodeProcess& node, size_t subs, const std::string& ch
     }
   }
   const double secs = Seconds(start);
+  f.node_cpu = (CpuSeconds(pid) - node_cpu0) / secs;
+  f.gen_cpu = (CpuSeconds(getpid()) - gen_cpu0) / secs;
+  f.lines_per_message =
+      static_cast<double>(load.counters().delivered) /
+      static_cast<double>(std::max<uint64_t>(1, load.counters().text_messages - messages0));
   auto samples = load.TakeLatencies();
   f.delivered = load.counters().delivered;
   f.msgs_per_s = static_cast<double>(f.delivered) / secs;
@@ -225,12 +257,16 @@ void RaiseFileLimit() {
 int main(int argc, char** argv) {
   CLI::App app{"ws_fanout: one chorusd, WebSocket clients (Centrifugo protocol v2, JSON)"};
   bool smoke = false;
-  int messages = 2000, burst = 100, source_addrs = 0, ping_s = 5;
+  int messages = 2000, burst = 100, source_addrs = 0, ping_s = 5, rounds = 1,
+      latency_messages = 200;
   size_t subs = 1000, idle = 10'000;
   app.add_flag("--smoke", smoke, "tiny sizes (CI): checks that everything runs");
   app.add_option("--subs", subs, "subscriber connections of the fan-out");
   app.add_option("--messages", messages, "publications per fan-out run");
   app.add_option("--burst", burst, "publications per burst");
+  app.add_option("--rounds", rounds, "fan-out rounds (history off, on) before the latency run");
+  app.add_option("--latency-messages", latency_messages,
+                 "publications of the latency run (bursts of 1)");
   app.add_option("--idle", idle, "idle connections (the gateway accepts at most 10,000)");
   app.add_option("--ping-s", ping_s, "server ping period during the idle phase (2..3600)");
   app.add_option("--source-addrs", source_addrs,
@@ -242,6 +278,7 @@ int main(int argc, char** argv) {
     burst = 50;
     idle = 200;
     ping_s = 2;
+    latency_messages = 20;
   }
   RaiseFileLimit();
   WsLoadOptions lo;
@@ -278,17 +315,31 @@ int main(int argc, char** argv) {
       "fan-out, %d publications of 100 B in bursts of %d to %zu WebSocket subscribers (publisher: "
       "one WebSocket connection, client publish)\n",
       messages, burst, subs);
-  printf("%8s %14s %10s %10s %12s\n", "history", "ws msg/s", "p50 us", "p99 us", "connects/s");
-  for (bool history : {false, true}) {
-    const FanoutFigures f =
-        Fanout(node, subs, history ? "benchhist:fan" : "bench:fan", messages, burst, lo);
+  printf("%8s %6s %14s %10s %10s %12s %9s %9s %9s\n", "history", "burst", "ws msg/s", "p50 us",
+         "p99 us", "connects/s", "node cpu", "gen cpu", "pub/frame");
+  struct Run {
+    bool history;
+    int burst, messages;
+  };
+  std::vector<Run> runs;
+  for (int round = 0; round < rounds; ++round) {
+    runs.push_back({false, burst, messages});
+    runs.push_back({true, burst, messages});
+  }
+  runs.push_back({false, 1, latency_messages});  // latency of one publication at a time
+  for (const Run& run : runs) {
+    const FanoutFigures f = Fanout(node, subs, run.history ? "benchhist:fan" : "bench:fan",
+                                   run.messages, run.burst, lo);
     ok = ok && f.complete;
-    printf("%8s %14.0f %10.1f %10.1f %12.0f%s\n", history ? "on" : "off", f.msgs_per_s, f.p50_us,
-           f.p99_us, f.connect_per_s, f.complete ? "" : "  INCOMPLETE");
+    printf("%8s %6d %14.0f %10.1f %10.1f %12.0f %9.2f %9.2f %9.1f%s\n", run.history ? "on" : "off",
+           run.burst, f.msgs_per_s, f.p50_us, f.p99_us, f.connect_per_s, f.node_cpu, f.gen_cpu,
+           f.lines_per_message, f.complete ? "" : "  INCOMPLETE");
     printf(
-        "RESULT ws_fanout fanout subs=%zu history=%d msgs_per_s=%.0f p50_us=%.1f p99_us=%.1f "
-        "delivered=%" PRIu64 " connects_per_s=%.0f complete=%d\n",
-        subs, history ? 1 : 0, f.msgs_per_s, f.p50_us, f.p99_us, f.delivered, f.connect_per_s,
+        "RESULT ws_fanout fanout subs=%zu history=%d burst=%d messages=%d msgs_per_s=%.0f "
+        "p50_us=%.1f p99_us=%.1f delivered=%" PRIu64
+        " connects_per_s=%.0f node_cpu=%.2f gen_cpu=%.2f pubs_per_frame=%.1f complete=%d\n",
+        subs, run.history ? 1 : 0, run.burst, run.messages, f.msgs_per_s, f.p50_us, f.p99_us,
+        f.delivered, f.connect_per_s, f.node_cpu, f.gen_cpu, f.lines_per_message,
         f.complete ? 1 : 0);
     fflush(stdout);
   }

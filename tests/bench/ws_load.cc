@@ -334,6 +334,7 @@ struct WsLoad::Impl {
 
   // One text message: lines separated by '\n' (W-3, W-10).
   void OnMessage(Conn& c, std::string_view m) {
+    ++counters.text_messages;
     while (!m.empty() && c.state != State::kClosed) {
       const size_t nl = m.find('\n');
       std::string_view line = m.substr(0, nl);

@@ -45,6 +45,7 @@ struct WsLoadOptions {
 struct WsLoadCounters {
   uint64_t opened = 0;           // connections whose join replies all came back without error
   uint64_t failed = 0;           // connections that ended before that (refused, error reply...)
+  uint64_t text_messages = 0;    // WebSocket text messages received after the handshake
   uint64_t delivered = 0;        // pub pushes with a send time
   uint64_t other_pushes = 0;     // any other push (join, leave, unsubscribe, disconnect...)
   uint64_t pings = 0;            // server `{}` pings answered with `{}`
