@@ -8,7 +8,10 @@
 //      time of presence_stats and of a full paged presence read.
 // Ends with "RESULT broker_bench key=value ..." lines.
 //   broker_bench [--smoke] [--messages N] [--burst B] [--presence-members M]
+#include <pthread.h>
 #include <sys/resource.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <atomic>
@@ -238,19 +241,72 @@ struct PresenceFigures {
   size_t members = 0;
 };
 
+constexpr char kPresenceChannel[] = "bp:room";
+
+// Connects `count` member sessions (users member<first+i>/2) to the presence channel, in
+// batches each answered before the next (so the connects do not all hit the node's listen
+// backlog at once). False when one gets no subscribe reply.
+bool JoinMembers(zmq::context_t& ctx, const std::string& native, size_t first, size_t count,
+                 std::vector<std::unique_ptr<RawSession>>& sessions) {
+  constexpr size_t kBatch = 500;
+  for (size_t done = 0; done < count;) {
+    const size_t n = std::min(kBatch, count - done);
+    const size_t base = sessions.size();
+    for (size_t i = 0; i < n; ++i) {
+      auto s = std::make_unique<RawSession>(ctx, native);
+      s->Send("connect", P({{"user", "member" + std::to_string((first + done + i) / 2)}}));
+      s->Send("subscribe", P({{"channel", kPresenceChannel}}));
+      sessions.push_back(std::move(s));
+    }
+    for (size_t k = base; k < sessions.size(); ++k) {
+      if (!sessions[k]->Reply(2, std::chrono::seconds(60))) {
+        fprintf(stderr, "broker_bench: member %zu got no subscribe reply\n", first + k);
+        return false;
+      }
+    }
+    done += n;
+  }
+  return true;
+}
+
+// Child mode (`--hold-members`): holds members until SIGTERM. Each session costs this process
+// two file descriptors (socket and mailbox), so 10,000 members are spread over child processes.
+int HoldMembers(const std::string& native, size_t first, size_t count) {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  zmq::context_t ctx(1);
+  ctx.set(zmq::ctxopt::max_sockets, 60000);
+  std::vector<std::unique_ptr<RawSession>> sessions;
+  const bool ok = JoinMembers(ctx, native, first, count, sessions);
+  printf("%s %zu\n", ok ? "held" : "failed", sessions.size());
+  fflush(stdout);
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  return ok ? 0 : 1;
+}
+
 PresenceFigures PresenceBench(zmq::context_t& ctx, const NodeProcess& node, size_t members,
                               int iterations) {
   PresenceFigures f;
-  const std::string channel = "bp:room";
-  std::vector<std::unique_ptr<RawSession>> sessions;
-  for (size_t i = 0; i < members; ++i) {
-    auto s = std::make_unique<RawSession>(ctx, node.native());
-    s->Send("connect", P({{"user", "member" + std::to_string(i % (members / 2 + 1))}}));
-    s->Send("subscribe", P({{"channel", channel}}));
-    sessions.push_back(std::move(s));
+  const std::string channel = kPresenceChannel;
+  constexpr size_t kPerProcess = 4000;
+  std::vector<std::unique_ptr<chorus::testing::ChildProcess>> holders;
+  for (size_t first = 0; first < members; first += kPerProcess) {
+    const size_t n = std::min(kPerProcess, members - first);
+    holders.push_back(std::make_unique<chorus::testing::ChildProcess>(
+        "/proc/self/exe",
+        std::vector<std::string>{"--hold-members", std::to_string(n), "--first",
+                                 std::to_string(first), "--native", node.native()}));
   }
-  for (auto& s : sessions) {
-    if (!s->Reply(2, std::chrono::seconds(60))) return f;
+  for (auto& h : holders) {
+    const std::string line = h->ReadLine(std::chrono::seconds(120));
+    if (line.rfind("held ", 0) != 0) {
+      fprintf(stderr, "broker_bench: a member holder failed: '%s'\n", line.c_str());
+      return f;
+    }
   }
   RawSession churn(ctx, node.native());
   if (!churn.Call("connect", P({{"user", "churn"}}))) return f;
@@ -276,9 +332,12 @@ PresenceFigures PresenceBench(zmq::context_t& ctx, const NodeProcess& node, size
     cursor = page->Str("result.next_cursor");
   } while (!cursor.empty());
   f.full_read_ms = std::chrono::duration<double, std::milli>(Clock::now() - r0).count();
-  if (seen != f.members)
+  if (seen != f.members) {
     fprintf(stderr, "broker_bench: paged read saw %zu of %zu\n", seen, f.members);
-  for (auto& s : sessions) s->Send("disconnect");
+  }
+  for (auto& h : holders) {
+    if (!h->Terminate(std::chrono::seconds(30))) fprintf(stderr, "broker_bench: holder exit\n");
+  }
   return f;
 }
 
@@ -305,7 +364,13 @@ int main(int argc, char** argv) {
   app.add_option("--burst", burst, "publications per burst");
   app.add_option("--subs", subs_list, "subscriber counts");
   app.add_option("--presence-members", presence_members, "members of the presence channel");
+  size_t hold = 0, first = 0;
+  std::string native;
+  app.add_option("--hold-members", hold, "(internal) child mode: hold N members")->group("");
+  app.add_option("--first", first, "(internal) first member index")->group("");
+  app.add_option("--native", native, "(internal) the node's native endpoint")->group("");
   CLI11_PARSE(app, argc, argv);
+  if (hold > 0) return HoldMembers(native, first, hold);
   if (smoke) {
     messages = 200;
     subs_list = {1, 20};

@@ -59,6 +59,9 @@ Result<Unit> Engine::Bind() {
     native_.set(zmq::sockopt::sndhwm, static_cast<int>(cfg.native.send_hwm));
     native_.set(zmq::sockopt::rcvhwm, 100'000);
     native_.set(zmq::sockopt::linger, 0);
+    // Reconnect storms (a node restart, a load balancer flip) arrive as bursts of connects:
+    // ZeroMQ's default listen backlog of 100 drops SYNs and stretches them over seconds.
+    native_.set(zmq::sockopt::backlog, 4096);
     native_.set(zmq::sockopt::maxmsgsize,
                 static_cast<int64_t>(cfg.limits.max_publication_bytes + 64 * 1024));
     native_.bind(cfg.native.endpoint);
