@@ -117,6 +117,7 @@ struct WsLoad::Impl {
     State state = State::kConnecting;
     bool in_write = false;
     bool joining = false;  // counted in pending_ (between connect and its last join reply)
+    bool pinged = false;
   };
 
   explicit Impl(WsLoadOptions o) : options(std::move(o)), shared(kSharedBufferBytes), rng(42) {
@@ -348,6 +349,10 @@ struct WsLoad::Impl {
   void OnLine(Conn& c, std::string_view line) {
     if (line == "{}") {  // the server's ping (W-9)
       ++counters.pings;
+      if (!c.pinged) {
+        c.pinged = true;
+        ++counters.pinged;
+      }
       SendFrame(c, kOpText, "{}");
       return;
     }

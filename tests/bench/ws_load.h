@@ -49,6 +49,7 @@ struct WsLoadCounters {
   uint64_t delivered = 0;        // pub pushes with a send time
   uint64_t other_pushes = 0;     // any other push (join, leave, unsubscribe, disconnect...)
   uint64_t pings = 0;            // server `{}` pings answered with `{}`
+  uint64_t pinged = 0;           // connections that answered at least one ping
   uint64_t replies = 0;          // replies to our commands
   uint64_t error_replies = 0;    // ... of which carried `error`
   uint64_t publish_replies = 0;  // replies to Publish() commands
