@@ -42,7 +42,12 @@ void AppendUtf8Escaped(std::string& out, std::string_view s) {
   }
 }
 
-void Render(std::string& out, const msgpack::object& o, int depth) {
+// `key_nesting`: how many non-string map keys enclose `o`. Each such key is rendered and then
+// escaped into a JSON string, which can double its size; nested ones would grow exponentially
+// (found by chp_frame_fuzz), so beyond kMaxKeyNesting a key is rendered as "$key".
+constexpr int kMaxKeyNesting = 2;
+
+void Render(std::string& out, const msgpack::object& o, int depth, int key_nesting = 0) {
   if (depth > 32) {
     out += "null";
     return;
@@ -85,7 +90,7 @@ void Render(std::string& out, const msgpack::object& o, int depth) {
       out += '[';
       for (uint32_t i = 0; i < o.via.array.size; ++i) {
         if (i > 0) out += ',';
-        Render(out, o.via.array.ptr[i], depth + 1);
+        Render(out, o.via.array.ptr[i], depth + 1, key_nesting);
       }
       out += ']';
       break;
@@ -95,14 +100,18 @@ void Render(std::string& out, const msgpack::object& o, int depth) {
         if (i > 0) out += ',';
         const msgpack::object_kv& kv = o.via.map.ptr[i];
         if (kv.key.type == msgpack::type::STR) {
-          Render(out, kv.key, depth + 1);
+          Render(out, kv.key, depth + 1, key_nesting);
         } else {
-          std::string k;
-          Render(k, kv.key, depth + 1);
-          out += JsonString(k);
+          if (key_nesting >= kMaxKeyNesting) {
+            out += "\"$key\"";
+          } else {
+            std::string k;
+            Render(k, kv.key, depth + 1, key_nesting + 1);
+            out += JsonString(k);
+          }
         }
         out += ':';
-        Render(out, kv.val, depth + 1);
+        Render(out, kv.val, depth + 1, key_nesting);
       }
       out += '}';
       break;
