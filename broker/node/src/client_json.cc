@@ -544,6 +544,12 @@ DecodedFrame DecodeFrame(std::string_view text, size_t max_commands) {
   return out;
 }
 
+std::string ClientInfoJson(const PresenceEntry& e) {
+  std::string out;
+  AppendClientInfo(out, e);
+  return out;
+}
+
 std::string EncodeReply(uint32_t id, const ConnectResult& r) {
   std::string out = OpenReply(id, "connect");
   ObjectWriter w(out);

@@ -1,5 +1,7 @@
 #include "broker/node/native_codec.h"
 
+#include "broker/node/client_json.h"
+
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
@@ -225,42 +227,8 @@ PresenceEntry ClientInfoFromJson(std::string_view json) {
   return e;
 }
 
-void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
-}
-
 std::string ClientInfoToJson(const PresenceEntry& e) {
-  // conn_info and chan_info were checked to be JSON when they entered the node: spliced as is.
-  std::string out = "{\"client\":";
-  out.reserve(64 + e.client.size() + e.user.size() + e.conn_info.size() + e.chan_info.size());
-  AppendJsonString(out, e.client);
-  out += ",\"user\":";
-  AppendJsonString(out, e.user);
-  if (!e.conn_info.empty()) {
-    out += ",\"conn_info\":";
-    out += e.conn_info;
-  }
-  if (!e.chan_info.empty()) {
-    out += ",\"chan_info\":";
-    out += e.chan_info;
-  }
-  out.push_back('}');
-  return out;
+  return json::ClientInfoJson(e);
 }
 
 void PackPublication(Packer& pk, const Publication& p, const PresenceEntry* publisher) {

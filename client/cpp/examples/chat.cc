@@ -12,43 +12,11 @@
 #include <CLI/CLI.hpp>
 
 #include "chorus/client/client.h"
+#include "chp/value_json.h"
 
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
-
-// JSON string literal for a line of text.
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 // Stdin as a Pollable: hands complete lines to `on_line`, reports EOF.
 class StdinLines final : public chorus::chp::Pollable {
@@ -147,9 +115,10 @@ int main(int argc, char** argv) {
   client.Connect();
 
   StdinLines input([&](const std::string& line) {
-    auto sent = client.Publish(channel, JsonString(line), [](cc::Result<cc::PublishResult> r) {
-      if (!r) std::cerr << "publish failed: " << r.error() << "\n";
-    });
+    auto sent =
+        client.Publish(channel, chorus::chp::JsonString(line), [](cc::Result<cc::PublishResult> r) {
+          if (!r) std::cerr << "publish failed: " << r.error() << "\n";
+        });
     if (!sent) std::cerr << "publish: " << sent.error() << "\n";
   });
   while (g_stop == 0 && !input.eof()) {

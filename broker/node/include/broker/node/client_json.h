@@ -43,6 +43,10 @@ struct DecodedFrame {
 [[nodiscard]] DecodedFrame DecodeFrame(std::string_view text,
                                        size_t max_commands = kMaxCommandsPerFrame);
 
+// A ClientInfo as compact JSON: {"client","user"[,"conn_info","chan_info" spliced raw]} (the
+// form Publication::info keeps; the native codec's ClientInfoToJson is this).
+std::string ClientInfoJson(const PresenceEntry& e);
+
 // --- Replies: one JSON object each, `{"id":N,"<method>":{...}}`. Zero, empty and false fields
 // are left out (W-11) except where the SDK reads them without a default (presence_stats
 // counts, the presence map).

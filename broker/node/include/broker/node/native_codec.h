@@ -83,8 +83,7 @@ void PackPublication(Packer& pk, const Publication& p, const PresenceEntry* publ
 
 std::string EncodePubPush(std::string_view channel, const Publication& p,
                           const PresenceEntry* publisher = nullptr);
-// Appends `s` as a JSON string literal (quotes and escapes included).
-void AppendJsonString(std::string& out, std::string_view s);
+
 std::string EncodePresencePush(std::string_view channel, PresenceEventType type,
                                const PresenceEntry& e);
 std::string EncodeUnsubscribePush(std::string_view channel, uint32_t code, std::string_view reason);
