@@ -11,27 +11,31 @@ import { fileURLToPath } from 'node:url';
 
 import { TOKEN_SECRET, withNode } from '../lib/harness.js';
 import { launchChromium } from '../lib/browser.js';
-import { serveDir } from '../lib/static_server.js';
 import { eventually } from '../lib/wait.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLIENT_JS = resolve(here, '../../../client/js');
 const OUTPUT = resolve(here, '../output');
 
+function buildDemo() {
+  execFileSync(process.execPath, [join(CLIENT_JS, 'demo/build.mjs')], { stdio: 'inherit' });
+  return true;
+}
+
 describe('demo page', () => {
   test('two users chat in chat:lobby; presence shows users; recovery note after a reconnect', () =>
-    withNode({}, async ({ node }) => {
-      // The page is built from the sources under test (client/js: npm run build).
-      execFileSync(process.execPath, [join(CLIENT_JS, 'demo/build.mjs')], { stdio: 'inherit' });
-      const site = await serveDir(join(CLIENT_JS, 'demo/dist'));
+    // The page is built from the sources under test (client/js: npm run build) and served by
+    // chorusd itself (http.static_dir), as scripts/run-demo.sh does.
+    buildDemo() &&
+    withNode({ http: { static_dir: join(CLIENT_JS, 'demo/dist') } }, async ({ node }) => {
       const browser = await launchChromium();
       try {
         const pageErrors = [];
         const open = async (nick) => {
           const page = await browser.context.newPage();
           page.on('pageerror', (e) => pageErrors.push(`${nick}: ${e.message}`));
-          const q = new URLSearchParams({ user: nick, ws: node.wsUrl, secret: TOKEN_SECRET });
-          await page.goto(`${site.url}?${q}`);
+          const q = new URLSearchParams({ user: nick, secret: TOKEN_SECRET });
+          await page.goto(`${node.httpUrl}/?${q}`);  // the WebSocket URL comes from location
           return page;
         };
         // alice speaks first so bob's history-on-join has something to show.
@@ -95,7 +99,6 @@ describe('demo page', () => {
         assert.deepEqual(pageErrors, [], 'no page errors');
       } finally {
         await browser.close();
-        await site.close();
       }
     }));
 });
