@@ -561,7 +561,11 @@ allow_publish_for_client = true
       << ", last subscribe " << rec.subscribed.back() << ", last offset "
       << (rec.offsets.empty() ? 0 : rec.offsets.back());
   ASSERT_FALSE(ev.disconnected.empty());
-  EXPECT_EQ(ev.disconnected[0].code, 3008u) << ev.disconnected[0];
+  // The node's 3008 push, or, on a loaded machine where the flood outlasted the client's own
+  // ping deadline, the client's ping timeout: either way the session ended and is resumed.
+  EXPECT_TRUE(ev.disconnected[0].code == 3008u ||
+              ev.disconnected[0].code == static_cast<uint32_t>(cc::Errc::kPingTimeout))
+      << ev.disconnected[0];
   EXPECT_TRUE(ev.disconnected[0].reconnect);
   ASSERT_GE(rec.subscribed.size(), 2u);
   EXPECT_TRUE(rec.subscribed[1].was_recovering);
