@@ -36,7 +36,8 @@ void Engine::HandleNative(const std::string& routing_id, std::string_view frame)
   }
   auto it = by_routing_.find(routing_id);
   if (it == by_routing_.end()) {
-    if (std::holds_alternative<ConnectRequest>(cmd.request)) {
+    // A connect, also one with bad params (107); an unknown method (104) carries no request.
+    if (std::holds_alternative<ConnectRequest>(cmd.request) && cmd.error != 104) {
       Session& s = NewSession(Transport::kNative, routing_id, 0);
       closed_.erase(routing_id);
       const SubscriberId id = s.id;

@@ -78,8 +78,16 @@ void Engine::HandleWsEvent(const std::string& gateway, std::string_view event, u
   for (ClientCommand& cmd : frame.commands) {
     s = FindSession(id);
     if (s == nullptr) return;  // a command closed the session
+    if (cmd.error != 0) {      // W-8: 104 / 107; the request itself is meaningless
+      if (!s->connected || cmd.id == 0) {
+        CloseSession(id, 3501, "bad request", false, true);  // W-7, W-12
+        return;
+      }
+      HandleCommand(*s, cmd);  // the error reply
+      continue;
+    }
     const bool is_connect = std::holds_alternative<ConnectRequest>(cmd.request);
-    const bool is_send = std::holds_alternative<SendRequest>(cmd.request) && cmd.error == 0;
+    const bool is_send = std::holds_alternative<SendRequest>(cmd.request);
     if (cmd.id == 0 && !is_send) {  // W-7: a command without id cannot be answered
       CloseSession(id, 3501, "bad request", false, true);
       return;

@@ -120,6 +120,45 @@ describe('raw JSON protocol', () => {
       }
     }));
 
+  test('W-5/W-8/W-2: malformed JSON closes 3501, a command without a method is 104, an oversize frame closes 1009; other clients keep being served', () =>
+    withNode({ limits: { max_publication_bytes: 4096 } }, async ({ node }) => {
+      const token = userToken('w', TOKEN_SECRET);
+      const bystander = await rawConnect(node);
+      const bad = await rawConnect(node);
+      const unknown = await rawConnect(node);
+      const big = await rawConnect(node);
+      try {
+        bystander.ws.send(JSON.stringify({ id: 1, connect: { token } }));
+        await bystander.reply(1);
+        bystander.ws.send(JSON.stringify({ id: 2, subscribe: { channel: 'chat:by' } }));
+        assert.ok((await bystander.reply(2)).subscribe, 'bystander subscribed');
+
+        bad.ws.send('{"id":1,"connect":{');  // W-5: not JSON
+        await eventually(() => bad.closed, { message: 'malformed frame closes' });
+        assert.equal(bad.closed.code, 3501);
+
+        unknown.ws.send(JSON.stringify({ id: 1, connect: { token } }));
+        await unknown.reply(1);
+        unknown.ws.send(JSON.stringify({ id: 2, frobnicate: {} }));  // W-8: no known method
+        assert.equal((await unknown.reply(2)).error.code, 104);
+        unknown.ws.send(JSON.stringify({ id: 3, publish: { channel: 'chat:by', data: 'x'.repeat(5000) } }));
+        assert.equal((await unknown.reply(3)).error.code, 106, 'publication over the limit');
+
+        // W-2: the node refuses frames over its message limit (max(64 KiB, 2 x max publication)).
+        big.ws.send('{"id":1,"connect":{"token":"' + 'x'.repeat(70 * 1024) + '"}}');
+        await eventually(() => big.closed, { message: 'oversize frame closes' });
+        assert.equal(big.closed.code, 1009);
+
+        await node.api('publish', { channel: 'chat:by', data: { still: 'served' } });
+        await eventually(() => bystander.messages.some((m) => m.push?.pub?.data?.still === 'served'), {
+          message: 'the bystander still gets publications',
+        });
+        assert.equal(bystander.closed, null);
+      } finally {
+        for (const c of [bystander, bad, unknown, big]) c.ws.terminate();
+      }
+    }));
+
   test('W-20: unknown rpc method 104, built-in params of the wrong shape 107', () =>
     withNode({}, async ({ node }) => {
       const c = await rawConnect(node);
