@@ -69,6 +69,8 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
     error(make_error_code(Errc::kBadRequest));
     return;
   }
+  // A result's reply, or its error's.
+  auto answer = [&](const auto& r) { r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error()); };
   std::visit(
       [&](auto& req) {
         using T = std::decay_t<decltype(req)>;
@@ -94,23 +96,17 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
           LeaveChannel(s, req.channel, false, 0, "");
           SendTo(s, enc.UnsubscribeReply(cmd.id));
         } else if constexpr (std::is_same_v<T, PublishRequest>) {
-          auto r = OnPublish(s, req);
-          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+          answer(OnPublish(s, req));
         } else if constexpr (std::is_same_v<T, PresenceRequest>) {
-          auto r = OnPresence(s, req);
-          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+          answer(OnPresence(s, req));
         } else if constexpr (std::is_same_v<T, PresenceStatsRequest>) {
-          auto r = OnPresenceStats(s, req);
-          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+          answer(OnPresenceStats(s, req));
         } else if constexpr (std::is_same_v<T, HistoryRequest>) {
-          auto r = OnHistory(s, req);
-          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+          answer(OnHistory(s, req));
         } else if constexpr (std::is_same_v<T, RefreshRequest>) {
-          auto r = OnRefresh(s, req);
-          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+          answer(OnRefresh(s, req));
         } else if constexpr (std::is_same_v<T, SubRefreshRequest>) {
-          auto r = OnSubRefresh(s, req);
-          r ? SendTo(s, enc.Reply(cmd.id, *r)) : error(r.error());
+          answer(OnSubRefresh(s, req));
         } else if constexpr (std::is_same_v<T, RpcRequest>) {
           SendTo(s, OnRpc(s, cmd.id, req));
         } else if constexpr (std::is_same_v<T, SendRequest>) {
