@@ -341,16 +341,6 @@ PresenceFigures PresenceBench(zmq::context_t& ctx, const NodeProcess& node, size
   return f;
 }
 
-void RaiseFileLimit() {
-  rlimit rl{};
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rlimit want{65536, 65536};
-  if (setrlimit(RLIMIT_NOFILE, &want) != 0) {  // not root: take the hard limit
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -377,7 +367,7 @@ int main(int argc, char** argv) {
     presence_members = 100;
     presence_iterations = 100;
   }
-  RaiseFileLimit();
+  chorus::testing::RaiseFileLimit();
 
   NodeOptions no;
   no.extra_toml = R"(

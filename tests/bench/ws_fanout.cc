@@ -240,17 +240,6 @@ FanoutFigures Fanout(NodeProcess& node, size_t subs, const std::string& channel,
   return f;
 }
 
-// Raises the descriptor limit (inherited by the chorusd children): soft to hard, or 65536.
-void RaiseFileLimit() {
-  rlimit rl{};
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rlimit want{65536, 65536};
-  if (setrlimit(RLIMIT_NOFILE, &want) != 0) {  // not root: take the hard limit
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -279,7 +268,7 @@ int main(int argc, char** argv) {
     ping_s = 2;
     latency_messages = 20;
   }
-  RaiseFileLimit();
+  chorus::testing::RaiseFileLimit();
   WsLoadOptions lo;
   for (int i = 0; i < source_addrs; ++i)
     lo.source_addresses.push_back("127.0.0." + std::to_string(2 + i));

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -352,6 +353,16 @@ size_t RssBytes(int pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6)) * 1024;
   }
   return 0;
+}
+
+void RaiseFileLimit() {
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rlimit want{65536, 65536};
+  if (setrlimit(RLIMIT_NOFILE, &want) != 0) {  // not root: take the hard limit
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
 }
 
 }  // namespace chorus::testing

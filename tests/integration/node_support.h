@@ -129,4 +129,8 @@ std::string MakeHs256Token(const std::string& secret, const std::string& sub, in
 // The resident set size of a process, in bytes (from /proc/<pid>/status).
 size_t RssBytes(int pid);
 
+// Raises this process's descriptor limit (inherited by the chorusd children it starts): to
+// 65536 when allowed (root), else the soft limit to the hard one. For load generators.
+void RaiseFileLimit();
+
 }  // namespace chorus::testing
