@@ -7,26 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "node_native_support.h"
 #include "node_support.h"
 
 namespace chorus::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-uint64_t ErrorCode(const std::optional<Frame>& f) {
-  return f ? f->Uint("error.code") : 0;
-}
-
-std::string ConnectAs(RawSession& s, const std::string& user, const std::string& info = "") {
-  auto r = info.empty() ? s.Call("connect", P({{"user", user}}))
-                        : s.Call("connect", P({{"user", user}, {"info", info}}));
-  if (!r || !r->Has("result")) {
-    ADD_FAILURE() << "connect as '" << user << "' failed";
-    return "";
-  }
-  return r->Str("result.client");
-}
 
 msgpack::type::object_type TypeOf(const Frame& f, const std::string& path) {
   const msgpack::object* o = f.Get(path);
@@ -52,12 +39,6 @@ std::vector<std::pair<uint64_t, std::string>> Pubs(const Frame& f, const std::st
   return out;
 }
 
-std::vector<uint64_t> Offsets(const Frame& f, const std::string& path) {
-  std::vector<uint64_t> out;
-  for (const auto& p : Pubs(f, path)) out.push_back(p.first);
-  return out;
-}
-
 size_t MapSize(const Frame& f, const std::string& path) {
   const msgpack::object* o = f.Get(path);
   return o != nullptr && o->type == msgpack::type::MAP ? o->via.map.size : 0;
@@ -72,18 +53,8 @@ std::vector<std::string> MapKeys(const Frame& f, const std::string& path) {
   return out;
 }
 
-class NodeNativeCommands : public ::testing::Test {
+class NodeNativeCommands : public NodeFixture {
  protected:
-  void StartNode(NodeOptions o = {}) {
-    node_ = std::make_unique<NodeProcess>(std::move(o));
-    ASSERT_TRUE(node_->ready()) << node_->banner();
-  }
-  void TearDown() override {
-    if (node_) {
-      EXPECT_TRUE(node_->Stop()) << "chorusd did not exit cleanly";
-    }
-  }
-  RawSession Session() { return RawSession(ctx_, node_->native()); }
   // Publishes `n` publications numbered from `first` ({"n":first}...), waiting for each reply.
   void PublishN(RawSession& s, const std::string& channel, int n, int first = 1) {
     for (int i = 0; i < n; ++i) {
@@ -93,9 +64,6 @@ class NodeNativeCommands : public ::testing::Test {
       ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
     }
   }
-
-  zmq::context_t ctx_;
-  std::unique_ptr<NodeProcess> node_;
 };
 
 TEST_F(NodeNativeCommands, ConnectInsecureResult) {
@@ -301,7 +269,7 @@ TEST_F(NodeNativeCommands, HistoryLimitSinceReverse) {
       EXPECT_EQ(r->Uint("result.offset"), 10u);
       EXPECT_EQ(r->Str("result.epoch"), epoch);
     }
-    return r ? Offsets(*r, "result.publications") : std::vector<uint64_t>{};
+    return r ? OffsetsOf(*r, "result.publications") : std::vector<uint64_t>{};
   };
   using V = std::vector<uint64_t>;
   EXPECT_EQ(hist(P({{"channel", "chat:h"}, {"limit", 3}})), (V{1, 2, 3}));
@@ -350,7 +318,7 @@ TEST_F(NodeNativeCommands, HistoryCapKeepsTheLastThree) {
   PublishN(s, "short:cap", 10);
   auto r = s.Call("history", P({{"channel", "short:cap"}, {"limit", -1}}));
   ASSERT_TRUE(r && r->Has("result"));
-  EXPECT_EQ(Offsets(*r, "result.publications"), (std::vector<uint64_t>{8, 9, 10}));
+  EXPECT_EQ(OffsetsOf(*r, "result.publications"), (std::vector<uint64_t>{8, 9, 10}));
   EXPECT_EQ(Pubs(*r, "result.publications")[0].second, "{\"n\":8}");
   EXPECT_EQ(r->Uint("result.offset"), 10u);
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "node_native_support.h"
 #include "node_support.h"
 
 namespace chorus::testing {
@@ -15,51 +16,12 @@ namespace {
 using namespace std::chrono_literals;
 using Offsets = std::vector<uint64_t>;
 
-uint64_t ErrorCode(const std::optional<Frame>& f) {
-  return f ? f->Uint("error.code") : 0;
-}
-
-std::string ConnectAs(RawSession& s, const std::string& user) {
-  auto r = s.Call("connect", P({{"user", user}}));
-  if (!r || !r->Has("result")) {
-    ADD_FAILURE() << "connect as '" << user << "' failed";
-    return "";
-  }
-  return r->Str("result.client");
-}
-
-Offsets OffsetsOf(const Frame& f, const std::string& path) {
-  Offsets out;
-  const msgpack::object* a = f.Get(path);
-  if (a == nullptr || a->type != msgpack::type::ARRAY) return out;
-  for (uint32_t i = 0; i < a->via.array.size; ++i) {
-    const msgpack::object& m = a->via.array.ptr[i];
-    for (uint32_t k = 0; m.type == msgpack::type::MAP && k < m.via.map.size; ++k) {
-      const auto& kv = m.via.map.ptr[k];
-      if (std::string(kv.key.via.str.ptr, kv.key.via.str.size) == "offset") {
-        out.push_back(kv.val.as<uint64_t>());
-      }
-    }
-  }
-  return out;
-}
-
 std::string Recover(const std::string& channel, const std::string& epoch, uint64_t offset) {
   return P({{"channel", channel}, {"recover", true}, {"epoch", epoch}, {"offset", offset}});
 }
 
-class NodeNativeRecovery : public ::testing::Test {
+class NodeNativeRecovery : public NodeFixture {
  protected:
-  void StartNode(NodeOptions o = {}) {
-    node_ = std::make_unique<NodeProcess>(std::move(o));
-    ASSERT_TRUE(node_->ready()) << node_->banner();
-  }
-  void TearDown() override {
-    if (node_) {
-      EXPECT_TRUE(node_->Stop()) << "chorusd did not exit cleanly";
-    }
-  }
-  RawSession Session() { return RawSession(ctx_, node_->native()); }
   // Publishes n publications; returns the epoch of the last.
   std::string PublishN(RawSession& s, const std::string& channel, int n) {
     std::string epoch;
@@ -76,9 +38,6 @@ class NodeNativeRecovery : public ::testing::Test {
     EXPECT_TRUE(r && r->Has("result")) << ErrorCode(r);
     return r ? OffsetsOf(*r, "result.publications") : Offsets{};
   }
-
-  zmq::context_t ctx_;
-  std::unique_ptr<NodeProcess> node_;
 };
 
 TEST_F(NodeNativeRecovery, ReconnectRecoversExactlyTheMissedThenLive) {

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "node_native_support.h"
 #include "node_support.h"
 
 namespace chorus::testing {
@@ -32,35 +33,6 @@ history_ttl_ms = 600000
 allow_recovery = true
 allow_publish_for_client = true
 )";
-
-uint64_t ErrorCode(const std::optional<Frame>& f) {
-  return f ? f->Uint("error.code") : 0;
-}
-
-std::string ConnectAs(RawSession& s, const std::string& user) {
-  auto r = s.Call("connect", P({{"user", user}}));
-  if (!r || !r->Has("result")) {
-    ADD_FAILURE() << "connect as '" << user << "' failed";
-    return "";
-  }
-  return r->Str("result.client");
-}
-
-std::vector<uint64_t> OffsetsOf(const Frame& f, const std::string& path) {
-  std::vector<uint64_t> out;
-  const msgpack::object* a = f.Get(path);
-  if (a == nullptr || a->type != msgpack::type::ARRAY) return out;
-  for (uint32_t i = 0; i < a->via.array.size; ++i) {
-    const msgpack::object& m = a->via.array.ptr[i];
-    for (uint32_t k = 0; m.type == msgpack::type::MAP && k < m.via.map.size; ++k) {
-      const auto& kv = m.via.map.ptr[k];
-      if (std::string(kv.key.via.str.ptr, kv.key.via.str.size) == "offset") {
-        out.push_back(kv.val.as<uint64_t>());
-      }
-    }
-  }
-  return out;
-}
 
 // The value of one sample line of a Prometheus text page ("" when absent).
 std::string Metric(const std::string& page, const std::string& series) {

@@ -9,45 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "node_native_support.h"
 #include "node_support.h"
 
 namespace chorus::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-uint64_t ErrorCode(const std::optional<Frame>& f) {
-  return f ? f->Uint("error.code") : 0;
-}
-
-// Connects an insecure session as `user`; returns its client id ("" and a failure otherwise).
-std::string ConnectAs(RawSession& s, const std::string& user) {
-  auto r = s.Call("connect", P({{"user", user}}));
-  if (!r || !r->Has("result")) {
-    ADD_FAILURE() << "connect as '" << user << "' failed";
-    return "";
-  }
-  return r->Str("result.client");
-}
-
-// The `offset` of each publication map in the array at `path`.
-std::vector<uint64_t> Offsets(const Frame& f, const std::string& path) {
-  std::vector<uint64_t> out;
-  const msgpack::object* a = f.Get(path);
-  if (a == nullptr || a->type != msgpack::type::ARRAY) return out;
-  for (uint32_t i = 0; i < a->via.array.size; ++i) {
-    const msgpack::object& m = a->via.array.ptr[i];
-    if (m.type != msgpack::type::MAP) continue;
-    for (uint32_t k = 0; k < m.via.map.size; ++k) {
-      const auto& kv = m.via.map.ptr[k];
-      if (kv.key.type == msgpack::type::STR &&
-          std::string(kv.key.via.str.ptr, kv.key.via.str.size) == "offset") {
-        out.push_back(kv.val.as<uint64_t>());
-      }
-    }
-  }
-  return out;
-}
 
 std::string Pack(const msgpack::sbuffer& b) {
   return std::string(b.data(), b.size());
@@ -58,22 +26,7 @@ bool NothingArrives(RawSession& s, std::chrono::milliseconds timeout = 300ms) {
   return !s.Next(timeout).has_value();
 }
 
-class NodeNativeWire : public ::testing::Test {
- protected:
-  void StartNode(NodeOptions o = {}) {
-    node_ = std::make_unique<NodeProcess>(std::move(o));
-    ASSERT_TRUE(node_->ready()) << node_->banner();
-  }
-  void TearDown() override {
-    if (node_) {
-      EXPECT_TRUE(node_->Stop()) << "chorusd did not exit cleanly";
-    }
-  }
-  RawSession Session(int rcvhwm = 1000) { return RawSession(ctx_, node_->native(), rcvhwm); }
-
-  zmq::context_t ctx_;
-  std::unique_ptr<NodeProcess> node_;
-};
+class NodeNativeWire : public NodeFixture {};
 
 // --- Sessions ------------------------------------------------------------------------------
 
@@ -493,7 +446,7 @@ TEST_F(NodeNativeWire, N13_EveryLaterPublicationOnceInOrderReplyFirst) {
     EXPECT_NE(p.Str("push"), "pub") << "a publication arrived before the subscribe reply";
   }
   ASSERT_TRUE(r->Bool("result.recovered"));
-  std::vector<uint64_t> seen = Offsets(*r, "result.publications");
+  std::vector<uint64_t> seen = OffsetsOf(*r, "result.publications");
   const uint64_t top = r->Uint("result.offset");
   ASSERT_EQ(seen.size(), top - 10);
   while (seen.empty() || seen.back() < 20 + kLive) {
@@ -538,13 +491,13 @@ TEST_F(NodeNativeWire, N14_RecoveryIsAllOrNothing) {
       "subscribe",
       P({{"channel", "short:n14"}, {"recover", true}, {"epoch", epoch}, {"offset", uint64_t{2}}}));
   EXPECT_TRUE(ok->Bool("result.recovered"));
-  EXPECT_EQ(Offsets(*ok, "result.publications"), (std::vector<uint64_t>{3, 4, 5}));
+  EXPECT_EQ(OffsetsOf(*ok, "result.publications"), (std::vector<uint64_t>{3, 4, 5}));
   auto no = b.Call(
       "subscribe",
       P({{"channel", "short:n14"}, {"recover", true}, {"epoch", epoch}, {"offset", uint64_t{1}}}));
   EXPECT_FALSE(no->Bool("result.recovered"));
   EXPECT_TRUE(no->Bool("result.was_recovering"));
-  EXPECT_TRUE(Offsets(*no, "result.publications").empty()) << "never a partial answer";
+  EXPECT_TRUE(OffsetsOf(*no, "result.publications").empty()) << "never a partial answer";
   EXPECT_EQ(no->Uint("result.offset"), 5u);
   EXPECT_EQ(no->Str("result.epoch"), epoch);
 }

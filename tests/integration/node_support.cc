@@ -187,11 +187,13 @@ std::optional<Frame> RawSession::Next(std::chrono::milliseconds timeout) {
   return f;
 }
 
-std::optional<Frame> RawSession::Reply(uint64_t id, std::chrono::milliseconds timeout) {
-  for (auto it = replies_.begin(); it != replies_.end(); ++it) {
-    if (it->Uint("id") == id) {
+std::optional<Frame> RawSession::Await(const std::function<bool(const Frame&)>& matches, bool push,
+                                       std::chrono::milliseconds timeout) {
+  std::vector<Frame>& kept = push ? pushes_ : replies_;
+  for (auto it = kept.begin(); it != kept.end(); ++it) {
+    if (matches(*it)) {
       Frame f = std::move(*it);
-      replies_.erase(it);
+      kept.erase(it);
       return f;
     }
   }
@@ -201,39 +203,23 @@ std::optional<Frame> RawSession::Reply(uint64_t id, std::chrono::milliseconds ti
         deadline - std::chrono::steady_clock::now());
     auto f = Next(std::max(left, std::chrono::milliseconds(1)));
     if (!f) continue;
-    if (f->IsPush()) {
-      pushes_.push_back(std::move(*f));
-    } else if (f->Uint("id") == id) {
-      return f;
-    } else {
-      replies_.push_back(std::move(*f));
-    }
+    if (f->IsPush() == push && matches(*f)) return f;
+    (f->IsPush() ? pushes_ : replies_).push_back(std::move(*f));
   }
   return std::nullopt;
 }
 
+std::optional<Frame> RawSession::Reply(uint64_t id, std::chrono::milliseconds timeout) {
+  return Await([id](const Frame& f) { return f.Uint("id") == id; }, /*push=*/false, timeout);
+}
+
 std::optional<Frame> RawSession::Push(const std::string& type, const std::string& channel,
                                       std::chrono::milliseconds timeout) {
-  auto matches = [&](const Frame& f) {
-    return f.Str("push") == type && (channel.empty() || f.Str("channel") == channel);
-  };
-  for (auto it = pushes_.begin(); it != pushes_.end(); ++it) {
-    if (matches(*it)) {
-      Frame f = std::move(*it);
-      pushes_.erase(it);
-      return f;
-    }
-  }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    auto f = Next(std::max(left, std::chrono::milliseconds(1)));
-    if (!f) continue;
-    if (f->IsPush() && matches(*f)) return f;
-    (f->IsPush() ? pushes_ : replies_).push_back(std::move(*f));
-  }
-  return std::nullopt;
+  return Await(
+      [&](const Frame& f) {
+        return f.Str("push") == type && (channel.empty() || f.Str("channel") == channel);
+      },
+      /*push=*/true, timeout);
 }
 
 std::optional<Frame> RawSession::Call(const std::string& method, const std::string& params) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -87,6 +88,11 @@ class RawSession {
   zmq::socket_t& socket() { return sock_; }
 
  private:
+  // The first kept or arriving frame (a push when `push`, else a reply) that `matches`; frames
+  // of the other kind, or not matching, are kept for later calls.
+  std::optional<Frame> Await(const std::function<bool(const Frame&)>& matches, bool push,
+                             std::chrono::milliseconds timeout);
+
   zmq::socket_t sock_;
   uint64_t next_id_ = 1;
   std::vector<Frame> pushes_;
