@@ -254,16 +254,13 @@ export class ChorusNode {
   }
 }
 
-// A Centrifuge client for Node.js against `node` (the `ws` package as WebSocket), with quick
-// reconnects so tests do not wait for the SDK's default backoff.
+// The SDK options of every test client (Node.js and in-page): quick reconnects so tests do not
+// wait for the SDK's default backoff.
+export const SDK_TEST_OPTIONS = { timeout: 5000, minReconnectDelay: 50, maxReconnectDelay: 300 };
+
+// A Centrifuge client for Node.js against `node` (the `ws` package as WebSocket).
 export function newClient(node, options = {}) {
-  return new Centrifuge(node.wsUrl, {
-    websocket: WebSocket,
-    timeout: 5000,
-    minReconnectDelay: 50,
-    maxReconnectDelay: 300,
-    ...options,
-  });
+  return new Centrifuge(node.wsUrl, { websocket: WebSocket, ...SDK_TEST_OPTIONS, ...options });
 }
 
 // Connects and resolves on 'connected'; rejects on 'disconnected' (with its code) or timeout.

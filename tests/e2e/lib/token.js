@@ -15,3 +15,14 @@ export function userToken(user, secret, { ttlS = 3600, info } = {}) {
   if (info !== undefined) claims.info = info;
   return hs256(claims, secret);
 }
+
+// Tokens the node must refuse with 3500 (W-13), by name: signed with another secret, alg none
+// (no signature), not a JWT at all.
+export function invalidTokens(user) {
+  const exp = Math.floor(Date.now() / 1000) + 60;
+  return {
+    badSignature: userToken(user, 'not-the-secret'),
+    none: `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: user, exp })}.`,
+    garbage: 'not.a.jwt',
+  };
+}

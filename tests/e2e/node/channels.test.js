@@ -8,6 +8,7 @@ import { ChorusClient } from '@chorus/client';
 import WebSocket from 'ws';
 
 import { TOKEN_SECRET, connect, subscribe, withNode } from '../lib/harness.js';
+import { assertHistoryPaging } from '../lib/scenarios.js';
 import { userToken } from '../lib/token.js';
 import { eventually, record, waitEvent } from '../lib/wait.js';
 
@@ -97,28 +98,7 @@ describe('channels', () => {
       await connect(c);
       const s = c.newSubscription('chat:h');
       await subscribe(s);
-      const is = (h) => h.publications.map((p) => p.data.i);
-      const top = await s.history({ limit: 0 });
-      assert.equal(top.offset, 10);
-      assert.deepEqual(top.publications, []);
-      const epoch = top.epoch;
-      assert.deepEqual(is(await s.history({ limit: 3 })), [1, 2, 3]);
-      assert.deepEqual(is(await s.history({ limit: 3, since: { offset: 3, epoch } })), [4, 5, 6]);
-      assert.deepEqual(is(await s.history({ limit: 3, reverse: true })), [10, 9, 8]);
-      assert.deepEqual(is(await s.history({ limit: 3, reverse: true, since: { offset: 8, epoch } })), [7, 6, 5]);
-      assert.deepEqual(is(await s.history({ limit: -1 })), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-      // Paging forward to the end.
-      const all = [];
-      let since = { offset: 0, epoch };
-      for (;;) {
-        const page = await s.history({ limit: 4, since });
-        if (page.publications.length === 0) break;
-        all.push(...is(page));
-        since = { offset: page.publications.at(-1).offset, epoch };
-      }
-      assert.deepEqual(all, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-      await assert.rejects(s.history({ limit: 1, since: { offset: 1, epoch: 'other' } }), (e) => e.code === 112);
-      await assert.rejects(s.history({ limit: 1, since: { offset: 99, epoch } }), (e) => e.code === 112);
+      await assertHistoryPaging(s);
     }));
 
   // A namespace with history but without recovery: a resubscribe starts from "now" (with

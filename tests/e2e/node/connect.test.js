@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { TOKEN_SECRET, connect, subscribe, withNode } from '../lib/harness.js';
-import { hs256, userToken } from '../lib/token.js';
+import { hs256, invalidTokens, userToken } from '../lib/token.js';
 import { eventually, record, waitEvent } from '../lib/wait.js';
 
 describe('connect', () => {
@@ -49,15 +49,7 @@ describe('connect', () => {
 
   test('W-13: bad signature, alg none, garbage: closed with 3500, no reconnect', () =>
     withNode({}, async ({ client }) => {
-      const now = Math.floor(Date.now() / 1000);
-      const tokens = {
-        badSignature: userToken('mallory', 'not-the-secret'),
-        none: `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(
-          JSON.stringify({ sub: 'mallory', exp: now + 60 }),
-        ).toString('base64url')}.`,
-        garbage: 'not.a.jwt',
-      };
-      for (const [name, token] of Object.entries(tokens)) {
+      for (const [name, token] of Object.entries(invalidTokens('mallory'))) {
         const c = client({ token });
         const err = await connect(c).then(
           () => assert.fail(`${name}: connected`),
