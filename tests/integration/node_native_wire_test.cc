@@ -1,6 +1,6 @@
 // Raw-wire tests of the native protocol's rules (docs/protocol/native.md, "Rules"): one test
-// per MUST rule N-1..N-14, against a real chorusd on loopback, speaking msgpack over a DEALER
-// by hand (no client library). N-16 is in node_native_slow_test.cc; recovery details (N-14,
+// per MUST rule N-1..N-14 and N-18, against a real chorusd on loopback, speaking msgpack over a
+// DEALER by hand (no client library). N-16 is in node_native_slow_test.cc; recovery details (N-14,
 // N-15) in node_native_recovery_test.cc; per-command results in node_native_commands_test.cc.
 #include <gtest/gtest.h>
 
@@ -500,6 +500,48 @@ TEST_F(NodeNativeWire, N14_RecoveryIsAllOrNothing) {
   EXPECT_TRUE(OffsetsOf(*no, "result.publications").empty()) << "never a partial answer";
   EXPECT_EQ(no->Uint("result.offset"), 5u);
   EXPECT_EQ(no->Str("result.epoch"), epoch);
+}
+
+// --- Server-side subscriptions ------------------------------------------------------------
+
+TEST_F(NodeNativeWire, N18_TokenChannelsAreSubscribedBeforeTheReply) {
+  NodeOptions o;
+  o.insecure = false;
+  StartNode(o);
+  const int64_t exp = static_cast<int64_t>(time(nullptr)) + 600;
+  RawSession pub = Session();
+  ASSERT_TRUE(
+      pub.Call("connect", P({{"token", MakeHs256Token("test-secret", "p", exp)}}))->Has("result"));
+  ASSERT_TRUE(pub.Call("publish", P({{"channel", "chat:n18"}, {"data", "1"}}))->Has("result"));
+
+  RawSession s = Session();
+  const std::string token =
+      MakeHs256Token("test-secret", "sam", exp, "", R"("channels":["chat:n18","chat:n18b"])");
+  auto r = s.Call("connect", P({{"token", token}}));
+  ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
+  EXPECT_EQ(r->Uint("result.subs.chat:n18.offset"), 1u);
+  EXPECT_FALSE(r->Str("result.subs.chat:n18.epoch").empty());
+  EXPECT_TRUE(r->Has("result.subs.chat:n18b"));
+  // Subscribed: a later publication arrives, the presence lists the session, a subscribe of
+  // the same channel is 105 and the client may not unsubscribe it (103).
+  ASSERT_TRUE(pub.Call("publish", P({{"channel", "chat:n18"}, {"data", "2"}}))->Has("result"));
+  auto push = s.Push("pub", "chat:n18");
+  ASSERT_TRUE(push);
+  EXPECT_EQ(push->Uint("data.offset"), 2u);
+  auto p = s.Call("presence", P({{"channel", "chat:n18b"}}));
+  EXPECT_EQ(p->Str("result.presence." + r->Str("result.client") + ".user"), "sam");
+  EXPECT_EQ(ErrorCode(s.Call("subscribe", P({{"channel", "chat:n18"}}))), 105u);
+  EXPECT_EQ(ErrorCode(s.Call("unsubscribe", P({{"channel", "chat:n18"}}))), 103u);
+
+  // A channel that does not resolve refuses the whole connect (102); the session stays
+  // unconnected.
+  RawSession bad = Session();
+  const std::string unknown =
+      MakeHs256Token("test-secret", "eve", exp, "", R"("channels":["chat:ok","nowhere:x"])");
+  EXPECT_EQ(ErrorCode(bad.Call("connect", P({{"token", unknown}}))), 102u);
+  EXPECT_EQ(ErrorCode(bad.Call("ping")), 101u);
+  auto stats = pub.Call("presence_stats", P({{"channel", "chat:ok"}}));
+  EXPECT_EQ(stats->Uint("result.num_clients"), 0u) << "nothing left of the refused connect";
 }
 
 }  // namespace

@@ -318,11 +318,12 @@ std::string Base64Url(const std::string& in) {
 }  // namespace
 
 std::string MakeHs256Token(const std::string& secret, const std::string& sub, int64_t exp,
-                           const std::string& info_json) {
+                           const std::string& info_json, const std::string& extra_claims) {
   const std::string header = Base64Url(R"({"alg":"HS256","typ":"JWT"})");
   std::string claims = "{\"sub\":\"" + sub + "\"";
   if (exp != 0) claims += ",\"exp\":" + std::to_string(exp);
   if (!info_json.empty()) claims += ",\"info\":" + info_json;
+  if (!extra_claims.empty()) claims += "," + extra_claims;
   claims += "}";
   const std::string signing = header + "." + Base64Url(claims);
   unsigned char mac[EVP_MAX_MD_SIZE];

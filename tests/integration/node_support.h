@@ -129,8 +129,9 @@ HttpResult Api(const NodeProcess& node, const std::string& method, const std::st
 
 // An HS256 JWT for `sub` with optional exp (seconds since the epoch; 0 = none), made with
 // libjwt-free code (OpenSSL HMAC) so the test does not reuse the node's verifier.
+// `extra_claims`: more members of the claims object, as JSON text (`"channels":["a"]`).
 std::string MakeHs256Token(const std::string& secret, const std::string& sub, int64_t exp = 0,
-                           const std::string& info_json = "");
+                           const std::string& info_json = "", const std::string& extra_claims = "");
 
 // The resident set size of a process, in bytes (from /proc/<pid>/status).
 size_t RssBytes(int pid);

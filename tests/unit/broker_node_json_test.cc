@@ -60,10 +60,30 @@ TEST(JsonDecode, ConnectAsTheSdkSendsIt) {
   EXPECT_EQ(r.token, "eyJhbGciOi.x.y");
   EXPECT_EQ(r.name, "js");
   EXPECT_EQ(r.version, "1.2");
-  // data, subs and headers are accepted and ignored.
-  const auto c2 = One(
-      R"({"connect":{"name":"js","data":{"a":[1]},"subs":{"x":{"recover":true}},"headers":{"h":"v"}},"id":1})");
+  // data and headers are accepted and ignored.
+  const auto c2 = One(R"({"connect":{"name":"js","data":{"a":[1]},"headers":{"h":"v"}},"id":1})");
   EXPECT_EQ(Req<ConnectRequest>(c2), (ConnectRequest{.name = "js"}));
+}
+
+TEST(JsonDecode, ConnectSubsToRecover) {  // W-25: the SDK's recoverable server-side subs
+  const auto r = Req<ConnectRequest>(
+      One(R"({"connect":{"subs":{"feed:a":{"recover":true,"offset":12,"epoch":"ep"},"feed:b":{},)"
+          R"("x":null,"y":{"recover":true,"offset":"7","future":1}}},"id":1})"));
+  using Subs = std::vector<std::pair<std::string, SubscribeRecovery>>;
+  EXPECT_EQ(r.subs,
+            (Subs{{"feed:a", {true, "ep", 12}}, {"feed:b", {}}, {"x", {}}, {"y", {true, "", 7}}}));
+  // Wrong shapes are 107 (W-8).
+  for (const char* bad :
+       {R"({"connect":{"subs":[]},"id":1})", R"({"connect":{"subs":{"a":1}},"id":1})",
+        R"({"connect":{"subs":{"a":{"offset":-1}}},"id":1})",
+        R"({"connect":{"subs":{"a":{"recover":"yes"}}},"id":1})"}) {
+    EXPECT_EQ(One(bad).error, 107u) << bad;
+  }
+  // At most 1024 entries.
+  std::string many = R"({"connect":{"subs":{)";
+  for (int i = 0; i < 1025; ++i) many += (i ? ",\"" : "\"") + std::to_string(i) + "\":{}";
+  many += "}},\"id\":1}";
+  EXPECT_EQ(One(many).error, 107u);
 }
 
 TEST(JsonDecode, SubscribeWithRecoveryAsTheSdkSendsIt) {
@@ -358,6 +378,20 @@ TEST(JsonEncode, ConnectReply) {
       R"({"id":1,"connect":{"client":"c-1","version":"0.1.0","ping":25,"pong":true}})");
   EXPECT_EQ(EncodeReply(2, ConnectResult{.client = "c", .expires = true, .ttl_s = 3600}),
             R"({"id":2,"connect":{"client":"c","expires":true,"ttl":3600}})");
+  // W-25: server-side subscriptions, each a subscribe result, in claim order.
+  ConnectResult subs{.client = "c"};
+  subs.subs.emplace_back("b:\"1\"", SubscribeResult{});
+  subs.subs.emplace_back(
+      "a:1", SubscribeResult{.recoverable = true,
+                             .positioned = true,
+                             .epoch = "ep",
+                             .offset = 3,
+                             .recovered = true,
+                             .publications = {Publication{.offset = 3, .data = "[3]"}}});
+  EXPECT_EQ(EncodeReply(3, subs),
+            R"({"id":3,"connect":{"client":"c","subs":{"b:\"1\"":{},"a:1":{"recoverable":true,)"
+            R"("epoch":"ep","publications":[{"data":[3],"offset":3}],"recovered":true,"offset":3,)"
+            R"("positioned":true}}}})");
 }
 
 TEST(JsonEncode, SubscribeReply) {

@@ -142,14 +142,35 @@ bool DecodeSince(dom::element v, std::optional<StreamPosition>& out) {
   return ok;
 }
 
+// connect `subs`: channel -> {recover, epoch, offset} (the SDK sends its recoverable
+// server-side subscriptions). More entries than a connection may hold: 107.
+constexpr size_t kMaxConnectSubs = 1024;
+
+bool DecodeConnectSubs(dom::element v,
+                       std::vector<std::pair<std::string, SubscribeRecovery>>& out) {
+  return ForEachField(v, [&](std::string_view channel, dom::element x) {
+    if (out.size() >= kMaxConnectSubs || !(x.is_object() || x.is_null())) return false;
+    SubscribeRecovery rec;
+    const bool ok = ForEachField(x, [&](std::string_view k, dom::element f) {
+      if (k == "recover") return ReadBool(f, rec.recover);
+      if (k == "epoch") return ReadString(f, rec.epoch);
+      if (k == "offset") return ReadInt(f, rec.offset);
+      return true;
+    });
+    out.emplace_back(std::string(channel), std::move(rec));
+    return ok;
+  });
+}
+
 // Decodes the method object into cmd.request; false = 107.
 bool DecodeBody(Method m, dom::element body, ClientCommand& cmd) {
   switch (m) {
     case kConnect: {
       ConnectRequest r;
-      // `data`, `subs` and `headers` are not used by Chorus (no connect proxy): ignored.
+      // `data` and `headers` are not used by Chorus (no connect proxy): ignored.
       const bool ok = ForEachField(body, [&](std::string_view k, dom::element v) {
         if (k == "token") return ReadString(v, r.token);
+        if (k == "subs") return DecodeConnectSubs(v, r.subs);
         if (k == "name") return ReadString(v, r.name);
         if (k == "version") return ReadString(v, r.version);
         return true;
@@ -550,22 +571,10 @@ std::string ClientInfoJson(const PresenceEntry& e) {
   return out;
 }
 
-std::string EncodeReply(uint32_t id, const ConnectResult& r) {
-  std::string out = OpenReply(id, "connect");
-  ObjectWriter w(out);
-  w.StrIfSet("client", r.client);
-  w.StrIfSet("version", r.version);
-  w.TrueIfSet("expires", r.expires);
-  if (r.expires) w.UintIfSet("ttl", r.ttl_s);
-  w.UintIfSet("ping", r.ping_s);
-  w.TrueIfSet("pong", r.pong_s > 0);
-  w.Close();
-  CloseReply(out);
-  return out;
-}
+namespace {
 
-std::string EncodeReply(uint32_t id, const SubscribeResult& r) {
-  std::string out = OpenReply(id, "subscribe");
+// A subscribe result object: the subscribe reply's body, and each entry of connect `subs`.
+void AppendSubscribeResult(std::string& out, const SubscribeResult& r) {
   ObjectWriter w(out);
   w.TrueIfSet("expires", r.expires);
   if (r.expires) w.UintIfSet("ttl", r.ttl_s);
@@ -577,6 +586,36 @@ std::string EncodeReply(uint32_t id, const SubscribeResult& r) {
   w.TrueIfSet("positioned", r.positioned);
   w.TrueIfSet("was_recovering", r.was_recovering);
   w.Close();
+}
+
+}  // namespace
+
+std::string EncodeReply(uint32_t id, const ConnectResult& r) {
+  std::string out = OpenReply(id, "connect");
+  ObjectWriter w(out);
+  w.StrIfSet("client", r.client);
+  w.StrIfSet("version", r.version);
+  w.TrueIfSet("expires", r.expires);
+  if (r.expires) w.UintIfSet("ttl", r.ttl_s);
+  w.UintIfSet("ping", r.ping_s);
+  w.TrueIfSet("pong", r.pong_s > 0);
+  if (!r.subs.empty()) {  // W-25: the server-side subscriptions, as subscribe results
+    w.Key("subs");
+    ObjectWriter subs(out);
+    for (const auto& [channel, sub] : r.subs) {
+      subs.Key(channel);
+      AppendSubscribeResult(out, sub);
+    }
+    subs.Close();
+  }
+  w.Close();
+  CloseReply(out);
+  return out;
+}
+
+std::string EncodeReply(uint32_t id, const SubscribeResult& r) {
+  std::string out = OpenReply(id, "subscribe");
+  AppendSubscribeResult(out, r);
   CloseReply(out);
   return out;
 }

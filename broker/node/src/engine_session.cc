@@ -76,7 +76,12 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
         using T = std::decay_t<decltype(req)>;
         if constexpr (std::is_same_v<T, ConnectRequest>) {
           auto r = OnConnect(s, req);
-          if (r) return SendTo(s, enc.Reply(cmd.id, *r));
+          if (r) {
+            SendTo(s, enc.Reply(cmd.id, *r));
+            // The reply before anything of its channels (N-13), then presence joins.
+            for (const auto& [channel, _] : r->subs) AfterSubscribe(s, channel);
+            return;
+          }
           const uint32_t code = ClientCode(r.error());
           if (s.transport == Transport::kWebSocket && code != 109) {
             // W-13: a refused connect closes the connection (3500 invalid token, 3501 bad
@@ -93,6 +98,10 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
           SendTo(s, enc.Reply(cmd.id, *r));  // N-13: the reply before anything of the channel
           AfterSubscribe(s, req.channel);
         } else if constexpr (std::is_same_v<T, UnsubscribeRequest>) {
+          auto sub = s.subs.find(req.channel);
+          if (sub != s.subs.end() && sub->second.server_side) {
+            return error(make_error_code(Errc::kPermissionDenied));  // W-25: the server's
+          }
           LeaveChannel(s, req.channel, false, 0, "");
           SendTo(s, enc.UnsubscribeReply(cmd.id));
         } else if constexpr (std::is_same_v<T, PublishRequest>) {
@@ -123,12 +132,14 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
 Result<ConnectResult> Engine::OnConnect(Session& s, const ConnectRequest& r) {
   const auto& cc = options_.config.client;
   const int64_t now_s = NowMs() / 1000;
+  std::vector<std::string> server_channels;
   if (!r.token.empty()) {
     auto claims = VerifyToken(r.token, options_.token_keys, now_s);
     if (!claims) return claims.error();  // 101 or 109 (N-2)
     s.user = claims->user;
     s.conn_info = claims->info;
     s.expires_s = claims->exp_s;
+    server_channels = std::move(claims->channels);
   } else if (cc.client_insecure) {
     s.insecure = true;
     s.user = r.user;
@@ -138,10 +149,11 @@ Result<ConnectResult> Engine::OnConnect(Session& s, const ConnectRequest& r) {
   }
   if (!chp::IsValidUtf8(s.user) || !IsJsonOrEmpty(s.conn_info)) return Errc::kBadRequest;
   s.client = RandomClientId(rng_);
+  ConnectResult out;
+  if (auto subs = SubscribeServerSide(s, server_channels, r, out); !subs) return subs.error();
   s.connected = true;
   s.last_seen_ms = NowMs();
   ++counters_.connects;
-  ConnectResult out;
   out.client = s.client;
   out.version = std::string(kVersion);
   out.ping_s = static_cast<uint32_t>(cc.ping_interval_s);
@@ -179,38 +191,92 @@ Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& 
   if (s.subs.size() >= registry_.limits().max_channels_per_connection) {
     return Errc::kLimitExceeded;
   }
-  const bool recover = ShouldRecover(opts, s.insecure ? false : anonymous, r.recover);
-  auto out =
-      table_.Subscribe(r.channel, s.id, recover, r.epoch, r.offset, NowMs(), options_.max_recovery);
+  // Native subscriptions always take join/leave pushes (N-13 spec); WebSocket ones when the
+  // client asked for them (W-21), as the SDK's joinLeave option does. Recoverable when the
+  // namespace recovers for this subscription: always with force_recovery; with allow_recovery
+  // when the client asks (the SDK's `recoverable` option, or a recover attempt; native clients
+  // always ask).
+  const bool native = s.transport == Transport::kNative;
+  SubscribeMode mode;
+  mode.join_leave = native || r.join_leave;
+  mode.asks_recovery = native || r.recoverable || r.recover;
+  mode.positioned = r.positioned;
+  return SubscribeSession(s, r.channel, opts, std::move(chan_info), {r.recover, r.epoch, r.offset},
+                          mode, nullptr);
+}
+
+Result<SubscribeResult> Engine::SubscribeSession(Session& s, const std::string& channel,
+                                                 const ChannelOptions& opts, std::string chan_info,
+                                                 const SubscribeRecovery& from, SubscribeMode mode,
+                                                 size_t* reply_bytes) {
+  const bool anonymous = !s.insecure && s.user.empty();
+  const bool recover = ShouldRecover(opts, anonymous, from.recover);
+  auto out = table_.Subscribe(channel, s.id, recover, from.epoch, from.offset, NowMs(),
+                              options_.max_recovery);
   if (!out) return out.error();
   if (out->recovered) {
     // The reply must fit the connection's queue (client.max_queue_bytes) or the client would
     // be closed as slow on every attempt: a larger catch-up is "not recovered" (reload state).
-    size_t bytes = 0;
+    // A connect reply carries all its server-side subscriptions: `reply_bytes` sums them.
+    size_t bytes = reply_bytes != nullptr ? *reply_bytes : 0;
     for (const auto& p : out->publications) bytes += p.data.size() + (p.info ? p.info->size() : 0);
     if (bytes + kReplyOverheadBytes > options_.config.client.max_queue_bytes) {
       out->recovered = false;
       out->publications.clear();
       table_.CountRecoveryTooLarge();
+    } else if (reply_bytes != nullptr) {
+      *reply_bytes = bytes;
     }
   }
-  // Native subscriptions always take join/leave pushes (N-13 spec); WebSocket ones when the
-  // client asked for them (W-21), as the SDK's joinLeave option does.
-  const bool join_leave = s.transport == Transport::kNative || r.join_leave;
-  s.subs.emplace(r.channel, Subscription{std::move(chan_info), join_leave});
+  s.subs.emplace(channel, Subscription{std::move(chan_info), mode.join_leave, mode.server_side});
   SubscribeResult res;
-  // Recoverable when the namespace recovers for this subscription: always with force_recovery;
-  // with allow_recovery when the client asks (the SDK's `recoverable` option, or a recover
-  // attempt; native clients always ask). Positioned: the stream position is meaningful.
-  const bool asks = s.transport == Transport::kNative || r.recoverable || r.recover;
-  res.recoverable = out->recoverable && (opts.force_recovery || (opts.allow_recovery && asks));
-  res.positioned = out->recoverable && (res.recoverable || r.positioned || asks);
+  res.recoverable =
+      out->recoverable && (opts.force_recovery || (opts.allow_recovery && mode.asks_recovery));
+  res.positioned = out->recoverable && (res.recoverable || mode.positioned || mode.asks_recovery);
   res.epoch = out->top.epoch;
   res.offset = out->top.offset;
   res.recovered = out->recovered;
   res.was_recovering = out->was_recovering;
   res.publications = std::move(out->publications);
   return res;
+}
+
+// W-25 / N-18: the connection token's `channels`, subscribed by the server. The token grants
+// them (no namespace permission check, `$` channels included); the namespace's options apply.
+// All of them or none: a channel that does not resolve, or more than the connection may hold,
+// refuses the connect.
+Result<Unit> Engine::SubscribeServerSide(Session& s, const std::vector<std::string>& channels,
+                                         const ConnectRequest& r, ConnectResult& out) {
+  if (channels.size() > registry_.limits().max_channels_per_connection) {
+    return Errc::kLimitExceeded;
+  }
+  std::vector<const ChannelOptions*> options;
+  for (const std::string& ch : channels) {
+    auto resolved = table_.Resolve(ch);
+    if (!resolved) return resolved.error();
+    options.push_back(resolved->options);
+  }
+  size_t reply_bytes = 0;
+  for (size_t i = 0; i < channels.size(); ++i) {
+    const std::string& ch = channels[i];
+    if (s.subs.count(ch)) continue;  // listed twice
+    SubscribeRecovery from;
+    for (const auto& [name, rec] : r.subs) {
+      if (name == ch) from = rec;
+    }
+    SubscribeMode mode;
+    mode.join_leave = options[i]->join_leave;
+    mode.asks_recovery = true;
+    mode.server_side = true;
+    auto sub = SubscribeSession(s, ch, *options[i], "", from, mode, &reply_bytes);
+    if (!sub) {
+      for (const auto& [done, _] : out.subs) LeaveChannel(s, done, false, 0, "");
+      out.subs.clear();
+      return sub.error();
+    }
+    out.subs.emplace_back(ch, std::move(*sub));
+  }
+  return Unit{};
 }
 
 void Engine::AfterSubscribe(Session& s, std::string_view channel) {

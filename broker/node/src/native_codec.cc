@@ -120,7 +120,7 @@ bool DecodeNativeCommand(std::string_view frame, ClientCommand& out) {
   };
   if (m == "connect") {
     out.request =
-        ConnectRequest{str("token"), str("user"), str("info"), str("name"), str("version")};
+        ConnectRequest{str("token"), str("user"), str("info"), str("name"), str("version"), {}};
   } else if (m == "subscribe") {
     SubscribeRequest r;
     r.channel = required("channel");

@@ -13,6 +13,23 @@ void PackPresenceMap(Packer& pk, const std::vector<PresenceEntry>& entries) {
   }
 }
 
+// The six fields of a subscribe result (the caller packs the map header).
+void PackSubscribeResult(Packer& pk, const SubscribeResult& r) {
+  PackStr(pk, "recoverable");
+  pk.pack(r.recoverable);
+  PackStr(pk, "epoch");
+  PackStr(pk, r.epoch);
+  PackStr(pk, "offset");
+  pk.pack_uint64(r.offset);
+  PackStr(pk, "recovered");
+  pk.pack(r.recovered);
+  PackStr(pk, "was_recovering");
+  pk.pack(r.was_recovering);
+  PackStr(pk, "publications");
+  pk.pack_array(static_cast<uint32_t>(r.publications.size()));
+  for (const auto& pub : r.publications) PackPublication(pk, pub);
+}
+
 // docs/protocol/native.md, "Methods".
 class Native final : public Encoder {
  public:
@@ -20,7 +37,7 @@ class Native final : public Encoder {
     return EncodeError(id, code, message);
   }
   std::string Reply(uint64_t id, const ConnectResult& r) const override {
-    return EncodeResult(id, 4, [&](Packer& pk) {
+    return EncodeResult(id, r.subs.empty() ? 4 : 5, [&](Packer& pk) {
       PackStr(pk, "client");
       PackStr(pk, r.client);
       PackStr(pk, "version");
@@ -29,24 +46,18 @@ class Native final : public Encoder {
       pk.pack_uint64(r.ping_s);
       PackStr(pk, "pong");
       pk.pack_uint64(r.pong_s);
+      if (r.subs.empty()) return;
+      PackStr(pk, "subs");  // server-side subscriptions (N-18)
+      pk.pack_map(static_cast<uint32_t>(r.subs.size()));
+      for (const auto& [channel, sub] : r.subs) {
+        PackStr(pk, channel);
+        pk.pack_map(6);
+        PackSubscribeResult(pk, sub);
+      }
     });
   }
   std::string Reply(uint64_t id, const SubscribeResult& r) const override {
-    return EncodeResult(id, 6, [&](Packer& pk) {
-      PackStr(pk, "recoverable");
-      pk.pack(r.recoverable);
-      PackStr(pk, "epoch");
-      PackStr(pk, r.epoch);
-      PackStr(pk, "offset");
-      pk.pack_uint64(r.offset);
-      PackStr(pk, "recovered");
-      pk.pack(r.recovered);
-      PackStr(pk, "was_recovering");
-      pk.pack(r.was_recovering);
-      PackStr(pk, "publications");
-      pk.pack_array(static_cast<uint32_t>(r.publications.size()));
-      for (const auto& pub : r.publications) PackPublication(pk, pub);
-    });
+    return EncodeResult(id, 6, [&](Packer& pk) { PackSubscribeResult(pk, r); });
   }
   std::string Reply(uint64_t id, const PublishResult& r) const override {
     return EncodeResult(id, 2, [&](Packer& pk) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -15,12 +16,23 @@
 
 namespace chorus::broker::node {
 
+// Where a subscription resumes: `recover` asks for the publications after epoch/offset.
+struct SubscribeRecovery {
+  bool recover = false;
+  std::string epoch;
+  uint64_t offset = 0;
+  bool operator==(const SubscribeRecovery&) const = default;
+};
+
 // --- Requests (client -> node). JSON-valued fields (data, info) hold compact JSON text.
 struct ConnectRequest {
   std::string token;          // JWT; "" = none
   std::string user;           // native only, honoured with client_insecure
   std::string info;           // JSON; native only, honoured with client_insecure
   std::string name, version;  // the SDK's self-description (informational)
+  // Server-side subscriptions to recover (JSON `subs`): channel -> recover, epoch, offset.
+  // Honoured only for channels the connection token subscribes (its `channels` claim).
+  std::vector<std::pair<std::string, SubscribeRecovery>> subs;
   bool operator==(const ConnectRequest&) const = default;
 };
 struct SubscribeRequest {
@@ -97,12 +109,6 @@ struct ClientCommand {
 };
 
 // --- Results (node -> client).
-struct ConnectResult {
-  std::string client, version;
-  uint32_t ping_s = 0, pong_s = 0;  // JSON: `ping` seconds and `pong: true`
-  bool expires = false;
-  uint32_t ttl_s = 0;  // seconds until the token expires (when expires)
-};
 struct SubscribeResult {
   bool recoverable = false, positioned = false;
   std::string epoch;
@@ -111,6 +117,14 @@ struct SubscribeResult {
   std::vector<Publication> publications;  // recovered, oldest first
   bool expires = false;
   uint32_t ttl_s = 0;
+};
+struct ConnectResult {
+  std::string client, version;
+  uint32_t ping_s = 0, pong_s = 0;  // JSON: `ping` seconds and `pong: true`
+  bool expires = false;
+  uint32_t ttl_s = 0;  // seconds until the token expires (when expires)
+  // Server-side subscriptions made by the connect (the token's `channels`), in claim order.
+  std::vector<std::pair<std::string, SubscribeResult>> subs;
 };
 struct PublishResult {
   uint64_t offset = 0;  // 0 / "" without history

@@ -87,8 +87,16 @@ class Engine final : public chp::Pollable {
   // connection of a gateway (by the gateway's bridge routing id and its connection id).
   enum class Transport : uint8_t { kNative, kWebSocket };
   struct Subscription {
-    std::string chan_info;   // JSON
-    bool join_leave = true;  // WebSocket: only when the client asked (W-21); native: always
+    std::string chan_info;     // JSON
+    bool join_leave = true;    // WebSocket: only when the client asked (W-21); native: always
+    bool server_side = false;  // made by the connect token's `channels` (W-25, N-18)
+  };
+  // How a subscription is made: by a subscribe command or by the server at connect.
+  struct SubscribeMode {
+    bool join_leave = false;     // the subscription takes join/leave pushes
+    bool asks_recovery = false;  // the client asked for a recoverable subscription
+    bool positioned = false;     // the client asked for a positioned one
+    bool server_side = false;
   };
   struct Session {
     SubscriberId id = 0;
@@ -121,6 +129,14 @@ class Engine final : public chp::Pollable {
   Result<ConnectResult> OnConnect(Session& s, const ConnectRequest& r);
   Result<SubscribeResult> OnSubscribe(Session& s, const SubscribeRequest& r);
   void AfterSubscribe(Session& s, std::string_view channel);
+  // The subscription once permitted: recovery from `from`, the session's entry, the result.
+  // `reply_bytes` (connect: the sum over its subscriptions) bounds the recovered data.
+  Result<SubscribeResult> SubscribeSession(Session& s, const std::string& channel,
+                                           const ChannelOptions& opts, std::string chan_info,
+                                           const SubscribeRecovery& from, SubscribeMode mode,
+                                           size_t* reply_bytes);
+  Result<Unit> SubscribeServerSide(Session& s, const std::vector<std::string>& channels,
+                                   const ConnectRequest& r, ConnectResult& out);
   Result<PublishResult> OnPublish(Session& s, const PublishRequest& r);
   Result<PresenceResult> OnPresence(Session& s, const PresenceRequest& r);
   Result<PresenceStats> OnPresenceStats(Session& s, const PresenceStatsRequest& r);
