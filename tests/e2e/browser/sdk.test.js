@@ -1,6 +1,6 @@
 // The real centrifuge SDK (5.8.0, its browser bundle) inside headless Chromium pages against a
 // real chorusd: connecting (anonymous, HS256, rejected and expired tokens, as
-// node/connect.test.js), then channels between two pages (publish, presence, join/leave,
+// node/connect.test.js; server-side subscriptions from the token, W-25), then channels between two pages (publish, presence, join/leave,
 // history paging, client and server unsubscribe, as node/channels.test.js). The network
 // scenarios (transport cut, node restart, slow reader) are in sdk_network.test.js.
 import assert from 'node:assert/strict';
@@ -37,6 +37,27 @@ describe('SDK in Chromium: connect', () => {
       const { clients } = await s.presence();
       assert.deepEqual(Object.keys(clients), [ctx.client]);
       assert.equal(clients[ctx.client].user, '');
+    }));
+
+  test('W-25: token channels: server-side subscriptions reach the client object', () =>
+    withBrowserNode(browser, {}, async ({ node, open }) => {
+      const page = await open();
+      const exp = Math.floor(Date.now() / 1000) + 600;
+      const c = await page.client({ token: hs256({ sub: 'sam', exp, channels: ['chat:srv'] }, TOKEN_SECRET) });
+      await c.connect();
+      await c.waitCount('subscribed', 1);
+      const [sub] = await c.events('subscribed');
+      assert.deepEqual([sub.ctx.channel, sub.ctx.recoverable], ['chat:srv', true]);
+      for (let n = 1; n <= 2; n++) await node.api('publish', { channel: 'chat:srv', data: { n } });
+      await c.waitCount('publication', 2);
+      const pubs = await c.events('publication');
+      assert.deepEqual(
+        pubs.map((e) => [e.ctx.channel, e.ctx.offset, e.ctx.data.n]),
+        [
+          ['chat:srv', 1, 1],
+          ['chat:srv', 2, 2],
+        ],
+      );
     }));
 
   test('HS256 token: user and info from the token (presence connInfo)', () =>

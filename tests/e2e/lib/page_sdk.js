@@ -34,7 +34,8 @@ export const BLANK_SITE = join(here, 'blank');
 // The package's require entry is build/index.js; the browser bundle sits beside it in dist/.
 export const SDK_BUNDLE = join(dirname(createRequire(import.meta.url).resolve('centrifuge')), '../dist/centrifuge.js');
 
-const CLIENT_EVENTS = ['state', 'connecting', 'connected', 'disconnected', 'error'];
+// 'subscribed' and 'publication' on a client are its server-side subscriptions' (W-25).
+const CLIENT_EVENTS = ['state', 'connecting', 'connected', 'disconnected', 'error', 'subscribed', 'publication'];
 const SUB_EVENTS = ['state', 'subscribing', 'subscribed', 'unsubscribed', 'error', 'publication', 'join', 'leave'];
 
 // Runs in the page (serialised by page.evaluate): defines window.e2e.
