@@ -1,8 +1,9 @@
 // The real centrifuge SDK (5.8.0, its browser bundle) inside headless Chromium pages against a
 // real chorusd: connecting (anonymous, HS256, rejected and expired tokens, as
-// node/connect.test.js; server-side subscriptions from the token, W-25), then channels between two pages (publish, presence, join/leave,
-// history paging, client and server unsubscribe, as node/channels.test.js). The network
-// scenarios (transport cut, node restart, slow reader) are in sdk_network.test.js.
+// node/connect.test.js; server-side subscriptions from the token, W-25), then channels between
+// two pages (publish, presence, join/leave, history paging, client and server unsubscribe, as
+// node/channels.test.js). The network scenarios (transport cut, node restart, slow reader) are
+// in sdk_network.test.js.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
