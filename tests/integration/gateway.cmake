@@ -12,3 +12,9 @@ target_compile_definitions(gateway_ws_test PRIVATE BOOST_ASIO_NO_DEPRECATED
 # directory refused; raw HTTP bytes as in gateway_http_test.
 chorus_test(gateway_static_test LABEL integration SOURCES gateway_static_test.cc
             LIBS chorus::broker_gateway)
+# Several io threads (HttpOptions::io_threads 2 and 3): connections spread over the shards,
+# fanout, slow close, the server-wide bounds, Stop(), thread names; Beast's client as above.
+chorus_test(gateway_threads_test LABEL integration SOURCES gateway_threads_test.cc
+            LIBS chorus::broker_gateway Boost::headers)
+target_compile_definitions(gateway_threads_test PRIVATE BOOST_ASIO_NO_DEPRECATED
+                           BOOST_BEAST_USE_STD_STRING_VIEW)

@@ -5,7 +5,7 @@
 // recording what it received. The HTTP client is plain POSIX sockets speaking raw HTTP/1.1 bytes,
 // so the server is checked against the wire and not against Beast. Every wait is a condition with a
 // deadline; "the engine saw nothing" is checked behind an ordering barrier (a later request
-// that the engine did see), never by sleeping.
+// that the engine did see), never by sleeping. Every test runs with 1 and 2 io threads.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -23,9 +23,9 @@ namespace {
 
 using namespace gateway_test;
 
-class GatewayHttp : public GatewayFixture {};
+class GatewayHttp : public ThreadsFixture {};
 
-TEST_F(GatewayHttp, ApiWithXApiKeyIsForwarded) {
+TEST_P(GatewayHttp, ApiWithXApiKeyIsForwarded) {
   StartEngine();
   StartServer();
   auto r = RoundTrip(port(), Api("publish", R"({"channel":"a","data":{}})"));
@@ -40,7 +40,7 @@ TEST_F(GatewayHttp, ApiWithXApiKeyIsForwarded) {
   EXPECT_EQ(seen[0].body, R"({"channel":"a","data":{}})");
 }
 
-TEST_F(GatewayHttp, ApiWithAuthorizationApikeyIsForwarded) {
+TEST_P(GatewayHttp, ApiWithAuthorizationApikeyIsForwarded) {
   StartEngine();
   StartServer();
   auto r = RoundTrip(port(), Api("info", "{}", std::string("Authorization: apikey ") + kKey));
@@ -54,7 +54,7 @@ TEST_F(GatewayHttp, ApiWithAuthorizationApikeyIsForwarded) {
   EXPECT_EQ(engine_->count(), 2u);
 }
 
-TEST_F(GatewayHttp, MissingOrWrongKeyIs401AndEngineNotContacted) {
+TEST_P(GatewayHttp, MissingOrWrongKeyIs401AndEngineNotContacted) {
   StartEngine();
   StartServer();
   RawClient c(port());
@@ -85,7 +85,7 @@ TEST_F(GatewayHttp, MissingOrWrongKeyIs401AndEngineNotContacted) {
   EXPECT_EQ(server_->stats().forwarded, 1u);
 }
 
-TEST_F(GatewayHttp, ApiDisabledIs404) {
+TEST_P(GatewayHttp, ApiDisabledIs404) {
   StartEngine();
   auto o = Options();
   o.api_key.clear();
@@ -104,7 +104,7 @@ TEST_F(GatewayHttp, ApiDisabledIs404) {
   EXPECT_EQ(seen[0].kind, "health");
 }
 
-TEST_F(GatewayHttp, WrongHttpMethodIs405) {
+TEST_P(GatewayHttp, WrongHttpMethodIs405) {
   StartEngine();
   StartServer();
   RawClient c(port());
@@ -127,7 +127,7 @@ TEST_F(GatewayHttp, WrongHttpMethodIs405) {
   EXPECT_EQ(engine_->count(), 1u);
 }
 
-TEST_F(GatewayHttp, BodyOverLimitIs413) {
+TEST_P(GatewayHttp, BodyOverLimitIs413) {
   StartEngine();
   auto o = Options();
   o.max_body_bytes = 16;
@@ -165,7 +165,7 @@ TEST_F(GatewayHttp, BodyOverLimitIs413) {
   EXPECT_EQ(server_->stats().forwarded, 1u);
 }
 
-TEST_F(GatewayHttp, ExpectContinueGetsInterimAnswer) {
+TEST_P(GatewayHttp, ExpectContinueGetsInterimAnswer) {
   StartEngine();
   StartServer();
   RawClient c(port());
@@ -192,7 +192,7 @@ TEST_F(GatewayHttp, ExpectContinueGetsInterimAnswer) {
   EXPECT_TRUE(d.ClosedByPeer());
 }
 
-TEST_F(GatewayHttp, UnknownPathIs404) {
+TEST_P(GatewayHttp, UnknownPathIs404) {
   StartEngine();
   StartServer();
   RawClient c(port());
@@ -216,7 +216,7 @@ TEST_F(GatewayHttp, UnknownPathIs404) {
   EXPECT_EQ(engine_->count(), 1u);
 }
 
-TEST_F(GatewayHttp, HealthAndMetricsPassThrough) {
+TEST_P(GatewayHttp, HealthAndMetricsPassThrough) {
   bool healthy = true;
   std::mutex mu;
   StartEngine([&](const EngineRequest& r) -> std::optional<EngineAnswer> {
@@ -257,7 +257,7 @@ TEST_F(GatewayHttp, HealthAndMetricsPassThrough) {
   }
 }
 
-TEST_F(GatewayHttp, EngineStatusTypeAndBodyPassedExactly) {
+TEST_P(GatewayHttp, EngineStatusTypeAndBodyPassedExactly) {
   const std::string binary("\x00\x01\xff{\"x\":\"\xc3\xa9\"}\r\n\r\n", 18);
   StartEngine([&](const EngineRequest& r) -> std::optional<EngineAnswer> {
     if (r.method == "teapot") return EngineAnswer{"418", "application/x-custom; a=b", binary};
@@ -294,7 +294,7 @@ TEST_F(GatewayHttp, EngineStatusTypeAndBodyPassedExactly) {
   EXPECT_EQ(server_->stats().malformed_replies, 1u);
 }
 
-TEST_F(GatewayHttp, OutOfOrderRepliesAreMatchedById) {
+TEST_P(GatewayHttp, OutOfOrderRepliesAreMatchedById) {
   StartEngine(HoldSome);
   StartServer();
   RawClient a(port());
@@ -318,7 +318,7 @@ TEST_F(GatewayHttp, OutOfOrderRepliesAreMatchedById) {
   EXPECT_EQ(rb->body, "reply-to-body-b");
 }
 
-TEST_F(GatewayHttp, EngineTimeoutIs503AndLateReplyIsIgnored) {
+TEST_P(GatewayHttp, EngineTimeoutIs503AndLateReplyIsIgnored) {
   StartEngine(HoldSome);
   auto o = Options();
   o.engine_timeout = 200ms;
@@ -345,7 +345,7 @@ TEST_F(GatewayHttp, EngineTimeoutIs503AndLateReplyIsIgnored) {
   EXPECT_EQ(r->body, "api|fast|{}");
 }
 
-TEST_F(GatewayHttp, NoEngineIs503) {
+TEST_P(GatewayHttp, NoEngineIs503) {
   // Nobody binds the endpoint.
   auto o = Options();
   o.engine_timeout = 200ms;
@@ -356,7 +356,7 @@ TEST_F(GatewayHttp, NoEngineIs503) {
   EXPECT_EQ(r->body, kInternal);
 }
 
-TEST_F(GatewayHttp, KeepAliveServesThreeRequestsOnOneConnection) {
+TEST_P(GatewayHttp, KeepAliveServesThreeRequestsOnOneConnection) {
   StartEngine();
   StartServer();
   RawClient c(port());
@@ -386,7 +386,7 @@ TEST_F(GatewayHttp, KeepAliveServesThreeRequestsOnOneConnection) {
   EXPECT_TRUE(c.ClosedByPeer());
 }
 
-TEST_F(GatewayHttp, GarbageIs400AndServerKeepsServing) {
+TEST_P(GatewayHttp, GarbageIs400AndServerKeepsServing) {
   StartEngine();
   StartServer();
   {
@@ -419,7 +419,7 @@ TEST_F(GatewayHttp, GarbageIs400AndServerKeepsServing) {
   EXPECT_EQ(r->body, "api|after|{}");
 }
 
-TEST_F(GatewayHttp, TwoHundredConcurrentRequestsAllAnswered) {
+TEST_P(GatewayHttp, TwoHundredConcurrentRequestsAllAnswered) {
   constexpr int kClients = 200;
   StartEngine(HoldSome);
   StartServer();
@@ -447,7 +447,7 @@ TEST_F(GatewayHttp, TwoHundredConcurrentRequestsAllAnswered) {
 // one is answered: engine replies keep arriving while the io thread sends, which is where an
 // edge of ZMQ_FD can be consumed by a send (README "Driving the DEALER from Asio"). A reply
 // left undrained would surface as a 503 after the engine timeout.
-TEST_F(GatewayHttp, ParallelKeepAliveClientsAllAnswered) {
+TEST_P(GatewayHttp, ParallelKeepAliveClientsAllAnswered) {
   constexpr int kClients = 16;
   constexpr int kRequests = 60;
   StartEngine();
@@ -473,7 +473,7 @@ TEST_F(GatewayHttp, ParallelKeepAliveClientsAllAnswered) {
   EXPECT_EQ(server_->stats().engine_timeouts, 0u);
 }
 
-TEST_F(GatewayHttp, MaxInFlightIs503) {
+TEST_P(GatewayHttp, MaxInFlightIs503) {
   StartEngine(HoldSome);
   auto o = Options();
   o.max_in_flight = 1;
@@ -495,7 +495,7 @@ TEST_F(GatewayHttp, MaxInFlightIs503) {
   EXPECT_EQ(r->status, 200);
 }
 
-TEST_F(GatewayHttp, MaxConnectionsClosesExtraConnections) {
+TEST_P(GatewayHttp, MaxConnectionsClosesExtraConnections) {
   StartEngine();
   auto o = Options();
   o.max_connections = 2;
@@ -517,7 +517,7 @@ TEST_F(GatewayHttp, MaxConnectionsClosesExtraConnections) {
   }));
 }
 
-TEST_F(GatewayHttp, IdleConnectionIsClosed) {
+TEST_P(GatewayHttp, IdleConnectionIsClosed) {
   StartEngine();
   auto o = Options();
   o.idle_timeout = 1s;
@@ -532,7 +532,7 @@ TEST_F(GatewayHttp, IdleConnectionIsClosed) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, 500ms);
 }
 
-TEST_F(GatewayHttp, StopWithRequestsInFlightReturnsCleanly) {
+TEST_P(GatewayHttp, StopWithRequestsInFlightReturnsCleanly) {
   StartEngine(HoldSome);
   StartServer();
   std::vector<std::unique_ptr<RawClient>> clients;
@@ -562,7 +562,7 @@ TEST_F(GatewayHttp, StopWithRequestsInFlightReturnsCleanly) {
   EXPECT_FALSE(RawClient(port()).connected());
 }
 
-TEST_F(GatewayHttp, StartReportsErrorsAsValues) {
+TEST_P(GatewayHttp, StartReportsErrorsAsValues) {
   auto o = Options();
   o.engine_endpoint.clear();
   auto r = gw::HttpServer::Start(ctx_, o);
@@ -579,6 +579,14 @@ TEST_F(GatewayHttp, StartReportsErrorsAsValues) {
   r = gw::HttpServer::Start(ctx_, o);
   ASSERT_FALSE(r.ok());
 
+  for (size_t threads : {size_t{0}, gw::HttpOptions::kMaxIoThreads + 1}) {
+    o = Options();
+    o.io_threads = threads;
+    r = gw::HttpServer::Start(ctx_, o);
+    ASSERT_FALSE(r.ok()) << threads;
+    EXPECT_EQ(r.error(), std::errc::invalid_argument) << threads;
+  }
+
   StartServer();
   o = Options();
   o.port = port();  // taken
@@ -586,5 +594,8 @@ TEST_F(GatewayHttp, StartReportsErrorsAsValues) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error(), std::errc::address_in_use);
 }
+
+INSTANTIATE_TEST_SUITE_P(IoThreads, GatewayHttp, ::testing::Values(size_t{1}, size_t{2}),
+                         IoThreadsName);
 
 }  // namespace

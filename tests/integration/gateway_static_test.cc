@@ -2,7 +2,8 @@
 // HttpOptions::static_dir served on GET and HEAD, content types, Cache-Control, and every way
 // out of the directory refused (dot segments, percent-encoded dots and slashes, symlinks). The
 // server runs in-process on 127.0.0.1 port 0 against the fake engine of gateway_test_support.h;
-// the client speaks raw HTTP/1.1 bytes over POSIX sockets.
+// the client speaks raw HTTP/1.1 bytes over POSIX sockets. Every test runs with 1 and 2 io
+// threads (files are read on the shard that owns the connection).
 //
 // Layout of each test's temp dir: `www/` is served; `secret.txt` sits next to it (outside) and
 // its text must never come back.
@@ -28,7 +29,7 @@ constexpr char kScript[] = "console.log('a');\n";
 constexpr char kStyle[] = "body { color: red; }\n";
 constexpr char kSecret[] = "TOP-SECRET-OUTSIDE";
 
-class GatewayStatic : public GatewayFixture {
+class GatewayStatic : public ThreadsFixture {
  protected:
   void SetUp() override {
     static int n = 0;
@@ -43,7 +44,7 @@ class GatewayStatic : public GatewayFixture {
     Write(root_ / "secret.txt", kSecret);
   }
   void TearDown() override {
-    GatewayFixture::TearDown();
+    ThreadsFixture::TearDown();
     std::error_code ec;
     fs::remove_all(root_, ec);
   }
@@ -85,7 +86,7 @@ std::string ReadHeadOnly(RawClient& c, std::string& rest) {
   return bytes.substr(0, end + 4);
 }
 
-TEST_F(GatewayStatic, ServesFilesWithContentTypeAndNoCache) {
+TEST_P(GatewayStatic, ServesFilesWithContentTypeAndNoCache) {
   Start();
   const struct {
     const char* target;
@@ -114,7 +115,7 @@ TEST_F(GatewayStatic, ServesFilesWithContentTypeAndNoCache) {
   EXPECT_EQ(engine_->seen()[0].kind, "health");
 }
 
-TEST_F(GatewayStatic, ContentTypesByExtension) {
+TEST_P(GatewayStatic, ContentTypesByExtension) {
   const struct {
     const char* name;
     const char* type;
@@ -140,7 +141,7 @@ TEST_F(GatewayStatic, ContentTypesByExtension) {
   }
 }
 
-TEST_F(GatewayStatic, RootIsIndexHtml) {
+TEST_P(GatewayStatic, RootIsIndexHtml) {
   Start();
   for (const char* target : {"/", "/?x=1"}) {
     auto r = Get(target);
@@ -151,7 +152,7 @@ TEST_F(GatewayStatic, RootIsIndexHtml) {
   }
 }
 
-TEST_F(GatewayStatic, MissingFilesAndDirectoriesAre404) {
+TEST_P(GatewayStatic, MissingFilesAndDirectoriesAre404) {
   Start();
   for (const char* target :
        {"/nope.js", "/sub/nope.css", "/sub", "/sub/", "/index.html/", "//a.js", "/sub//b.css"}) {
@@ -161,7 +162,7 @@ TEST_F(GatewayStatic, MissingFilesAndDirectoriesAre404) {
   }
 }
 
-TEST_F(GatewayStatic, EscapesOutOfTheDirectoryAreRefused) {
+TEST_P(GatewayStatic, EscapesOutOfTheDirectoryAreRefused) {
   Start();
   // Each of these would reach secret.txt (or a file that does exist inside) if the path were
   // used naively; every one must be refused.
@@ -198,7 +199,7 @@ TEST_F(GatewayStatic, EscapesOutOfTheDirectoryAreRefused) {
   EXPECT_EQ(ok->body, kScript);
 }
 
-TEST_F(GatewayStatic, SymlinksMayNotLeaveTheDirectory) {
+TEST_P(GatewayStatic, SymlinksMayNotLeaveTheDirectory) {
   fs::create_symlink(root_ / "secret.txt", www_ / "leak.txt");  // absolute, outside
   fs::create_symlink("../secret.txt", www_ / "rel-leak.txt");   // relative, outside
   fs::create_symlink(root_, www_ / "up");                       // a directory outside
@@ -220,7 +221,7 @@ TEST_F(GatewayStatic, SymlinksMayNotLeaveTheDirectory) {
   }
 }
 
-TEST_F(GatewayStatic, OnlyRegularFilesWithinTheSizeLimit) {
+TEST_P(GatewayStatic, OnlyRegularFilesWithinTheSizeLimit) {
   ASSERT_EQ(::mkfifo((www_ / "fifo").c_str(), 0600), 0);
   Write(www_ / "eight.txt", "12345678");
   Write(www_ / "nine.txt", "123456789");
@@ -240,7 +241,7 @@ TEST_F(GatewayStatic, OnlyRegularFilesWithinTheSizeLimit) {
   EXPECT_EQ(nine->status, 404);
 }
 
-TEST_F(GatewayStatic, OtherMethodsAre405) {
+TEST_P(GatewayStatic, OtherMethodsAre405) {
   Start();
   for (const char* method : {"POST", "PUT", "DELETE", "OPTIONS"}) {
     for (const char* target : {"/a.js", "/", "/nope.js"}) {
@@ -255,7 +256,7 @@ TEST_F(GatewayStatic, OtherMethodsAre405) {
   EXPECT_EQ(engine_->count(), 0u);
 }
 
-TEST_F(GatewayStatic, HeadHasTheHeadersOfGetAndNoBody) {
+TEST_P(GatewayStatic, HeadHasTheHeadersOfGetAndNoBody) {
   Start();
   RawClient c(port());
   ASSERT_TRUE(c.Send(Request("HEAD", "/a.js")));
@@ -288,7 +289,7 @@ TEST_F(GatewayStatic, HeadHasTheHeadersOfGetAndNoBody) {
   EXPECT_EQ(r->body, kIndex);
 }
 
-TEST_F(GatewayStatic, ApiRoutesStillWork) {
+TEST_P(GatewayStatic, ApiRoutesStillWork) {
   // Files whose names collide with the reserved routes are never served.
   fs::create_directories(www_ / "api");
   fs::create_directories(www_ / "health");
@@ -327,7 +328,7 @@ TEST_F(GatewayStatic, ApiRoutesStillWork) {
   EXPECT_EQ(engine_->count(), 3u);  // publish, health, metrics
 }
 
-TEST_F(GatewayStatic, NothingIsServedWithoutStaticDir) {
+TEST_P(GatewayStatic, NothingIsServedWithoutStaticDir) {
   StartEngine();
   StartServer();  // Options(): static_dir ""
   for (const char* target : {"/", "/index.html", "/a.js"}) {
@@ -337,7 +338,7 @@ TEST_F(GatewayStatic, NothingIsServedWithoutStaticDir) {
   }
 }
 
-TEST_F(GatewayStatic, StartRefusesAStaticDirThatIsNotADirectory) {
+TEST_P(GatewayStatic, StartRefusesAStaticDirThatIsNotADirectory) {
   StartEngine();
   for (const fs::path& dir : {root_ / "missing", root_ / "secret.txt"}) {
     gw::HttpOptions o = Options();
@@ -351,5 +352,8 @@ TEST_F(GatewayStatic, StartRefusesAStaticDirThatIsNotADirectory) {
   EXPECT_EQ(gw::HttpServer::Start(ctx_, o).error(),
             std::make_error_code(std::errc::invalid_argument));
 }
+
+INSTANTIATE_TEST_SUITE_P(IoThreads, GatewayStatic, ::testing::Values(size_t{1}, size_t{2}),
+                         IoThreadsName);
 
 }  // namespace

@@ -1,8 +1,10 @@
-// Shared by the gateway's integration tests (gateway_http_test.cc, gateway_ws_test.cc): a raw
+// Shared by the gateway's integration tests (gateway_{http,ws,static,threads}_test.cc): a raw
 // HTTP/1.1 client over POSIX sockets, a fake engine (a thread with a ROUTER on an inproc
 // endpoint of the test's zmq context, answering HTTP requests from a scripted function or
-// holding them, recording WebSocket events and sending WebSocket commands on request), and a
-// fixture that starts the engine and the server (127.0.0.1, port 0).
+// holding them, recording WebSocket events and sending WebSocket commands on request, to the
+// DEALER of the shard that owns each connection, as the real engine does), and a fixture that
+// starts the engine and the server (127.0.0.1, port 0) with `io_threads_` shards; the
+// parameterised suites run with 1 and 2 (IoThreadsName names them).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -26,8 +28,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <zmq.hpp>
@@ -215,6 +219,7 @@ struct WsEvent {
   std::string event;  // open | frame | closed
   uint64_t conn_id = 0;
   std::string payload;
+  std::string gateway;  // the routing id of the DEALER (shard) it came from
 };
 
 inline std::string EncodeLe64(uint64_t v) {
@@ -296,21 +301,33 @@ class FakeEngine {
     return out;
   }
 
-  // Sends `frames` to the gateway (its routing id in front) from the engine thread; frames
-  // are sent in the order of the calls. Needs a message from the gateway first (its id).
+  // Sends `frames` to the gateway from the engine thread, in the order of the calls, with the
+  // routing id of the DEALER that reported the conn id's `open` in front (like the engine's
+  // by_conn_). A fanout whose ids belong to several DEALERs is split into one message per
+  // DEALER (ids kept in order). Ids never opened, and anything else, go to the DEALER of the
+  // latest message received. Needs a message from the gateway first.
   void SendToGateway(std::vector<std::string> frames) {
     std::lock_guard lock(mu_);
     commands_.push_back([this, frames = std::move(frames)](zmq::socket_t& s) {
-      std::string id;
-      {
-        std::lock_guard inner(mu_);
-        id = gateway_id_;
+      for (const auto& [gateway, message] : Route(frames)) {
+        std::vector<zmq::const_buffer> parts{zmq::buffer(gateway)};
+        for (const auto& f : message) parts.push_back(zmq::buffer(f));
+        EXPECT_TRUE(zmq::send_multipart(s, parts, zmq::send_flags::none));
       }
-      std::vector<zmq::const_buffer> parts{zmq::buffer(id)};
-      for (const auto& f : frames) parts.push_back(zmq::buffer(f));
-      EXPECT_TRUE(zmq::send_multipart(s, parts, zmq::send_flags::none));
       ++sent_;
     });
+  }
+
+  // The DEALER that reported `open` for `conn_id` ("" when none did).
+  std::string gateway_of(uint64_t conn_id) const {
+    std::lock_guard lock(mu_);
+    auto it = conn_gateway_.find(conn_id);
+    return it == conn_gateway_.end() ? std::string() : it->second;
+  }
+  // The routing ids of every DEALER a message came from.
+  std::set<std::string> gateways() const {
+    std::lock_guard lock(mu_);
+    return gateways_;
   }
   // Commands sent so far (SendToGateway); lets a test wait until a burst has left.
   size_t sent() const { return sent_.load(); }
@@ -352,17 +369,52 @@ class FakeEngine {
     }
   }
 
+  // Splits one command by destination DEALER (see SendToGateway). On the engine thread.
+  std::vector<std::pair<std::string, std::vector<std::string>>> Route(
+      const std::vector<std::string>& frames) {
+    std::lock_guard lock(mu_);
+    auto owner = [&](const std::string& id_frame) {
+      if (id_frame.size() != 8) return gateway_id_;
+      auto it = conn_gateway_.find(DecodeLe64(id_frame));
+      return it == conn_gateway_.end() ? gateway_id_ : it->second;
+    };
+    const bool ws = frames.size() >= 3 && frames[0] == "ws";
+    if (ws && frames[1] == "fanout" && frames[2].size() % 8 == 0 && !frames[2].empty()) {
+      std::vector<std::pair<std::string, std::vector<std::string>>> out;
+      for (size_t at = 0; at < frames[2].size(); at += 8) {
+        const std::string id = frames[2].substr(at, 8);
+        const std::string gateway = owner(id);
+        auto it =
+            std::find_if(out.begin(), out.end(), [&](const auto& m) { return m.first == gateway; });
+        if (it == out.end()) {
+          out.push_back({gateway, frames});
+          out.back().second[2].clear();
+          it = out.end() - 1;
+        }
+        it->second[2] += id;
+      }
+      return out;
+    }
+    return {{ws ? owner(frames[2]) : gateway_id_, frames}};
+  }
+
   void Handle(zmq::socket_t& socket, std::vector<zmq::message_t>& parts) {
     if (!parts.empty()) {
       std::lock_guard lock(mu_);
       gateway_id_ = parts[0].to_string();
+      gateways_.insert(gateway_id_);
     }
     // [routing id] ["ws"] [event] [conn id] [payload] (README "WebSocket frames").
     if (parts.size() == 5 && parts[1].to_string_view() == "ws") {
-      WsEvent e{parts[2].to_string(), 0, parts[4].to_string()};
+      WsEvent e{parts[2].to_string(), 0, parts[4].to_string(), parts[0].to_string()};
       EXPECT_EQ(parts[3].size(), 8u);
       if (parts[3].size() == 8) e.conn_id = DecodeLe64(parts[3].to_string());
       std::lock_guard lock(mu_);
+      if (e.event == "open") {
+        // Conn ids are unique per HttpServer (README "WebSocket"): never seen from two DEALERs.
+        EXPECT_EQ(conn_gateway_.count(e.conn_id), 0u) << "conn id " << e.conn_id << " reused";
+        conn_gateway_[e.conn_id] = e.gateway;
+      }
       ws_events_.push_back(std::move(e));
       return;
     }
@@ -398,7 +450,9 @@ class FakeEngine {
   std::vector<EngineRequest> seen_;
   std::vector<EngineRequest> held_;
   std::vector<WsEvent> ws_events_;
-  std::string gateway_id_;
+  std::string gateway_id_;                        // of the latest message
+  std::set<std::string> gateways_;                // every DEALER seen
+  std::map<uint64_t, std::string> conn_gateway_;  // conn id -> DEALER of its `open`
   std::atomic<size_t> sent_{0};
   std::vector<std::function<void(zmq::socket_t&)>> commands_;
   std::thread thread_;  // last: started when everything above exists
@@ -422,6 +476,7 @@ class GatewayFixture : public ::testing::Test {
     gw::HttpOptions o;
     o.api_key = kKey;
     o.engine_endpoint = endpoint_;
+    o.io_threads = io_threads_;
     return o;
   }
 
@@ -440,10 +495,22 @@ class GatewayFixture : public ::testing::Test {
     return "inproc://gateway-test-" + std::to_string(n++);
   }
 
-  zmq::context_t ctx_;  // first: outlives the engine and the server
+  size_t io_threads_ = 1;  // HttpOptions::io_threads of Options()
+  zmq::context_t ctx_;     // outlives the engine and the server
   const std::string endpoint_ = NewEndpoint();
   std::unique_ptr<FakeEngine> engine_;
   std::unique_ptr<gw::HttpServer> server_;
 };
+
+// A suite run once per shard count: `class S : public ThreadsFixture {};`, TEST_P, and
+// INSTANTIATE_TEST_SUITE_P(IoThreads, S, ::testing::Values(1, 2), IoThreadsName).
+class ThreadsFixture : public GatewayFixture, public ::testing::WithParamInterface<size_t> {
+ protected:
+  ThreadsFixture() { io_threads_ = GetParam(); }
+};
+
+inline std::string IoThreadsName(const ::testing::TestParamInfo<size_t>& info) {
+  return std::to_string(info.param) + "thread" + (info.param == 1 ? "" : "s");
+}
 
 }  // namespace gateway_test

@@ -36,13 +36,13 @@ bool ParseReplyStatus(std::string_view text, int* status) {
 chp::Result<std::unique_ptr<EngineClient>> EngineClient::Create(asio::io_context& io,
                                                                 zmq::context_t& ctx,
                                                                 EngineClientOptions options,
-                                                                Counters& counters) {
+                                                                SharedState& shared) {
   try {
     zmq::socket_t socket(ctx, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
     socket.connect(options.endpoint);
     return std::unique_ptr<EngineClient>(
-        new EngineClient(io, std::move(socket), std::move(options), counters));
+        new EngineClient(io, std::move(socket), std::move(options), shared));
   } catch (const zmq::error_t& e) {
     Log().error("engine bridge: cannot connect to '{}': {}", options.endpoint, e.what());
     return std::error_code(e.num(), std::generic_category());
@@ -50,9 +50,10 @@ chp::Result<std::unique_ptr<EngineClient>> EngineClient::Create(asio::io_context
 }
 
 EngineClient::EngineClient(asio::io_context& io, zmq::socket_t socket, EngineClientOptions options,
-                           Counters& counters)
+                           SharedState& shared)
     : options_(std::move(options)),
-      counters_(counters),
+      shared_(shared),
+      counters_(shared.counters),
       socket_(std::move(socket)),
       bridge_(io, socket_, [this](std::vector<zmq::message_t>& parts) { OnMessage(parts); }),
       timer_(io) {}
@@ -68,7 +69,12 @@ void EngineClient::Start() {
 std::error_code EngineClient::Submit(std::string_view kind, std::string_view method,
                                      std::string_view body, Callback done) {
   if (shut_down_) return chp::Errc::kUnreachable;
-  if (pending_.size() >= options_.max_in_flight) return chp::Errc::kBusy;
+  // Take a place in the server-wide bound first, so that shards racing for the last one
+  // cannot both get it.
+  if (shared_.in_flight.fetch_add(1, std::memory_order_relaxed) >= options_.max_in_flight) {
+    Forget(1);
+    return chp::Errc::kBusy;
+  }
   const uint64_t id = next_id_++;
   const std::string id_frame = EncodeCorrelationId(id);
   std::vector<zmq::message_t> parts;
@@ -77,7 +83,17 @@ std::error_code EngineClient::Submit(std::string_view kind, std::string_view met
   parts.emplace_back(kind.data(), kind.size());
   parts.emplace_back(method.data(), method.size());
   parts.emplace_back(body.data(), body.size());
-  if (!bridge_.Send(parts)) return chp::Errc::kUnreachable;
+  bool sent = false;
+  try {
+    sent = bridge_.Send(parts);
+  } catch (...) {  // unexpected libzmq errors: the io thread's loop logs them
+    Forget(1);
+    throw;
+  }
+  if (!sent) {
+    Forget(1);
+    return chp::Errc::kUnreachable;
+  }
   pending_.emplace(id,
                    Pending{std::chrono::steady_clock::now() + options_.timeout, std::move(done)});
   ArmTimer();
@@ -92,6 +108,7 @@ bool EngineClient::SendRaw(std::vector<zmq::message_t>& parts) {
 void EngineClient::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  Forget(pending_.size());
   pending_.clear();
   timer_.cancel();
   bridge_.Stop();
@@ -118,6 +135,7 @@ void EngineClient::OnMessage(std::vector<zmq::message_t>& parts) {
   }
   Callback done = std::move(it->second.done);
   pending_.erase(it);
+  Forget(1);
 
   int status = 0;
   if (parts.size() != 4 || !ParseReplyStatus(parts[1].to_string_view(), &status)) {
@@ -128,6 +146,10 @@ void EngineClient::OnMessage(std::vector<zmq::message_t>& parts) {
   }
   Bump(counters_.engine_replies);
   done(EngineReply{status, parts[2].to_string(), parts[3].to_string()});
+}
+
+void EngineClient::Forget(size_t n) {
+  shared_.in_flight.fetch_sub(n, std::memory_order_relaxed);
 }
 
 void EngineClient::ArmTimer() {
@@ -146,6 +168,7 @@ void EngineClient::OnTimer() {
   while (!pending_.empty() && pending_.begin()->second.deadline <= now) {
     Callback done = std::move(pending_.begin()->second.done);
     pending_.erase(pending_.begin());
+    Forget(1);
     Bump(counters_.engine_timeouts);
     done(chp::Errc::kTimeout);
   }

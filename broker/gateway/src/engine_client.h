@@ -5,8 +5,10 @@
 // "ws" (WebSocket commands) go to the WebSocket handler instead; SendRaw carries WebSocket
 // events the other way over the same DEALER.
 //
-// Threads: created, used and destroyed on the io thread that runs `io` (it owns the DEALER
-// and the ZmqAsioBridge over it). Callbacks run on that thread, never inside Submit().
+// Threads: one per shard; created, used and destroyed on the shard's io thread that runs `io`
+// (it owns the DEALER and the ZmqAsioBridge over it). Callbacks run on that thread, never
+// inside Submit(). Only the counters and the server-wide in-flight count (SharedState) are
+// shared with the other shards.
 #pragma once
 
 #include <chrono>
@@ -47,11 +49,12 @@ class EngineClient {
   // did not follow the bridge format).
   using Callback = std::function<void(chp::Result<EngineReply>)>;
 
-  // Creates the DEALER (linger 0) and connects it. Errors as values (the zmq errno).
+  // Creates the DEALER (linger 0; its routing id is the one the engine's ROUTER assigns, so
+  // distinct per shard) and connects it. Errors as values (the zmq errno).
   static chp::Result<std::unique_ptr<EngineClient>> Create(boost::asio::io_context& io,
                                                            zmq::context_t& ctx,
                                                            EngineClientOptions options,
-                                                           Counters& counters);
+                                                           SharedState& shared);
   ~EngineClient();
   EngineClient(const EngineClient&) = delete;
   EngineClient& operator=(const EngineClient&) = delete;
@@ -68,8 +71,8 @@ class EngineClient {
   [[nodiscard]] bool SendRaw(std::vector<zmq::message_t>& parts);
 
   // Sends one request. {} when sent: `done` then runs exactly once, later, unless Shutdown()
-  // drops it first. kBusy when max_in_flight requests are waiting, kUnreachable when the
-  // DEALER would block (no engine): `done` is not called then.
+  // drops it first. kBusy when max_in_flight requests are waiting (all shards together),
+  // kUnreachable when the DEALER would block (no engine): `done` is not called then.
   std::error_code Submit(std::string_view kind, std::string_view method, std::string_view body,
                          Callback done);
 
@@ -77,7 +80,7 @@ class EngineClient {
   // bridge. Idempotent. The DEALER is closed by the destructor.
   void Shutdown();
 
-  size_t in_flight() const { return pending_.size(); }
+  size_t in_flight() const { return pending_.size(); }  // this client's
 
  private:
   struct Pending {
@@ -86,12 +89,14 @@ class EngineClient {
   };
 
   EngineClient(boost::asio::io_context& io, zmq::socket_t socket, EngineClientOptions options,
-               Counters& counters);
+               SharedState& shared);
   void OnMessage(std::vector<zmq::message_t>& parts);
+  void Forget(size_t n);  // gives `n` places back to the server-wide in-flight count
   void ArmTimer();
   void OnTimer();
 
   EngineClientOptions options_;
+  SharedState& shared_;
   Counters& counters_;
   zmq::socket_t socket_;
   ZmqAsioBridge bridge_;

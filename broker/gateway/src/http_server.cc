@@ -1,10 +1,15 @@
 #include "broker/gateway/http_server.h"
 
+#include <pthread.h>
+
 #include <future>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -64,90 +69,165 @@ std::error_code ToStd(const boost::system::error_code& ec) {
 }
 
 bool Valid(const HttpOptions& o) {
-  return !o.engine_endpoint.empty() && o.max_connections > 0 && o.max_in_flight > 0 &&
-         o.engine_timeout.count() > 0 && o.idle_timeout.count() > 0 && o.max_header_bytes > 0 &&
-         o.max_ws_queue_bytes > 0 && o.max_ws_message_bytes > 0 &&
+  return !o.engine_endpoint.empty() && o.io_threads >= 1 &&
+         o.io_threads <= HttpOptions::kMaxIoThreads && o.max_connections > 0 &&
+         o.max_in_flight > 0 && o.engine_timeout.count() > 0 && o.idle_timeout.count() > 0 &&
+         o.max_header_bytes > 0 && o.max_ws_queue_bytes > 0 && o.max_ws_message_bytes > 0 &&
          o.ws_handshake_timeout.count() > 0 && o.max_static_file_bytes > 0;
+}
+
+// "chorus-http-<i>" (top, ps -L, /proc/<pid>/task/*/comm); Linux allows 15 characters.
+void NameThisThread(size_t shard) {
+  const std::string name = "chorus-http-" + std::to_string(shard);
+  pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
 }  // namespace
 
-// Owns the io thread. Everything below `thread_` in the member list except `port_` and
-// `counters_` belongs to that thread: it creates the engine client and the acceptor (Setup),
-// and destroys them (Teardown) before it exits. The io_context is declared first so that it
-// outlives every I/O object.
+// Owns the shards (README "Threads and ownership"). A shard is one io thread with its
+// io_context, engine client (DEALER), WebSocket hub, connections and in-flight requests; its
+// thread creates them (SetupShard), is the only one to touch them, and destroys them
+// (TeardownShard) before it exits. Shard 0's thread also owns the listener (acceptor, retry
+// timer, the socket being accepted) and hands every accepted socket to a shard. Only `shared_`,
+// `port_` and each shard's `open` count (relaxed atomics) are read across threads.
 class HttpServer::Impl {
  public:
   Impl(zmq::context_t& zctx, HttpOptions o, std::string static_root) : zctx_(zctx) {
-    ctx_.options = std::move(o);
-    ctx_.router.api_key = ctx_.options.api_key;
-    ctx_.static_root = std::move(static_root);
-    ctx_.router.static_files = !ctx_.static_root.empty();
-    ctx_.counters = &counters_;
+    for (size_t i = 0; i < o.io_threads; ++i) {
+      auto s = std::make_unique<Shard>();
+      s->ctx.options = o;
+      s->ctx.router.api_key = o.api_key;
+      s->ctx.static_root = static_root;
+      s->ctx.router.static_files = !static_root.empty();
+      s->ctx.shard = i;
+      s->ctx.shared = &shared_;
+      s->ctx.counters = &shared_.counters;
+      shards_.push_back(std::move(s));
+    }
   }
 
+  // Starts every shard's thread and waits for their setup. On an error (shard 0's first: the
+  // DEALER, then the listener) the shards that are up are shut down and every thread joined.
   std::error_code Launch() {
-    std::promise<std::error_code> ready;
-    auto result = ready.get_future();
-    thread_ = std::thread([this, &ready] { ThreadMain(ready); });
-    const std::error_code ec = result.get();
-    if (ec) thread_.join();
-    return ec;
+    std::vector<std::promise<std::error_code>> ready(shards_.size());
+    std::vector<std::future<std::error_code>> results;
+    for (auto& p : ready) results.push_back(p.get_future());
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      shards_[i]->thread = std::thread([this, i, &ready] { ShardMain(*shards_[i], ready[i]); });
+    }
+    std::error_code first;
+    std::vector<Shard*> up;
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      const std::error_code ec = results[i].get();
+      if (!ec) up.push_back(shards_[i].get());
+      if (ec && !first) first = ec;
+    }
+    if (first) {
+      for (Shard* s : up) asio::post(s->io, [this, s] { ShutdownShard(*s); });
+      for (auto& s : shards_) s->thread.join();
+      return first;
+    }
+    // Every shard runs: the listener may hand sockets out now.
+    asio::post(shards_[0]->io, [this] { Accept(); });
+    const HttpOptions& o = shards_[0]->ctx.options;
+    Log().info("http server listening on {}:{} ({} io thread{}, engine {}, api {})", o.address,
+               port_.load(), shards_.size(), shards_.size() == 1 ? "" : "s", o.engine_endpoint,
+               o.api_key.empty() ? "disabled" : "enabled");
+    if (!shards_[0]->ctx.static_root.empty()) {
+      Log().info("static files from {}", shards_[0]->ctx.static_root);
+    }
+    return {};
   }
 
+  // Shard 0 (the listener) shuts down first and is waited for, so that no socket is handed to
+  // a shard after that shard's shutdown; then the others; then every thread is joined.
   void Stop() {
     std::lock_guard lock(stop_mu_);
-    if (!thread_.joinable()) return;
-    if (std::this_thread::get_id() == thread_.get_id()) {
-      Log().error("HttpServer::Stop called from its own io thread: ignored");
-      return;
+    if (!shards_[0]->thread.joinable()) return;
+    for (const auto& s : shards_) {
+      if (std::this_thread::get_id() == s->thread.get_id()) {
+        Log().error("HttpServer::Stop called from one of its io threads: ignored");
+        return;
+      }
     }
-    asio::post(io_, [this] { Shutdown(); });
-    thread_.join();
+    std::promise<void> listener_down;
+    asio::post(shards_[0]->io, [this, &listener_down] {
+      ShutdownShard(*shards_[0]);
+      listener_down.set_value();
+    });
+    listener_down.get_future().wait();
+    for (size_t i = 1; i < shards_.size(); ++i) {
+      Shard* s = shards_[i].get();
+      asio::post(s->io, [this, s] { ShutdownShard(*s); });
+    }
+    for (auto& s : shards_) s->thread.join();
     Log().info("http server on port {} stopped", port_.load());
   }
 
   uint16_t port() const { return port_.load(); }
-  HttpStats stats() const { return counters_.Snapshot(); }
+  HttpStats stats() const { return shared_.counters.Snapshot(); }
 
  private:
-  void ThreadMain(std::promise<std::error_code>& ready) {
-    const std::error_code ec = Setup();
+  struct Shard {
+    asio::io_context io{1};  // first: outlives every I/O object of the shard
+    // Slots (open connections) of this shard: taken by the listener on shard 0's thread, given
+    // back by the sessions on this shard's thread.
+    std::atomic<size_t> open{0};
+    std::thread thread;
+    // This shard's thread only:
+    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+    detail::ServerContext ctx;
+    std::unique_ptr<detail::EngineClient> engine;
+    std::unique_ptr<detail::WsHub> ws;
+  };
+
+  void ShardMain(Shard& s, std::promise<std::error_code>& ready) {
+    NameThisThread(s.ctx.shard);
+    const std::error_code ec = SetupShard(s);
     ready.set_value(ec);  // `ready` is gone after this
     if (!ec) {
       // Unexpected exceptions (from libzmq, or bad_alloc) are caught once here; the loop goes
-      // on. run() returns when Shutdown has cancelled all work.
+      // on. run() returns when ShutdownShard has cancelled all work (the work guard included).
       for (;;) {
         try {
-          io_.run();
+          s.io.run();
           break;
         } catch (const std::exception& e) {
-          Log().error("io thread: {}", e.what());
+          Log().error("io thread {}: {}", s.ctx.shard, e.what());
         }
       }
     }
-    Teardown();
+    TeardownShard(s);
   }
 
-  std::error_code Setup() {
+  std::error_code SetupShard(Shard& s) {
+    const HttpOptions& o = s.ctx.options;
     auto engine = detail::EngineClient::Create(
-        io_, zctx_,
-        {ctx_.options.engine_endpoint, ctx_.options.engine_timeout, ctx_.options.max_in_flight},
-        counters_);
+        s.io, zctx_, {o.engine_endpoint, o.engine_timeout, o.max_in_flight}, shared_);
     if (!engine) return engine.error();
-    engine_ = std::move(*engine);
-    ctx_.engine = engine_.get();
-    ws_ = std::make_unique<detail::WsHub>(io_, ctx_);
-    ctx_.ws = ws_.get();
-    engine_->SetWsHandler([hub = ws_.get()](const std::vector<zmq::message_t>& parts) {
+    s.engine = std::move(*engine);
+    s.ctx.engine = s.engine.get();
+    s.ws = std::make_unique<detail::WsHub>(s.io, s.ctx);
+    s.ctx.ws = s.ws.get();
+    s.engine->SetWsHandler([hub = s.ws.get()](const std::vector<zmq::message_t>& parts) {
       hub->OnEngineMessage(parts);
     });
+    s.work.emplace(s.io.get_executor());
+    if (&s == shards_[0].get()) {
+      if (const std::error_code ec = Listen(s)) return ec;
+    }
+    s.engine->Start();
+    return {};
+  }
 
+  // Shard 0's thread: binds and listens; accepting starts once every shard is up (Launch).
+  std::error_code Listen(Shard& s) {
+    const HttpOptions& o = s.ctx.options;
     boost::system::error_code ec;
-    const auto address = asio::ip::make_address(ctx_.options.address, ec);
+    const auto address = asio::ip::make_address(o.address, ec);
     if (ec) return std::make_error_code(std::errc::invalid_argument);
-    const tcp::endpoint endpoint(address, ctx_.options.port);
-    acceptor_.emplace(io_);
+    const tcp::endpoint endpoint(address, o.port);
+    acceptor_.emplace(s.io);
     acceptor_->open(endpoint.protocol(), ec);
     if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_->bind(endpoint, ec);
@@ -155,80 +235,127 @@ class HttpServer::Impl {
     if (ec) return ToStd(ec);
     port_ = acceptor_->local_endpoint(ec).port();
     if (ec) return ToStd(ec);
-    retry_timer_.emplace(io_);
-
-    engine_->Start();
-    Accept();
-    Log().info("http server listening on {}:{} (engine {}, api {})", ctx_.options.address,
-               port_.load(), ctx_.options.engine_endpoint,
-               ctx_.options.api_key.empty() ? "disabled" : "enabled");
-    if (!ctx_.static_root.empty()) Log().info("static files from {}", ctx_.static_root);
+    retry_timer_.emplace(s.io);
     return {};
   }
 
+  // Shard 0's thread. The next connection is accepted straight into a socket of the shard
+  // chosen now (its io_context's reactor registers the descriptor; Asio allows that from
+  // another thread), so it never has to move between reactors.
   void Accept() {
-    acceptor_->async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
-      OnAccept(ec, std::move(socket));
-    });
+    Shard& target = Pick();
+    accepting_.emplace(target.io);
+    accepting_for_ = &target;
+    acceptor_->async_accept(*accepting_,
+                            [this](const boost::system::error_code& ec) { OnAccept(ec); });
   }
 
-  void OnAccept(const boost::system::error_code& ec, tcp::socket socket) {
-    if (ctx_.stopping || ec == asio::error::operation_aborted) return;
+  // The shard with the fewest open connections; among equals, the one after the last pick
+  // (so short HTTP connections go round-robin, and long-lived WebSockets are balanced).
+  Shard& Pick() {
+    const size_t n = shards_.size();
+    size_t best = next_pick_ % n;
+    size_t best_open = std::numeric_limits<size_t>::max();
+    for (size_t k = 0; k < n; ++k) {
+      const size_t i = (next_pick_ + k) % n;
+      const size_t open = shards_[i]->open.load(std::memory_order_relaxed);
+      if (open < best_open) {
+        best = i;
+        best_open = open;
+      }
+    }
+    next_pick_ = best + 1;
+    return *shards_[best];
+  }
+
+  // Open connections of all shards. Only this thread (shard 0's) adds to the counts, so the
+  // sum never misses one of its own additions and max_connections holds exactly; a decrement
+  // not yet visible only makes the bound briefly stricter.
+  size_t OpenConnections() const {
+    size_t total = 0;
+    for (const auto& s : shards_) total += s->open.load(std::memory_order_relaxed);
+    return total;
+  }
+
+  void OnAccept(const boost::system::error_code& ec) {
+    Shard& shard0 = *shards_[0];
+    if (shard0.ctx.stopping || ec == asio::error::operation_aborted) return;
     if (ec) {
       // E.g. out of descriptors: retry shortly instead of spinning.
       Log().warn("accept: {}", ec.message());
       retry_timer_->expires_after(std::chrono::milliseconds(50));
       retry_timer_->async_wait([this](const boost::system::error_code& e) {
-        if (!e && !ctx_.stopping) Accept();
+        if (!e && !shards_[0]->ctx.stopping) Accept();
       });
       return;
     }
-    if (ctx_.connections.size() >= ctx_.options.max_connections) {
-      detail::Bump(counters_.connections_rejected);
-      boost::system::error_code ignored;
+    tcp::socket socket = std::move(*accepting_);
+    Shard& target = *accepting_for_;
+    boost::system::error_code ignored;
+    if (OpenConnections() >= shard0.ctx.options.max_connections) {
+      detail::Bump(shared_.counters.connections_rejected);
       socket.close(ignored);
     } else {
-      detail::Bump(counters_.connections_accepted);
-      boost::system::error_code ignored;
+      detail::Bump(shared_.counters.connections_accepted);
       socket.set_option(tcp::no_delay(true), ignored);
-      detail::StartHttpSession(std::move(socket), ctx_);
+      target.open.fetch_add(1, std::memory_order_relaxed);
+      Handoff(target, std::move(socket), detail::ConnectionSlot(&target.open));
     }
     Accept();
   }
 
-  // On the io thread: cancel everything so that io_.run() returns.
-  void Shutdown() {
-    ctx_.stopping = true;
-    boost::system::error_code ignored;
-    acceptor_->close(ignored);
-    retry_timer_->cancel();
-    const std::vector<detail::Connection*> open(ctx_.connections.begin(), ctx_.connections.end());
-    for (detail::Connection* c : open) c->Close();  // WebSockets: 1001 and `closed` reported
-    ws_->Shutdown();
-    engine_->Shutdown();  // drops the callbacks that kept sessions waiting for the engine
+  // Shard 0's thread: `socket` (of `target`'s io_context) and its slot go to `target`'s
+  // thread, which starts the session; a shard that is stopping drops them (closed, released).
+  void Handoff(Shard& target, tcp::socket socket, detail::ConnectionSlot slot) {
+    if (&target == shards_[0].get()) {
+      return detail::StartHttpSession(std::move(socket), std::move(slot), target.ctx);
+    }
+    asio::post(target.io, [&target, socket = std::move(socket), slot = std::move(slot)]() mutable {
+      if (target.ctx.stopping) return;
+      detail::StartHttpSession(std::move(socket), std::move(slot), target.ctx);
+    });
   }
 
-  void Teardown() {
-    retry_timer_.reset();
-    acceptor_.reset();
-    ctx_.ws = nullptr;
-    ws_.reset();
-    ctx_.engine = nullptr;
-    engine_.reset();  // closes the DEALER on its owner thread
+  // On the shard's thread: cancel everything so that its io.run() returns.
+  void ShutdownShard(Shard& s) {
+    s.ctx.stopping = true;
+    boost::system::error_code ignored;
+    if (&s == shards_[0].get()) {
+      if (acceptor_) acceptor_->close(ignored);
+      if (retry_timer_) retry_timer_->cancel();
+    }
+    const std::vector<detail::Connection*> open(s.ctx.connections.begin(), s.ctx.connections.end());
+    for (detail::Connection* c : open) c->Close();  // WebSockets: 1001 and `closed` reported
+    s.ws->Shutdown();
+    s.engine->Shutdown();  // drops the callbacks that kept sessions waiting for the engine
+    s.work.reset();
+  }
+
+  void TeardownShard(Shard& s) {
+    if (&s == shards_[0].get()) {
+      retry_timer_.reset();
+      accepting_.reset();
+      accepting_for_ = nullptr;
+      acceptor_.reset();
+    }
+    s.work.reset();
+    s.ctx.ws = nullptr;
+    s.ws.reset();
+    s.ctx.engine = nullptr;
+    s.engine.reset();  // closes the DEALER on its owner thread
   }
 
   zmq::context_t& zctx_;
-  asio::io_context io_{1};
-  detail::Counters counters_;
+  detail::SharedState shared_;
   std::atomic<uint16_t> port_{0};
   std::mutex stop_mu_;
-  std::thread thread_;
-  // io thread only:
-  detail::ServerContext ctx_;
-  std::unique_ptr<detail::EngineClient> engine_;
-  std::unique_ptr<detail::WsHub> ws_;
+  std::vector<std::unique_ptr<Shard>> shards_;  // fixed from the constructor on
+  // Shard 0's thread only (the listener):
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::steady_timer> retry_timer_;
+  std::optional<tcp::socket> accepting_;  // of accepting_for_'s io_context
+  Shard* accepting_for_ = nullptr;
+  size_t next_pick_ = 0;
 };
 
 chp::Result<std::unique_ptr<HttpServer>> HttpServer::Start(zmq::context_t& ctx, HttpOptions o) {

@@ -79,8 +79,8 @@ Answer Own(int status, std::string_view allow = {}) {
 
 class HttpSession : public Connection, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(asio::ip::tcp::socket socket, ServerContext& ctx)
-      : ctx_(ctx), stream_(std::move(socket)) {
+  HttpSession(asio::ip::tcp::socket socket, ConnectionSlot slot, ServerContext& ctx)
+      : ctx_(ctx), slot_(std::move(slot)), stream_(std::move(socket)) {
     ctx_.connections.insert(this);
   }
   ~HttpSession() override { ctx_.connections.erase(this); }
@@ -213,10 +213,10 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     if (ctx_.stopping) return Close();
     if (buffer_.size() != 0) return Respond(Own(400), /*keep_alive=*/false);
     closed_ = true;  // from here the socket belongs to the WebSocket session
-    StartWsSession(stream_.release_socket(), parser_->release(), ctx_);
+    StartWsSession(stream_.release_socket(), parser_->release(), std::move(slot_), ctx_);
   }
 
-  // A file of the static directory, read here on the io thread (small and bounded: README
+  // A file of the static directory, read here on the shard's io thread (small and bounded: README
   // "Static files"); the engine is not involved.
   void ServeStatic() {
     StaticFile f = ReadStaticFile(ctx_.static_root, route_.static_path,
@@ -296,6 +296,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   }
 
   ServerContext& ctx_;
+  ConnectionSlot slot_;  // handed to the WebSocket session on an upgrade
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -311,8 +312,8 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
 
 }  // namespace
 
-void StartHttpSession(asio::ip::tcp::socket socket, ServerContext& ctx) {
-  std::make_shared<HttpSession>(std::move(socket), ctx)->Run();
+void StartHttpSession(asio::ip::tcp::socket socket, ConnectionSlot slot, ServerContext& ctx) {
+  std::make_shared<HttpSession>(std::move(socket), std::move(slot), ctx)->Run();
 }
 
 }  // namespace chorus::broker::gateway::detail

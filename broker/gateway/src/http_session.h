@@ -3,7 +3,8 @@
 // the response, and loops while the connection is keep-alive. Requests on one connection are
 // answered in order, one at a time. Beast stays inside http_session.cc.
 //
-// Threads: a session lives on the server's io thread; it registers itself in
+// Threads: a session lives on the io thread of the shard its socket was handed to (the
+// socket's io_context is that shard's); it registers itself in that shard's
 // ServerContext::connections for its lifetime.
 #pragma once
 
@@ -13,8 +14,9 @@
 
 namespace chorus::broker::gateway::detail {
 
-// Takes over an accepted socket and serves it until the peer leaves, the idle timeout fires,
-// an error closes it or the server stops.
-void StartHttpSession(boost::asio::ip::tcp::socket socket, ServerContext& ctx);
+// Takes over an accepted socket (of `ctx`'s io_context) and its connection slot, and serves it
+// until the peer leaves, the idle timeout fires, an error closes it or the server stops. On
+// the shard's thread.
+void StartHttpSession(boost::asio::ip::tcp::socket socket, ConnectionSlot slot, ServerContext& ctx);
 
 }  // namespace chorus::broker::gateway::detail

@@ -1,12 +1,16 @@
-// State shared by the HTTP server's parts on its io thread: options, router config, the engine
-// client, the WebSocket hub, the live connections and the counters. Owned by HttpServer::Impl;
-// everything but `counters` is touched only by the io thread.
+// State of the HTTP server's parts. The server has one or more shards (HttpOptions::io_threads),
+// each an io thread with its own io_context, engine client (DEALER), WebSocket hub and
+// connections: a ServerContext is one shard's, touched only by that shard's thread. What all
+// shards share (the counters, the conn id counter, the in-flight count) is a SharedState of
+// relaxed atomics. Both are owned by HttpServer::Impl (http_server.cc).
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <unordered_set>
+#include <utility>
 
 #include "broker/gateway/http_server.h"
 #include "router.h"
@@ -16,7 +20,7 @@ namespace chorus::broker::gateway::detail {
 class EngineClient;
 class WsHub;
 
-// Relaxed atomics: written by the io thread, read by stats() from anywhere.
+// Relaxed atomics: written by every shard's thread, read by stats() from anywhere.
 struct Counters {
   std::atomic<uint64_t> connections_accepted{0};
   std::atomic<uint64_t> connections_rejected{0};
@@ -48,6 +52,44 @@ inline void Drop(std::atomic<uint64_t>& c, uint64_t n) {
   c.fetch_sub(n, std::memory_order_relaxed);
 }
 
+// What every shard reads and writes; relaxed atomics only (no ordering is derived from them).
+struct SharedState {
+  Counters counters;
+  // WebSocket conn ids: one counter for the whole server, so an id is unique per HttpServer
+  // (the engine needs it unique per DEALER only; README "WebSocket frames").
+  std::atomic<uint64_t> next_conn_id{1};
+  // Requests waiting for the engine, all shards together (bounded by max_in_flight).
+  std::atomic<size_t> in_flight{0};
+};
+
+// One unit of the server-wide connection count (max_connections): taken by the acceptor for
+// an accepted socket, given back when the last session that served the socket is gone (an HTTP
+// session hands it to the WebSocket session it upgrades to). It decrements the shard's count of
+// open connections; the acceptor sums those. Move-only; released on any thread.
+class ConnectionSlot {
+ public:
+  ConnectionSlot() = default;
+  explicit ConnectionSlot(std::atomic<size_t>* shard_open) : count_(shard_open) {}
+  ConnectionSlot(ConnectionSlot&& o) noexcept : count_(std::exchange(o.count_, nullptr)) {}
+  ConnectionSlot& operator=(ConnectionSlot&& o) noexcept {
+    if (this != &o) {
+      Release();
+      count_ = std::exchange(o.count_, nullptr);
+    }
+    return *this;
+  }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ~ConnectionSlot() { Release(); }
+
+ private:
+  void Release() {
+    if (count_ != nullptr) count_->fetch_sub(1, std::memory_order_relaxed);
+    count_ = nullptr;
+  }
+  std::atomic<size_t>* count_ = nullptr;
+};
+
 // A live client connection (an HTTP or a WebSocket session). Close() cancels its
 // I/O; the object goes away when its last pending handler or engine callback is dropped.
 class Connection {
@@ -56,13 +98,16 @@ class Connection {
   virtual void Close() = 0;
 };
 
+// One shard's state: everything but `shared` is touched only by the shard's io thread.
 struct ServerContext {
   HttpOptions options;
   RouterConfig router;
   std::string static_root;  // realpath of options.static_dir; "" = no static files
+  size_t shard = 0;         // this shard's index (logs)
   EngineClient* engine = nullptr;
-  WsHub* ws = nullptr;  // WebSocket connections by conn id, and their bridge frames
-  Counters* counters = nullptr;
+  WsHub* ws = nullptr;  // this shard's WebSocket connections by conn id, and their bridge frames
+  SharedState* shared = nullptr;
+  Counters* counters = nullptr;                 // &shared->counters
   std::unordered_set<Connection*> connections;  // registered by each connection for its lifetime
   bool stopping = false;                        // Stop() began: start no new work
 };

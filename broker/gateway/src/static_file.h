@@ -1,6 +1,6 @@
 // Static files (README "Static files"): reading one file of HttpOptions::static_dir for the
 // HTTP session. No Boost and no sockets: plain POSIX calls, blocking (the files are small and
-// bounded; they are read on the io thread).
+// bounded; they are read on the io thread of the connection that asks).
 #pragma once
 
 #include <cstddef>

@@ -17,7 +17,7 @@ WsHub::WsHub(boost::asio::io_context& io, ServerContext& ctx) : ctx_(ctx), retry
 
 uint64_t WsHub::Open(WsConnection* c, std::string_view remote) {
   if (shut_down_ || ctx_.stopping) return 0;
-  const uint64_t id = next_id_++;
+  const uint64_t id = ctx_.shared->next_conn_id.fetch_add(1, std::memory_order_relaxed);
   if (!Send(EncodeWsEvent(kWsOpen, id, remote))) {
     Log().warn("ws: engine bridge would block; connection {} from {} refused", id, remote);
     return 0;

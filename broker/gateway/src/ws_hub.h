@@ -1,11 +1,12 @@
 // WsHub: the gateway's registry of open WebSocket connections and its side of the WebSocket
-// bridge frames (README "Engine bridge", "WebSocket frames"). It assigns conn ids (a counter
-// from 1, unique per HttpServer), reports open/frame/closed to the engine over the bridge
-// DEALER, and dispatches the engine's send/fanout/close commands to the connections by id.
-// No Beast: a connection is seen through the small WsConnection interface (ws_session.cc).
+// bridge frames (README "Engine bridge", "WebSocket frames"). It assigns conn ids (from the
+// server-wide counter in SharedState: unique per HttpServer), reports open/frame/closed to the
+// engine over its shard's bridge DEALER, and dispatches the engine's send/fanout/close commands
+// that arrive on that DEALER to the connections by id. No Beast: a connection is seen through
+// the small WsConnection interface (ws_session.cc).
 //
-// Threads: created, used and destroyed on the server's io thread; connections register and
-// unregister themselves on that thread.
+// Threads: one hub per shard, created, used and destroyed on the shard's io thread; the
+// shard's connections register and unregister themselves on that thread.
 #pragma once
 
 #include <cstdint>
@@ -73,7 +74,6 @@ class WsHub {
   boost::asio::steady_timer retry_;
   bool retry_armed_ = false;
   bool shut_down_ = false;
-  uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, WsConnection*> conns_;
   std::deque<std::pair<uint64_t, uint16_t>> unsent_closed_;  // (conn id, code), oldest first
   std::shared_ptr<char> alive_ = std::make_shared<char>();   // see ZmqAsioBridge

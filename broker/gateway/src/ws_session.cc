@@ -57,8 +57,9 @@ class WsSession : public Connection,
                   public WsConnection,
                   public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(asio::ip::tcp::socket socket, Request request, ServerContext& ctx)
+  WsSession(asio::ip::tcp::socket socket, Request request, ConnectionSlot slot, ServerContext& ctx)
       : ctx_(ctx),
+        slot_(std::move(slot)),
         ws_(std::move(socket)),
         request_(std::move(request)),
         grace_(ws_.get_executor()) {
@@ -237,6 +238,7 @@ class WsSession : public Connection,
   static constexpr std::string_view kNewline = "\n";
 
   ServerContext& ctx_;
+  ConnectionSlot slot_;  // given back when the session is gone
   websocket::stream<beast::tcp_stream> ws_;
   Request request_;  // the upgrade request, until the handshake completes
   asio::steady_timer grace_;
@@ -257,11 +259,12 @@ class WsSession : public Connection,
 }  // namespace
 
 template <class UpgradeRequest>
-void StartWsSession(asio::ip::tcp::socket socket, UpgradeRequest request, ServerContext& ctx) {
-  std::make_shared<WsSession>(std::move(socket), std::move(request), ctx)->Run();
+void StartWsSession(asio::ip::tcp::socket socket, UpgradeRequest request, ConnectionSlot slot,
+                    ServerContext& ctx) {
+  std::make_shared<WsSession>(std::move(socket), std::move(request), std::move(slot), ctx)->Run();
 }
 
 template void StartWsSession<Request>(asio::ip::tcp::socket socket, Request request,
-                                      ServerContext& ctx);
+                                      ConnectionSlot slot, ServerContext& ctx);
 
 }  // namespace chorus::broker::gateway::detail

@@ -4,9 +4,11 @@
 // `GET /connection/websocket`, whose messages the engine handles too (README "WebSocket"),
 // and, when configured, the files of a static directory (README "Static files").
 //
-// Threads: an HttpServer runs one io thread of its own. That thread owns the io_context, the
-// listening socket, every connection and the zmq DEALER connected to the engine; nothing else
-// touches them. Start, Stop, port and stats may be called from any other thread.
+// Threads: an HttpServer runs `io_threads` io threads of its own, one per shard (README
+// "Threads and ownership"). A shard's thread owns its io_context, its connections, its zmq
+// DEALER connected to the engine and the requests waiting on it; nothing else touches them.
+// Shard 0's thread also owns the listening socket and hands each accepted connection to the
+// shard with the fewest. Start, Stop, port and stats may be called from any other thread.
 // No Boost type appears here: Beast and Asio stay inside the module's .cc files.
 #pragma once
 
@@ -23,14 +25,19 @@
 namespace chorus::broker::gateway {
 
 struct HttpOptions {
+  static constexpr size_t kMaxIoThreads = 64;
+
   std::string address = "127.0.0.1";
   uint16_t port = 0;                // 0 = pick a free port; port() reports the bound one
   std::string api_key;              // "" = server API disabled: /api/* answers 404
   std::string engine_endpoint;      // the engine's ROUTER (README, "Engine bridge"); required
   size_t max_body_bytes = 1 << 20;  // larger request bodies: 413
   std::chrono::milliseconds engine_timeout{5000};  // no engine answer: 503
-  size_t max_connections = 10000;                  // over it: accept then close at once
-  size_t max_in_flight = 10000;                    // requests waiting for the engine; over it: 503
+  // Shards, each an io thread with its own connections and engine DEALER: 1..kMaxIoThreads.
+  size_t io_threads = 1;
+  // The bounds below are for the whole server, all shards together.
+  size_t max_connections = 10000;  // open HTTP + WebSocket connections; over it: accept, close
+  size_t max_in_flight = 10000;    // requests waiting for the engine; over it: 503
   std::chrono::seconds idle_timeout{60};  // a connection silent (or not reading) this long: closed
   uint32_t max_header_bytes = 8192;       // larger request heads: 431
   // WebSocket (README "WebSocket"). Bytes queued for one connection (waiting or being
@@ -44,7 +51,8 @@ struct HttpOptions {
   size_t max_static_file_bytes = 16 << 20;  // larger files: 404
 };
 
-// Counters, a snapshot read from any thread (relaxed: for tests and /metrics, not for logic).
+// Counters of all shards together, a snapshot read from any thread (relaxed: for tests and
+// /metrics, not for logic).
 struct HttpStats {
   uint64_t connections_accepted = 0;  // sessions started
   uint64_t connections_rejected = 0;  // closed at once because of max_connections
@@ -70,9 +78,10 @@ struct HttpStats {
 
 class HttpServer {
  public:
-  // Validates `o`, connects the engine DEALER, binds and listens, then starts the io thread.
-  // Errors as values: std::errc::invalid_argument for bad options, the bind/listen error (e.g.
-  // address_in_use), or a zmq connect error. `ctx` must outlive the server.
+  // Validates `o`, starts the io threads (each connects its engine DEALER; shard 0 binds and
+  // listens) and returns once all are set up. Errors as values: std::errc::invalid_argument
+  // for bad options, the bind/listen error (e.g. address_in_use), or a zmq connect error; no
+  // thread is left running then. `ctx` must outlive the server.
   static chp::Result<std::unique_ptr<HttpServer>> Start(zmq::context_t& ctx, HttpOptions o);
 
   ~HttpServer();  // Stop()
@@ -83,9 +92,9 @@ class HttpServer {
   uint16_t port() const;
   HttpStats stats() const;
 
-  // Closes the listener and every connection (requests waiting for the engine are dropped
-  // without an answer), closes the DEALER and joins the io thread. Idempotent; not from the io
-  // thread.
+  // Closes the listener, then every connection of every shard (requests waiting for the
+  // engine are dropped without an answer), closes the DEALERs and joins all io threads.
+  // Idempotent; not from an io thread.
   void Stop();
 
  private:
