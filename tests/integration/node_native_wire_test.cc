@@ -532,6 +532,18 @@ TEST_F(NodeNativeWire, N18_TokenChannelsAreSubscribedBeforeTheReply) {
   EXPECT_EQ(p->Str("result.presence." + r->Str("result.client") + ".user"), "sam");
   EXPECT_EQ(ErrorCode(s.Call("subscribe", P({{"channel", "chat:n18"}}))), 105u);
   EXPECT_EQ(ErrorCode(s.Call("unsubscribe", P({{"channel", "chat:n18"}}))), 103u);
+  // The server API subscribe adds one with a `subscribe` push; the session then receives it.
+  auto api = Api(*node_, "subscribe", R"({"user":"sam","channel":"chat:n18c"})");
+  ASSERT_EQ(api.status, 200) << api.body;
+  EXPECT_EQ(api.body, R"({"result":{}})");
+  auto sub = s.Push("subscribe", "chat:n18c");
+  ASSERT_TRUE(sub);
+  EXPECT_TRUE(sub->Bool("data.recoverable"));
+  ASSERT_TRUE(pub.Call("publish", P({{"channel", "chat:n18c"}, {"data", "3"}}))->Has("result"));
+  auto pushed = s.Push("pub", "chat:n18c");
+  ASSERT_TRUE(pushed);
+  EXPECT_EQ(pushed->Uint("data.offset"), 1u);
+  EXPECT_EQ(ErrorCode(s.Call("unsubscribe", P({{"channel", "chat:n18c"}}))), 103u);
 
   // A channel that does not resolve refuses the whole connect (102); the session stays
   // unconnected.

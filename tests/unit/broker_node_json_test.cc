@@ -491,6 +491,9 @@ TEST(JsonEncode, Pushes) {
   // Strings are escaped.
   EXPECT_EQ(EncodeUnsubscribePush("a\"b\\c\x01", 2500, "r"),
             R"({"push":{"channel":"a\"b\\c\u0001","unsubscribe":{"code":2500,"reason":"r"}}})");
+  EXPECT_EQ(
+      EncodeSubscribePush("ch", SubscribeResult{.recoverable = true, .epoch = "e", .offset = 4}),
+      R"({"push":{"channel":"ch","subscribe":{"recoverable":true,"epoch":"e","offset":4}}})");
 }
 
 TEST(JsonEncode, EveryMessageIsCompactJson) {

@@ -828,6 +828,13 @@ std::string EncodeDisconnectPush(uint32_t code, std::string_view reason, bool re
   return out;
 }
 
+std::string EncodeSubscribePush(std::string_view channel, const SubscribeResult& r) {
+  std::string out = OpenPush(channel, "subscribe");
+  AppendSubscribeResult(out, r);
+  ClosePush(out);
+  return out;
+}
+
 std::string EncodeMessagePush(std::string_view data_json) {
   std::string out = OpenPush({}, "message");
   ObjectWriter w(out);

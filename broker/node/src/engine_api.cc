@@ -78,6 +78,17 @@ bool OptString(const json& params, const char* key, std::string& out) {
   return true;
 }
 
+// `{offset, epoch}` (history `since`, subscribe `recover_since`): "" or why it is malformed.
+std::string ReadPosition(const json& j, const std::string& what, StreamPosition& pos) {
+  if (!j.is_object()) return what + " must be an object";
+  if (auto o = j.find("offset"); o != j.end() && !o->is_null()) {
+    if (!o->is_number_unsigned()) return what + ".offset must be a non-negative integer";
+    pos.offset = o->get<uint64_t>();
+  }
+  if (!OptString(j, "epoch", pos.epoch)) return what + ".epoch must be a string";
+  return "";
+}
+
 }  // namespace
 
 void Engine::ReadBridge() {
@@ -248,13 +259,8 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
       q.reverse = r->get<bool>();
     }
     if (auto s = params.find("since"); s != params.end() && !s->is_null()) {
-      if (!s->is_object()) return bad("since must be an object");
       StreamPosition pos;
-      if (auto o = s->find("offset"); o != s->end() && !o->is_null()) {
-        if (!o->is_number_unsigned()) return bad("since.offset must be a non-negative integer");
-        pos.offset = o->get<uint64_t>();
-      }
-      if (!OptString(*s, "epoch", pos.epoch)) return bad("since.epoch must be a string");
+      if (std::string why = ReadPosition(*s, "since", pos); !why.empty()) return bad(why);
       q.since = pos;
     }
     auto r = table_.History(channel, q, now);
@@ -295,7 +301,7 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
                  {"num_subs", subs},          {"uptime", uptime}};
     return ok({{"nodes", json::array({node})}});
   }
-  if (method == "disconnect" || method == "unsubscribe") {
+  if (method == "disconnect" || method == "unsubscribe" || method == "subscribe") {
     std::string user, client;
     if (!OptString(params, "user", user) || !OptString(params, "client", client)) {
       return bad("user and client must be strings");
@@ -306,6 +312,19 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
       if (!user.empty() && s.user != user) continue;
       if (!client.empty() && s.client != client) continue;
       targets.push_back(id);
+    }
+    if (method == "subscribe") {
+      if (channel.empty()) return bad("channel is required");
+      SubscribeRecovery from;
+      if (auto rs = params.find("recover_since"); rs != params.end() && !rs->is_null()) {
+        StreamPosition pos;
+        if (std::string why = ReadPosition(*rs, "recover_since", pos); !why.empty()) {
+          return bad(why);
+        }
+        from = {true, pos.epoch, pos.offset};
+      }
+      auto r = ServerSubscribe(targets, channel, from);
+      return r ? ok(json::object()) : err(r.error());
     }
     if (method == "unsubscribe") {
       if (channel.empty()) return bad("channel is required");

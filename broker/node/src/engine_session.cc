@@ -279,6 +279,39 @@ Result<Unit> Engine::SubscribeServerSide(Session& s, const std::vector<std::stri
   return Unit{};
 }
 
+// Server API `subscribe` (W-25): each connected target session not yet in `channel` gets a
+// server-side subscription and a `subscribe` push, then its presence join. A session over
+// `limits.max_channels_per_connection` is skipped; the call then answers that error (106) after
+// subscribing the others.
+Result<Unit> Engine::ServerSubscribe(const std::vector<SubscriberId>& targets,
+                                     const std::string& channel, const SubscribeRecovery& from) {
+  auto resolved = table_.Resolve(channel);
+  if (!resolved) return resolved.error();
+  const ChannelOptions& opts = *resolved->options;
+  std::error_code failed;
+  for (SubscriberId id : targets) {
+    Session* s = FindSession(id);
+    if (s == nullptr || !s->connected || s->subs.count(channel)) continue;
+    if (s->subs.size() >= registry_.limits().max_channels_per_connection) {
+      failed = make_error_code(Errc::kLimitExceeded);
+      continue;
+    }
+    SubscribeMode mode;
+    mode.join_leave = opts.join_leave;
+    mode.asks_recovery = true;
+    mode.server_side = true;
+    auto sub = SubscribeSession(*s, channel, opts, "", from, mode, nullptr);
+    if (!sub) {
+      failed = sub.error();
+      continue;
+    }
+    SendTo(*s, EncoderOf(*s).SubscribePush(channel, *sub));
+    AfterSubscribe(*s, channel);
+  }
+  if (failed) return failed;
+  return Unit{};
+}
+
 void Engine::AfterSubscribe(Session& s, std::string_view channel) {
   auto sub = s.subs.find(channel);
   Channel* ch = table_.Find(channel);

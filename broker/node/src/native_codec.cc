@@ -295,6 +295,29 @@ std::string EncodeUnsubscribePush(std::string_view channel, uint32_t code,
   });
 }
 
+void PackSubscribeResult(Packer& pk, const SubscribeResult& r) {
+  PackStr(pk, "recoverable");
+  pk.pack(r.recoverable);
+  PackStr(pk, "epoch");
+  PackStr(pk, r.epoch);
+  PackStr(pk, "offset");
+  pk.pack_uint64(r.offset);
+  PackStr(pk, "recovered");
+  pk.pack(r.recovered);
+  PackStr(pk, "was_recovering");
+  pk.pack(r.was_recovering);
+  PackStr(pk, "publications");
+  pk.pack_array(static_cast<uint32_t>(r.publications.size()));
+  for (const auto& pub : r.publications) PackPublication(pk, pub);
+}
+
+std::string EncodeSubscribePush(std::string_view channel, const SubscribeResult& r) {
+  return EncodePush("subscribe", &channel, [&](Packer& pk) {
+    pk.pack_map(6);
+    PackSubscribeResult(pk, r);
+  });
+}
+
 std::string EncodeDisconnectPush(uint32_t code, std::string_view reason, bool reconnect) {
   return EncodePush("disconnect", nullptr, [&](Packer& pk) {
     pk.pack_map(3);

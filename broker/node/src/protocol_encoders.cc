@@ -13,23 +13,6 @@ void PackPresenceMap(Packer& pk, const std::vector<PresenceEntry>& entries) {
   }
 }
 
-// The six fields of a subscribe result (the caller packs the map header).
-void PackSubscribeResult(Packer& pk, const SubscribeResult& r) {
-  PackStr(pk, "recoverable");
-  pk.pack(r.recoverable);
-  PackStr(pk, "epoch");
-  PackStr(pk, r.epoch);
-  PackStr(pk, "offset");
-  pk.pack_uint64(r.offset);
-  PackStr(pk, "recovered");
-  pk.pack(r.recovered);
-  PackStr(pk, "was_recovering");
-  pk.pack(r.was_recovering);
-  PackStr(pk, "publications");
-  pk.pack_array(static_cast<uint32_t>(r.publications.size()));
-  for (const auto& pub : r.publications) PackPublication(pk, pub);
-}
-
 // docs/protocol/native.md, "Methods".
 class Native final : public Encoder {
  public:
@@ -128,6 +111,9 @@ class Native final : public Encoder {
                               std::string_view reason) const override {
     return EncodeUnsubscribePush(channel, code, reason);
   }
+  std::string SubscribePush(std::string_view channel, const SubscribeResult& r) const override {
+    return EncodeSubscribePush(channel, r);
+  }
   std::string DisconnectPush(uint32_t code, std::string_view reason,
                              bool reconnect) const override {
     return EncodeDisconnectPush(code, reason, reconnect);
@@ -197,6 +183,9 @@ class Json final : public Encoder {
   std::string UnsubscribePush(std::string_view channel, uint32_t code,
                               std::string_view reason) const override {
     return json::EncodeUnsubscribePush(channel, code, reason);
+  }
+  std::string SubscribePush(std::string_view channel, const SubscribeResult& r) const override {
+    return json::EncodeSubscribePush(channel, r);
   }
   std::string DisconnectPush(uint32_t code, std::string_view reason,
                              bool reconnect) const override {

@@ -117,6 +117,38 @@ describe('server-side subscriptions', () => {
       assert.equal(fresh.recovered, false);
     }));
 
+  test('W-25: server API subscribe: a subscribe push, then publications and presence, for this connection', () =>
+    withNode(CONFIG, async ({ client, node }) => {
+      const net = gatedWebSocket();
+      const c = client({ token: channelsToken('dan', []), websocket: net.WebSocket });
+      const ev = serverSideEvents(c);
+      const connected = await connect(c);
+      for (let n = 1; n <= 2; n++) await node.api('publish', { channel: 'feed:api', data: { n } });
+      const top = await node.api('history', { channel: 'feed:api', limit: 0 });
+      await node.api('subscribe', { user: 'dan', channel: 'feed:api', recover_since: { offset: 1, epoch: top.epoch } });
+      await eventually(() => of(ev, 'subscribed', 'feed:api').length === 1, { message: 'subscribe push' });
+      const sub = of(ev, 'subscribed', 'feed:api')[0].ctx;
+      assert.equal(sub.recoverable, true);
+      assert.equal(sub.streamPosition.offset, 2);
+      const presence = await node.api('presence', { channel: 'feed:api' });
+      assert.deepEqual(Object.keys(presence.presence), [connected.client]);
+      // Subscribing again changes nothing; an unknown namespace is 102.
+      await node.api('subscribe', { user: 'dan', channel: 'feed:api' });
+      await assert.rejects(node.api('subscribe', { user: 'dan', channel: 'nowhere:x' }), (e) => e.code === 102);
+
+      await node.api('publish', { channel: 'feed:api', data: { n: 3 } });
+      await eventually(() => of(ev, 'publication', 'feed:api').length === 1, { message: 'live publication' });
+      // It lasts for this connection only (as in Centrifugo): after a reconnect the token's
+      // channels are all there is, and the SDK reports the channel unsubscribed.
+      net.down();
+      await waitEvent(c, 'connecting');
+      net.up();
+      await eventually(() => of(ev, 'unsubscribed', 'feed:api').length === 1, { timeoutMs: 10000, message: 'gone' });
+      assert.equal(c.state, 'connected');
+      const after = await node.api('presence', { channel: 'feed:api' });
+      assert.deepEqual(after.presence, {});
+    }));
+
   test('W-25: a token naming a channel of no namespace is refused with 3500', () =>
     withNode(CONFIG, async ({ client }) => {
       const c = client({ token: channelsToken('eve', ['feed:ok', 'nowhere:x']) });

@@ -85,6 +85,8 @@ std::string EncodeLeavePush(std::string_view channel, const PresenceEntry& e);
 std::string EncodeUnsubscribePush(std::string_view channel, uint32_t code, std::string_view reason);
 std::string EncodeDisconnectPush(uint32_t code, std::string_view reason, bool reconnect);
 std::string EncodeMessagePush(std::string_view data_json);
+// A server-side subscription made after connect (server API `subscribe`, W-25).
+std::string EncodeSubscribePush(std::string_view channel, const SubscribeResult& r);
 
 // Appends one encoded message to an outgoing frame, '\n'-separated (W-10).
 void AppendToFrame(std::string& frame, std::string_view message);

@@ -137,6 +137,8 @@ class Engine final : public chp::Pollable {
                                            size_t* reply_bytes);
   Result<Unit> SubscribeServerSide(Session& s, const std::vector<std::string>& channels,
                                    const ConnectRequest& r, ConnectResult& out);
+  Result<Unit> ServerSubscribe(const std::vector<SubscriberId>& targets, const std::string& channel,
+                               const SubscribeRecovery& from);
   Result<PublishResult> OnPublish(Session& s, const PublishRequest& r);
   Result<PresenceResult> OnPresence(Session& s, const PresenceRequest& r);
   Result<PresenceStats> OnPresenceStats(Session& s, const PresenceStatsRequest& r);
