@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "node_native_support.h"
 #include "node_support.h"
 
 namespace chorus::testing {
@@ -401,6 +402,43 @@ TEST_F(NodeHttpApi, UnsubscribeEndsOneSubscriptionOfTheUser) {
   }
   ASSERT_TRUE(b->Push("pub", "chat:u"));  // bob is still subscribed
   EXPECT_EQ(Api(node_, "unsubscribe", R"({"user":"alice"})").status, 400);  // channel required
+  EXPECT_TRUE(node_.Stop());
+}
+
+TEST_F(NodeHttpApi, SubscribeMakesAServerSideSubscriptionWithRecovery) {
+  Client a = Connect(ctx_, node_, "alice");
+  Client b = Connect(ctx_, node_, "bob");
+  for (int i = 1; i <= 3; ++i) Result(node_, "publish", {{"channel", "chat:s"}, {"data", i}});
+  const std::string epoch = Result(node_, "history", {{"channel", "chat:s"}})["epoch"];
+
+  EXPECT_TRUE(Result(node_, "subscribe",
+                     {{"user", "alice"},
+                      {"channel", "chat:s"},
+                      {"recover_since", {{"offset", 1}, {"epoch", epoch}}}})
+                  .empty());
+  auto push = a->Push("subscribe", "chat:s");
+  ASSERT_TRUE(push);
+  EXPECT_TRUE(push->Bool("data.recovered"));
+  EXPECT_EQ(OffsetsOf(*push, "data.publications"), (std::vector<uint64_t>{2, 3}));
+  json p = Result(node_, "presence", {{"channel", "chat:s"}});
+  EXPECT_EQ(Keys(p["presence"]), (std::set<std::string>{a.id}));  // bob is not in it
+  // Again: nothing changes (no second push); a client filter picks one session.
+  EXPECT_TRUE(Result(node_, "subscribe", {{"user", "alice"}, {"channel", "chat:s"}}).empty());
+  EXPECT_TRUE(Result(node_, "subscribe", {{"client", b.id}, {"channel", "chat:s"}}).empty());
+  ASSERT_TRUE(b->Push("subscribe", "chat:s"));
+  Result(node_, "publish", {{"channel", "chat:s"}, {"data", 4}});
+  auto pub = a->Push("pub", "chat:s");
+  ASSERT_TRUE(pub);
+  EXPECT_EQ(pub->Uint("data.offset"), 4u);
+  // Everything alice was sent before that pub is in pushes(): no second subscribe push.
+  for (const auto& f : a->pushes()) EXPECT_NE(f.Str("push"), "subscribe");
+
+  EXPECT_EQ(ErrorCode(node_, "subscribe", {{"user", "alice"}, {"channel", "nowhere:x"}}), 102u);
+  EXPECT_EQ(Api(node_, "subscribe", R"({"user":"alice"})").status, 400);      // channel required
+  EXPECT_EQ(Api(node_, "subscribe", R"({"channel":"chat:s"})").status, 400);  // whom
+  EXPECT_EQ(
+      Api(node_, "subscribe", R"({"user":"alice","channel":"chat:s","recover_since":1})").status,
+      400);
   EXPECT_TRUE(node_.Stop());
 }
 
