@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -26,71 +25,35 @@
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
+#include "fanout.h"
 #include "node_support.h"
 
 namespace {
 
+using chorus::bench::Clock;
+using chorus::bench::Deliveries;
+using chorus::bench::Figures;
+using chorus::bench::RunBursts;
 using chorus::testing::NodeOptions;
 using chorus::testing::NodeProcess;
 using chorus::testing::P;
 using chorus::testing::RawSession;
-using Clock = std::chrono::steady_clock;
-
-uint64_t NowNs() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-          .count());
-}
-
-// A ~100-byte JSON payload carrying the send time.
-std::string Payload(uint64_t t_ns) {
-  char buf[128];
-  const int n = snprintf(buf, sizeof buf, "{\"t\":%" PRIu64 ",\"p\":\"", t_ns);
-  std::string s(buf, static_cast<size_t>(n));
-  s.append(100 - s.size() - 2, 'x');
-  s += "\"}";
-  return s;
-}
-
-// Reads the send time out of a frame holding a payload (a native push or a raw SUB message).
-uint64_t SendTime(const char* data, size_t size) {
-  static constexpr char kNeedle[] = "{\"t\":";
-  const void* at = memmem(data, size, kNeedle, sizeof kNeedle - 1);
-  if (at == nullptr) return 0;
-  return strtoull(static_cast<const char*>(at) + sizeof kNeedle - 1, nullptr, 10);
-}
-
-struct Figures {
-  double msgs_per_s = 0;
-  double p50_us = 0;
-  double p99_us = 0;
-  uint64_t delivered = 0;
-  bool complete = true;
-};
-
-double Percentile(std::vector<uint32_t>& v, double q) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k] / 1000.0;
-}
 
 // Drains every socket in `socks` until `stop`, counting messages and sampling latencies.
 class Receiver {
  public:
   explicit Receiver(std::vector<zmq::socket_t*> socks) : socks_(std::move(socks)) {
-    samples_.reserve(1 << 21);
     thread_ = std::thread([this] { Run(); });
   }
   ~Receiver() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
-  uint64_t received() const { return received_.load(std::memory_order_acquire); }
+  uint64_t received() const { return deliveries_.received(); }
   std::vector<uint32_t> TakeSamples() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
-    return std::move(samples_);
+    return deliveries_.Take();
   }
 
  private:
@@ -98,59 +61,23 @@ class Receiver {
     std::vector<zmq::pollitem_t> items;
     for (auto* s : socks_) items.push_back({s->handle(), 0, ZMQ_POLLIN, 0});
     zmq::message_t msg;
-    uint64_t n = 0;
     while (!stop_.load(std::memory_order_relaxed)) {
       if (zmq::poll(items.data(), items.size(), std::chrono::milliseconds(20)) <= 0) continue;
       for (size_t i = 0; i < items.size(); ++i) {
         if (!(items[i].revents & ZMQ_POLLIN)) continue;
         while (socks_[i]->recv(msg, zmq::recv_flags::dontwait)) {
-          const uint64_t t = SendTime(static_cast<const char*>(msg.data()), msg.size());
-          if (t == 0) continue;  // a reply or another push
-          const uint64_t lat = NowNs() - t;
-          if (samples_.size() < samples_.capacity()) {
-            samples_.push_back(static_cast<uint32_t>(std::min<uint64_t>(lat, UINT32_MAX)));
-          }
-          ++n;
+          deliveries_.Record(static_cast<const char*>(msg.data()), msg.size());
         }
       }
-      received_.store(n, std::memory_order_release);
+      deliveries_.Commit();
     }
   }
 
   std::vector<zmq::socket_t*> socks_;
-  std::vector<uint32_t> samples_;
+  Deliveries deliveries_;
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> received_{0};
   std::thread thread_;
 };
-
-// Publishes `messages` in bursts through `publish(payload)`, waiting for each burst to reach
-// every one of `subs` subscribers before the next.
-template <typename PublishFn>
-Figures RunBursts(Receiver& rx, size_t subs, int messages, int burst, PublishFn&& publish) {
-  Figures f;
-  const auto start = Clock::now();
-  uint64_t expected = 0;
-  for (int sent = 0; sent < messages;) {
-    const int n = std::min(burst, messages - sent);
-    for (int i = 0; i < n; ++i) publish(Payload(NowNs()));
-    sent += n;
-    expected += static_cast<uint64_t>(n) * subs;
-    const auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (rx.received() < expected && Clock::now() < deadline) std::this_thread::yield();
-    if (rx.received() < expected) {
-      f.complete = false;
-      break;
-    }
-  }
-  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  auto samples = rx.TakeSamples();
-  f.delivered = rx.received();
-  f.msgs_per_s = static_cast<double>(f.delivered) / secs;
-  f.p50_us = Percentile(samples, 0.50);
-  f.p99_us = Percentile(samples, 0.99);
-  return f;
-}
 
 Figures ChorusFanout(zmq::context_t& ctx, const NodeProcess& node, size_t subs, bool history,
                      int messages, int burst) {
