@@ -41,6 +41,8 @@ TEST(BrokerConfigDefaults, EmptyDocumentGivesTheDefaults) {
   EXPECT_EQ(c.http.address, "127.0.0.1");
   EXPECT_EQ(c.http.port, 8000);
   EXPECT_EQ(c.http.static_dir, "");
+  EXPECT_EQ(c.http.threads, 0u);  // auto
+  EXPECT_EQ(c.http.max_connections, 10'000u);
   EXPECT_FALSE(c.api.Enabled());
   EXPECT_EQ(c.native.endpoint, "tcp://127.0.0.1:0");
   EXPECT_EQ(c.cluster.chp_command, "tcp://127.0.0.1:0");
@@ -75,6 +77,8 @@ log_level = "debug"
 [http]
 address = "0.0.0.0"
 port = 0
+threads = 4
+max_connections = 500
 [api]
 key = "s3cret"
 [native]
@@ -107,6 +111,8 @@ max_publication_bytes = 1000
   EXPECT_EQ(c.node.log_level, LogLevel::kDebug);
   EXPECT_EQ(c.http.address, "0.0.0.0");
   EXPECT_EQ(c.http.port, 0);
+  EXPECT_EQ(c.http.threads, 4u);
+  EXPECT_EQ(c.http.max_connections, 500u);
   EXPECT_TRUE(c.api.Enabled());
   EXPECT_EQ(c.api.key, "s3cret");
   EXPECT_EQ(c.native.endpoint, "ipc:///tmp/chorus.sock");
@@ -174,6 +180,10 @@ TEST(BrokerConfigErrors, TypeMismatchNamesKeyAndTypes) {
             "chorus.toml: http.port: expected an integer (got string)");
   EXPECT_EQ(ErrorOf("[http]\nport = 80.0"),
             "chorus.toml: http.port: expected an integer (got float)");
+  EXPECT_EQ(ErrorOf("[http]\nthreads = \"auto\""),
+            "chorus.toml: http.threads: expected an integer (got string)");
+  EXPECT_EQ(ErrorOf("[http]\nmax_connections = 1e4"),
+            "chorus.toml: http.max_connections: expected an integer (got float)");
   EXPECT_EQ(ErrorOf("[channel]\npresence = 1"),
             "chorus.toml: channel.presence: expected a boolean (got integer)");
   EXPECT_EQ(ErrorOf("[node]\nid = 5"), "chorus.toml: node.id: expected a string (got integer)");
@@ -200,6 +210,12 @@ TEST(BrokerConfigErrors, RangeNamesBoundsAndValue) {
   EXPECT_EQ(ErrorOf("[http]\nport = 70000"),
             "chorus.toml: http.port: must be 0..65535 (got 70000)");
   EXPECT_EQ(ErrorOf("[http]\nport = -1"), "chorus.toml: http.port: must be 0..65535 (got -1)");
+  EXPECT_EQ(ErrorOf("[http]\nthreads = -1"), "chorus.toml: http.threads: must be 0..64 (got -1)");
+  EXPECT_EQ(ErrorOf("[http]\nthreads = 65"), "chorus.toml: http.threads: must be 0..64 (got 65)");
+  EXPECT_EQ(ErrorOf("[http]\nmax_connections = 0"),
+            "chorus.toml: http.max_connections: must be >= 1 (got 0)");
+  EXPECT_EQ(ErrorOf("[http]\nmax_connections = -5"),
+            "chorus.toml: http.max_connections: must be >= 1 (got -5)");
   EXPECT_EQ(ErrorOf("[cluster]\nreplication_factor = 0"),
             "chorus.toml: cluster.replication_factor: must be 1..5 (got 0)");
   EXPECT_EQ(ErrorOf("[cluster]\nreplication_factor = 6"),
@@ -364,9 +380,33 @@ TEST(BrokerConfigErrors, ValidateConfigChecksConfigsBuiltInCode) {
   c.cluster.heartbeat_ms = -1;
   EXPECT_EQ(ValidateConfig(c), "cluster.heartbeat_ms: must be 10..60000 (got -1)");
   c = NodeConfig{};
+  c.http.threads = 65;
+  EXPECT_EQ(ValidateConfig(c), "http.threads: must be 0..64 (got 65)");
+  c = NodeConfig{};
+  c.http.max_connections = 0;
+  EXPECT_EQ(ValidateConfig(c), "http.max_connections: must be >= 1 (got 0)");
+  c = NodeConfig{};
   c.namespaces["chat"].history_size = 3;
   EXPECT_EQ(ValidateConfig(c),
             "namespaces.chat.history_ttl_ms: history_size > 0 requires history_ttl_ms > 0");
+}
+
+TEST(BrokerConfigHttpThreads, ZeroIsHalfTheHardwareThreadsBetweenOneAndEight) {
+  HttpSection http;
+  ASSERT_EQ(http.threads, 0u);                   // auto
+  EXPECT_EQ(EffectiveHttpThreads(http, 0), 1u);  // unknown hardware
+  EXPECT_EQ(EffectiveHttpThreads(http, 1), 1u);
+  EXPECT_EQ(EffectiveHttpThreads(http, 2), 1u);
+  EXPECT_EQ(EffectiveHttpThreads(http, 3), 1u);
+  EXPECT_EQ(EffectiveHttpThreads(http, 4), 2u);
+  EXPECT_EQ(EffectiveHttpThreads(http, 12), 6u);
+  EXPECT_EQ(EffectiveHttpThreads(http, 16), 8u);
+  EXPECT_EQ(EffectiveHttpThreads(http, 128), 8u);
+  http.threads = 3;  // set: used as it is, whatever the machine
+  EXPECT_EQ(EffectiveHttpThreads(http, 1), 3u);
+  EXPECT_EQ(EffectiveHttpThreads(http, 128), 3u);
+  http.threads = 64;
+  EXPECT_EQ(EffectiveHttpThreads(http, 2), 64u);
 }
 
 // ---- Files
@@ -450,6 +490,10 @@ TEST(BrokerConfigOverride, SetsValuesOfEveryKind) {
   EXPECT_EQ(c.api.key, "quoted key");
   ASSERT_TRUE(ApplyOverride(c, "http.address", "0.0.0.0").ok());
   EXPECT_EQ(c.http.address, "0.0.0.0");
+  ASSERT_TRUE(ApplyOverride(c, "http.threads", "2").ok());
+  EXPECT_EQ(c.http.threads, 2u);
+  ASSERT_TRUE(ApplyOverride(c, "http.max_connections", "20_000").ok());
+  EXPECT_EQ(c.http.max_connections, 20'000u);
   ASSERT_TRUE(ApplyOverride(c, "client.client_insecure", "true").ok());
   EXPECT_TRUE(c.client.client_insecure);
   ASSERT_TRUE(ApplyOverride(c, "cluster.seeds", "tcp://a:1, tcp://b:2").ok());
@@ -482,6 +526,12 @@ TEST(BrokerConfigOverride, SameMessagesAsTheFileAndConfigUnchangedOnError) {
             "--set: http.port: must be 0..65535 (got 70000)");
   EXPECT_EQ(ApplyOverride(c, "http.port", "abc").error(),
             "--set: http.port: expected an integer (got string)");
+  EXPECT_EQ(ApplyOverride(c, "http.threads", "auto").error(),
+            "--set: http.threads: expected an integer (got string)");
+  EXPECT_EQ(ApplyOverride(c, "http.threads", "100").error(),
+            "--set: http.threads: must be 0..64 (got 100)");
+  EXPECT_EQ(ApplyOverride(c, "http.max_connections", "0").error(),
+            "--set: http.max_connections: must be >= 1 (got 0)");
   EXPECT_EQ(ApplyOverride(c, "http.port", "1\nhttp.address = \"x\"").error(),
             "--set: http.port: expected an integer (got string)");
   EXPECT_EQ(ApplyOverride(c, "channel.presence", "yes").error(),
@@ -564,12 +614,13 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
   const std::vector<std::string> keys = ConfigKeys();
   const std::set<std::string> unique(keys.begin(), keys.end());
   EXPECT_EQ(unique.size(), keys.size());
-  for (const char* k : {"node.id", "http.port", "api.key", "native.endpoint", "cluster.seeds",
-                        "client.max_queue_bytes", "channel.history_size",
-                        "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
+  for (const char* k :
+       {"node.id", "http.port", "http.threads", "http.max_connections", "api.key",
+        "native.endpoint", "cluster.seeds", "client.max_queue_bytes", "channel.history_size",
+        "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 3 + 1 + 2 + 6 + 6 + 16 + 3 + 16);
+  EXPECT_EQ(keys.size(), 2u + 5 + 1 + 2 + 6 + 6 + 16 + 3 + 16);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");

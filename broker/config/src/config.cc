@@ -5,6 +5,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -25,6 +26,9 @@ inline constexpr int64_t kI64Max = std::numeric_limits<int64_t>::max();
 inline constexpr int64_t kI64Min = std::numeric_limits<int64_t>::min();
 inline constexpr int64_t kU32Max = std::numeric_limits<uint32_t>::max();
 inline constexpr std::string_view kOverrideSource = "--set";
+// http.threads: HttpOptions::kMaxIoThreads of the gateway (which this module does not depend on).
+inline constexpr int64_t kMaxHttpThreads = 64;
+inline constexpr unsigned kMaxAutoHttpThreads = 8;
 inline constexpr std::array kLevels = {LogLevel::kTrace, LogLevel::kDebug, LogLevel::kInfo,
                                        LogLevel::kWarn, LogLevel::kError};
 
@@ -354,10 +358,13 @@ const std::vector<NodeField>& NodeFields() {
     std::vector<NodeField> out;
     AddSection<NodeSection>(out, "node", &NodeConfig::node,
                             {StringField("id", &NodeSection::id, CheckNodeId), LogLevelField()});
-    AddSection<HttpSection>(out, "http", &NodeConfig::http,
-                            {StringField("address", &HttpSection::address, CheckHost),
-                             IntField("port", &HttpSection::port, 0, 65535),
-                             StringField("static_dir", &HttpSection::static_dir, CheckStaticDir)});
+    AddSection<HttpSection>(
+        out, "http", &NodeConfig::http,
+        {StringField("address", &HttpSection::address, CheckHost),
+         IntField("port", &HttpSection::port, 0, 65535),
+         StringField("static_dir", &HttpSection::static_dir, CheckStaticDir),
+         IntField("threads", &HttpSection::threads, 0, kMaxHttpThreads),
+         IntField("max_connections", &HttpSection::max_connections, 1, kI64Max)});
     AddSection<ApiSection>(out, "api", &NodeConfig::api,
                            {StringField("key", &ApiSection::key, nullptr)});
     AddSection<NativeSection>(out, "native", &NodeConfig::native,
@@ -607,6 +614,11 @@ std::string_view ToString(LogLevel level) {
       return "error";
   }
   return "info";
+}
+
+uint32_t EffectiveHttpThreads(const HttpSection& http, unsigned hardware_concurrency) {
+  if (http.threads != 0) return http.threads;
+  return std::clamp(hardware_concurrency / 2, 1u, kMaxAutoHttpThreads);
 }
 
 ConfigResult<NodeConfig> ParseConfig(std::string_view toml_text, std::string source_name) {

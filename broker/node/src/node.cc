@@ -3,6 +3,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "broker/node/log.h"
 
@@ -45,6 +46,8 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   ho.port = config.http.port;
   ho.api_key = config.api.key;
   ho.static_dir = config.http.static_dir;
+  ho.io_threads = EffectiveHttpThreads(config.http, std::thread::hardware_concurrency());
+  ho.max_connections = config.http.max_connections;
   ho.engine_endpoint = ep.bridge;
   ho.max_body_bytes = std::max<size_t>(1 << 20, config.limits.max_publication_bytes * 2 + 4096);
   ho.max_ws_queue_bytes = config.client.max_queue_bytes;

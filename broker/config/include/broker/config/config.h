@@ -40,8 +40,18 @@ struct HttpSection {
   // (`/` is its index.html). "" = no static files; else an existing directory (a relative path
   // is relative to chorusd's working directory).
   std::string static_dir;
+  // io threads of the gateway, each owning its share of the connections: 1..64, or 0 = auto
+  // (clamp(hardware_concurrency / 2, 1, 8); EffectiveHttpThreads).
+  uint32_t threads = 0;
+  // Open HTTP and WebSocket connections, all threads together; one more is accepted and closed
+  // at once. >= 1.
+  size_t max_connections = 10'000;
   bool operator==(const HttpSection&) const = default;
 };
+
+// The gateway's io thread count for `http`: `threads`, or for 0 (auto)
+// clamp(hardware_concurrency / 2, 1, 8), where 0 (unknown) counts as 1 core.
+uint32_t EffectiveHttpThreads(const HttpSection& http, unsigned hardware_concurrency);
 
 // [api]: the HTTP server API (POST /api/<method>).
 struct ApiSection {
