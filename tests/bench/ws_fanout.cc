@@ -11,11 +11,14 @@
 //      delivered messages/s, publish->deliver latency p50/p99, every subscriber checked to get
 //      every publication once (and in offset order with history); then one publication at a
 //      time (bursts of 1) for the latency of a single fan-out; CPU of the node and of the
-//      generator per wall second, to tell which side was the limit.
+//      generator per wall second, to tell which side was the limit, and of the gateway's io
+//      threads (chorus-http-*); with --http-threads 1,2 the fan-out phase runs once per value,
+//      each on a fresh node with that http.threads.
 // No peer runs here; docs/benchmarks.md compares with broker_bench's native figure when both
 // were run. Ends with "RESULT ws_fanout key=value ..." lines.
 //   ws_fanout [--smoke] [--subs N] [--messages N] [--burst B] [--rounds R] [--idle M]
-//             [--ping-s S] [--source-addrs K]
+//             [--ping-s S] [--source-addrs K] [--http-threads T1,T2,...]
+#include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -61,9 +64,9 @@ double Percentile(std::vector<uint32_t>& v, double q) {
   return v[k] / 1000.0;
 }
 
-// CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0 when unreadable.
-double CpuSeconds(int pid) {
-  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+// CPU seconds (user + system) from a /proc .../stat file; 0 when unreadable.
+double CpuSecondsOf(const std::string& stat_path) {
+  FILE* f = fopen(stat_path.c_str(), "r");
   if (f == nullptr) return 0;
   char buf[1024];
   const size_t n = fread(buf, 1, sizeof buf - 1, f);
@@ -76,6 +79,34 @@ double CpuSeconds(int pid) {
     return 0;
   }
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds a process has used.
+double CpuSeconds(int pid) {
+  return CpuSecondsOf("/proc/" + std::to_string(pid) + "/stat");
+}
+
+// CPU seconds of each of the gateway's io threads (chorus-http-<i>) of process `pid`.
+std::vector<double> GatewayThreadCpu(int pid) {
+  std::vector<std::pair<std::string, double>> named;
+  const std::string task = "/proc/" + std::to_string(pid) + "/task/";
+  DIR* dir = opendir(task.c_str());
+  if (dir == nullptr) return {};
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    char name[64] = {};
+    FILE* f = fopen((task + e->d_name + "/comm").c_str(), "r");
+    if (f == nullptr) continue;
+    const bool read = fgets(name, sizeof name, f) != nullptr;
+    fclose(f);
+    if (!read || strncmp(name, "chorus-http-", 12) != 0) continue;
+    named.emplace_back(name, CpuSecondsOf(task + e->d_name + "/stat"));
+  }
+  closedir(dir);
+  std::sort(named.begin(), named.end());
+  std::vector<double> cpu;
+  for (const auto& [name, seconds] : named) cpu.push_back(seconds);
+  return cpu;
 }
 
 double Seconds(Clock::time_point since) {
@@ -91,8 +122,9 @@ void Report(const WsLoad& load, const char* what) {
           c.last_close_code, c.last_error.c_str());
 }
 
-// The config every node of the run gets; `ping_s` is the server ping period.
-NodeOptions Options(int ping_s) {
+// The config every node of the run gets; `ping_s` is the server ping period, `http_threads`
+// the gateway's io threads (0: the node's default).
+NodeOptions Options(int ping_s, int http_threads = 0) {
   NodeOptions no;
   no.extra_toml = R"(
 [namespaces.bench]
@@ -105,6 +137,7 @@ allow_publish_for_client = true
   no.overrides = {"client.ping_interval_s=" + std::to_string(ping_s),
                   "client.pong_timeout_s=" + std::to_string(std::max(1, ping_s - 1)),
                   "client.max_queue_bytes=8388608", "node.log_level=warn"};
+  if (http_threads > 0) no.overrides.push_back("http.threads=" + std::to_string(http_threads));
   return no;
 }
 
@@ -170,6 +203,7 @@ struct FanoutFigures {
   uint64_t order_errors = 0;
   double node_cpu = 0;  // CPU seconds per wall second during the bursts (2 cores: at most 2)
   double gen_cpu = 0;
+  std::vector<double> gw_cpu;    // per gateway io thread, per wall second
   double lines_per_message = 0;  // the gateway's batching: pushes per WebSocket message
   bool complete = false;
 };
@@ -192,6 +226,7 @@ FanoutFigures Fanout(NodeProcess& node, size_t subs, const std::string& channel,
   }
   const int pid = node.process().pid();
   const double node_cpu0 = CpuSeconds(pid), gen_cpu0 = CpuSeconds(getpid());
+  const std::vector<double> gw_cpu0 = GatewayThreadCpu(pid);
   const uint64_t messages0 = load.counters().text_messages;
   const auto start = Clock::now();
   uint64_t expected = 0;
@@ -209,6 +244,10 @@ FanoutFigures Fanout(NodeProcess& node, size_t subs, const std::string& channel,
   const double secs = Seconds(start);
   f.node_cpu = (CpuSeconds(pid) - node_cpu0) / secs;
   f.gen_cpu = (CpuSeconds(getpid()) - gen_cpu0) / secs;
+  const std::vector<double> gw_cpu1 = GatewayThreadCpu(pid);
+  for (size_t i = 0; i < gw_cpu1.size() && i < gw_cpu0.size(); ++i) {
+    f.gw_cpu.push_back((gw_cpu1[i] - gw_cpu0[i]) / secs);
+  }
   f.lines_per_message =
       static_cast<double>(load.counters().delivered) /
       static_cast<double>(std::max<uint64_t>(1, load.counters().text_messages - messages0));
@@ -248,6 +287,7 @@ int main(int argc, char** argv) {
   int messages = 2000, burst = 100, source_addrs = 0, ping_s = 5, rounds = 1,
       latency_messages = 200;
   size_t subs = 1000, idle = 10'000;
+  std::vector<int> http_threads;
   app.add_flag("--smoke", smoke, "tiny sizes (CI): checks that everything runs");
   app.add_option("--subs", subs, "subscriber connections of the fan-out");
   app.add_option("--messages", messages, "publications per fan-out run");
@@ -255,10 +295,16 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "fan-out rounds (history off, on) before the latency run");
   app.add_option("--latency-messages", latency_messages,
                  "publications of the latency run (bursts of 1)");
-  app.add_option("--idle", idle, "idle connections (the gateway accepts at most 10,000)");
+  app.add_option("--idle", idle,
+                 "idle connections (the gateway accepts at most 10,000); 0: no idle phase");
   app.add_option("--ping-s", ping_s, "server ping period during the idle phase (2..3600)");
   app.add_option("--source-addrs", source_addrs,
                  "bind client sockets to 127.0.0.2 .. 127.0.0.(1+K) (0: the kernel's choice)");
+  app.add_option("--http-threads", http_threads,
+                 "the fan-out phase once per value, each on a fresh node with that http.threads "
+                 "(e.g. 1,2 or 1,2,1,2; default: the node's own)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64));
   CLI11_PARSE(app, argc, argv);
   if (smoke) {
     subs = 50;
@@ -274,37 +320,35 @@ int main(int argc, char** argv) {
     lo.source_addresses.push_back("127.0.0." + std::to_string(2 + i));
 
   bool ok = true;
-  printf("idle: %zu connections, each connected and subscribed, one server ping round (%d s)\n",
-         idle, ping_s);
-  printf("%9s %8s %12s %16s %16s %14s %8s %7s\n", "channels", "open", "connects/s", "node B/conn",
-         "(before pings)", "generator B/c", "pinged", "closed");
-  for (bool own : {false, true}) {
-    const IdleFigures f = Idle(idle, own, ping_s, lo);
-    ok = ok && f.open == idle && f.closed == 0 && f.pings >= idle && f.clean;
-    printf("%9s %8zu %12.0f %16.0f %16.0f %14.0f %8" PRIu64 " %7" PRIu64 "%s\n",
-           own ? "own" : "one", f.open, f.connect_per_s, f.node_rss_per_conn,
-           f.node_rss_per_conn_open, f.gen_rss_per_conn, f.pings, f.closed,
-           f.clean ? "" : "  UNCLEAN EXIT");
-    printf(
-        "RESULT ws_fanout idle conns=%zu channels=%s connects_per_s=%.0f "
-        "node_rss_per_conn_b=%.0f node_rss_per_conn_open_b=%.0f gen_rss_per_conn_b=%.0f "
-        "pinged=%" PRIu64 " closed=%" PRIu64 " clean=%d\n",
-        f.open, own ? "own" : "one", f.connect_per_s, f.node_rss_per_conn, f.node_rss_per_conn_open,
-        f.gen_rss_per_conn, f.pings, f.closed, f.clean ? 1 : 0);
-    fflush(stdout);
+  if (idle > 0) {
+    printf("idle: %zu connections, each connected and subscribed, one server ping round (%d s)\n",
+           idle, ping_s);
+    printf("%9s %8s %12s %16s %16s %14s %8s %7s\n", "channels", "open", "connects/s", "node B/conn",
+           "(before pings)", "generator B/c", "pinged", "closed");
+    for (bool own : {false, true}) {
+      const IdleFigures f = Idle(idle, own, ping_s, lo);
+      ok = ok && f.open == idle && f.closed == 0 && f.pings >= idle && f.clean;
+      printf("%9s %8zu %12.0f %16.0f %16.0f %14.0f %8" PRIu64 " %7" PRIu64 "%s\n",
+             own ? "own" : "one", f.open, f.connect_per_s, f.node_rss_per_conn,
+             f.node_rss_per_conn_open, f.gen_rss_per_conn, f.pings, f.closed,
+             f.clean ? "" : "  UNCLEAN EXIT");
+      printf(
+          "RESULT ws_fanout idle conns=%zu channels=%s connects_per_s=%.0f "
+          "node_rss_per_conn_b=%.0f node_rss_per_conn_open_b=%.0f gen_rss_per_conn_b=%.0f "
+          "pinged=%" PRIu64 " closed=%" PRIu64 " clean=%d\n",
+          f.open, own ? "own" : "one", f.connect_per_s, f.node_rss_per_conn,
+          f.node_rss_per_conn_open, f.gen_rss_per_conn, f.pings, f.closed, f.clean ? 1 : 0);
+      fflush(stdout);
+    }
   }
 
-  NodeProcess node(Options(3600));
-  if (!node.ready()) {
-    fprintf(stderr, "ws_fanout: chorusd did not start: %s\n", node.banner().c_str());
-    return 1;
-  }
   printf(
       "fan-out, %d publications of 100 B in bursts of %d to %zu WebSocket subscribers (publisher: "
       "one WebSocket connection, client publish)\n",
       messages, burst, subs);
-  printf("%8s %6s %14s %10s %10s %12s %9s %9s %9s\n", "history", "burst", "ws msg/s", "p50 us",
-         "p99 us", "connects/s", "node cpu", "gen cpu", "pub/frame");
+  printf("%7s %8s %6s %14s %10s %10s %12s %9s %9s %9s  %s\n", "threads", "history", "burst",
+         "ws msg/s", "p50 us", "p99 us", "connects/s", "node cpu", "gen cpu", "pub/frame",
+         "cpu per gateway thread");
   struct Run {
     bool history;
     int burst, messages;
@@ -314,24 +358,39 @@ int main(int argc, char** argv) {
     runs.push_back({false, burst, messages});
     runs.push_back({true, burst, messages});
   }
-  runs.push_back({false, 1, latency_messages});  // latency of one publication at a time
-  for (const Run& run : runs) {
-    const FanoutFigures f = Fanout(node, subs, run.history ? "benchhist:fan" : "bench:fan",
-                                   run.messages, run.burst, lo);
-    ok = ok && f.complete;
-    printf("%8s %6d %14.0f %10.1f %10.1f %12.0f %9.2f %9.2f %9.1f%s\n", run.history ? "on" : "off",
-           run.burst, f.msgs_per_s, f.p50_us, f.p99_us, f.connect_per_s, f.node_cpu, f.gen_cpu,
-           f.lines_per_message, f.complete ? "" : "  INCOMPLETE");
-    printf(
-        "RESULT ws_fanout fanout subs=%zu history=%d burst=%d messages=%d msgs_per_s=%.0f "
-        "p50_us=%.1f p99_us=%.1f delivered=%" PRIu64
-        " connects_per_s=%.0f node_cpu=%.2f gen_cpu=%.2f pubs_per_frame=%.1f complete=%d\n",
-        subs, run.history ? 1 : 0, run.burst, run.messages, f.msgs_per_s, f.p50_us, f.p99_us,
-        f.delivered, f.connect_per_s, f.node_cpu, f.gen_cpu, f.lines_per_message,
-        f.complete ? 1 : 0);
-    fflush(stdout);
+  runs.push_back({false, 1, latency_messages});         // latency of one publication at a time
+  if (http_threads.empty()) http_threads.push_back(0);  // the node's default
+  bool clean = true;
+  for (const int threads : http_threads) {
+    NodeProcess node(Options(3600, threads));
+    if (!node.ready()) {
+      fprintf(stderr, "ws_fanout: chorusd did not start: %s\n", node.banner().c_str());
+      return 1;
+    }
+    for (const Run& run : runs) {
+      const FanoutFigures f = Fanout(node, subs, run.history ? "benchhist:fan" : "bench:fan",
+                                     run.messages, run.burst, lo);
+      ok = ok && f.complete;
+      std::string gw;
+      for (double c : f.gw_cpu) gw += (gw.empty() ? "" : "/") + std::to_string(c).substr(0, 4);
+      printf("%7zu %8s %6d %14.0f %10.1f %10.1f %12.0f %9.2f %9.2f %9.1f  %s%s\n", f.gw_cpu.size(),
+             run.history ? "on" : "off", run.burst, f.msgs_per_s, f.p50_us, f.p99_us,
+             f.connect_per_s, f.node_cpu, f.gen_cpu, f.lines_per_message, gw.c_str(),
+             f.complete ? "" : "  INCOMPLETE");
+      printf(
+          "RESULT ws_fanout fanout http_threads=%zu subs=%zu history=%d burst=%d messages=%d "
+          "msgs_per_s=%.0f p50_us=%.1f p99_us=%.1f delivered=%" PRIu64
+          " connects_per_s=%.0f node_cpu=%.2f gen_cpu=%.2f gw_thread_cpu=%s pubs_per_frame=%.1f "
+          "complete=%d\n",
+          f.gw_cpu.size(), subs, run.history ? 1 : 0, run.burst, run.messages, f.msgs_per_s,
+          f.p50_us, f.p99_us, f.delivered, f.connect_per_s, f.node_cpu, f.gen_cpu, gw.c_str(),
+          f.lines_per_message, f.complete ? 1 : 0);
+      fflush(stdout);
+    }
+    if (!node.Stop()) {
+      fprintf(stderr, "ws_fanout: chorusd did not exit cleanly\n");
+      clean = false;
+    }
   }
-  const bool clean = node.Stop();
-  if (!clean) fprintf(stderr, "ws_fanout: chorusd did not exit cleanly\n");
   return ok && clean ? 0 : 1;
 }
