@@ -11,7 +11,10 @@ PKGS=(
   clang clang-format libclang-rt-14-dev
   libboost-dev libboost-system-dev libsimdjson-dev libjwt-dev nlohmann-json3-dev libssl-dev
   curl chromium
+  redis-server nats-server libnats-dev
 )
+# redis-server, nats-server and libnats-dev (with libhiredis-dev above): broker_bench's peers,
+# started as children by the bench and its smoke test (tests/bench/peer_*.h).
 # Node.js >= 20 runs client/js and the e2e tests; Debian's nodejs (18) only when none is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 
