@@ -3,7 +3,9 @@
 //   a) fan-out: one publisher, N subscribers on one channel (N = 1, 100, 1000), history on and
 //      off: delivered messages/s and publish->deliver latency p50/p99 (100-byte JSON payloads,
 //      published in bursts of --burst, each burst delivered to everyone before the next);
-//   b) the same pattern over raw libzmq PUB->SUB in the same run, as the peer baseline (ratio);
+//   b) the same pattern, measured by the same code (fanout.h), over the peers in the same run:
+//      raw libzmq PUB->SUB, Redis pub/sub (peer_redis.h) and NATS (peer_nats.h); the ratios
+//      chorus/peer are the figures to compare (the machine is shared and noisy);
 //   c) presence: join+leave operations/s on a channel with --presence-members members, and the
 //      time of presence_stats and of a full paged presence read.
 // Ends with "RESULT broker_bench key=value ..." lines.
@@ -27,6 +29,8 @@
 
 #include "fanout.h"
 #include "node_support.h"
+#include "peer_nats.h"
+#include "peer_redis.h"
 
 namespace {
 
@@ -271,7 +275,9 @@ PresenceFigures PresenceBench(zmq::context_t& ctx, const NodeProcess& node, size
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"broker_bench: one chorusd, native clients"};
+  CLI::App app{
+      "broker_bench: one chorusd, native clients; peers raw libzmq, Redis and NATS in the same "
+      "run"};
   bool smoke = false;
   int messages = 2000, burst = 100, presence_iterations = 2000;
   size_t presence_members = 10'000;
@@ -309,6 +315,19 @@ presence = true
 presence_page_size = 1000
 )";
   no.overrides = {"client.ping_interval_s=3600", "client.pong_timeout_s=60", "node.log_level=warn"};
+  // The peers first: a missing redis-server or nats-server fails the run (and the smoke test)
+  // before any measurement.
+  std::string error;
+  auto redis = chorus::bench::RedisPeer::Start(error);
+  if (!redis) {
+    fprintf(stderr, "broker_bench: peer Redis: %s\n", error.c_str());
+    return 1;
+  }
+  auto nats = chorus::bench::NatsPeer::Start(error);
+  if (!nats) {
+    fprintf(stderr, "broker_bench: peer NATS: %s\n", error.c_str());
+    return 1;
+  }
   NodeProcess node(no);
   if (!node.ready()) {
     fprintf(stderr, "broker_bench: chorusd did not start: %s\n", node.banner().c_str());
@@ -318,24 +337,44 @@ presence_page_size = 1000
   ctx.set(zmq::ctxopt::max_sockets, 60000);
 
   bool ok = true;
-  printf("fan-out, %d publications of 100 B in bursts of %d (one chorusd, native sessions)\n",
-         messages, burst);
-  printf("%6s %8s %14s %10s %10s %14s %8s\n", "subs", "history", "chorus msg/s", "p50 us", "p99 us",
-         "raw zmq msg/s", "ratio");
+  printf(
+      "fan-out, %d publications of 100 B in bursts of %d; every system in this run; "
+      "chorus/x = chorus msg/s / x msg/s\n",
+      messages, burst);
+  printf("%6s  %-10s %12s %10s %10s %11s %13s %12s\n", "subs", "system", "msg/s", "p50 us",
+         "p99 us", "chorus/raw", "chorus/redis", "chorus/nats");
+  auto row = [](size_t subs, const char* name, const Figures& f) {
+    printf("%6zu  %-10s %12.0f %10.1f %10.1f", subs, name, f.msgs_per_s, f.p50_us, f.p99_us);
+  };
+  auto ratio = [](const Figures& a, const Figures& b) {
+    return b.msgs_per_s > 0 ? a.msgs_per_s / b.msgs_per_s : 0;
+  };
   for (size_t subs : subs_list) {
     const Figures raw = RawZmqFanout(ctx, subs, messages, burst);
+    const Figures rds = redis->Fanout(subs, messages, burst);
+    const Figures nts = nats->Fanout(subs, messages, burst);
+    for (const auto& [name, f] :
+         {std::pair<const char*, const Figures&>{"raw-zmq", raw}, {"redis", rds}, {"nats", nts}}) {
+      ok = ok && f.complete && f.delivered > 0;
+      row(subs, name, f);
+      printf("%s\n", f.complete ? "" : "  INCOMPLETE");
+      printf(
+          "RESULT broker_bench peer name=%s subs=%zu msgs_per_s=%.0f p50_us=%.1f p99_us=%.1f "
+          "complete=%d\n",
+          name, subs, f.msgs_per_s, f.p50_us, f.p99_us, f.complete ? 1 : 0);
+    }
     for (bool history : {false, true}) {
       const Figures f = ChorusFanout(ctx, node, subs, history, messages, burst);
-      ok = ok && f.complete && raw.complete && f.delivered > 0;
-      const double ratio = raw.msgs_per_s > 0 ? f.msgs_per_s / raw.msgs_per_s : 0;
-      printf("%6zu %8s %14.0f %10.1f %10.1f %14.0f %8.2f%s\n", subs, history ? "on" : "off",
-             f.msgs_per_s, f.p50_us, f.p99_us, raw.msgs_per_s, ratio,
+      ok = ok && f.complete && f.delivered > 0;
+      row(subs, history ? "chorus-on" : "chorus-off", f);
+      printf(" %11.2f %13.2f %12.2f%s\n", ratio(f, raw), ratio(f, rds), ratio(f, nts),
              f.complete ? "" : "  INCOMPLETE");
       printf(
           "RESULT broker_bench fanout subs=%zu history=%d msgs_per_s=%.0f p50_us=%.1f "
-          "p99_us=%.1f raw_msgs_per_s=%.0f ratio=%.3f complete=%d\n",
-          subs, history ? 1 : 0, f.msgs_per_s, f.p50_us, f.p99_us, raw.msgs_per_s, ratio,
-          f.complete ? 1 : 0);
+          "p99_us=%.1f raw_msgs_per_s=%.0f ratio=%.3f redis_msgs_per_s=%.0f ratio_redis=%.3f "
+          "nats_msgs_per_s=%.0f ratio_nats=%.3f complete=%d\n",
+          subs, history ? 1 : 0, f.msgs_per_s, f.p50_us, f.p99_us, raw.msgs_per_s, ratio(f, raw),
+          rds.msgs_per_s, ratio(f, rds), nts.msgs_per_s, ratio(f, nts), f.complete ? 1 : 0);
       fflush(stdout);
     }
   }
@@ -350,5 +389,8 @@ presence_page_size = 1000
       p.members, p.ops_per_s, p.stats_us, p.full_read_ms);
   const bool clean = node.Stop();
   if (!clean) fprintf(stderr, "broker_bench: chorusd did not exit cleanly\n");
-  return ok && clean ? 0 : 1;
+  const bool redis_clean = redis->Stop(), nats_clean = nats->Stop();
+  if (!redis_clean) fprintf(stderr, "broker_bench: redis-server did not exit cleanly\n");
+  if (!nats_clean) fprintf(stderr, "broker_bench: nats-server did not exit cleanly\n");
+  return ok && clean && redis_clean && nats_clean ? 0 : 1;
 }
