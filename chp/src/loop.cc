@@ -1,6 +1,7 @@
 #include "chp/loop.h"
 
 #include <algorithm>
+#include <thread>
 
 namespace chorus::chp {
 
@@ -13,7 +14,9 @@ void PollOnce(std::span<Pollable* const> parts, std::chrono::milliseconds max_wa
     counts.push_back(p->AddPollItems(items));
     deadline = std::min(deadline, p->NextDeadline());
   }
-  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  // Rounded up: a wait cut to whole milliseconds would wake before the deadline, and the part
+  // would find its timer not yet due.
+  auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
   if (wait.count() < 0) wait = std::chrono::milliseconds(0);
   if (!items.empty()) {
     try {
@@ -22,6 +25,8 @@ void PollOnce(std::span<Pollable* const> parts, std::chrono::milliseconds max_wa
       if (e.num() != EINTR) throw;
       for (auto& item : items) item.revents = 0;  // a signal: the caller checks its stop flag
     }
+  } else if (wait.count() > 0) {
+    std::this_thread::sleep_for(wait);  // nothing to poll: wait for the next timer all the same
   }
   const auto now = Clock::now();
   size_t offset = 0;

@@ -2,7 +2,6 @@
 #include "chorus/client/client.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "client_core.h"
 
@@ -131,16 +130,7 @@ Result<HistoryResult> Client::HistorySync(std::string channel, HistoryOptions op
 }
 
 void Client::RunOnce(milliseconds max_wait) {
-  if (core_->has_socket()) {
-    chp::PollOnce({this}, max_wait);
-    return;
-  }
-  // No socket (waiting to reconnect, or closed): chp::PollOnce would return at once, so wait
-  // here for the next timer, at most max_wait.
-  const auto now = Clock::now();
-  const auto until = std::min(core_->NextDeadline(), now + max_wait);
-  if (until > now) std::this_thread::sleep_for(until - now);
-  core_->HandleEvents(nullptr, Clock::now());
+  chp::PollOnce({this}, max_wait);  // also waits for the next timer when there is no socket
 }
 
 size_t Client::AddPollItems(std::vector<zmq::pollitem_t>& items) {

@@ -50,7 +50,6 @@ class ClientCore {
   size_t AddPollItems(std::vector<zmq::pollitem_t>& items);
   void HandleEvents(const zmq::pollitem_t* items, Clock::time_point now);
   Clock::time_point NextDeadline() const;
-  bool has_socket() const { return socket_.has_value(); }
 
   ClientState state() const { return state_; }
   const std::string& client_id() const { return client_id_; }
