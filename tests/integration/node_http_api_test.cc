@@ -442,5 +442,27 @@ TEST_F(NodeHttpApi, SubscribeMakesAServerSideSubscriptionWithRecovery) {
   EXPECT_TRUE(node_.Stop());
 }
 
+TEST_F(NodeHttpApi, SendPushesAMessageToEverySessionOfTheUser) {
+  Client a1 = Connect(ctx_, node_, "alice");
+  Client a2 = Connect(ctx_, node_, "alice");
+  Client b = Connect(ctx_, node_, "bob");
+  EXPECT_TRUE(Result(node_, "send", {{"user", "alice"}, {"data", {{"hello", 1}}}}).empty());
+  for (Client* c : {&a1, &a2}) {
+    auto m = (*c)->Push("message");
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->Str("data.data"), R"({"hello":1})");
+  }
+  EXPECT_TRUE(Result(node_, "send", {{"client", b.id}, {"data", "just bob"}}).empty());
+  auto m = b->Push("message");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->Str("data.data"), R"("just bob")");
+  for (const auto& f : a1->pushes()) EXPECT_NE(f.Str("push"), "message") << "alice got bob's";
+  EXPECT_EQ(Api(node_, "send", R"({"user":"alice"})").status, 400);  // data required
+  EXPECT_EQ(Api(node_, "send", R"({"data":1})").status, 400);        // whom
+  const std::string big(70000, 'x');
+  EXPECT_EQ(ErrorCode(node_, "send", {{"user", "alice"}, {"data", big}}), 106u);
+  EXPECT_TRUE(node_.Stop());
+}
+
 }  // namespace
 }  // namespace chorus::testing

@@ -301,7 +301,8 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
                  {"num_subs", subs},          {"uptime", uptime}};
     return ok({{"nodes", json::array({node})}});
   }
-  if (method == "disconnect" || method == "unsubscribe" || method == "subscribe") {
+  if (method == "disconnect" || method == "unsubscribe" || method == "subscribe" ||
+      method == "send") {
     std::string user, client;
     if (!OptString(params, "user", user) || !OptString(params, "client", client)) {
       return bad("user and client must be strings");
@@ -312,6 +313,17 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
       if (!user.empty() && s.user != user) continue;
       if (!client.empty() && s.client != client) continue;
       targets.push_back(id);
+    }
+    if (method == "send") {  // Chorus extra: an asynchronous message to each session
+      auto d = params.find("data");
+      if (d == params.end() || d->is_null()) return bad("data is required");
+      const std::string data = d->dump();
+      if (data.size() > registry_.limits().max_publication_bytes) return err(Errc::kLimitExceeded);
+      for (SubscriberId id : targets) {
+        Session* s = FindSession(id);
+        if (s != nullptr && s->connected) SendTo(*s, EncoderOf(*s).MessagePush(data));
+      }
+      return ok(json::object());
     }
     if (method == "subscribe") {
       if (channel.empty()) return bad("channel is required");

@@ -311,6 +311,14 @@ void PackSubscribeResult(Packer& pk, const SubscribeResult& r) {
   for (const auto& pub : r.publications) PackPublication(pk, pub);
 }
 
+std::string EncodeMessagePush(std::string_view data_json) {
+  return EncodePush("message", nullptr, [&](Packer& pk) {
+    pk.pack_map(1);
+    PackStr(pk, "data");
+    PackStr(pk, data_json);
+  });
+}
+
 std::string EncodeSubscribePush(std::string_view channel, const SubscribeResult& r) {
   return EncodePush("subscribe", &channel, [&](Packer& pk) {
     pk.pack_map(6);

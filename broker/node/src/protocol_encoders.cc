@@ -114,6 +114,9 @@ class Native final : public Encoder {
   std::string SubscribePush(std::string_view channel, const SubscribeResult& r) const override {
     return EncodeSubscribePush(channel, r);
   }
+  std::string MessagePush(std::string_view data_json) const override {
+    return EncodeMessagePush(data_json);
+  }
   std::string DisconnectPush(uint32_t code, std::string_view reason,
                              bool reconnect) const override {
     return EncodeDisconnectPush(code, reason, reconnect);
@@ -186,6 +189,9 @@ class Json final : public Encoder {
   }
   std::string SubscribePush(std::string_view channel, const SubscribeResult& r) const override {
     return json::EncodeSubscribePush(channel, r);
+  }
+  std::string MessagePush(std::string_view data_json) const override {
+    return json::EncodeMessagePush(data_json);
   }
   std::string DisconnectPush(uint32_t code, std::string_view reason,
                              bool reconnect) const override {

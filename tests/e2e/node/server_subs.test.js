@@ -3,7 +3,7 @@
 // 'publication', 'join', 'unsubscribed' events) and by hand on the wire: the connect reply's
 // `subs`, recovery through connect `subs` after a transport loss, recovered:false after a node
 // restart, refusal of a token naming an unknown channel, and the commands a client may not
-// send for a server-side channel.
+// send for a server-side channel; and the server API `send` (message pushes).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
@@ -147,6 +147,20 @@ describe('server-side subscriptions', () => {
       assert.equal(c.state, 'connected');
       const after = await node.api('presence', { channel: 'feed:api' });
       assert.deepEqual(after.presence, {});
+    }));
+
+  test('server API send: the SDK emits message events', () =>
+    withNode(CONFIG, async ({ client, node }) => {
+      const c = client({ token: channelsToken('mia', []) });
+      const messages = record(c, ['message']);
+      await connect(c);
+      await node.api('send', { user: 'mia', data: { text: 'hello' } });
+      await node.api('send', { user: 'mia', data: [2] });
+      await eventually(() => messages.length === 2, { message: 'two messages' });
+      assert.deepEqual(
+        messages.map((e) => e.ctx.data),
+        [{ text: 'hello' }, [2]],
+      );
     }));
 
   test('W-25: a token naming a channel of no namespace is refused with 3500', () =>

@@ -88,6 +88,8 @@ std::string EncodePresencePush(std::string_view channel, PresenceEventType type,
                                const PresenceEntry& e);
 std::string EncodeUnsubscribePush(std::string_view channel, uint32_t code, std::string_view reason);
 std::string EncodeDisconnectPush(uint32_t code, std::string_view reason, bool reconnect);
+// An asynchronous message from the server (server API `send`): `data` is JSON text.
+std::string EncodeMessagePush(std::string_view data_json);
 // The six fields of a subscribe result (the caller packs the map header).
 void PackSubscribeResult(Packer& pk, const SubscribeResult& r);
 // A server-side subscription made after connect (server API `subscribe`, N-18).

@@ -41,6 +41,7 @@ class Encoder {
   virtual std::string UnsubscribePush(std::string_view channel, uint32_t code,
                                       std::string_view reason) const = 0;
   virtual std::string SubscribePush(std::string_view channel, const SubscribeResult& r) const = 0;
+  virtual std::string MessagePush(std::string_view data_json) const = 0;
   virtual std::string DisconnectPush(uint32_t code, std::string_view reason,
                                      bool reconnect) const = 0;
 };
