@@ -162,7 +162,10 @@ struct WsLoad::Impl {
     unsigned char raw[16];
     for (auto& b : raw) b = static_cast<unsigned char>(rng());
     c.key = Base64(raw, sizeof raw);
-    c.out = "GET " + options.target + " HTTP/1.1\r\nHost: " + options.host + ":" +
+    const std::string target = options.raw && channel_of
+                                   ? options.target + (*channel_of)(c.index - open_first)
+                                   : options.target;
+    c.out = "GET " + target + " HTTP/1.1\r\nHost: " + options.host + ":" +
             std::to_string(options.port) +
             "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + c.key +
             "\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -188,6 +191,11 @@ struct WsLoad::Impl {
     std::string().swap(c.key);
     std::string rest = c.pending.substr(end + 4);
     c.pending.clear();
+    if (options.raw) {
+      Joined(c);
+      if (!rest.empty()) OnBytes(c, rest.data(), rest.size());
+      return;
+    }
     c.state = State::kJoining;
     const std::string channel = channel_of ? (*channel_of)(c.index - open_first) : std::string();
     std::string join = R"({"id":1,"connect":{}})";
@@ -305,6 +313,7 @@ struct WsLoad::Impl {
         }
         break;
       case kOpPing:
+        if (options.raw) Pinged(c);
         SendFrame(c, kOpPong, payload);
         break;
       case kOpPong:
@@ -333,9 +342,17 @@ struct WsLoad::Impl {
     return header + len;
   }
 
-  // One text message: lines separated by '\n' (W-3, W-10).
+  // One text message: lines separated by '\n' (W-3, W-10); in raw mode one publication.
   void OnMessage(Conn& c, std::string_view m) {
     ++counters.text_messages;
+    if (options.raw) {
+      if (m.rfind("{\"t\":", 0) == 0) {
+        Delivered(c, NumberAfter(m, "{\"t\":"));
+      } else {
+        ++counters.other_pushes;
+      }
+      return;
+    }
     while (!m.empty() && c.state != State::kClosed) {
       const size_t nl = m.find('\n');
       std::string_view line = m.substr(0, nl);
@@ -348,11 +365,7 @@ struct WsLoad::Impl {
 
   void OnLine(Conn& c, std::string_view line) {
     if (line == "{}") {  // the server's ping (W-9)
-      ++counters.pings;
-      if (!c.pinged) {
-        c.pinged = true;
-        ++counters.pinged;
-      }
+      Pinged(c);
       SendFrame(c, kOpText, "{}");
       return;
     }
@@ -367,13 +380,7 @@ struct WsLoad::Impl {
         }
         return;
       }
-      const uint64_t sent = NumberAfter(line, "{\"t\":", t);
-      const uint64_t now = NowNs();
-      if (samples.size() < options.max_samples) {
-        samples.push_back(static_cast<uint32_t>(std::min<uint64_t>(now - sent, UINT32_MAX)));
-      }
-      ++counters.delivered;
-      ++c.delivered;
+      Delivered(c, NumberAfter(line, "{\"t\":", t));
       // The offset follows the data; data we publish holds no "offset" key.
       const uint64_t offset = NumberAfter(line, "\"offset\":", t);
       if (offset != 0) {
@@ -396,6 +403,24 @@ struct WsLoad::Impl {
     if (c.state != State::kJoining) return;
     if (error) return Fail(c, "join: " + std::string(line.substr(0, 200)));
     if (id == c.replies_wanted) Joined(c);
+  }
+
+  void Pinged(Conn& c) {
+    ++counters.pings;
+    if (!c.pinged) {
+      c.pinged = true;
+      ++counters.pinged;
+    }
+  }
+
+  // A publication sent at `sent` (NowNs()) reached `c`.
+  void Delivered(Conn& c, uint64_t sent) {
+    const uint64_t now = NowNs();
+    if (samples.size() < options.max_samples) {
+      samples.push_back(static_cast<uint32_t>(std::min<uint64_t>(now - sent, UINT32_MAX)));
+    }
+    ++counters.delivered;
+    ++c.delivered;
   }
 
   // ---- writing ----
@@ -523,7 +548,7 @@ WsLoad::OpenResult WsLoad::Open(size_t n, const std::function<std::string(size_t
 
 void WsLoad::Publish(size_t conn, std::string_view channel, std::string_view data_json) {
   Impl::Conn& c = *impl_->conns.at(conn);
-  if (c.state != State::kOpen) return;
+  if (c.state != State::kOpen || impl_->options.raw) return;
   std::string cmd = "{\"id\":" + std::to_string(c.next_id++) + ",\"publish\":{\"channel\":\"";
   cmd.append(channel);
   cmd += "\",\"data\":";

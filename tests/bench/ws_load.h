@@ -11,6 +11,11 @@
 // so that an idle connection costs little: received bytes land in one buffer shared by all
 // connections; a connection keeps bytes only while a frame is split across reads.
 //
+// Raw mode (WsLoadOptions::raw, for peers such as Nchan that speak no protocol over the
+// WebSocket): a connection opens `target + channel(i)`, sends nothing after the handshake and is
+// open on the 101; every text message is one publication's body, and a WebSocket ping frame is
+// the server's ping.
+//
 // Owner: one thread; a WsLoad is not thread-safe. No Asio type appears in this header.
 #pragma once
 
@@ -32,6 +37,9 @@ struct WsLoadOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string target = "/connection/websocket";
+  // Raw mode (see above): the path is `target + channel(i)` (e.g. "/sub/" + "fan"), no
+  // connect/subscribe, no '\n' splitting, no offsets; Publish() is not available.
+  bool raw = false;
   // Local addresses the client sockets bind to before connect, round-robin (e.g. 127.0.0.2,
   // 127.0.0.3, ... when one source address runs out of ephemeral ports). Empty: the kernel's.
   std::vector<std::string> source_addresses;
@@ -46,9 +54,9 @@ struct WsLoadCounters {
   uint64_t opened = 0;           // connections whose join replies all came back without error
   uint64_t failed = 0;           // connections that ended before that (refused, error reply...)
   uint64_t text_messages = 0;    // WebSocket text messages received after the handshake
-  uint64_t delivered = 0;        // pub pushes with a send time
+  uint64_t delivered = 0;        // pub pushes (raw: messages) with a send time
   uint64_t other_pushes = 0;     // any other push (join, leave, unsubscribe, disconnect...)
-  uint64_t pings = 0;            // server `{}` pings answered with `{}`
+  uint64_t pings = 0;            // server `{}` pings answered with `{}` (raw: ping frames)
   uint64_t pinged = 0;           // connections that answered at least one ping
   uint64_t replies = 0;          // replies to our commands
   uint64_t error_replies = 0;    // ... of which carried `error`
@@ -73,8 +81,9 @@ class WsLoad {
   };
   // Opens `n` connections with indices first..first+n-1. Each sends `{"id":1,"connect":{}}`
   // and, when channel(i) is not empty, `{"id":2,"subscribe":{"channel":...}}` in the same
-  // message. Runs the loop until all of them are open or failed, or `timeout`; connections
-  // still joining then are closed and counted as failed.
+  // message (raw mode: opens target + channel(i) and sends nothing). Runs the loop until all of
+  // them are open or failed, or `timeout`; connections still joining then are closed and counted as
+  // failed.
   OpenResult Open(size_t n, const std::function<std::string(size_t)>& channel,
                   std::chrono::milliseconds timeout);
 
