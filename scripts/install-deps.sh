@@ -12,9 +12,12 @@ PKGS=(
   libboost-dev libboost-system-dev libsimdjson-dev libjwt-dev nlohmann-json3-dev libssl-dev
   curl chromium
   redis-server nats-server libnats-dev
+  nginx libnginx-mod-nchan
 )
 # redis-server, nats-server and libnats-dev (with libhiredis-dev above): broker_bench's peers,
 # started as children by the bench and its smoke test (tests/bench/peer_*.h).
+# nginx and libnginx-mod-nchan: ws_fanout's peer (Nchan), an nginx child with a config of its
+# own (tests/bench/nchan_peer.h); the ws_fanout smoke test fails without them.
 # Node.js >= 20 runs client/js and the e2e tests; Debian's nodejs (18) only when none is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 

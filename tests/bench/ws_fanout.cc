@@ -14,10 +14,12 @@
 //      generator per wall second, to tell which side was the limit, and of the gateway's io
 //      threads (chorus-http-*); with --http-threads 1,2 the fan-out phase runs once per value,
 //      each on a fresh node with that http.threads.
-// No peer runs here; docs/benchmarks.md compares with broker_bench's native figure when both
-// were run. Ends with "RESULT ws_fanout key=value ..." lines.
+// Peer (--peer nchan, the default): each idle phase, fan-out run with history off and latency
+// run is followed by the same against nginx + Nchan (nchan_fanout.h), printed under Chorus's
+// row with a row of ratios chorus/nchan. Ends with "RESULT ws_fanout key=value ..." lines.
 //   ws_fanout [--smoke] [--subs N] [--messages N] [--burst B] [--rounds R] [--idle M]
 //             [--ping-s S] [--source-addrs K] [--http-threads T1,T2,...]
+//             [--peer nchan|none] [--nginx PATH] [--nchan-workers W]
 #include <dirent.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -27,11 +29,13 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "nchan_fanout.h"
 #include "node_support.h"
 #include "ws_load.h"
 
@@ -305,6 +309,14 @@ int main(int argc, char** argv) {
                  "(e.g. 1,2 or 1,2,1,2; default: the node's own)")
       ->delimiter(',')
       ->check(CLI::Range(1, 64));
+  std::string peer = "nchan";
+  chorus::bench::NchanPeerOptions nchan_options;
+  app.add_option("--peer", peer, "peer measured after each phase: nchan (nginx + Nchan) or none")
+      ->check(CLI::IsMember({"nchan", "none"}));
+  app.add_option("--nginx", nchan_options.nginx, "nginx binary of the Nchan peer");
+  app.add_option("--nchan-workers", nchan_options.workers,
+                 "nginx worker processes of the peer (1: one event loop)")
+      ->check(CLI::Range(1, 64));
   CLI11_PARSE(app, argc, argv);
   if (smoke) {
     subs = 50;
@@ -318,6 +330,16 @@ int main(int argc, char** argv) {
   WsLoadOptions lo;
   for (int i = 0; i < source_addrs; ++i)
     lo.source_addresses.push_back("127.0.0." + std::to_string(2 + i));
+  std::optional<chorus::bench::NchanFanout> nchan;
+  if (peer == "nchan") {
+    if (const std::string missing = chorus::bench::NchanPeer::Missing(nchan_options);
+        !missing.empty()) {
+      fprintf(stderr, "ws_fanout: %s\n", missing.c_str());
+      return 1;
+    }
+    nchan.emplace(nchan_options, lo);
+    nchan->PrintLegend();
+  }
 
   bool ok = true;
   if (idle > 0) {
@@ -339,6 +361,11 @@ int main(int argc, char** argv) {
           f.open, own ? "own" : "one", f.connect_per_s, f.node_rss_per_conn,
           f.node_rss_per_conn_open, f.gen_rss_per_conn, f.pings, f.closed, f.clean ? 1 : 0);
       fflush(stdout);
+      if (nchan) {
+        ok = nchan->Idle(idle, own, ping_s,
+                         {f.connect_per_s, f.node_rss_per_conn, f.node_rss_per_conn_open}) &&
+             ok;
+      }
     }
   }
 
@@ -386,11 +413,18 @@ int main(int argc, char** argv) {
           f.p50_us, f.p99_us, f.delivered, f.connect_per_s, f.node_cpu, f.gen_cpu, gw.c_str(),
           f.lines_per_message, f.complete ? 1 : 0);
       fflush(stdout);
+      if (nchan && !run.history) {
+        ok = nchan->Fanout(subs, run.messages, run.burst,
+                           {f.msgs_per_s, f.p50_us, f.p99_us, f.connect_per_s, f.node_cpu,
+                            static_cast<int>(f.gw_cpu.size())}) &&
+             ok;
+      }
     }
     if (!node.Stop()) {
       fprintf(stderr, "ws_fanout: chorusd did not exit cleanly\n");
       clean = false;
     }
   }
+  if (nchan && !nchan->Finish()) clean = false;
   return ok && clean ? 0 : 1;
 }
