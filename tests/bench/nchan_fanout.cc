@@ -63,6 +63,14 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
+// worker_connections for `conns` WebSocket subscribers: Nchan takes connection slots of its own
+// besides the sockets (fake connections for its internal requests); with `conns + 64` slots 3-6%
+// of the subscribers were refused ("worker_connections are not enough"), so twice as many plus
+// a margin. nginx allocates the slots at start, before the RSS baseline.
+size_t SlotsFor(size_t conns) {
+  return 2 * conns + 1024;
+}
+
 double Ratio(double chorus, double nchan) {
   return nchan > 0 ? chorus / nchan : 0;
 }
@@ -79,13 +87,14 @@ double WorkersRss(const NchanPeer& peer) {
   return s;
 }
 
-void Report(const WsLoad& load, const char* what) {
+void Report(const WsLoad& load, const NchanPeer& peer, const char* what) {
   const auto& c = load.counters();
   fprintf(stderr,
           "ws_fanout: nchan %s: opened %" PRIu64 " failed %" PRIu64 " closed_by_node %" PRIu64
-          " other messages %" PRIu64 " protocol_errors %" PRIu64 " last close %u, last: %s\n",
+          " other messages %" PRIu64 " protocol_errors %" PRIu64
+          " last close %u, last: %s; nginx error log: %s\n",
           what, c.opened, c.failed, c.closed_by_node, c.other_pushes, c.protocol_errors,
-          c.last_close_code, c.last_error.c_str());
+          c.last_close_code, c.last_error.c_str(), peer.ErrorLogTail().c_str());
 }
 
 }  // namespace
@@ -101,16 +110,17 @@ NchanFanout::~NchanFanout() = default;
 
 void NchanFanout::PrintLegend() const {
   printf(
-      "peer: nginx + Nchan (%d worker process%s), run right after each Chorus phase; rows "
-      "\"nchan\": its figures, rows \"ratio\": chorus / nchan (msg/s and connects/s above 1: "
-      "Chorus faster; us, B/conn and cpu above 1: Chorus higher)\n",
+      "peer: nginx + Nchan (%d worker process%s; subscribers on /sub/<channel>, the publisher one "
+      "keep-alive HTTP connection, a burst's POSTs pipelined), run right after each Chorus phase; "
+      "rows \"nchan\": its figures, rows \"ratio\": chorus / nchan (msg/s and connects/s above "
+      "1: Chorus faster; us, B/conn and cpu above 1: Chorus higher)\n",
       peer_options_.workers, peer_options_.workers == 1 ? "" : "es");
 }
 
 bool NchanFanout::Idle(size_t n, bool own_channels, int ping_s, const ChorusIdleFigures& chorus) {
   const char* channels = own_channels ? "own" : "one";
   NchanPeerOptions po = peer_options_;
-  po.max_connections = n + 64;
+  po.max_connections = SlotsFor(n);
   po.ping_s = ping_s;
   NchanPeer peer(po);
   if (!peer.ready()) {
@@ -127,12 +137,12 @@ bool NchanFanout::Idle(size_t n, bool own_channels, int ping_s, const ChorusIdle
       n, [&](size_t i) { return own_channels ? "idle-" + std::to_string(i) : std::string("idle"); },
       seconds(300));
   const double connect_per_s = static_cast<double>(r.ok) / Seconds(t0);
-  if (r.ok != n) Report(load, "idle open");
+  if (r.ok != n) Report(load, peer, "idle open");
   const double node_open = WorkersRss(peer);
   load.RunUntil([&] { return load.counters().pinged >= r.ok; }, seconds(ping_s * 2 + 5));
   load.RunUntil([&] { return load.counters().closed_by_node > 0; }, seconds(ping_s));
   const uint64_t pinged = load.counters().pinged, closed = load.counters().closed_by_node;
-  if (closed > 0 || pinged < r.ok) Report(load, "idle ping round");
+  if (closed > 0 || pinged < r.ok) Report(load, peer, "idle ping round");
   const double node_after = WorkersRss(peer);
   const double gen_after = static_cast<double>(RssBytes(getpid()));
   const double count = static_cast<double>(std::max<size_t>(r.ok, 1));
@@ -165,7 +175,7 @@ bool NchanFanout::Idle(size_t n, bool own_channels, int ping_s, const ChorusIdle
 bool NchanFanout::Fanout(size_t subs, int messages, int burst, const ChorusFanoutFigures& chorus) {
   if (!fanout_peer_) {
     NchanPeerOptions po = peer_options_;
-    po.max_connections = subs + 64;
+    po.max_connections = SlotsFor(subs);
     po.ping_s = 0;
     fanout_peer_ = std::make_unique<NchanPeer>(po);
   }
@@ -187,7 +197,7 @@ bool NchanFanout::Fanout(size_t subs, int messages, int burst, const ChorusFanou
   HttpPublisher pub;
   const bool pub_ok = pub.Connect("127.0.0.1", peer.port());
   if (r.ok != subs || !pub_ok) {
-    Report(load, "fan-out open");
+    Report(load, peer, "fan-out open");
     if (!pub_ok) fprintf(stderr, "ws_fanout: nchan publisher: %s\n", pub.last_error().c_str());
     return false;
   }
@@ -239,7 +249,7 @@ bool NchanFanout::Fanout(size_t subs, int messages, int burst, const ChorusFanou
             " errors, last: %s)\n",
             channel.c_str(), delivered, static_cast<uint64_t>(messages) * subs, short_subs,
             pub.responses(), messages, pub.errors(), pub.last_error().c_str());
-    Report(load, "fan-out");
+    Report(load, peer, "fan-out");
   }
   // The columns of ws_fanout's fan-out table; "threads": nginx workers, "cpu per gateway
   // thread": per worker.

@@ -69,6 +69,8 @@ class NchanPeer {
   const std::string& dir() const { return dir_; }
   int master_pid() const;
   const std::vector<int>& worker_pids() const { return workers_; }
+  // The last 2,000 bytes of nginx's error log (for reports).
+  std::string ErrorLogTail() const;
 
   // SIGTERM to the master (nginx's fast shutdown) and reap it within 10 s, else SIGKILL the
   // workers and the master; true on exit status 0. Idempotent.
@@ -77,7 +79,6 @@ class NchanPeer {
  private:
   enum class Start { kReady, kPortTaken, kFailed };
   Start TryStart(uint16_t port);
-  std::string ErrorLogTail() const;
 
   NchanPeerOptions options_;
   std::string dir_;
