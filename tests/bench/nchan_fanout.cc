@@ -1,5 +1,6 @@
 #include "nchan_fanout.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,9 +67,14 @@ double Seconds(Clock::time_point since) {
 // worker_connections for `conns` WebSocket subscribers: Nchan takes connection slots of its own
 // besides the sockets (fake connections for its internal requests); with `conns + 64` slots 3-6%
 // of the subscribers were refused ("worker_connections are not enough"), so twice as many plus
-// a margin. nginx allocates the slots at start, before the RSS baseline.
+// a margin, but not past the descriptor limit nginx inherits (it warns; fake connections take
+// no descriptor, so that many still fit). nginx allocates the slots at start, before the RSS
+// baseline.
 size_t SlotsFor(size_t conns) {
-  return 2 * conns + 1024;
+  rlimit rl{};
+  const size_t want = 2 * conns + 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return want;
+  return std::max(conns + 1024, std::min<size_t>(want, rl.rlim_cur));
 }
 
 double Ratio(double chorus, double nchan) {
