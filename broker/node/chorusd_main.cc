@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "broker/config/config.h"
+#include "broker/gateway/log.h"
 #include "broker/node/log.h"
 #include "broker/node/node.h"
 #include "chp/log.h"
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
   const auto level = SpdLevel(config.node.log_level);
   chorus::broker::node::Log().set_level(level);
   chorus::chp::Log().set_level(level);
+  chorus::broker::gateway::Log().set_level(level);  // before the gateway's startup lines
 
   // Block the signals before any thread starts so only sigwait below receives them.
   sigset_t sigs;
@@ -92,7 +94,6 @@ int main(int argc, char** argv) {
     std::cerr << "chorusd: " << node.error() << "\n";
     return 1;
   }
-  if (auto gw = spdlog::get("gateway")) gw->set_level(level);  // created by the gateway
   chorus::broker::node::Log().info("{}", broker::DescribeConfig(config));
   std::cout << (*node)->Banner() << std::endl;  // the machine-readable ready line (stdout)
   chorus::broker::node::Log().info("{}", (*node)->Banner());
