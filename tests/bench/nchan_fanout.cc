@@ -210,7 +210,7 @@ bool NchanFanout::Fanout(size_t subs, int messages, int burst, const ChorusFanou
   const double node_cpu0 = WorkersCpu(peer), gen_cpu0 = CpuSeconds(getpid());
   std::vector<double> worker_cpu;
   for (const int pid : peer.worker_pids()) worker_cpu.push_back(CpuSeconds(pid));
-  const uint64_t messages0 = load.counters().text_messages;
+  const uint64_t messages0 = load.counters().text_messages, reads0 = load.counters().reads;
   const auto start = Clock::now();
   uint64_t expected = 0;
   bool complete = true;
@@ -237,6 +237,10 @@ bool NchanFanout::Fanout(size_t subs, int messages, int burst, const ChorusFanou
   const auto& c = load.counters();
   const double per_frame = static_cast<double>(c.delivered) /
                            static_cast<double>(std::max<uint64_t>(1, c.text_messages - messages0));
+  // How many frames the generator finds per read: Nchan writes one frame per delivery, so its
+  // figure depends on this (docs/benchmarks.md).
+  const double reads_per_msg = static_cast<double>(c.reads - reads0) /
+                               static_cast<double>(std::max<uint64_t>(1, c.delivered));
   auto samples = load.TakeLatencies();
   const uint64_t delivered = c.delivered;
   const double msgs_per_s = static_cast<double>(delivered) / secs;
@@ -268,10 +272,10 @@ bool NchanFanout::Fanout(size_t subs, int messages, int burst, const ChorusFanou
   printf(
       "RESULT ws_fanout nchan_fanout subs=%zu burst=%d messages=%d msgs_per_s=%.0f p50_us=%.1f "
       "p99_us=%.1f delivered=%" PRIu64
-      " connects_per_s=%.0f node_cpu=%.2f gen_cpu=%.2f msgs_per_frame=%.1f complete=%d "
-      "workers=%d\n",
+      " connects_per_s=%.0f node_cpu=%.2f gen_cpu=%.2f msgs_per_frame=%.1f "
+      "gen_reads_per_msg=%.2f complete=%d workers=%d\n",
       subs, burst, messages, msgs_per_s, p50, p99, delivered, connect_per_s, node_cpu, gen_cpu,
-      per_frame, complete ? 1 : 0, peer_options_.workers);
+      per_frame, reads_per_msg, complete ? 1 : 0, peer_options_.workers);
   printf(
       "RESULT ws_fanout ratio_fanout http_threads=%d workers=%zu subs=%zu burst=%d "
       "msgs_per_s=%.3f p50_us=%.3f p99_us=%.3f connects_per_s=%.3f node_cpu=%.3f\n",

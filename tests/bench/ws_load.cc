@@ -244,6 +244,7 @@ struct WsLoad::Impl {
       const size_t n = c.sock.read_some(asio::buffer(shared), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) return Lost(c, ec == asio::error::eof ? "eof" : "read: " + ec.message());
+      ++counters.reads;
       OnBytes(c, shared.data(), n);
       if (c.state == State::kClosed) return;
     }

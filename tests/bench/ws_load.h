@@ -64,6 +64,7 @@ struct WsLoadCounters {
   uint64_t closed_by_node = 0;   // open connections the node closed (close frame or EOF)
   uint64_t protocol_errors = 0;  // bytes we could not read as the protocol says
   uint64_t order_errors = 0;     // a pub offset that was not the previous one plus one
+  uint64_t reads = 0;            // socket reads that returned bytes (all connections)
   uint16_t last_close_code = 0;  // code of the last close frame the node sent (1005: none)
   std::string last_error;        // the last unexpected line or condition, for the report
 };
