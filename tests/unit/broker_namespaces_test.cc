@@ -308,6 +308,8 @@ TEST(BrokerErrc, CentrifugoCodesAndMessages) {
   EXPECT_EQ(make_error_code(Errc::kPermissionDenied).message(), "permission denied");
   EXPECT_TRUE(IsClientCode(Errc::kInternal));
   EXPECT_TRUE(IsClientCode(Errc::kUnrecoverablePosition));
+  EXPECT_TRUE(IsClientCode(Errc::kConflict));
+  EXPECT_EQ(make_error_code(Errc::kConflict).message(), "conflict");
   EXPECT_FALSE(IsClientCode(Errc::kOk));
   EXPECT_FALSE(IsClientCode(Errc::kReplicaGap));
   EXPECT_EQ(kDisconnectInsufficientState, 3010u);

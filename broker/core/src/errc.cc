@@ -38,6 +38,8 @@ class Category final : public std::error_category {
         return "too many requests";
       case Errc::kUnrecoverablePosition:
         return "unrecoverable position";
+      case Errc::kConflict:
+        return "conflict";
       case Errc::kReplicaGap:
         return "replicated publication skips offsets";
       case Errc::kReplicaStale:

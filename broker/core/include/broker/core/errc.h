@@ -1,4 +1,4 @@
-// Error codes of the broker core. Codes 100..112 are the Centrifugo client protocol error codes
+// Error codes of the broker core. Codes 100..113 are the Centrifugo client protocol error codes
 // (centrifugal.dev, "Error and disconnect codes") and go to clients as they are; codes from 1000
 // on are internal to the node and never leave it (a gateway maps them to 100 "internal").
 #pragma once
@@ -27,6 +27,7 @@ enum class Errc : uint32_t {
   kExpired = 110,
   kTooManyRequests = 111,
   kUnrecoverablePosition = 112,  // history cannot answer from the given stream position
+  kConflict = 113,               // Centrifugo's "conflict"; Chorus has no operation that yields it
   // Internal codes.
   kReplicaGap = 1000,    // a replicated record skips offsets: the replica must resync
   kReplicaStale = 1001,  // a replicated record is not newer than the replica: ignore it
@@ -39,9 +40,9 @@ inline std::error_code make_error_code(Errc e) {
   return {static_cast<int>(e), BrokerCategory()};
 }
 
-// True for the codes that may be sent to a client as they are (100..112).
+// True for the codes that may be sent to a client as they are (100..113).
 constexpr bool IsClientCode(Errc e) {
-  return static_cast<uint32_t>(e) >= 100 && static_cast<uint32_t>(e) <= 112;
+  return static_cast<uint32_t>(e) >= 100 && static_cast<uint32_t>(e) <= 113;
 }
 
 // Disconnect codes of the Centrifugo client protocol used by the core (same document).
