@@ -183,13 +183,17 @@ class EventLoop {
   std::thread thread_;
 };
 
-// The subscriber side of one run: stops the loop before it closes the connections.
+// The subscriber side of one run. Teardown order: the loop stops first (no thread touches a
+// connection being freed); then every connection is closed before its subscription is
+// destroyed, so no UNSUB is left in a buffer that only the stopped loop could write (closing
+// would wait for it to be flushed, a timeout per connection).
 struct Subscribers {
   EventLoop loop;
   std::vector<natsConnection*> conns;
   std::vector<natsSubscription*> subs;
   ~Subscribers() {
     loop.Join();
+    for (auto* nc : conns) natsConnection_Close(nc);
     for (auto* s : subs) natsSubscription_Destroy(s);
     for (auto* nc : conns) natsConnection_Destroy(nc);
   }
@@ -227,8 +231,13 @@ bool NatsPeer::Stop() {
 
 Figures NatsPeer::Fanout(size_t subs, int messages, int burst) {
   Subscribers rx;
+  // SendAsap here only spares each subscriber connection libnats' flusher thread, which it
+  // starts even on an external event loop; the few writes (SUB, PING, PONG) go through the loop.
   Options sub_opts = MakeOptions(port());
-  if (!sub_opts || !rx.loop.Configure(sub_opts.get())) return {.complete = false};
+  if (!sub_opts || natsOptions_SetSendAsap(sub_opts.get(), true) != NATS_OK ||
+      !rx.loop.Configure(sub_opts.get())) {
+    return {.complete = false};
+  }
   for (size_t i = 0; i < subs; ++i) {
     natsConnection* nc = nullptr;
     natsSubscription* sub = nullptr;
