@@ -1,7 +1,8 @@
 // The fan-out measurement shared by broker_bench and its peers (tests/bench/peer_*.h): one
 // publisher, N subscribers, 100-byte JSON payloads carrying their send time, published in
 // bursts, each burst delivered to every subscriber before the next. Every system under test is
-// measured by this same code so the ratios compare like with like (docs/benchmarks.md).
+// measured by this same code so the ratios compare like with like (docs/benchmarks.md);
+// ws_fanout and its Nchan peer (nchan_fanout.h) use its payload, quantile and CPU helpers too.
 #pragma once
 
 #include <algorithm>
@@ -28,6 +29,13 @@ uint64_t SendTime(const char* data, size_t size);
 
 // The q-quantile of `v` in microseconds (reorders `v`).
 double Percentile(std::vector<uint32_t>& v, double q);
+
+// CPU seconds (user + system) from a /proc stat file (/proc/<pid>/stat,
+// /proc/<pid>/task/<tid>/stat); 0 when unreadable.
+double CpuSecondsOf(const std::string& stat_path);
+
+// CPU seconds process `pid` has used (/proc/<pid>/stat); 0 when unreadable.
+double CpuSeconds(int pid);
 
 struct Figures {
   double msgs_per_s = 0;  // deliveries (publications x subscribers) per second

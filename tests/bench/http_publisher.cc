@@ -4,7 +4,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,29 +11,13 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "http_head.h"
+
 namespace chorus::bench {
 
 namespace {
 
 constexpr size_t kMaxHead = 16 * 1024;
-
-// The value of header `name` (case-insensitive) in a response head, or "".
-std::string_view HeaderValue(std::string_view head, std::string_view name) {
-  size_t pos = head.find("\r\n");
-  while (pos != std::string_view::npos && pos + 2 < head.size()) {
-    const size_t start = pos + 2;
-    const size_t end = head.find("\r\n", start);
-    const std::string_view line = head.substr(start, end - start);
-    if (line.size() > name.size() && line[name.size()] == ':' &&
-        strncasecmp(line.data(), name.data(), name.size()) == 0) {
-      std::string_view v = line.substr(name.size() + 1);
-      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-      return v;
-    }
-    pos = end;
-  }
-  return {};
-}
 
 }  // namespace
 

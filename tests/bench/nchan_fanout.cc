@@ -7,11 +7,11 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "fanout.h"
 #include "http_publisher.h"
 #include "node_support.h"
 
@@ -20,45 +20,7 @@ namespace chorus::bench {
 namespace {
 
 using chorus::testing::RssBytes;
-using Clock = std::chrono::steady_clock;
 using std::chrono::seconds;
-
-// The payload, quantile and CPU helpers are those of ws_fanout.cc (kept apart from it while
-// that file is being changed elsewhere; the same code, so both sides are measured alike).
-
-// A ~100-byte JSON payload carrying the send time.
-std::string Payload(uint64_t t_ns) {
-  char buf[128];
-  const int n = snprintf(buf, sizeof buf, "{\"t\":%" PRIu64 ",\"p\":\"", t_ns);
-  std::string s(buf, static_cast<size_t>(n));
-  s.append(100 - s.size() - 2, 'x');
-  s += "\"}";
-  return s;
-}
-
-double Percentile(std::vector<uint32_t>& v, double q) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k] / 1000.0;
-}
-
-// CPU seconds (user + system) a process has used, from /proc/<pid>/stat; 0 when unreadable.
-double CpuSeconds(int pid) {
-  FILE* f = fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-  if (f == nullptr) return 0;
-  char buf[1024];
-  const size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char* p = strrchr(buf, ')');
-  unsigned long utime = 0, stime = 0;
-  if (p == nullptr ||
-      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
-    return 0;
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();

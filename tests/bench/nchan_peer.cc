@@ -1,9 +1,6 @@
 #include "nchan_peer.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +13,7 @@
 #include <utility>
 
 #include "node_support.h"
+#include "peer_process.h"
 #include "test_util.h"
 
 namespace chorus::bench {
@@ -26,23 +24,6 @@ namespace fs = std::filesystem;
 using chorus::testing::ChildProcess;
 
 constexpr int kAttempts = 5;  // starts tried when another process takes the free port first
-
-// A port free on 127.0.0.1 right now (bound to :0 and released), or 0.
-uint16_t FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 // The processes whose parent is `ppid`, from /proc/<pid>/stat.
 std::vector<int> ChildrenOf(int ppid) {
@@ -131,7 +112,7 @@ NchanPeer::NchanPeer(NchanPeerOptions options) : options_(std::move(options)) {
   dir_ = tmpl;
   chmod(dir_.c_str(), 0755);  // the workers run as nginx's unprivileged user when we are root
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    const uint16_t port = FreePort();
+    const auto port = static_cast<uint16_t>(FreeLoopbackPort());
     if (port == 0) {
       error_ = "no free port on 127.0.0.1";
       return;

@@ -1,5 +1,6 @@
 // A peer server (redis-server, nats-server) run by broker_bench as a child process on loopback:
 // its own temporary directory, a port that was free when picked, stopped by a signal and reaped.
+// FreeLoopbackPort() also picks the ports of ws_fanout's nginx (nchan_peer.cc).
 #pragma once
 
 #include <chrono>

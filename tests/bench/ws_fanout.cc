@@ -35,60 +35,26 @@
 
 #include <CLI/CLI.hpp>
 
+#include "fanout.h"
 #include "nchan_fanout.h"
 #include "node_support.h"
 #include "ws_load.h"
 
 namespace {
 
+using chorus::bench::Clock;
+using chorus::bench::CpuSeconds;
+using chorus::bench::CpuSecondsOf;
 using chorus::bench::NowNs;
+using chorus::bench::Payload;
+using chorus::bench::Percentile;
 using chorus::bench::WsLoad;
 using chorus::bench::WsLoadOptions;
 using chorus::testing::NodeOptions;
 using chorus::testing::NodeProcess;
 using chorus::testing::RssBytes;
-using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// A ~100-byte JSON payload carrying the send time.
-std::string Payload(uint64_t t_ns) {
-  char buf[128];
-  const int n = snprintf(buf, sizeof buf, "{\"t\":%" PRIu64 ",\"p\":\"", t_ns);
-  std::string s(buf, static_cast<size_t>(n));
-  s.append(100 - s.size() - 2, 'x');
-  s += "\"}";
-  return s;
-}
-
-double Percentile(std::vector<uint32_t>& v, double q) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k] / 1000.0;
-}
-
-// CPU seconds (user + system) from a /proc .../stat file; 0 when unreadable.
-double CpuSecondsOf(const std::string& stat_path) {
-  FILE* f = fopen(stat_path.c_str(), "r");
-  if (f == nullptr) return 0;
-  char buf[1024];
-  const size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char* p = strrchr(buf, ')');  // the command name may hold spaces
-  unsigned long utime = 0, stime = 0;
-  if (p == nullptr ||
-      sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2) {
-    return 0;
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// CPU seconds a process has used.
-double CpuSeconds(int pid) {
-  return CpuSecondsOf("/proc/" + std::to_string(pid) + "/stat");
-}
 
 // CPU seconds of each of the gateway's io threads (chorus-http-<i>) of process `pid`.
 std::vector<double> GatewayThreadCpu(int pid) {

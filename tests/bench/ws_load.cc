@@ -1,7 +1,6 @@
 #include "ws_load.h"
 
 #include <netinet/in.h>
-#include <string.h>
 
 #include <algorithm>
 #include <array>
@@ -16,13 +15,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 
-namespace chorus::bench {
+#include "http_head.h"
 
-uint64_t NowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
+namespace chorus::bench {
 
 namespace {
 
@@ -62,25 +57,6 @@ std::string AcceptFor(const std::string& key) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), digest);
   return Base64(digest, sizeof digest);
-}
-
-// The value of header `name` (case-insensitive) in an HTTP head, or "".
-std::string_view HeaderValue(std::string_view head, std::string_view name) {
-  size_t pos = head.find("\r\n");
-  while (pos != std::string_view::npos && pos + 2 < head.size()) {
-    const size_t start = pos + 2;
-    const size_t end = head.find("\r\n", start);
-    const std::string_view line = head.substr(start, end - start);
-    if (line.size() > name.size() && line[name.size()] == ':' &&
-        strncasecmp(line.data(), name.data(), name.size()) == 0) {
-      std::string_view v = line.substr(name.size() + 1);
-      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-      return v;
-    }
-    pos = end;
-  }
-  return {};
 }
 
 // The unsigned integer right after `key` in `s` (e.g. key `"offset":`), or 0.

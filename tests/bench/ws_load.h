@@ -28,10 +28,9 @@
 #include <string_view>
 #include <vector>
 
-namespace chorus::bench {
+#include "fanout.h"  // NowNs(): the send time a payload carries
 
-// Nanoseconds of the steady clock: the send time a payload carries.
-uint64_t NowNs();
+namespace chorus::bench {
 
 struct WsLoadOptions {
   std::string host = "127.0.0.1";

@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -542,18 +541,7 @@ TEST_P(GatewayHttp, StopWithRequestsInFlightReturnsCleanly) {
   }
   RawClient idle(port());
   ASSERT_TRUE(EventuallyTrue([&] { return engine_->held() == 5; }));
-  std::promise<void> done;
-  auto stopped = done.get_future();
-  std::thread stopper([&] {
-    server_->Stop();
-    done.set_value();
-  });
-  if (stopped.wait_for(5s) != std::future_status::ready) {
-    // A hung Stop cannot be recovered from (the io thread never exits): fail the process.
-    std::fprintf(stderr, "FAILED: HttpServer::Stop() did not return within 5 s\n");
-    std::_Exit(1);
-  }
-  stopper.join();
+  StopWithin5s(*server_);
   for (auto& c : clients) EXPECT_TRUE(c->ClosedByPeer());
   EXPECT_TRUE(idle.ClosedByPeer());
   // Replies after the stop go nowhere; the server is gone and Stop is idempotent.

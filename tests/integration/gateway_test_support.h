@@ -460,6 +460,43 @@ class FakeEngine {
 
 // ---------------------------------------------------------------------------------------------
 
+// Runs `server.Stop()` on a thread of its own, so that a test can check what the stop does
+// meanwhile (connections closed, requests answered). Join() (or the destructor) waits for it
+// and fails the process when Stop() has not returned within 5 s: a hung Stop cannot be
+// recovered from (its io threads never exit).
+class StopInBackground {
+ public:
+  explicit StopInBackground(gw::HttpServer& server)
+      : stopped_(done_.get_future()), thread_([this, &server] {
+          server.Stop();
+          done_.set_value();
+        }) {}
+  ~StopInBackground() { Join(); }
+  StopInBackground(const StopInBackground&) = delete;
+  StopInBackground& operator=(const StopInBackground&) = delete;
+
+  void Join() {
+    if (!thread_.joinable()) return;
+    if (stopped_.wait_for(5s) != std::future_status::ready) {
+      std::fprintf(stderr, "FAILED: HttpServer::Stop() did not return within 5 s\n");
+      std::_Exit(1);
+    }
+    thread_.join();
+  }
+
+ private:
+  std::promise<void> done_;
+  std::future<void> stopped_;
+  std::thread thread_;  // last: started when the promise and its future exist
+};
+
+// Stops `server`, failing the process when Stop() does not return within 5 s.
+inline void StopWithin5s(gw::HttpServer& server) {
+  StopInBackground(server).Join();
+}
+
+// ---------------------------------------------------------------------------------------------
+
 class GatewayFixture : public ::testing::Test {
  protected:
   void TearDown() override {

@@ -16,12 +16,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <future>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -56,22 +54,6 @@ size_t CountNamed(const std::string& prefix) {
   size_t n = 0;
   for (const auto& name : ThreadNames()) n += name.rfind(prefix, 0) == 0 ? 1 : 0;
   return n;
-}
-
-// Fails the process when `stop` does not return within 5 s: a hung Stop cannot be recovered
-// from (its io threads never exit).
-void StopWithin5s(gw::HttpServer& server) {
-  std::promise<void> done;
-  auto stopped = done.get_future();
-  std::thread stopper([&] {
-    server.Stop();
-    done.set_value();
-  });
-  if (stopped.wait_for(5s) != std::future_status::ready) {
-    std::fprintf(stderr, "FAILED: HttpServer::Stop() did not return within 5 s\n");
-    std::_Exit(1);
-  }
-  stopper.join();
 }
 
 class GatewayThreads : public WsFixture {
@@ -330,21 +312,12 @@ TEST_P(GatewayThreads, StopClosesTheConnectionsOfEveryShard) {
   RawClient idle(port());
   ASSERT_TRUE(EventuallyTrue([&] { return engine_->held() == shards(); }));
 
-  std::promise<void> done;
-  auto stopped = done.get_future();
-  std::thread stopper([&] {
-    server_->Stop();
-    done.set_value();
-  });
+  StopInBackground stopper(*server_);
   for (auto& c : ws) {
     EXPECT_TRUE(c->WaitClosed());
     EXPECT_EQ(c->reason().code, websocket::close_code::going_away);
   }
-  if (stopped.wait_for(5s) != std::future_status::ready) {
-    std::fprintf(stderr, "FAILED: HttpServer::Stop() did not return within 5 s\n");
-    std::_Exit(1);
-  }
-  stopper.join();
+  stopper.Join();
   for (auto& c : waiting) EXPECT_TRUE(c->ClosedByPeer());
   EXPECT_TRUE(idle.ClosedByPeer());
   EXPECT_TRUE(EventuallyTrue([] { return CountNamed("chorus-http-") == 0; }));  // all joined

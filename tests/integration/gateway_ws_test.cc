@@ -11,11 +11,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <future>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "gateway_ws_fixture.h"
@@ -322,19 +320,10 @@ TEST_P(GatewayWs, StopClosesWebSocketsWith1001) {
   auto silent = std::make_unique<WsClient>(port(), 4096);  // never reads
   ASSERT_TRUE(silent->ok());
   ASSERT_NE(WaitOpen(silent->local_port()), 0u);
-  std::promise<void> done;
-  auto stopped = done.get_future();
-  std::thread stopper([&] {
-    server_->Stop();
-    done.set_value();
-  });
+  StopInBackground stopper(*server_);
   EXPECT_TRUE(c->WaitClosed());
   EXPECT_EQ(c->reason().code, websocket::close_code::going_away);
-  if (stopped.wait_for(5s) != std::future_status::ready) {
-    std::fprintf(stderr, "FAILED: HttpServer::Stop() did not return within 5 s\n");
-    std::_Exit(1);
-  }
-  stopper.join();
+  stopper.Join();
 }
 
 INSTANTIATE_TEST_SUITE_P(IoThreads, GatewayWs, ::testing::Values(size_t{1}, size_t{2}),
