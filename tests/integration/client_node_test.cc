@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "chorus/client/client.h"
+#include "node_native_support.h"
 #include "node_support.h"
 
 namespace chorus::testing {
@@ -123,17 +124,8 @@ int64_t Now() {
   return static_cast<int64_t>(std::time(nullptr));
 }
 
-class ClientNode : public ::testing::Test {
+class ClientNode : public NodeFixture {
  protected:
-  void StartNode(NodeOptions o = {}) {
-    node_ = std::make_unique<NodeProcess>(std::move(o));
-    ASSERT_TRUE(node_->ready()) << node_->banner();
-  }
-  void TearDown() override {
-    if (node_) {
-      EXPECT_TRUE(node_->Stop()) << "chorusd did not exit cleanly";
-    }
-  }
   std::unique_ptr<cc::Client> MakeClient(const std::string& user, Events* events = nullptr,
                                          cc::ClientOptions* opts = nullptr) {
     cc::ClientOptions o = opts != nullptr ? *opts : Options(*node_, user);
@@ -141,9 +133,6 @@ class ClientNode : public ::testing::Test {
     return std::make_unique<cc::Client>(
         ctx_, std::move(o), events != nullptr ? events->Handlers() : cc::ClientHandlers{});
   }
-
-  zmq::context_t ctx_;
-  std::unique_ptr<NodeProcess> node_;
 };
 
 TEST_F(ClientNode, ConnectsInsecureWithUser) {
