@@ -62,6 +62,9 @@ TEST(ClusterMap, AddMemberIsIdempotentAndRestartNeedsTheOldIncarnationDead) {
   MustReject(map, AddMember{1, 101, Ends(1)}, Errc::kBadState);  // still alive at 100
   MustApply(map, MarkDead{1, 100});
   MustReject(map, AddMember{1, 100, Ends(1)}, Errc::kStaleIncarnation);  // a zombie
+  // Still primary of partition 0 with its old incarnation's data: promote first.
+  MustReject(map, AddMember{1, 101, Ends(1)}, Errc::kBadState);
+  MustApply(map, PromoteBackup{0, map.FindPartition(0)->version, 2});
   MustApply(map, AddMember{1, 101, Ends(1)});
   EXPECT_EQ(map.FindMember(1)->state, MemberState::kAlive);
   EXPECT_EQ(map.FindMember(1)->incarnation, 101u);

@@ -121,6 +121,11 @@ Result<Unit> ClusterMap::Validate(const Command& cmd) const {
               return c.endpoints == m->endpoints ? Ok() : Result<Unit>(Errc::kInvalidArgument);
             }
             if (m->state != MemberState::kDead) return Errc::kBadState;
+            // The old incarnation must have lost every primaryship first (promotion or a new
+            // lineage): the restarted process holds none of that data.
+            for (const Partition& p : partitions_) {
+              if (p.primary == c.id) return Errc::kBadState;
+            }
             return Ok();
           },
           [&](const MarkDead& c) -> Result<Unit> {

@@ -58,7 +58,7 @@ std::vector<Command> Controller::Decide(const ClusterMap& map, int64_t now_ms) c
   Plan plan(map);
   if (!map.bootstrapped()) return {};
 
-  // 1. Membership: restarts and deaths first, then additions.
+  // 1. Membership: restarts and deaths (additions after the failover below).
   for (const auto& [id, m] : map.members()) {
     if (m.state == MemberState::kDead) continue;
     auto it = seen_.find(id);
@@ -71,18 +71,6 @@ std::vector<Command> Controller::Decide(const ClusterMap& map, int64_t now_ms) c
       plan.Propose(MarkDead{id, m.incarnation});
     }
   }
-  for (const auto& [id, s] : seen_) {
-    if (now_ms - s.last_ms >= config_.dead_after_ms) continue;
-    const Member* m = plan.map().FindMember(id);
-    if (s.leaving) {
-      if (m != nullptr && m->state == MemberState::kAlive && m->incarnation == s.incarnation) {
-        plan.Propose(SetLeaving{id});
-      }
-    } else if (m == nullptr || (m->state == MemberState::kDead && s.incarnation > m->incarnation)) {
-      plan.Propose(AddMember{id, s.incarnation, s.endpoints});
-    }
-  }
-
   const uint32_t r = map.replication_factor();
   auto target_now = [&plan, r]() {
     const ClusterMap& m = plan.map();
@@ -104,6 +92,20 @@ std::vector<Command> Controller::Decide(const ClusterMap& map, int64_t now_ms) c
       plan.Propose(PromoteBackup{p, part.version, best});
     } else if (!target[p].replicas.empty()) {
       plan.Propose(AssignPartition{p, part.version, target[p].replicas});
+    }
+  }
+
+  // Additions and leaves come after the failover: a restarted member is re-added only once its
+  // old incarnation is primary of nothing (the map rejects it before).
+  for (const auto& [id, s] : seen_) {
+    if (now_ms - s.last_ms >= config_.dead_after_ms) continue;
+    const Member* m = plan.map().FindMember(id);
+    if (s.leaving) {
+      if (m != nullptr && m->state == MemberState::kAlive && m->incarnation == s.incarnation) {
+        plan.Propose(SetLeaving{id});
+      }
+    } else if (m == nullptr || (m->state == MemberState::kDead && s.incarnation > m->incarnation)) {
+      plan.Propose(AddMember{id, s.incarnation, s.endpoints});
     }
   }
 

@@ -14,9 +14,9 @@
 namespace chorus::cluster {
 
 struct ControllerConfig {
-  // Silence after which a member is declared dead. Must exceed lease_ms plus the Raft election
-  // timeout (docs/cluster.md C-25), so a primary cut off from the controller has stopped
-  // committing before its partitions move.
+  // Silence after which a member is declared dead. Must exceed the commit lease (lease_ms plus a
+  // margin for clock-rate drift; docs/cluster.md C-25), so a primary cut off from the controller
+  // has stopped committing before its partitions move.
   int64_t dead_after_ms = 2000;
   // Partitions moving at once (replica added and catching up, or a handoff pending).
   uint32_t max_moves_in_flight = 8;
