@@ -43,6 +43,28 @@ void ApplyDone(struct raft_apply* req, int status, void* result) {
   }
 }
 
+// libraft's uv log mis-reads entries whose length is not a multiple of 8 after a restart
+// (canonical/raft issues #189 and #304: "TODO: enforce the requirement of 8-byte alignment"), so
+// every entry and snapshot is padded with zero bytes to a multiple of 8; a reader takes the one
+// msgpack object at the front and accepts at most 7 zero bytes after it.
+std::string PadTo8(std::string bytes) {
+  bytes.resize((bytes.size() + 7) / 8 * 8, '\0');
+  return bytes;
+}
+
+std::string_view Unpad(std::string_view bytes) {
+  try {
+    size_t off = 0;
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size(), off);
+    std::string_view rest = bytes.substr(off);
+    if (rest.size() < 8 && rest.find_first_not_of('\0') == std::string_view::npos) {
+      return bytes.substr(0, off);
+    }
+  } catch (const std::exception&) {
+  }
+  return bytes;  // the decoder reports it as malformed
+}
+
 // Snapshot layout: [entries, map bytes] (map bytes as map_codec.h encodes them).
 std::string EncodeSnapshot(uint64_t entries, const ClusterMap& map) {
   msgpack::sbuffer buf;
@@ -52,10 +74,13 @@ std::string EncodeSnapshot(uint64_t entries, const ClusterMap& map) {
   std::string m = EncodeMap(map);
   pk.pack_bin(static_cast<uint32_t>(m.size()));
   pk.pack_bin_body(m.data(), static_cast<uint32_t>(m.size()));
-  return std::string(buf.data(), buf.size());
+  return PadTo8(std::string(buf.data(), buf.size()));
 }
 
 bool DecodeSnapshot(const char* data, size_t len, uint64_t& entries, ClusterMap& map) {
+  std::string_view bytes = Unpad(std::string_view(data, len));
+  data = bytes.data();
+  len = bytes.size();
   try {
     size_t off = 0;
     msgpack::object_handle oh = msgpack::unpack(data, len, off);
@@ -92,7 +117,7 @@ int MetaFsm::ApplyCb(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   auto* self = static_cast<MetaFsm*>(fsm->data);
   // Every outcome is deterministic and returns 0: a malformed or rejected entry is a no-op on
   // every voter, never a reason for libraft to stop applying.
-  auto cmd = DecodeCommand(std::string_view(static_cast<const char*>(buf->base), buf->len));
+  auto cmd = DecodeCommand(Unpad(std::string_view(static_cast<const char*>(buf->base), buf->len)));
   Errc outcome = Errc::kOk;
   if (!cmd.ok()) {
     outcome = static_cast<Errc>(cmd.error().value());
@@ -140,7 +165,7 @@ int MetaFsm::RestoreCb(raft_fsm* fsm, raft_buffer* buf) {
 
 Result<Unit> Propose(raft* r, const Command& cmd, ProposeCallback cb) {
   if (raft_state(r) != RAFT_LEADER) return Errc::kNotLeader;
-  std::string bytes = EncodeCommand(cmd);
+  std::string bytes = PadTo8(EncodeCommand(cmd));
   raft_buffer buf;
   buf.len = bytes.size();
   buf.base = raft_malloc(bytes.size());

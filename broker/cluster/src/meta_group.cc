@@ -6,6 +6,8 @@ extern "C" {  // raft.h has no C++ guards
 #include <raft/uv.h>
 }
 
+#include <signal.h>
+
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -63,6 +65,13 @@ struct MetaGroup::Impl {
 
   // Loop thread body. Initialisation result goes to `ready`.
   void Run(std::promise<Result<Unit>>& ready) {
+    // A write to a peer that went away raises SIGPIPE in the writing thread; blocked here, the
+    // write fails with EPIPE instead (libuv reports it, libraft reconnects). Only this thread's
+    // mask changes, not the process's disposition.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     auto fail = [&ready](int stage) {
       (void)stage;
       ready.set_value(Errc::kRaft);
