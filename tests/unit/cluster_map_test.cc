@@ -101,6 +101,14 @@ TEST(ClusterMap, PromoteBackupKeepsLineageAndBumpsEpoch) {
   EXPECT_EQ(p.lineage, before.lineage);
 }
 
+TEST(ClusterMap, ALeavingBackupMayBePromotedWhenItIsTheLastInSyncCopy) {
+  ClusterMap map = ThreeMembers();
+  MustApply(map, SetLeaving{2});
+  MustApply(map, MarkDead{1, 100});
+  MustApply(map, PromoteBackup{0, map.FindPartition(0)->version, 2});
+  EXPECT_EQ(map.FindPartition(0)->primary, 2u);
+}
+
 TEST(ClusterMap, AssignPartitionOnlyWhenNoInSyncReplicaServes) {
   ClusterMap map = ThreeMembers();
   uint64_t v = map.FindPartition(0)->version;

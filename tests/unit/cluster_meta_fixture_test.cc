@@ -17,12 +17,14 @@
 namespace chorus::cluster::sim {
 namespace {
 
-SimStats RunSeeds(unsigned servers, uint32_t first_seed, uint32_t seeds) {
+SimStats RunSeeds(unsigned servers, uint32_t replication_factor, uint32_t first_seed,
+                  uint32_t seeds) {
   SimStats total;
   for (uint32_t seed = first_seed; seed < first_seed + seeds; ++seed) {
     SimConfig config;
     config.servers = servers;
     config.seed = seed;
+    config.replication_factor = replication_factor;
     Sim sim(config);
     EXPECT_TRUE(sim.Run()) << sim.violation;
     if (!sim.violation.empty()) break;
@@ -37,20 +39,26 @@ SimStats RunSeeds(unsigned servers, uint32_t first_seed, uint32_t seeds) {
     total.new_lineages += sim.stats.new_lineages;
     total.handoffs += sim.stats.handoffs;
     total.minority_proposals += sim.stats.minority_proposals;
+    total.leaves += sim.stats.leaves;
+    total.exits += sim.stats.exits;
   }
   std::printf(
-      "n=%u seeds=%u steps=%llu commits=%llu kills=%llu revivals=%llu restarts=%llu splits=%llu "
-      "promotions=%llu new_lineages=%llu handoffs=%llu minority_proposals=%llu\n",
-      servers, seeds, (unsigned long long)total.steps, (unsigned long long)total.commits,
-      (unsigned long long)total.kills, (unsigned long long)total.revivals,
-      (unsigned long long)total.restarts, (unsigned long long)total.splits,
-      (unsigned long long)total.promotions, (unsigned long long)total.new_lineages,
-      (unsigned long long)total.handoffs, (unsigned long long)total.minority_proposals);
+      "n=%u R=%u seeds=%u steps=%llu commits=%llu kills=%llu revivals=%llu restarts=%llu "
+      "splits=%llu "
+      "promotions=%llu new_lineages=%llu handoffs=%llu minority_proposals=%llu leaves=%llu "
+      "exits=%llu\n",
+      servers, replication_factor, seeds, (unsigned long long)total.steps,
+      (unsigned long long)total.commits, (unsigned long long)total.kills,
+      (unsigned long long)total.revivals, (unsigned long long)total.restarts,
+      (unsigned long long)total.splits, (unsigned long long)total.promotions,
+      (unsigned long long)total.new_lineages, (unsigned long long)total.handoffs,
+      (unsigned long long)total.minority_proposals, (unsigned long long)total.leaves,
+      (unsigned long long)total.exits);
   return total;
 }
 
 TEST(ClusterMetaFixture, ThreeVotersRandomFaults) {
-  SimStats s = RunSeeds(3, 1, 30);
+  SimStats s = RunSeeds(3, 2, 1, 14);
   // The faults did happen: a test whose scenario never fails over proves nothing.
   EXPECT_GT(s.promotions, 0u);
   EXPECT_GT(s.splits, 0u);
@@ -59,10 +67,16 @@ TEST(ClusterMetaFixture, ThreeVotersRandomFaults) {
 }
 
 TEST(ClusterMetaFixture, FiveVotersRandomFaults) {
-  SimStats s = RunSeeds(5, 1001, 20);
+  SimStats s = RunSeeds(5, 2, 1001, 6);
   EXPECT_GT(s.promotions, 0u);
   EXPECT_GT(s.splits, 0u);
-  EXPECT_GT(s.minority_proposals + s.splits, 0u);
+  EXPECT_GT(s.exits, 0u) << "members left by handoff and exited";
+}
+
+TEST(ClusterMetaFixture, FiveVotersThreeReplicasRandomFaults) {
+  SimStats s = RunSeeds(5, 3, 2001, 6);
+  EXPECT_GT(s.promotions, 0u);
+  EXPECT_GT(s.splits, 0u);
 }
 
 }  // namespace

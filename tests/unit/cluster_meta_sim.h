@@ -38,6 +38,7 @@ struct SimConfig {
 struct SimStats {
   uint64_t steps = 0, commits = 0, kills = 0, revivals = 0, restarts = 0, splits = 0;
   uint64_t promotions = 0, new_lineages = 0, handoffs = 0, snapshots_restored = 0;
+  uint64_t leaves = 0, exits = 0;   // SIGTERM handoffs started, members drained and exited
   uint64_t minority_proposals = 0;  // proposals made by a leader on the minority side of a split
 };
 
@@ -97,6 +98,8 @@ class Sim {
   std::vector<int64_t> lease_until_;
   std::vector<uint64_t> lease_min_entries_;  // the granting controller's entries (C-25)
   std::vector<bool> barrier_inflight_;
+  std::vector<bool> leaving_;  // heartbeats say "leaving" (SIGTERM)
+  std::vector<bool> exited_;   // left and exited: revived as a new process
   struct BarrierRequest {
     struct raft_barrier barrier;
     Sim* sim = nullptr;

@@ -172,7 +172,9 @@ Result<Unit> ClusterMap::Validate(const Command& cmd) const {
             if ((*p)->primary == 0 || c.member == (*p)->primary) return Errc::kBadState;
             if (live((*p)->primary)) return Errc::kBadState;  // planned moves use a handoff
             if (!(*p)->IsInSync(c.member)) return Errc::kNotInSync;
-            if (!alive(c.member)) return Errc::kBadState;
+            // A leaving member still serves: it may take over (and hand off later) when it is the
+            // only in-sync copy left.
+            if (!live(c.member)) return Errc::kBadState;
             return Ok();
           },
           [&](const SetInSync& c) -> Result<Unit> {

@@ -83,10 +83,17 @@ std::vector<Command> Controller::Decide(const ClusterMap& map, int64_t now_ms) c
   for (PartitionId p = 0; p < map.partition_count(); ++p) {
     const Partition& part = *plan.map().FindPartition(p);
     if (part.primary == 0 || !IsState(plan.map(), part.primary, MemberState::kDead)) continue;
+    // Prefer an alive backup; a leaving one (still serving) rather than losing the history.
     MemberId best = 0;
+    bool best_alive = false;
     for (MemberId m : part.in_sync) {
-      if (m == part.primary || !IsState(plan.map(), m, MemberState::kAlive)) continue;
-      if (best == 0 || Score(p, m) > Score(p, best)) best = m;
+      if (m == part.primary || IsState(plan.map(), m, MemberState::kDead)) continue;
+      bool alive = IsState(plan.map(), m, MemberState::kAlive);
+      if (best == 0 || (alive && !best_alive) ||
+          (alive == best_alive && Score(p, m) > Score(p, best))) {
+        best = m;
+        best_alive = alive;
+      }
     }
     if (best != 0) {
       plan.Propose(PromoteBackup{p, part.version, best});
