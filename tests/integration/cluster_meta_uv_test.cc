@@ -66,12 +66,16 @@ class ClusterMetaUv : public ::testing::Test {
     std::filesystem::remove_all(root_, ec);
   }
 
-  void StartMember(size_t i) {
+  void StartMember(size_t i) { StartMember(i, voters_[i].first, voters_[i].second, voters_); }
+
+  void StartMember(size_t i, MemberId id, const std::string& address,
+                   const std::vector<std::pair<MemberId, std::string>>& voters) {
     MetaGroupConfig config;
-    config.id = voters_[i].first;
-    config.address = voters_[i].second;
+    config.id = id;
+    config.address = address;
     config.data_dir = (root_ / std::to_string(config.id)).string();
-    config.voters = voters_;
+    std::filesystem::create_directories(config.data_dir);
+    config.voters = voters;
     config.election_timeout_ms = 300;
     config.heartbeat_timeout_ms = 50;
     config.snapshot_threshold = snapshot_threshold_;
@@ -204,6 +208,42 @@ TEST_F(ClusterMetaUv, MapSurvivesAMemberRestartAndTheLossOfTheLeader) {
     EXPECT_EQ(s->map.FindMember(3)->state, MemberState::kLeaving);
     EXPECT_EQ(s->map.FindMember(2)->incarnation, 6u);
   }
+}
+
+// C-2: a node beyond the voters joins as a Raft standby and applies the same map; a barrier on
+// the leader completes (the lease rule's building block), on a follower it is refused.
+TEST_F(ClusterMetaUv, AStandbyJoinsAndAppliesTheMap) {
+  ASSERT_TRUE(ProposeOnLeader(Bootstrap{4, 2}));
+  ASSERT_TRUE(ProposeOnLeader(AddMember{4, 1, {"e", "f", ""}}));
+  int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  std::string address = "127.0.0.1:" + std::to_string(port);
+  groups_.resize(4);
+  StartMember(3, 4, address, {});  // not bootstrapped: waits to be added
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        int l = Leader();
+        if (l < 0) return false;
+        auto r = Get(groups_[l]->AddStandby(4, address), 10s);
+        return r && r->ok();
+      },
+      15s));
+  ASSERT_TRUE(ProposeOnLeader(SetLeaving{4}));
+  ASSERT_TRUE(AllApplied(3));
+  auto s = Get(groups_[3]->Status());
+  ASSERT_TRUE(s.has_value());
+  EXPECT_FALSE(s->is_leader);
+  ASSERT_NE(s->map.FindMember(4), nullptr);
+  EXPECT_EQ(s->map.FindMember(4)->state, MemberState::kLeaving);
+
+  int l = Leader();
+  ASSERT_GE(l, 0);
+  auto b = Get(groups_[l]->Barrier());
+  ASSERT_TRUE(b.has_value());
+  EXPECT_TRUE(b->ok());
+  b = Get(groups_[3]->Barrier());
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->error(), make_error_code(Errc::kNotLeader));
 }
 
 }  // namespace

@@ -92,8 +92,11 @@ struct MetaGroup::Impl {
       for (const auto& [id, addr] : config.voters) {
         if (raft_configuration_add(&conf, id, addr.c_str(), RAFT_VOTER) != 0) raft_ok = false;
       }
-      int rv = raft_ok ? raft_bootstrap(&raft, &conf) : RAFT_INVALID;
-      if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) raft_ok = false;
+      // A node joining later (no voters given) starts with an empty configuration and waits
+      // for the leader to add it.
+      int rv = 0;
+      if (raft_ok && !config.voters.empty()) rv = raft_bootstrap(&raft, &conf);
+      if (!raft_ok || (rv != 0 && rv != RAFT_CANTBOOTSTRAP)) raft_ok = false;
       raft_configuration_close(&conf);
     }
     if (raft_ok) {
@@ -122,6 +125,55 @@ struct MetaGroup::Impl {
     uv_loop_close(&loop);
   }
 };
+
+namespace {
+
+using Promise = std::shared_ptr<std::promise<Result<Unit>>>;
+
+Errc FromRaft(int status) {
+  if (status == 0) return Errc::kOk;
+  if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST) return Errc::kNotLeader;
+  return Errc::kRaft;
+}
+
+void Settle(const Promise& promise, int status) {
+  Errc e = FromRaft(status);
+  promise->set_value(e == Errc::kOk ? Result<Unit>(Unit{}) : Result<Unit>(e));
+}
+
+// raft_add, then raft_assign(RAFT_STANDBY) once the first change is committed.
+struct StandbyChange {
+  struct raft_change change;  // first member: libraft hands back this pointer
+  struct raft* raft = nullptr;
+  MemberId id = 0;
+  bool assigned = false;
+  Promise promise;
+};
+
+void StandbyChanged(struct raft_change* change, int status) {
+  auto* req = reinterpret_cast<StandbyChange*>(change);
+  if (status == 0 && !req->assigned) {
+    req->assigned = true;
+    int rv = raft_assign(req->raft, &req->change, req->id, RAFT_STANDBY, &StandbyChanged);
+    if (rv == 0) return;  // called again when committed
+    status = rv;
+  }
+  Settle(req->promise, status);
+  delete req;
+}
+
+struct BarrierRequest {
+  struct raft_barrier barrier;  // first member
+  Promise promise;
+};
+
+void BarrierDone(struct raft_barrier* barrier, int status) {
+  auto* req = reinterpret_cast<BarrierRequest*>(barrier);
+  Settle(req->promise, status);
+  delete req;
+}
+
+}  // namespace
 
 MetaGroup::MetaGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
@@ -191,6 +243,50 @@ std::future<MetaStatus> MetaGroup::Status() {
     promise->set_value(std::move(s));
   });
   if (!queued) promise->set_value(MetaStatus{});
+  return future;
+}
+
+std::future<Result<Unit>> MetaGroup::AddStandby(MemberId id, std::string address) {
+  auto promise = std::make_shared<std::promise<Result<Unit>>>();
+  auto future = promise->get_future();
+  Impl* impl = impl_.get();
+  bool queued = impl->Post([impl, promise, id, address = std::move(address)] {
+    if (impl->stopping || raft_state(&impl->raft) != RAFT_LEADER) {
+      promise->set_value(Errc::kNotLeader);
+      return;
+    }
+    auto* req = new StandbyChange{};
+    req->raft = &impl->raft;
+    req->id = id;
+    req->promise = promise;
+    int rv = raft_add(&impl->raft, &req->change, id, address.c_str(), &StandbyChanged);
+    if (rv != 0) {
+      Settle(promise, rv);
+      delete req;
+    }
+  });
+  if (!queued) promise->set_value(Errc::kNotLeader);
+  return future;
+}
+
+std::future<Result<Unit>> MetaGroup::Barrier() {
+  auto promise = std::make_shared<std::promise<Result<Unit>>>();
+  auto future = promise->get_future();
+  Impl* impl = impl_.get();
+  bool queued = impl->Post([impl, promise] {
+    if (impl->stopping || raft_state(&impl->raft) != RAFT_LEADER) {
+      promise->set_value(Errc::kNotLeader);
+      return;
+    }
+    auto* req = new BarrierRequest{};
+    req->promise = promise;
+    int rv = raft_barrier(&impl->raft, &req->barrier, &BarrierDone);
+    if (rv != 0) {
+      Settle(promise, rv);
+      delete req;
+    }
+  });
+  if (!queued) promise->set_value(Errc::kNotLeader);
   return future;
 }
 

@@ -22,7 +22,8 @@ struct MetaGroupConfig {
   MemberId id = 0;       // raft server id == member id (non-zero)
   std::string address;   // "host:port" this voter binds AND advertises (libraft uses one string)
   std::string data_dir;  // existing directory for libraft's log and snapshots
-  // The initial voters, used to bootstrap when data_dir holds no log (ignored otherwise).
+  // The initial voters, used to bootstrap when data_dir holds no log (ignored otherwise). Empty
+  // for a node that joins later as a standby (the leader adds it with AddStandby).
   std::vector<std::pair<MemberId, std::string>> voters;
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;
@@ -49,6 +50,13 @@ class MetaGroup {
   std::future<Result<Unit>> Propose(Command cmd);
   // A consistent copy of this member's view, taken on the loop thread.
   std::future<MetaStatus> Status();
+  // Leader only: adds a node to the Raft configuration as a standby (it replicates the log and
+  // applies the map but does not vote; docs/cluster.md C-2). Completes when both configuration
+  // changes (add as spare, then assign standby) are committed.
+  std::future<Result<Unit>> AddStandby(MemberId id, std::string address);
+  // Leader only: completes once a barrier entry proposed now is committed, i.e. a majority still
+  // follows this leader (the lease rule C-25 grants leases after such a barrier).
+  std::future<Result<Unit>> Barrier();
 
  private:
   struct Impl;
