@@ -312,7 +312,7 @@ TEST(BrokerErrc, CentrifugoCodesAndMessages) {
   EXPECT_EQ(make_error_code(Errc::kConflict).message(), "conflict");
   EXPECT_FALSE(IsClientCode(Errc::kOk));
   EXPECT_FALSE(IsClientCode(Errc::kReplicaGap));
-  EXPECT_EQ(kDisconnectInsufficientState, 3010u);
+  EXPECT_EQ(kDisconnectInsufficientState.code, 3010u);
   const Result<int> r = Errc::kBadRequest;
   EXPECT_FALSE(r.ok());
   EXPECT_EQ(r.error(), Errc::kBadRequest);
