@@ -78,7 +78,7 @@ class Engine final : public chp::Pollable {
   EngineEndpoints endpoints() const;
   // Polls the engine and its CHP server once.
   void RunOnce(std::chrono::milliseconds max_wait);
-  // Closes every session with 3001 (shutdown); called before the thread exits.
+  // Closes every session with kDisconnectShutdown; called before the thread exits.
   void Shutdown();
 
   size_t AddPollItems(std::vector<zmq::pollitem_t>& items) override;
@@ -157,6 +157,7 @@ class Engine final : public chp::Pollable {
     CloseSession(id, c.code, c.reason, c.reconnect, try_push);
   }
   // Closes after the current batch of work (a session that missed a message: slow or gone).
+  // `c` is a named code of codes.h: its reason is static text, kept by reference.
   void CloseLater(SubscriberId id, const CloseCode& c);
   void MissedMessage(SubscriberId id, SendStatus why);
   void RunPendingCloses();
