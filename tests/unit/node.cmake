@@ -4,3 +4,6 @@ chorus_test(broker_node_channel_table_test LABEL unit SOURCES broker_node_channe
             LIBS chorus::broker_channels)
 chorus_test(broker_node_codec_test LABEL unit SOURCES broker_node_codec_test.cc
             LIBS chorus::broker_channels chorus::broker_protocol)
+# The engine's SessionTable (chorus::broker_node) with fake transports. No sockets.
+chorus_test(broker_node_session_table_test LABEL unit SOURCES broker_node_session_table_test.cc
+            LIBS chorus::broker_node)
