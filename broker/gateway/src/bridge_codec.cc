@@ -6,6 +6,10 @@
 namespace chorus::broker::bridge {
 namespace {
 
+// RFC 6455 §7.4.2: 3000-3999 registered (Centrifugo's disconnects), 4000-4999 private use.
+constexpr int kFirstRegisteredCloseCode = 3000;
+constexpr int kLastPrivateCloseCode = 4999;
+
 uint64_t ReadLe64(const unsigned char* p) {
   uint64_t v = 0;
   for (size_t i = 0; i < kIdBytes; ++i) v |= uint64_t{p[i]} << (8 * i);
@@ -153,7 +157,7 @@ Frames EncodeWsClose(uint64_t conn_id, uint32_t code, std::string_view reason) {
 
 bool SendableCloseCode(int code) {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-         (code >= 3000 && code <= 4999);
+         (code >= kFirstRegisteredCloseCode && code <= kLastPrivateCloseCode);
 }
 
 std::optional<WsCommand> DecodeWsCommand(const Frames& parts) {
