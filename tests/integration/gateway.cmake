@@ -18,3 +18,7 @@ chorus_test(gateway_threads_test LABEL integration SOURCES gateway_threads_test.
             LIBS chorus::broker_gateway Boost::headers)
 target_compile_definitions(gateway_threads_test PRIVATE BOOST_ASIO_NO_DEPRECATED
                            BOOST_BEAST_USE_STD_STRING_VIEW)
+# The engine's side of the bridge (docs/protocol/bridge.md, rules B-n): an in-process Engine and
+# DEALERs speaking raw bridge frames.
+chorus_test(node_bridge_test LABEL integration SOURCES node_bridge_test.cc
+            LIBS chorus::broker_node)

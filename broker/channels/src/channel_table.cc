@@ -1,8 +1,8 @@
-#include "broker/node/channel_table.h"
+#include "broker/channels/channel_table.h"
 
 #include <utility>
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 
 std::string RandomEpoch(std::mt19937_64& rng) {
   static constexpr char kAlphabet[] =
@@ -192,4 +192,4 @@ void ChannelTable::ForEach(const std::function<void(const Channel&)>& fn) const 
   for (const auto& [name, ch] : channels_) fn(*ch);
 }
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

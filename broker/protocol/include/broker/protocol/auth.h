@@ -11,7 +11,7 @@
 
 #include "broker/core/errc.h"
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 
 struct TokenKeys {
   std::string hmac_secret;     // "" = HS256 tokens refused
@@ -31,4 +31,4 @@ struct TokenClaims {
 // `none` token; 109 (kTokenExpired) when exp <= now_s.
 Result<TokenClaims> VerifyToken(std::string_view token, const TokenKeys& keys, int64_t now_s);
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

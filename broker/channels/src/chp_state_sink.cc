@@ -1,4 +1,4 @@
-#include "broker/node/chp_state_sink.h"
+#include "broker/channels/chp_state_sink.h"
 
 #include <cstdio>
 #include <vector>
@@ -8,7 +8,7 @@
 #include "chp/keys.h"
 #include "chp/types.h"
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 namespace {
 
 uint64_t Fnv1a64(std::string_view s) {
@@ -137,4 +137,4 @@ void ChpStateSink::OnChannelDropped(std::string_view channel, size_t history_siz
   (void)server_.Erase(key_);
 }
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

@@ -13,9 +13,9 @@
 
 #include "broker/core/history.h"
 #include "broker/core/presence.h"
-#include "broker/node/client_protocol.h"
+#include "broker/protocol/client_protocol.h"
 
-namespace chorus::broker::node::json {
+namespace chorus::broker::json {
 
 inline constexpr size_t kMaxCommandsPerFrame = 100;  // W-4
 inline constexpr size_t kMaxDataDepth = 64;          // W-6: nesting of a `data` value
@@ -91,4 +91,4 @@ std::string EncodeSubscribePush(std::string_view channel, const SubscribeResult&
 // Appends one encoded message to an outgoing frame, '\n'-separated (W-10).
 void AppendToFrame(std::string& frame, std::string_view message);
 
-}  // namespace chorus::broker::node::json
+}  // namespace chorus::broker::json

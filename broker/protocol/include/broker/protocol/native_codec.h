@@ -13,9 +13,9 @@
 
 #include "broker/core/history.h"
 #include "broker/core/presence.h"
-#include "broker/node/client_protocol.h"
+#include "broker/protocol/client_protocol.h"
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 
 // Read access to a command's `params` map. Getters return nullopt when the key is absent and
 // set `bad()` when it is present with the wrong type (the command is then answered with 107).
@@ -95,4 +95,4 @@ void PackSubscribeResult(Packer& pk, const SubscribeResult& r);
 // A server-side subscription made after connect (server API `subscribe`, N-18).
 std::string EncodeSubscribePush(std::string_view channel, const SubscribeResult& r);
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

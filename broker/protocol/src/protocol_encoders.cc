@@ -1,8 +1,8 @@
-#include "broker/node/client_json.h"
-#include "broker/node/native_codec.h"
-#include "broker/node/protocol_encoder.h"
+#include "broker/protocol/client_json.h"
+#include "broker/protocol/native_codec.h"
+#include "broker/protocol/protocol_encoder.h"
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 namespace {
 
 void PackPresenceMap(Packer& pk, const std::vector<PresenceEntry>& entries) {
@@ -114,6 +114,7 @@ class Native final : public Encoder {
   std::string SubscribePush(std::string_view channel, const SubscribeResult& r) const override {
     return EncodeSubscribePush(channel, r);
   }
+  std::string ServerPing() const override { return {}; }
   std::string MessagePush(std::string_view data_json) const override {
     return EncodeMessagePush(data_json);
   }
@@ -131,7 +132,9 @@ uint32_t Id32(uint64_t id) {
 class Json final : public Encoder {
  public:
   std::string Error(uint64_t id, uint32_t code, std::string_view message) const override {
-    return json::EncodeError(Id32(id), code, message, code == 100 || code == 111);
+    return json::EncodeError(
+        Id32(id), code, message,
+        code == ToCode(Errc::kInternal) || code == ToCode(Errc::kTooManyRequests));
   }
   std::string Reply(uint64_t id, const ConnectResult& r) const override {
     return json::EncodeReply(Id32(id), r);
@@ -190,6 +193,7 @@ class Json final : public Encoder {
   std::string SubscribePush(std::string_view channel, const SubscribeResult& r) const override {
     return json::EncodeSubscribePush(channel, r);
   }
+  std::string ServerPing() const override { return std::string(json::kPing); }
   std::string MessagePush(std::string_view data_json) const override {
     return json::EncodeMessagePush(data_json);
   }
@@ -211,4 +215,4 @@ const Encoder& JsonEncoder() {
   return kJson;
 }
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

@@ -1,4 +1,4 @@
-#include "broker/node/auth.h"
+#include "broker/protocol/auth.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -7,7 +7,7 @@
 #include <jwt.h>
 #include <nlohmann/json.hpp>
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 namespace {
 
 struct JwtFree {
@@ -101,4 +101,4 @@ Result<TokenClaims> VerifyToken(std::string_view token_view, const TokenKeys& ke
   return claims;
 }
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

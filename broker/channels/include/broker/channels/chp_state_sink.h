@@ -9,10 +9,10 @@
 #include <string>
 #include <string_view>
 
-#include "broker/node/channel_table.h"
+#include "broker/channels/channel_table.h"
 #include "chp/server.h"
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 
 // The CHP subtree of a channel: "c." + the name with '%' and '/' escaped as %25 and %2F; names
 // whose subtree would exceed chp::kMaxSubtreeBytes become "c#" + a 64-bit hash in hex (the
@@ -41,4 +41,4 @@ class ChpStateSink final : public StateSink {
   uint64_t write_errors_ = 0;
 };
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

@@ -1,12 +1,12 @@
-#include "broker/node/native_codec.h"
+#include "broker/protocol/native_codec.h"
 
-#include "broker/node/client_json.h"
+#include "broker/protocol/client_json.h"
 
 #include <algorithm>
 
 #include <nlohmann/json.hpp>
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 namespace {
 
 bool KeyIs(const msgpack::object& k, std::string_view key) {
@@ -165,10 +165,10 @@ bool DecodeNativeCommand(std::string_view frame, ClientCommand& out) {
   } else if (m == "disconnect") {
     out.request = DisconnectRequest{};
   } else {
-    out.error = 104;  // N-7
+    out.error = ToCode(Errc::kMethodNotFound);  // N-7
     return true;
   }
-  if (p.bad() || missing) out.error = 107;  // N-8
+  if (p.bad() || missing) out.error = ToCode(Errc::kBadRequest);  // N-8
   return true;
 }
 
@@ -342,4 +342,4 @@ std::string EncodeDisconnectPush(uint32_t code, std::string_view reason, bool re
   });
 }
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

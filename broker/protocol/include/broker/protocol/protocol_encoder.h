@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "broker/core/presence.h"
-#include "broker/node/client_protocol.h"
+#include "broker/protocol/client_protocol.h"
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 
 class Encoder {
  public:
@@ -44,9 +44,12 @@ class Encoder {
   virtual std::string MessagePush(std::string_view data_json) const = 0;
   virtual std::string DisconnectPush(uint32_t code, std::string_view reason,
                                      bool reconnect) const = 0;
+  // The node's periodic ping to a connected client; empty when the protocol has none (native:
+  // the client pings, N-4; JSON: `{}` every ping interval, W-9).
+  virtual std::string ServerPing() const = 0;
 };
 
 const Encoder& NativeEncoder();
 const Encoder& JsonEncoder();
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

@@ -23,7 +23,7 @@
 #include "broker/core/presence.h"
 #include "chp/types.h"
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 
 // A local subscriber: a session of the engine (native client) or, later, a gateway connection.
 using SubscriberId = uint64_t;
@@ -147,4 +147,4 @@ class ChannelTable {
 // A random epoch: 8 characters of [0-9A-Za-z].
 std::string RandomEpoch(std::mt19937_64& rng);
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker

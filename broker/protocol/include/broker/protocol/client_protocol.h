@@ -14,7 +14,7 @@
 #include "broker/core/history.h"
 #include "broker/core/presence.h"
 
-namespace chorus::broker::node {
+namespace chorus::broker {
 
 // Where a subscription resumes: `recover` asks for the publications after epoch/offset.
 struct SubscribeRecovery {
@@ -150,4 +150,4 @@ struct SubRefreshResult {
 };
 struct EmptyResult {};
 
-}  // namespace chorus::broker::node
+}  // namespace chorus::broker
