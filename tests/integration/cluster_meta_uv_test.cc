@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
+#include <set>
 
 #include "cluster/meta_group.h"
 #include "test_util.h"
@@ -79,6 +81,14 @@ class ClusterMetaUv : public ::testing::Test {
     config.election_timeout_ms = 300;
     config.heartbeat_timeout_ms = 50;
     config.snapshot_threshold = snapshot_threshold_;
+    if (run_controller_) {
+      config.run_controller = true;
+      config.controller.dead_after_ms = 1500;
+      config.lease_ms = 500;
+      config.tick_ms = 50;
+      config.bootstrap_partitions = 8;
+      config.bootstrap_replication_factor = 2;
+    }
     auto g = MetaGroup::Start(config);
     ASSERT_TRUE(g.ok()) << g.error().message();
     groups_[i] = std::move(*g);
@@ -135,6 +145,7 @@ class ClusterMetaUv : public ::testing::Test {
   }
 
   unsigned snapshot_threshold_ = 1024;
+  bool run_controller_ = false;
   std::filesystem::path root_;
   std::vector<std::pair<MemberId, std::string>> voters_;
   std::vector<std::unique_ptr<MetaGroup>> groups_;
@@ -244,6 +255,96 @@ TEST_F(ClusterMetaUv, AStandbyJoinsAndAppliesTheMap) {
   b = Get(groups_[3]->Barrier());
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->error(), make_error_code(Errc::kNotLeader));
+}
+
+// The controller on the leader (ControllerLoop): bootstraps, adds heartbeating members, places
+// partitions, grows in_sync from reports, grants leases after a barrier, declares a silent
+// member dead and promotes in-sync backups (lineage kept), and refuses a lease to the dead one.
+class ClusterControllerUv : public ClusterMetaUv {
+ protected:
+  void SetUp() override {
+    run_controller_ = true;
+    ClusterMetaUv::SetUp();
+  }
+
+  // One round: every member in `alive` heartbeats to every group (the leader answers with a
+  // lease), then every primary of the leader's map reports its alive backups caught up.
+  // Returns the leader's map, if a leader answered.
+  std::optional<ClusterMap> Round(const std::set<MemberId>& alive) {
+    for (MemberId m : alive) {
+      for (auto& g : groups_) {
+        auto lease = Get(g->SendHeartbeat(Heartbeat{m, 1, {"chp", "api", ""}, false}), 2s);
+        if (lease && lease->ok()) last_lease_ = **lease;
+      }
+    }
+    int l = Leader();
+    if (l < 0) return std::nullopt;
+    auto s = Get(groups_[l]->Status());
+    if (!s) return std::nullopt;
+    for (const Partition& p : s->map.partitions()) {
+      if (p.primary == 0 || !alive.count(p.primary)) continue;
+      ReplicaReport rep{p.id, p.primary, p.epoch, p.version, {}, {}, true};
+      for (MemberId r : p.replicas) {
+        if (r != p.primary && alive.count(r)) rep.caught_up.push_back(r);
+      }
+      groups_[l]->SendReport(rep);
+    }
+    return s->map;
+  }
+
+  Lease last_lease_;
+};
+
+TEST_F(ClusterControllerUv, PlacesPartitionsThenFailsOverASilentMember) {
+  auto placed = [](const ClusterMap& map, const std::set<MemberId>& alive) {
+    if (!map.bootstrapped()) return false;
+    for (MemberId m : alive) {
+      const Member* mem = map.FindMember(m);
+      if (mem == nullptr || mem->state != MemberState::kAlive) return false;
+    }
+    for (const Partition& p : map.partitions()) {
+      if (!alive.count(p.primary) || p.in_sync.size() != 2) return false;
+    }
+    return true;
+  };
+  std::optional<ClusterMap> map;
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        map = Round({1, 2, 3});
+        return map && placed(*map, {1, 2, 3});
+      },
+      20s))
+      << (map ? ::testing::PrintToString(*map) : "no leader");
+  EXPECT_EQ(last_lease_.duration_ms, 500);
+  EXPECT_GT(last_lease_.min_entries, 0u);
+  std::map<PartitionId, Partition> before;
+  size_t primaries_of_3 = 0;
+  for (const Partition& p : map->partitions()) {
+    before[p.id] = p;
+    primaries_of_3 += p.primary == 3;
+  }
+  ASSERT_GT(primaries_of_3, 0u) << "the failover below must move primaries";
+
+  // Member 3 falls silent: dead after 1.5 s, its partitions promoted, history kept.
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        map = Round({1, 2});
+        return map && map->FindMember(3)->state == MemberState::kDead && placed(*map, {1, 2});
+      },
+      20s))
+      << (map ? ::testing::PrintToString(*map) : "no leader");
+  for (const Partition& p : map->partitions()) {
+    EXPECT_EQ(p.lineage, before[p.id].lineage) << "promoted, not placed afresh: " << p;
+    if (before[p.id].primary == 3) {
+      EXPECT_GT(p.epoch, before[p.id].epoch) << p;
+    }
+  }
+  // The dead incarnation gets no lease (C-24).
+  int l = Leader();
+  ASSERT_GE(l, 0);
+  auto lease = Get(groups_[l]->SendHeartbeat(Heartbeat{3, 1, {}, false}));
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->error(), make_error_code(Errc::kBadState));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@ extern "C" {  // raft.h has no C++ guards
 #include <thread>
 
 #include "cluster/meta_fsm.h"
+#include "controller_loop.h"
 
 namespace chorus::cluster {
 
@@ -26,6 +27,9 @@ struct MetaGroup::Impl {
   raft_io io{};
   struct raft raft {};
   MetaFsm fsm;
+  uv_timer_t tick{};
+  bool tick_started = false;
+  std::unique_ptr<detail::ControllerLoop> controller;  // with run_controller, after raft_start
   bool raft_started = false;
   bool stopping = false;
   // Cross-thread queue of tasks for the loop thread.
@@ -56,9 +60,20 @@ struct MetaGroup::Impl {
   }
 
   // Runs on the loop thread: closes raft and the async handle, so uv_run returns.
+  static void OnTick(uv_timer_t* handle) {
+    auto* self = static_cast<Impl*>(handle->data);
+    if (self->controller && !self->stopping) {
+      self->controller->Tick(static_cast<int64_t>(uv_now(&self->loop)));
+    }
+  }
+
   void BeginStop() {
     if (stopping) return;
     stopping = true;
+    if (tick_started) {
+      uv_timer_stop(&tick);
+      uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+    }
     if (raft_started) raft_close(&raft, nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup), nullptr);
   }
@@ -118,8 +133,16 @@ struct MetaGroup::Impl {
       uv_loop_close(&loop);
       return fail(3);
     }
+    if (config.run_controller) {
+      controller = std::make_unique<detail::ControllerLoop>(&raft, &fsm, config);
+      tick.data = this;
+      uv_timer_init(&loop, &tick);
+      uv_timer_start(&tick, &Impl::OnTick, config.tick_ms, config.tick_ms);
+      tick_started = true;
+    }
     ready.set_value(Unit{});
     uv_run(&loop, UV_RUN_DEFAULT);
+    controller.reset();  // fails heartbeats still waiting for a barrier
     raft_uv_close(&io);
     raft_uv_tcp_close(&transport);
     uv_loop_close(&loop);
@@ -288,6 +311,32 @@ std::future<Result<Unit>> MetaGroup::Barrier() {
   });
   if (!queued) promise->set_value(Errc::kNotLeader);
   return future;
+}
+
+}  // namespace chorus::cluster
+
+namespace chorus::cluster {
+
+std::future<Result<Lease>> MetaGroup::SendHeartbeat(Heartbeat hb) {
+  auto promise = std::make_shared<std::promise<Result<Lease>>>();
+  auto future = promise->get_future();
+  Impl* impl = impl_.get();
+  bool queued = impl->Post([impl, promise, hb = std::move(hb)] {
+    if (impl->stopping || !impl->controller) {
+      promise->set_value(Errc::kNotLeader);
+      return;
+    }
+    impl->controller->OnHeartbeat(hb, static_cast<int64_t>(uv_now(&impl->loop)), promise);
+  });
+  if (!queued) promise->set_value(Errc::kNotLeader);
+  return future;
+}
+
+void MetaGroup::SendReport(ReplicaReport report) {
+  Impl* impl = impl_.get();
+  impl->Post([impl, report = std::move(report)] {
+    if (!impl->stopping && impl->controller) impl->controller->OnReport(report);
+  });
 }
 
 }  // namespace chorus::cluster

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cluster/cluster_map.h"
+#include "cluster/controller.h"
 
 namespace chorus::cluster {
 
@@ -28,6 +29,21 @@ struct MetaGroupConfig {
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;
   unsigned snapshot_threshold = 1024;  // entries between snapshots
+  // The controller (docs/cluster.md §6) runs on this member while it leads, every tick_ms.
+  bool run_controller = false;
+  ControllerConfig controller;
+  unsigned tick_ms = 100;
+  int64_t lease_ms = 800;  // C-25: must stay below controller.dead_after_ms
+  // When non-zero, a leading controller bootstraps the partition table with these sizes.
+  uint32_t bootstrap_partitions = 0;
+  uint32_t bootstrap_replication_factor = 2;
+};
+
+// A commit lease (C-25): valid for duration_ms from when the member SENT its heartbeat (its own
+// clock), and only with a map view that applied at least min_entries entries.
+struct Lease {
+  int64_t duration_ms = 0;
+  uint64_t min_entries = 0;
 };
 
 struct MetaStatus {
@@ -57,6 +73,12 @@ class MetaGroup {
   // Leader only: completes once a barrier entry proposed now is committed, i.e. a majority still
   // follows this leader (the lease rule C-25 grants leases after such a barrier).
   std::future<Result<Unit>> Barrier();
+  // With run_controller: a member's heartbeat to this member's controller. The lease comes once
+  // a barrier started after the heartbeat has committed; kNotLeader when this member does not
+  // lead; kBadState when the map holds that incarnation dead (C-24: take a new one).
+  std::future<Result<Lease>> SendHeartbeat(Heartbeat hb);
+  // With run_controller: a primary's report (C-10, C-11, C-19); dropped when not leading.
+  void SendReport(ReplicaReport report);
 
  private:
   struct Impl;
