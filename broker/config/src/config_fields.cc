@@ -176,6 +176,43 @@ Problem CheckSeed(std::string_view v, const std::string& key) {
   return ParseEndpoint(v, key, /*bind=*/false, ep);
 }
 
+bool ParseRaftAddress(std::string_view v, bool allow_zero) {
+  const size_t colon = v.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const std::string_view host = v.substr(0, colon);
+  int64_t port = 0;
+  if (!ParsePort(v.substr(colon + 1), port) || (port == 0 && !allow_zero)) return false;
+  return !CheckHost(host, "").has_value() && host != "*" && host != "0.0.0.0" && host != "::";
+}
+
+bool ParseVoter(std::string_view v, uint64_t& id, std::string& address) {
+  const size_t at = v.find('@');
+  if (at == std::string_view::npos || at == 0 || at > 19) return false;
+  uint64_t n = 0;
+  for (char c : v.substr(0, at)) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n == 0 || n > static_cast<uint64_t>(kI64Max)) return false;
+  if (!ParseRaftAddress(v.substr(at + 1), /*allow_zero=*/false)) return false;
+  id = n;
+  address = std::string(v.substr(at + 1));
+  return true;
+}
+
+Problem CheckRaftAddress(std::string_view v, const std::string& key) {
+  if (ParseRaftAddress(v, /*allow_zero=*/true)) return std::nullopt;
+  return key + ": expected host:port with a host that is not a wildcard (got " + Quoted(v) + ")";
+}
+
+Problem CheckVoter(std::string_view v, const std::string& key) {
+  uint64_t id = 0;
+  std::string address;
+  if (ParseVoter(v, id, address)) return std::nullopt;
+  return key + ": expected <member_id>@<host>:<port> with member_id >= 1 and port 1..65535 (got " +
+         Quoted(v) + ")";
+}
+
 // ---- Field tables -----------------------------------------------------------------------------
 
 template <typename S>
@@ -334,7 +371,13 @@ const std::vector<NodeField>& NodeFields() {
                    StringsField("seeds", &C::seeds, CheckSeed),
                    IntField("replication_factor", &C::replication_factor, 1, 5),
                    IntField("heartbeat_ms", &C::heartbeat_ms, 10, 60'000),
-                   IntField("dead_after_ms", &C::dead_after_ms, 1, 600'000)});
+                   IntField("dead_after_ms", &C::dead_after_ms, 1, 600'000),
+                   IntField("member_id", &C::member_id, 1, kI64Max),
+                   StringField("endpoint", &C::endpoint, CheckBindEndpoint),
+                   StringField("raft_address", &C::raft_address, CheckRaftAddress),
+                   StringsField("voters", &C::voters, CheckVoter),
+                   StringField("data_dir", &C::data_dir, nullptr),
+                   IntField("partitions", &C::partitions, 1, 65536)});
     using K = ClientSection;
     AddSection<K>(out, "client", &NodeConfig::client,
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),

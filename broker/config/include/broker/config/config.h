@@ -73,11 +73,28 @@ struct NativeSection {
 struct ClusterSection {
   std::string chp_command = "tcp://127.0.0.1:0";    // this node's CHP ROUTER
   std::string chp_publisher = "tcp://127.0.0.1:0";  // this node's CHP XPUB
-  // Not yet used (UnusedClusterKeys): read and validated for the cluster to come.
-  std::vector<std::string> seeds;   // CHP command endpoints of other nodes; empty = start alone
-  uint32_t replication_factor = 2;  // 1..5: the primary and R-1 backups of each channel
+  // Other nodes' inter-node endpoints (their cluster.endpoint): this node sends its heartbeat to
+  // each (the meta group's leader takes it; docs/cluster.md §6). Empty = alone.
+  std::vector<std::string> seeds;
+  uint32_t replication_factor = 2;  // 1..5: the primary and R-1 backups of each partition
   int64_t heartbeat_ms = 500;       // 10..60000
   int64_t dead_after_ms = 2000;     // silence after which a node is dead; > heartbeat_ms
+  // ---- The meta group (docs/cluster.md §3.3, C-2; the cluster map) ----
+  // This node's member id: stable across restarts, unique in the cluster; >= 1.
+  uint64_t member_id = 1;
+  // This node's inter-node request endpoint (a ROUTER: heartbeats from other nodes).
+  std::string endpoint = "tcp://127.0.0.1:0";
+  // This node's Raft address "host:port" (bound AND advertised). Port 0 = pick a free port, only
+  // when `voters` is empty; with voters it must be left at its default or equal this member's
+  // entry there.
+  std::string raft_address = "127.0.0.1:0";
+  // The meta group's voters, "<member_id>@<host>:<port>" (1, 3 or 5 entries, C-2), used to
+  // bootstrap a fresh Raft log. Empty = this node alone is a one-voter group.
+  std::vector<std::string> voters;
+  // Directory of the Raft log and snapshots (created when missing). "" = a fresh temporary
+  // directory removed at exit (nothing survives a restart).
+  std::string data_dir;
+  uint32_t partitions = 256;  // 1..65536, fixed when the cluster is created (C-5)
   bool operator==(const ClusterSection&) const = default;
 };
 
@@ -174,9 +191,13 @@ std::string DescribeConfig(const NodeConfig& config);
 // Every key the parser knows, dotted, in file order; namespace keys as "namespaces.<name>.<key>".
 std::vector<std::string> ConfigKeys();
 
-// The keys the node reads and validates but does not use yet (cluster.seeds,
-// cluster.replication_factor, cluster.dead_after_ms: the cluster is not built), among those set
-// to something other than their default, dotted, in file order. chorusd warns about each.
-std::vector<std::string> UnusedClusterKeys(const NodeConfig& config);
+// One entry of cluster.voters: "<member_id>@<host>:<port>".
+struct ClusterVoter {
+  uint64_t id = 0;
+  std::string address;  // host:port
+  bool operator==(const ClusterVoter&) const = default;
+};
+// The voters of a validated config, in file order.
+std::vector<ClusterVoter> ClusterVoters(const ClusterSection& cluster);
 
 }  // namespace chorus::broker
