@@ -8,6 +8,7 @@
 
 #include "broker/node/log.h"
 #include "chp/types.h"
+#include "cluster_view.h"
 #include "transports.h"
 
 namespace chorus::broker::node {
@@ -31,7 +32,9 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
       started_(chp::Clock::now()),
       native_transport_(std::make_unique<NativeTransport>(native_)),
       ws_transport_(std::make_unique<WsBridgeTransport>(bridge_)),
-      sessions_(options_.closed_memory) {
+      sessions_(options_.closed_memory),
+      cluster_view_(ctx, zmq::socket_type::pair),
+      cluster_(std::make_unique<ClusterView>()) {
   // The gateway closes a slow connection on its own with the same code the engine uses.
   static_assert(bridge::kCloseSlow == kDisconnectSlow.code);
 }
@@ -89,6 +92,15 @@ Result<Unit> Engine::Bind() {
     Log().error("cannot bind the gateway bridge {}: {}", options_.bridge_endpoint, e.what());
     return Errc::kInternal;
   }
+  try {
+    cluster_view_.set(zmq::sockopt::linger, 0);
+    cluster_view_.set(zmq::sockopt::rcvhwm, 16);
+    if (!options_.cluster_view_endpoint.empty())
+      cluster_view_.connect(options_.cluster_view_endpoint);
+  } catch (const zmq::error_t& e) {
+    Log().error("cannot connect the cluster view {}: {}", options_.cluster_view_endpoint, e.what());
+    return Errc::kInternal;
+  }
   return Unit{};
 }
 
@@ -108,12 +120,14 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
 size_t Engine::AddPollItems(std::vector<zmq::pollitem_t>& items) {
   items.push_back({native_.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({bridge_.handle(), 0, ZMQ_POLLIN, 0});
-  return 2;
+  items.push_back({cluster_view_.handle(), 0, ZMQ_POLLIN, 0});
+  return 3;
 }
 
 void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point now) {
   if (items[0].revents & ZMQ_POLLIN) ReadNative();
   if (items[1].revents & ZMQ_POLLIN) ReadBridge();
+  if (items[2].revents & ZMQ_POLLIN) ReadClusterView();
   RunPendingCloses();
   if (now >= next_sweep_) {
     Sweep(NowMs());

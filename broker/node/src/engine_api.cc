@@ -8,6 +8,7 @@
 
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "cluster_view.h"
 
 namespace chorus::broker::node {
 namespace {
@@ -172,6 +173,7 @@ class Engine::Api {
         {"channels", &Channels},     {"info", &Info},
         {"disconnect", &Disconnect}, {"unsubscribe", &Unsubscribe},
         {"subscribe", &Subscribe},   {"send", &Send},
+        {"cluster", &Cluster},  // Chorus extra: the cluster map (engine_cluster.cc)
     };
     auto it = kTable.find(method);
     return it == kTable.end() ? nullptr : &it->second;
@@ -334,8 +336,12 @@ class Engine::Api {
                  {"version", "0.1.0"},        {"num_clients", e.sessions_.size()},
                  {"num_users", users.size()}, {"num_channels", e.table_.size()},
                  {"num_subs", subs},          {"uptime", uptime}};
-    return Ok({{"nodes", json::array({node})}});
+    // Chorus extra: the cluster map's members as this node applied it (docs/api.md).
+    return Ok({{"nodes", json::array({node})}, {"cluster", ClusterJson(*e.cluster_, false)}});
   }
+
+  // Chorus extra: `info`'s cluster member plus the partition table.
+  static HttpAnswer Cluster(Call& c) { return Ok(ClusterJson(*c.engine.cluster_, true)); }
 
   // The sessions a targeted call (disconnect, unsubscribe, subscribe, send) names by `user`
   // and/or `client`; a reason in `why` when the params are wrong.

@@ -39,6 +39,7 @@
 namespace chorus::broker::node {
 
 class NativeTransport;    // transports.h
+struct ClusterView;       // cluster_view.h
 class WsBridgeTransport;  // transports.h
 
 struct EngineOptions {
@@ -50,6 +51,8 @@ struct EngineOptions {
   size_t history_max_limit = 1000;                    // largest history page (limit < 0 or more)
   size_t max_recovery = 1000;    // more missed publications than this: recovered:false
   size_t closed_memory = 65536;  // N-17: routing ids of closed sessions remembered
+  // The ClusterAgent's inproc PAIR that sends applied cluster maps; "" = none (cluster_agent.h).
+  std::string cluster_view_endpoint;
 };
 
 struct EngineEndpoints {
@@ -177,6 +180,9 @@ class Engine final : public chp::Pollable {
   HttpAnswer Health() const;
   HttpAnswer Metrics() const;
 
+  // The cluster map from the ClusterAgent (engine_cluster.cc).
+  void ReadClusterView();
+
   zmq::context_t& ctx_;
   EngineOptions options_;
   NamespaceRegistry registry_;
@@ -195,6 +201,9 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<WsBridgeTransport> ws_transport_;
   SessionTable sessions_;
   std::vector<std::pair<SubscriberId, CloseCode>> pending_closes_;
+
+  zmq::socket_t cluster_view_;            // PAIR, connected to the ClusterAgent
+  std::unique_ptr<ClusterView> cluster_;  // the latest applied map (never null)
 };
 
 // Runs an Engine on a thread of its own (the engine thread). Start returns once the sockets
