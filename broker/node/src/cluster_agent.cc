@@ -174,6 +174,8 @@ ConfigResult<std::unique_ptr<ClusterAgent>> ClusterAgent::Start(zmq::context_t& 
   mc.heartbeat_timeout_ms = std::max(10u, mc.election_timeout_ms / 10);
   mc.run_controller = true;
   mc.controller.dead_after_ms = c.dead_after_ms;
+  // With other voters, wait for their heartbeats before the first placement (controller.h).
+  if (voters.size() > 1) mc.controller.initial_placement_delay_ms = c.dead_after_ms;
   mc.tick_ms = static_cast<unsigned>(std::clamp<int64_t>(c.heartbeat_ms / 2, 10, 100));
   mc.lease_ms = c.dead_after_ms * 2 / 5;
   mc.bootstrap_partitions = c.partitions;
