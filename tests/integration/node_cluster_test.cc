@@ -206,5 +206,30 @@ TEST_F(NodeClusterTest, ThreeNodesAgreeOnOneMapAndFailOverAKilledNode) {
   for (int i : survivors) EXPECT_TRUE(nodes_[i]->Stop()) << "unclean shutdown of node " << i + 1;
 }
 
+// One node with no voters and no seeds is a one-voter cluster: it elects itself and is primary
+// of every partition, with a Raft port of its own choosing reported in the ready line.
+TEST(NodeClusterAlone, OneNodeIsAOneVoterClusterPrimaryOfEveryPartition) {
+  NodeOptions o;
+  o.overrides = {"http.port=0", "cluster.partitions=16", "cluster.heartbeat_ms=100",
+                 "cluster.dead_after_ms=600"};
+  NodeProcess node(o);
+  ASSERT_TRUE(node.ready());
+  const std::string raft = Field(node.banner(), "raft");
+  ASSERT_EQ(raft.rfind("127.0.0.1:", 0), 0u) << node.banner();
+  EXPECT_NE(raft, "127.0.0.1:0");
+  json c;
+  ASSERT_TRUE(EventuallyTrue([&] {
+    c = ClusterOf(node);
+    return !c.is_null() && c["leader_id"] == 1 && c["members"].size() == 1 &&
+           c["primaries"] == 16 && c["unassigned"] == 0;
+  })) << c.dump();
+  EXPECT_EQ(c["members"][0]["state"], "alive");
+  EXPECT_EQ(c["members"][0]["endpoints"]["raft"], raft);
+  EXPECT_EQ(c["members"][0]["endpoints"]["chp"], node.chp_command());
+  EXPECT_EQ(c["backups"], 0);
+  for (const json& p : c["partitions"]) EXPECT_EQ(p["replicas"], json::array({1})) << p.dump();
+  EXPECT_TRUE(node.Stop());
+}
+
 }  // namespace
 }  // namespace chorus::testing
