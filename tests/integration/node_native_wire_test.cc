@@ -1,11 +1,18 @@
 // Raw-wire tests of the native protocol's rules (docs/protocol/native.md, "Rules"): one test
-// per MUST rule N-1..N-14 and N-18, against a real chorusd on loopback, speaking msgpack over a
-// DEALER by hand (no client library). N-16 is in node_native_slow_test.cc; recovery details (N-14,
-// N-15) in node_native_recovery_test.cc; per-command results in node_native_commands_test.cc.
+// per MUST rule N-1..N-14, N-17 and N-18, against a real chorusd on loopback, speaking msgpack over
+// a DEALER by hand (no client library). N-16 is in node_native_slow_test.cc; recovery details
+// (N-14, N-15) in node_native_recovery_test.cc; per-command results in
+// node_native_commands_test.cc.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -510,6 +517,102 @@ TEST_F(NodeNativeWire, N14_RecoveryIsAllOrNothing) {
   EXPECT_TRUE(OffsetsOf(*no, "result.publications").empty()) << "never a partial answer";
   EXPECT_EQ(no->Uint("result.offset"), 5u);
   EXPECT_EQ(no->Str("result.epoch"), epoch);
+}
+
+// --- Back-pressure ------------------------------------------------------------------------
+
+// 65,537 sessions, each on its own DEALER with routing id "n17-<i>", connect and disconnect in
+// order of i (a batch of sockets at a time, each waiting for the node's answer to its closed
+// session before the next batch); session 0 is then the one the node forgets. Over ipc://:
+// as many TCP connections would run through the loopback's ephemeral ports.
+TEST_F(NodeNativeWire, N17_AtMost65536ClosedSessionsAreRemembered) {
+  constexpr size_t kMemory = 65536;
+  constexpr size_t kBatch = 256;
+  char dir[] = "/tmp/chorus-n17-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string endpoint = std::string("ipc://") + dir + "/native";
+  NodeOptions o;
+  o.overrides = {"native.endpoint=" + endpoint};
+  StartNode(o);
+  ASSERT_EQ(node_->native(), endpoint);
+
+  msgpack::sbuffer cb;  // {id: 1, method: connect, params: {user: u}}
+  msgpack::packer<msgpack::sbuffer> pk(cb);
+  pk.pack_map(3);
+  pk.pack(std::string("id"));
+  pk.pack_uint64(1);
+  pk.pack(std::string("method"));
+  pk.pack(std::string("connect"));
+  pk.pack(std::string("params"));
+  const std::string connect_frame = Pack(cb) + P({{"user", "u"}});
+  const std::string disconnect_frame = P({{"id", uint64_t{2}}, {"method", "disconnect"}});
+  const std::string ping_frame = P({{"id", uint64_t{3}}, {"method", "ping"}});
+
+  // Opens a DEALER as routing id "n17-<i>"; sends connect, disconnect and ping.
+  auto open = [&](size_t i) {
+    auto d = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+    d->set(zmq::sockopt::linger, 0);
+    d->set(zmq::sockopt::routing_id, "n17-" + std::to_string(i));
+    d->connect(endpoint);
+    for (const std::string* f : {&connect_frame, &disconnect_frame, &ping_frame}) {
+      (void)d->send(zmq::buffer(*f), zmq::send_flags::none);
+    }
+    return d;
+  };
+  // The frames `d` receives until the disconnect push answering its ping (the session is
+  // closed and remembered then); false on a timeout or a frame out of place.
+  auto closed = [](zmq::socket_t& d) {
+    for (int n = 0; n < 2; ++n) {
+      zmq::pollitem_t item{static_cast<void*>(d), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(10000)) <= 0) return false;
+      zmq::message_t m;
+      if (!d.recv(m, zmq::recv_flags::none)) return false;
+      const std::string body = m.to_string();
+      const bool push = body.find("disconnect") != std::string::npos;
+      if (push != (n == 1)) return false;  // the connect reply, then the push
+    }
+    return true;
+  };
+
+  // Sessions 0 and 1 stay open for the checks at the end.
+  auto first = open(0);
+  ASSERT_TRUE(closed(*first));
+  auto second = open(1);
+  ASSERT_TRUE(closed(*second));
+  for (size_t i = 2; i <= kMemory; i += kBatch) {
+    std::vector<std::unique_ptr<zmq::socket_t>> batch;
+    for (size_t j = i; j < std::min(i + kBatch, kMemory + 1); ++j) batch.push_back(open(j));
+    for (auto& d : batch) ASSERT_TRUE(closed(*d)) << "a session of the batch from " << i;
+  }
+
+  // 65,537 closed: the node remembers the last 65,536; session 0 is told it is unauthorized,
+  // session 1 why it was closed.
+  const std::string ping = P({{"id", uint64_t{4}}, {"method", "ping"}});
+  (void)first->send(zmq::buffer(ping), zmq::send_flags::none);
+  (void)second->send(zmq::buffer(ping), zmq::send_flags::none);
+  auto frame = [](zmq::socket_t& d) -> std::optional<Frame> {
+    zmq::pollitem_t item{static_cast<void*>(d), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(5000)) <= 0) return std::nullopt;
+    zmq::message_t m;
+    if (!d.recv(m, zmq::recv_flags::none)) return std::nullopt;
+    return Frame{msgpack::unpack(static_cast<const char*>(m.data()), m.size())};
+  };
+  auto forgotten = frame(*first);
+  ASSERT_TRUE(forgotten);
+  EXPECT_EQ(ErrorCode(forgotten), 101u);
+  EXPECT_EQ(forgotten->Uint("id"), 4u);
+  auto remembered = frame(*second);
+  ASSERT_TRUE(remembered);
+  EXPECT_EQ(remembered->Str("push"), "disconnect");
+  EXPECT_EQ(remembered->Uint("data.code"), 3000u);
+  auto m = HttpRequest(node_->http_host(), node_->http_port(), "GET", "/metrics");
+  EXPECT_NE(m.body.find("chorus_queue_depth{queue=\"closed_sessions\"} 65536\n"),
+            std::string::npos);
+  first.reset();
+  second.reset();
+  EXPECT_TRUE(node_->Stop());
+  node_.reset();
+  rmdir(dir);
 }
 
 // --- Server-side subscriptions ------------------------------------------------------------
