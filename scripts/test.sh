@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README's Quick start and of CI: installs what is missing, builds the
-# release preset, runs every ctest label (unit, integration, fault, bench-smoke), then runs the
-# fuzz targets briefly. Exits non-zero on any failure.
+# release preset, checks the format and that every spec rule has a test (check-rules.sh), runs
+# every ctest label (unit, integration, fault, bench-smoke, e2e), then runs the fuzz targets
+# briefly. Exits non-zero on any failure.
 #   scripts/test.sh            all of it
 #   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash scripts/build.sh release
 bash scripts/check-format.sh
+bash scripts/check-rules.sh
 ctest --test-dir build/release --output-on-failure --timeout 300 -j 2
 if [ "${FUZZ_SECONDS:-15}" != "0" ]; then
   FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz-smoke.sh
