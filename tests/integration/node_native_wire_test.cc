@@ -2,7 +2,7 @@
 // per MUST rule N-1..N-14, N-17 and N-18, against a real chorusd on loopback, speaking msgpack over
 // a DEALER by hand (no client library). N-16 is in node_native_slow_test.cc; recovery details
 // (N-14, N-15) in node_native_recovery_test.cc; per-command results in
-// node_native_commands_test.cc.
+// node_native_wire_commands_test.cc.
 #include <gtest/gtest.h>
 
 #include <stdlib.h>
@@ -23,10 +23,6 @@ namespace chorus::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string Pack(const msgpack::sbuffer& b) {
-  return std::string(b.data(), b.size());
-}
 
 // A reply or push arriving on `s` within `timeout`, other than the given id's reply.
 bool NothingArrives(RawSession& s, std::chrono::milliseconds timeout = 300ms) {
@@ -289,16 +285,9 @@ TEST_F(NodeNativeWire, N8_MissingOrMistypedParamsAre107) {
     EXPECT_EQ(ErrorCode(s.Call(method, params)), 107u) << method;
   }
   // since.offset mistyped.
-  msgpack::sbuffer b;
-  msgpack::packer<msgpack::sbuffer> pk(b);
-  pk.pack_map(2);
-  pk.pack(std::string("channel"));
-  pk.pack(std::string("chat:a"));
-  pk.pack(std::string("since"));
-  pk.pack_map(1);
-  pk.pack(std::string("offset"));
-  pk.pack(std::string("1"));
-  EXPECT_EQ(ErrorCode(s.Call("history", Pack(b))), 107u);
+  const std::string mistyped =
+      Pack().Map(2).Str("channel").Str("chat:a").Str("since").Map(1).Str("offset").Str("1").str();
+  EXPECT_EQ(ErrorCode(s.Call("history", mistyped)), 107u);
   EXPECT_TRUE(s.Call("ping")->Has("result"));
 }
 
@@ -536,15 +525,15 @@ TEST_F(NodeNativeWire, N17_AtMost65536ClosedSessionsAreRemembered) {
   StartNode(o);
   ASSERT_EQ(node_->native(), endpoint);
 
-  msgpack::sbuffer cb;  // {id: 1, method: connect, params: {user: u}}
-  msgpack::packer<msgpack::sbuffer> pk(cb);
-  pk.pack_map(3);
-  pk.pack(std::string("id"));
-  pk.pack_uint64(1);
-  pk.pack(std::string("method"));
-  pk.pack(std::string("connect"));
-  pk.pack(std::string("params"));
-  const std::string connect_frame = Pack(cb) + P({{"user", "u"}});
+  const std::string connect_frame = Pack()
+                                        .Map(3)
+                                        .Str("id")
+                                        .U(1)
+                                        .Str("method")
+                                        .Str("connect")
+                                        .Str("params")
+                                        .Raw(P({{"user", "u"}}))
+                                        .str();
   const std::string disconnect_frame = P({{"id", uint64_t{2}}, {"method", "disconnect"}});
   const std::string ping_frame = P({{"id", uint64_t{3}}, {"method", "ping"}});
 
