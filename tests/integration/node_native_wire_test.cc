@@ -548,19 +548,21 @@ TEST_F(NodeNativeWire, N17_AtMost65536ClosedSessionsAreRemembered) {
     }
     return d;
   };
-  // The frames `d` receives until the disconnect push answering its ping (the session is
-  // closed and remembered then); false on a timeout or a frame out of place.
-  auto closed = [](zmq::socket_t& d) {
-    for (int n = 0; n < 2; ++n) {
-      zmq::pollitem_t item{static_cast<void*>(d), 0, ZMQ_POLLIN, 0};
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(10000)) <= 0) return false;
-      zmq::message_t m;
-      if (!d.recv(m, zmq::recv_flags::none)) return false;
-      const std::string body = m.to_string();
-      const bool push = body.find("disconnect") != std::string::npos;
-      if (push != (n == 1)) return false;  // the connect reply, then the push
-    }
-    return true;
+  // The next frame on `d` within `timeout`, decoded.
+  auto frame = [](zmq::socket_t& d, std::chrono::milliseconds timeout) -> std::optional<Frame> {
+    zmq::pollitem_t item{static_cast<void*>(d), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
+    zmq::message_t m;
+    if (!d.recv(m, zmq::recv_flags::none)) return std::nullopt;
+    return Frame{msgpack::unpack(static_cast<const char*>(m.data()), m.size())};
+  };
+  // True when `d` receives the connect reply, then the disconnect push (3000) answering its
+  // ping: the session is closed and remembered.
+  auto closed = [&](zmq::socket_t& d) {
+    auto reply = frame(d, 10s);
+    auto push = reply ? frame(d, 10s) : std::nullopt;
+    return reply && reply->Uint("id") == 1 && reply->Has("result") && push &&
+           push->Str("push") == "disconnect" && push->Uint("data.code") == 3000;
   };
 
   // Sessions 0 and 1 stay open for the checks at the end.
@@ -579,18 +581,11 @@ TEST_F(NodeNativeWire, N17_AtMost65536ClosedSessionsAreRemembered) {
   const std::string ping = P({{"id", uint64_t{4}}, {"method", "ping"}});
   (void)first->send(zmq::buffer(ping), zmq::send_flags::none);
   (void)second->send(zmq::buffer(ping), zmq::send_flags::none);
-  auto frame = [](zmq::socket_t& d) -> std::optional<Frame> {
-    zmq::pollitem_t item{static_cast<void*>(d), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(5000)) <= 0) return std::nullopt;
-    zmq::message_t m;
-    if (!d.recv(m, zmq::recv_flags::none)) return std::nullopt;
-    return Frame{msgpack::unpack(static_cast<const char*>(m.data()), m.size())};
-  };
-  auto forgotten = frame(*first);
+  auto forgotten = frame(*first, 5s);
   ASSERT_TRUE(forgotten);
   EXPECT_EQ(ErrorCode(forgotten), 101u);
   EXPECT_EQ(forgotten->Uint("id"), 4u);
-  auto remembered = frame(*second);
+  auto remembered = frame(*second, 5s);
   ASSERT_TRUE(remembered);
   EXPECT_EQ(remembered->Str("push"), "disconnect");
   EXPECT_EQ(remembered->Uint("data.code"), 3000u);
