@@ -37,6 +37,7 @@ TEST_P(GatewayWs, UpgradeReportsOpenWithConnIdAndRemoteAddress) {
   EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().ws_open == 2; }));
 }
 
+// B-7 (docs/protocol/bridge.md): frames in the order the client sent them.
 TEST_P(GatewayWs, ClientMessageArrivesAsFrame) {
   StartEngine();
   StartServer();
@@ -181,6 +182,7 @@ TEST_P(GatewayWs, BinaryMessageIsClosed1003) {
   EXPECT_TRUE(engine_->ws_events(id, "frame").empty());
 }
 
+// B-7 (docs/protocol/bridge.md): one `closed` per connection, with its code.
 TEST_P(GatewayWs, ClientCloseIsReportedWithItsCode) {
   StartEngine();
   StartServer();
@@ -195,6 +197,7 @@ TEST_P(GatewayWs, ClientCloseIsReportedWithItsCode) {
   EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().ws_closed == 2; }));
 }
 
+// B-7 (docs/protocol/bridge.md): after the engine's `close`, the id is not used again.
 TEST_P(GatewayWs, EngineCloseReachesClientAndIsNotReported) {
   StartEngine();
   StartServer();
@@ -216,6 +219,7 @@ TEST_P(GatewayWs, EngineCloseReachesClientAndIsNotReported) {
   EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().ws_unknown_conn == 1; }));
 }
 
+// B-9, B-10 (docs/protocol/bridge.md): unknown conn ids ignored, malformed commands dropped.
 TEST_P(GatewayWs, UnknownConnIdIsIgnoredAndMalformedCommandsCounted) {
   StartEngine();
   StartServer();

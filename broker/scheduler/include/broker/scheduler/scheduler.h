@@ -1,0 +1,219 @@
+// Scheduler: the pure core of the sync scheduler (docs/scheduler.md). Jobs, tasks, fixed slots,
+// deficit round robin over users, leases with tokens, retries with backoff, cancel.
+//
+// No threads, no sockets, no clock: every call takes the current time as int64 milliseconds. The
+// object is owned by one thread (the runner's owner thread, or a test); it is not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "broker/scheduler/errc.h"
+
+namespace chorus::broker::scheduler {
+
+using JobId = uint64_t;
+using TaskId = uint64_t;
+using LeaseToken = uint64_t;
+
+inline constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+struct TierConfig {
+  std::string name;
+  uint32_t quantum = 1;  // tasks a user of this tier may start per round-robin turn
+  bool operator==(const TierConfig&) const = default;
+};
+
+// The scheduler's configuration; check it with ValidateConfig before constructing a Scheduler.
+struct SchedulerConfig {
+  uint32_t slots = 4;  // tasks running at once on this node
+  std::vector<TierConfig> tiers{{"normal", 1}, {"premium", 3}};
+  int64_t lease_ms = 30'000;      // a lease not renewed within this time expires
+  uint32_t max_attempts = 4;      // a task runs at most this many times, then it is failed
+  int64_t backoff_base_ms = 500;  // delay before attempt n+1 is base * 2^(n-1), capped
+  int64_t backoff_max_ms = 60'000;
+  LeaseToken first_token = 1;         // tokens grow from here (a new primary starts above the old)
+  size_t max_jobs = 10'000;           // jobs remembered (finished ones are forgotten oldest first)
+  size_t max_live_tasks = 1'000'000;  // tasks not yet finished, over all jobs
+  size_t max_errors_per_job = 32;     // further errors are counted, not kept
+  size_t max_payload_bytes = 1 << 20;
+};
+
+// Empty when `config` is usable, else the reason.
+std::string ValidateConfig(const SchedulerConfig& config);
+
+enum class JobState : uint8_t { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
+enum class TaskState : uint8_t { kPending, kRunning, kBackoff, kDone, kFailed, kCancelled };
+const char* ToString(JobState s);
+const char* ToString(TaskState s);
+inline bool IsFinal(JobState s) {
+  return s >= JobState::kSucceeded;
+}
+
+// What a caller submits. `user` is used in channel and key names (`sync:<user>`), so it is
+// limited to [A-Za-z0-9_.@-], 1..128 bytes; `source` and `catalog` are opaque to the core
+// (non-empty, <= 4096 bytes, no control characters).
+struct JobSpec {
+  std::string user;
+  std::string tier = "normal";
+  std::string source;
+  std::string catalog;
+  bool operator==(const JobSpec&) const = default;
+};
+
+struct TaskSpec {
+  std::string kind;     // 1..64 bytes, e.g. "list", "sync", "prune", "finish"
+  std::string payload;  // opaque to the core, <= max_payload_bytes
+  // A final task becomes ready only when every other task of its job is finished (a per-job
+  // finaliser; it never waits for another job).
+  bool final = false;
+};
+
+struct JobCounts {
+  uint64_t tasks_total = 0, tasks_done = 0, tasks_failed = 0, tasks_running = 0;
+  uint64_t retries = 0, leases_expired = 0;
+  // Items (files) as reported by task outcomes.
+  uint64_t items_total = 0, items_done = 0, items_failed = 0;
+  bool operator==(const JobCounts&) const = default;
+};
+
+struct JobInfo {
+  JobId id = 0;
+  JobSpec spec;
+  JobState state = JobState::kQueued;
+  JobCounts counts;
+  std::vector<std::string> errors;  // at most max_errors_per_job
+  uint64_t errors_dropped = 0;
+  int64_t submitted_ms = 0, finished_ms = 0;
+};
+
+// A task handed to a worker. The worker renews it with Heartbeat and ends it with Complete,
+// both carrying `token`; a call with any other token is ignored (fencing).
+struct Lease {
+  TaskId task = 0;
+  JobId job = 0;
+  JobSpec spec;
+  std::string kind, payload;
+  LeaseToken token = 0;
+  int64_t deadline_ms = 0;
+  uint32_t attempt = 0;  // 1 for the first run
+  uint32_t slot = 0;
+  uint64_t job_failed_tasks = 0;  // failed tasks of the job so far (a finaliser may care)
+};
+
+struct TaskOutcome {
+  bool ok = true;
+  bool permanent = false;  // a failure that retrying cannot fix (e.g. the source is missing)
+  std::string error;
+  std::vector<TaskSpec> children;  // new tasks of the same job (a listing produces these)
+  uint64_t items_total = 0, items_done = 0, items_failed = 0;  // added to the job's counts
+};
+
+// A lease that ended without a result (expired or cancelled): the runner tells the worker.
+struct Revoked {
+  TaskId task = 0;
+  LeaseToken token = 0;
+  bool operator==(const Revoked&) const = default;
+};
+
+struct SchedulerStats {
+  uint64_t queued = 0, running = 0, backoff = 0, free_slots = 0, jobs_live = 0;
+  uint64_t dispatched = 0, completed = 0, failed = 0, retries = 0, leases_expired = 0;
+  uint64_t stale_results = 0;
+  std::map<std::string, uint64_t> completed_by_tier;
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(SchedulerConfig config);  // `config` must pass ValidateConfig
+
+  // Adds a job with its first tasks (at least one, e.g. the listing). Errors: kBadRequest,
+  // kUnknownTier, kLimitExceeded; a rejected job changes nothing.
+  Result<JobId> Submit(const JobSpec& spec, std::vector<TaskSpec> tasks, int64_t now);
+  // Cancels a job: pending tasks are dropped, running leases revoked (their slots are free at
+  // once; their late results are ignored). Errors: kUnknownJob, kJobFinished.
+  Result<Unit> Cancel(JobId job, int64_t now);
+  Result<JobInfo> Job(JobId job) const;
+
+  // Expires overdue leases, releases tasks whose backoff has passed, then fills free slots by
+  // deficit round robin over users with ready tasks. Returns the new leases.
+  std::vector<Lease> Dispatch(int64_t now);
+  // Expires overdue leases only (Dispatch does this too).
+  void Expire(int64_t now);
+  // Renews a lease until now + lease_ms. Errors: kUnknownTask, kStaleLease.
+  Result<Unit> Heartbeat(TaskId task, LeaseToken token, int64_t now);
+  // Ends a lease with its outcome. A stale token or finished task is ignored (kStaleLease /
+  // kUnknownTask) and changes nothing. Errors in `outcome` (children) give kBadRequest and
+  // count as a failure of the task.
+  Result<Unit> Complete(TaskId task, LeaseToken token, TaskOutcome outcome, int64_t now);
+
+  // Leases ended without a result since the last call (expired or cancelled).
+  std::vector<Revoked> TakeRevoked();
+  // The earliest time something happens without a call (lease deadline, backoff end).
+  int64_t NextWakeMs() const;
+  SchedulerStats Stats() const;
+  const SchedulerConfig& config() const { return config_; }
+
+ private:
+  struct Task {
+    TaskId id = 0;
+    JobId job = 0;
+    TaskSpec spec;
+    TaskState state = TaskState::kPending;
+    uint32_t attempts = 0;
+    LeaseToken token = 0;
+    int64_t deadline_ms = 0, not_before_ms = 0;
+    uint32_t slot = 0;
+  };
+  struct JobEntry {
+    JobInfo info;
+    std::vector<TaskId> tasks;       // every unfinished task of the job
+    std::vector<TaskId> held_final;  // final tasks waiting for the others
+    uint64_t unfinished_nonfinal = 0;
+  };
+  struct UserQueue {
+    std::deque<TaskId> ready;
+    uint32_t quantum = 1;
+    std::string tier;
+    uint32_t deficit = 0;
+    bool in_ring = false, turn_started = false;
+  };
+
+  Result<Unit> ValidateTask(const TaskSpec& t) const;
+  void AddTask(JobEntry& job, TaskSpec spec);
+  void MakeReady(Task& task);
+  void StartLease(Task& task, JobEntry& job, int64_t now, std::vector<Lease>& out);
+  void EndLease(Task& task);
+  void FailAttempt(Task& task, const std::string& error, bool permanent, int64_t now);
+  void FinishTask(Task& task, TaskState state);
+  void MaybeFinishJob(JobEntry& job, int64_t now);
+  void AddError(JobEntry& job, std::string error);
+  void ReleaseBackoff(int64_t now);
+  void Forget();
+
+  SchedulerConfig config_;
+  std::unordered_map<std::string, uint32_t> quantum_by_tier_;
+  std::unordered_map<JobId, JobEntry> jobs_;
+  std::deque<JobId> finished_jobs_;  // oldest first, forgotten beyond max_jobs
+  std::unordered_map<TaskId, Task> tasks_;
+  std::unordered_map<std::string, UserQueue> users_;
+  std::deque<std::string> ring_;                  // users with ready tasks, in round-robin order
+  std::set<std::pair<int64_t, TaskId>> leases_;   // (deadline, task) of running tasks
+  std::set<std::pair<int64_t, TaskId>> backoff_;  // (not_before, task)
+  std::vector<TaskId> slots_;                     // 0 = free
+  std::vector<Revoked> revoked_;
+  JobId next_job_ = 1;
+  TaskId next_task_ = 1;
+  LeaseToken next_token_;
+  uint64_t running_ = 0, live_tasks_ = 0, ready_count_ = 0;
+  SchedulerStats counters_;
+};
+
+}  // namespace chorus::broker::scheduler

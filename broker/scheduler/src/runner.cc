@@ -1,0 +1,174 @@
+#include "broker/scheduler/runner.h"
+
+#include <algorithm>
+#include <exception>
+
+namespace chorus::broker::scheduler {
+
+using Clock = std::chrono::steady_clock;
+
+std::string ValidateConfig(const RunnerConfig& c) {
+  if (auto s = ValidateConfig(c.scheduler); !s.empty()) return s;
+  if (c.heartbeat_interval_ms <= 0 || c.heartbeat_interval_ms >= c.scheduler.lease_ms) {
+    return "heartbeat_interval_ms must be in (0, lease_ms)";
+  }
+  if (c.inbox_capacity < 16) return "inbox_capacity must be at least 16";
+  if (c.spare_workers > 1024) return "spare_workers must be at most 1024";
+  return {};
+}
+
+// A worker's view of its lease: Heartbeat() is false once the owner revoked it; otherwise it
+// sends a renewal at most every heartbeat_interval_ms (dropped, not blocking, if the inbox is
+// full: the next call tries again well before the lease ends).
+class Runner::WorkerContext final : public TaskContext {
+ public:
+  WorkerContext(Runner& r, const Work& w) : r_(r), w_(w), last_(Clock::now()) {}
+  bool Heartbeat() override {
+    if (w_.revoked->load()) return false;
+    const auto now = Clock::now();
+    if (now - last_ >= std::chrono::milliseconds(r_.config_.heartbeat_interval_ms)) {
+      last_ = now;
+      (void)r_.inbox_.TryPush(HeartbeatMsg{w_.lease.task, w_.lease.token});
+    }
+    return true;
+  }
+
+ private:
+  Runner& r_;
+  const Work& w_;
+  Clock::time_point last_;
+};
+
+Runner::Runner(RunnerConfig config, Executor executor)
+    : config_(std::move(config)),
+      executor_(std::move(executor)),
+      start_(Clock::now()),
+      inbox_(config_.inbox_capacity),
+      work_(config_.scheduler.slots + config_.spare_workers) {
+  owner_ = std::thread([this] { OwnerLoop(); });
+  const uint32_t n = config_.scheduler.slots + config_.spare_workers;
+  for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+Runner::~Runner() {
+  Stop();
+}
+
+int64_t Runner::NowMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count();
+}
+
+void Runner::Stop() {
+  if (stopped_.exchange(true)) return;
+  (void)inbox_.Push(StopMsg{});
+  owner_.join();
+  inbox_.Close();
+  work_.Close();
+  for (auto& w : workers_) w.join();
+}
+
+Result<JobId> Runner::Submit(JobSpec spec, std::vector<TaskSpec> tasks) {
+  SubmitMsg m{std::move(spec), std::move(tasks), {}};
+  auto f = m.reply.get_future();
+  if (!inbox_.Push(std::move(m))) return Errc::kShuttingDown;
+  return f.get();
+}
+
+Result<Unit> Runner::Cancel(JobId job) {
+  CancelMsg m{job, {}};
+  auto f = m.reply.get_future();
+  if (!inbox_.Push(std::move(m))) return Errc::kShuttingDown;
+  return f.get();
+}
+
+Result<JobInfo> Runner::Status(JobId job) {
+  StatusMsg m{job, {}};
+  auto f = m.reply.get_future();
+  if (!inbox_.Push(std::move(m))) return Errc::kShuttingDown;
+  return f.get();
+}
+
+SchedulerStats Runner::Stats() {
+  StatsMsg m;
+  auto f = m.reply.get_future();
+  if (!inbox_.Push(std::move(m))) return {};
+  return f.get();
+}
+
+void Runner::OwnerLoop() {
+  Scheduler s(config_.scheduler);
+  bool stop = false;
+  while (!stop) {
+    const int64_t now = NowMs();
+    const int64_t wake = s.NextWakeMs();
+    const int64_t wait = std::clamp<int64_t>(wake == kNever ? 1000 : wake - now, 0, 1000);
+    if (auto m = inbox_.PopFor(std::chrono::milliseconds(wait))) {
+      Handle(*m, s, &stop);
+      // Drain what else is waiting before dispatching (bounded: the inbox is).
+      for (int i = 0; i < 256 && !stop; ++i) {
+        auto more = inbox_.PopFor(std::chrono::milliseconds(0));
+        if (!more) break;
+        Handle(*more, s, &stop);
+      }
+    }
+    if (stop) break;
+    for (auto& lease : s.Dispatch(NowMs())) {
+      Work w{std::move(lease), std::make_shared<std::atomic<bool>>(false)};
+      live_[w.lease.task] = w;
+      // Never blocks: at most `slots` leases are live, and the queue holds slots + spare.
+      (void)work_.TryPush(std::move(w));
+    }
+    for (const Revoked& r : s.TakeRevoked()) {
+      auto it = live_.find(r.task);
+      if (it != live_.end() && it->second.lease.token == r.token) {
+        it->second.revoked->store(true);
+        live_.erase(it);
+      }
+    }
+  }
+  for (auto& [id, w] : live_) w.revoked->store(true);  // running tasks should wind down
+  live_.clear();
+}
+
+void Runner::Handle(Msg& m, Scheduler& s, bool* stop) {
+  const int64_t now = NowMs();
+  if (auto* sub = std::get_if<SubmitMsg>(&m)) {
+    sub->reply.set_value(s.Submit(sub->spec, std::move(sub->tasks), now));
+  } else if (auto* c = std::get_if<CancelMsg>(&m)) {
+    c->reply.set_value(s.Cancel(c->job, now));
+  } else if (auto* st = std::get_if<StatusMsg>(&m)) {
+    st->reply.set_value(s.Job(st->job));
+  } else if (auto* sm = std::get_if<StatsMsg>(&m)) {
+    sm->reply.set_value(s.Stats());
+  } else if (auto* hb = std::get_if<HeartbeatMsg>(&m)) {
+    (void)s.Heartbeat(hb->task, hb->token, now);  // a stale heartbeat is simply ignored
+  } else if (auto* d = std::get_if<DoneMsg>(&m)) {
+    auto it = live_.find(d->task);
+    if (it != live_.end() && it->second.lease.token == d->token) live_.erase(it);
+    (void)s.Complete(d->task, d->token, std::move(d->outcome), now);  // stale: ignored, counted
+  } else {
+    *stop = true;
+  }
+}
+
+void Runner::WorkerLoop() {
+  while (auto w = work_.Pop()) {
+    WorkerContext ctx(*this, *w);
+    TaskOutcome out;
+    try {
+      out = executor_(w->lease, ctx);
+    } catch (const std::exception& e) {  // the boundary: a task's exception is its failure
+      out = TaskOutcome{};
+      out.ok = false;
+      out.error = std::string("task threw: ") + e.what();
+    }
+    if (!w->revoked->load()) {
+      (void)inbox_.Push(DoneMsg{w->lease.task, w->lease.token, std::move(out)});
+    } else {
+      // Revoked: report anyway so the fencing is exercised and counted, but never block on it.
+      (void)inbox_.TryPush(DoneMsg{w->lease.task, w->lease.token, std::move(out)});
+    }
+  }
+}
+
+}  // namespace chorus::broker::scheduler
