@@ -152,6 +152,7 @@ TEST_P(GatewayWs, ClientThatNeverReadsIsClosedSlowWhileOthersGetEverything) {
   EXPECT_TRUE(engine_->ws_events(fast_id, "closed").empty());
 }
 
+// W-2: a message over the size limit is not read; the gateway closes with 1009.
 TEST_P(GatewayWs, OversizeClientMessageIsClosed1009) {
   StartEngine();
   auto o = Options();
@@ -168,6 +169,7 @@ TEST_P(GatewayWs, OversizeClientMessageIsClosed1009) {
   EXPECT_EQ(engine_->ws_events(id, "frame")[0].payload, std::string(1024, 'a'));
 }
 
+// W-1 (docs/protocol/websocket.md): a binary frame closes with 1003, the engine never sees it.
 TEST_P(GatewayWs, BinaryMessageIsClosed1003) {
   StartEngine();
   StartServer();

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "replica_support.h"
+#include "chp_replica_support.h"
 
 namespace chorus::chp {
 namespace {

@@ -16,7 +16,7 @@
 
 #include "chp/replica.h"
 #include "chp/store.h"
-#include "replica_support.h"
+#include "chp_replica_support.h"
 
 namespace chorus::chp {
 namespace {

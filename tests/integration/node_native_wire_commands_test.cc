@@ -280,22 +280,21 @@ TEST_F(NodeNativeCommands, HistoryLimitSinceReverse) {
   EXPECT_EQ(Pubs(*h, "result.publications")[1].second, "{\"n\":2}");
   // since is exclusive; with reverse it goes back from there.
   auto since = [&](uint64_t offset, const std::string& ep, int limit, bool reverse) {
-    msgpack::sbuffer b;
-    msgpack::packer<msgpack::sbuffer> pk(b);
-    pk.pack_map(4);
-    pk.pack(std::string("channel"));
-    pk.pack(std::string("chat:h"));
-    pk.pack(std::string("limit"));
-    pk.pack(limit);
-    pk.pack(std::string("reverse"));
-    pk.pack(reverse);
-    pk.pack(std::string("since"));
-    pk.pack_map(2);
-    pk.pack(std::string("offset"));
-    pk.pack_uint64(offset);
-    pk.pack(std::string("epoch"));
-    pk.pack(ep);
-    return std::string(b.data(), b.size());
+    return Pack()
+        .Map(4)
+        .Str("channel")
+        .Str("chat:h")
+        .Str("limit")
+        .I(limit)
+        .Str("reverse")
+        .Bool(reverse)
+        .Str("since")
+        .Map(2)
+        .Str("offset")
+        .U(offset)
+        .Str("epoch")
+        .Str(ep)
+        .str();
   };
   EXPECT_EQ(hist(since(7, epoch, -1, false)), (V{8, 9, 10}));
   EXPECT_EQ(hist(since(2, epoch, 2, false)), (V{3, 4}));
