@@ -13,7 +13,9 @@ namespace chorus::chp {
 namespace {
 
 constexpr size_t kMaxReadsPerPoll = 4096;
-enum LogKind : unsigned { kLogMalformed, kLogError, kLogFailover };
+enum LogKind : unsigned { kLogMalformed, kLogError, kLogFailover, kLogStall };
+// A poll that returns this long after the link deadline it was given means a stall.
+constexpr auto kStallSlack = std::chrono::milliseconds(250);
 
 // For tcp, the publisher is reached on the host used for the command endpoint and the port the
 // server bound (spec: HELLO_OK), so servers bound to a wildcard address work.
@@ -94,6 +96,8 @@ void ReplicaAgent::Unfollow(const std::string& subtree) {
   auto it = replicas_.find(subtree);
   if (it == replicas_.end()) return;
   if (sub_ && !follow_all_) sub_->set(zmq::sockopt::unsubscribe, TopicPrefix(subtree));
+  // Its sync request, if any, no longer holds a request slot; a late reply is ignored.
+  std::erase_if(outstanding_, [&](const auto& o) { return o.second.subtree == subtree; });
   replica_index_.erase(it->first);
   replicas_.erase(it);
 }
@@ -190,10 +194,7 @@ void ReplicaAgent::OnHelloOk(const HelloOk& m, Clock::time_point now) {
   link_deadline_ = now + options_.silence_timeout;
   subscribe_deadline_ = now + options_.subscribe_timeout;
   // KVSETs not yet acknowledged go again on the new connection; the UUID makes this safe.
-  for (auto& [uuid, u] : unacked_) {
-    SendBody(u.body);
-    u.deadline = now + options_.request_timeout;
-  }
+  ResendUnacked(now);
   Log().info("chp agent: connected to {} (server {})", endpoint(), server_id_);
 }
 
@@ -228,7 +229,7 @@ Clock::time_point ReplicaAgent::NextDeadline() const {
     next = std::min(next, subscribe_deadline_);
   }
   for (const auto& [id, o] : outstanding_) next = std::min(next, o.deadline);
-  for (const auto& [uuid, u] : unacked_) next = std::min(next, u.deadline);
+  for (const Unacked& u : unacked_) next = std::min(next, u.deadline);
   // Replicas waiting for a request slot are served on the next poll (not while a "*" sync is
   // under way: SendRequests holds individual requests back until its DONE).
   const bool all_busy = follow_all_ && all_state_ != AllState::kLive;
@@ -246,6 +247,17 @@ void ReplicaAgent::HandleEvents(const zmq::pollitem_t* items, Clock::time_point 
   const bool sub_ready = sub_ && (items[i++].revents & ZMQ_POLLIN) != 0;
   if (dealer_ready) ReadReplies(now);
   if (sub_ready && sub_) ReadPublisher(now);
+  if (link_ != Link::kIdle && now - link_deadline_ > kStallSlack) {
+    // The poll woke far past the link deadline it was given: this thread (or the process) was
+    // stalled, and what the server sent meanwhile may not have reached the sockets yet. The
+    // silence measured over a stall is not the server's: start the window again.
+    ++stats_.stalls;
+    log_once_.Warn(
+        kLogStall, "chp agent: stalled {} ms past the link deadline; not failing over",
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - link_deadline_).count());
+    link_deadline_ =
+        now + (link_ == Link::kHello ? options_.connect_timeout : options_.silence_timeout);
+  }
   CheckTimeouts(now);
   SendRequests(now);
 }
@@ -281,7 +293,10 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     if (!all && sync->subtree != it->second.subtree) return;  // not this request's reply
     it->second.deadline = now + options_.request_timeout;
     SubtreeReplica* r = ReplicaFor(sync->subtree, all);
-    if (r == nullptr) return;
+    if (r == nullptr) {
+      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot
+      return;
+    }
     if (all && r->request_id() != all_request_id_) {
       r->OnSubscribed();
       (void)r->MakeRequest(all_request_id_);
@@ -293,7 +308,10 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     const bool all = end->request_id == all_request_id_ && follow_all_;
     if (!all && end->subtree != it->second.subtree) return;  // not this request's reply
     SubtreeReplica* r = ReplicaFor(end->subtree, all);
-    if (r == nullptr) return;
+    if (r == nullptr) {
+      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot
+      return;
+    }
     if (all && r->request_id() != all_request_id_) {
       r->OnSubscribed();
       (void)r->MakeRequest(all_request_id_);
@@ -314,10 +332,11 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     }
     all_state_ = AllState::kLive;
   } else if (auto* ack = std::get_if<KvAck>(&m)) {
-    auto it = unacked_.find(ack->uuid);
-    if (it == unacked_.end()) return;  // duplicate ack of a retried KVSET
-    AckHandler h = std::move(it->second.on_ack);
-    unacked_.erase(it);
+    auto it = unacked_index_.find(ack->uuid);
+    if (it == unacked_index_.end()) return;  // duplicate ack of a retried KVSET
+    AckHandler h = std::move(it->second->on_ack);
+    unacked_.erase(it->second);
+    unacked_index_.erase(it);
     if (h) h(*ack);
   } else if (auto* err = std::get_if<Error>(&m)) {
     ++stats_.errors;
@@ -376,11 +395,14 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
                  server_id_);
       server_id_ = hugz->server_id;
       outstanding_.clear();
-      for (auto& [name, r] : replicas_) r.OnRequestFailed();
+      // Every followed subtree resyncs, the live ones too: for a subtree the new server
+      // does not hold, its one welcome POSITION may be lost and nothing else would tell. Each
+      // asks to resume from its position; the server answers with a snapshot when it cannot.
+      for (auto& [name, r] : replicas_) r.OnServerChanged();
       // Following all: subtrees the new server lacks get no POSITION; only a new "*" snapshot
       // (DONE resets the ones it does not list) removes them.
       if (follow_all_ && all_state_ != AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
-      for (auto& [uuid, u] : unacked_) SendBody(u.body);
+      ResendUnacked(Clock::now());
     }
     if (link_ == Link::kSubscribing) link_ = Link::kLive;
     if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
@@ -392,7 +414,7 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
     if (r == nullptr) return;
     if (follow_all_ && r->state() == SubtreeReplica::State::kWaitSubscribe) {
       r->OnSubscribed();
-      if (all_state_ == AllState::kLive) {
+      if (all_state_ == AllState::kLive && r->position().epoch.empty()) {
         // Born after the "*" snapshot: start unborn and let the sequence rules decide.
         (void)r->MakeRequest(0);
         r->OnSyncEnd(Kthxbai{0, pub->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
@@ -404,7 +426,11 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
   } else if (auto* pos = std::get_if<PositionMsg>(&m)) {
     SubtreeReplica* r = ReplicaFor(pos->subtree, follow_all_ && all_state_ == AllState::kLive);
     if (r == nullptr) return;
-    if (follow_all_ && r->state() == SubtreeReplica::State::kWaitSubscribe) {
+    // A subtree first seen after the "*" snapshot starts unborn. Only then: after a
+    // failover every subtree waits for its subscription again, and one with content must keep
+    // it until the next "*" snapshot replaces it (the POSITION may precede the "*" request).
+    if (follow_all_ && all_state_ == AllState::kLive &&
+        r->state() == SubtreeReplica::State::kWaitSubscribe && r->position().epoch.empty()) {
       r->OnSubscribed();
       (void)r->MakeRequest(0);
       r->OnSyncEnd(Kthxbai{0, pos->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
@@ -463,13 +489,21 @@ void ReplicaAgent::CheckTimeouts(Clock::time_point now) {
     }
     it = outstanding_.erase(it);
   }
-  for (auto& [uuid, u] : unacked_) {
+  // In the order first sent: deadlines are set in that order, so the due ones go out in it.
+  for (Unacked& u : unacked_) {
     if (now < u.deadline) continue;
     u.deadline = now + options_.request_timeout;
     // Before HELLO_OK nothing but HELLO goes out; OnHelloOk re-sends them all.
     if (link_ == Link::kHello) continue;
     ++stats_.kvset_retries;
     SendBody(u.body);
+  }
+}
+
+void ReplicaAgent::ResendUnacked(Clock::time_point now) {
+  for (Unacked& u : unacked_) {
+    SendBody(u.body);
+    u.deadline = now + options_.request_timeout;
   }
 }
 
@@ -485,8 +519,9 @@ Result<Uuid> ReplicaAgent::SendSet(KvSet m, AckHandler on_ack) {
   }
   std::string body = Encode(m);
   if (link_ != Link::kHello && link_ != Link::kIdle) SendBody(body);
-  unacked_.emplace(
-      m.uuid, Unacked{std::move(body), std::move(on_ack), Clock::now() + options_.request_timeout});
+  unacked_.push_back(
+      Unacked{m.uuid, std::move(body), std::move(on_ack), Clock::now() + options_.request_timeout});
+  unacked_index_.emplace(m.uuid, std::prev(unacked_.end()));
   return m.uuid;
 }
 

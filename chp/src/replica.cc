@@ -48,6 +48,14 @@ void SubtreeReplica::OnRequestFailed() {
   state_ = State::kNeedSync;
 }
 
+void SubtreeReplica::OnServerChanged() {
+  if (state_ == State::kSyncing) {
+    OnRequestFailed();
+  } else if (state_ == State::kLive) {
+    Resync(false);
+  }
+}
+
 void SubtreeReplica::Resync(bool full) {
   want_full_ = want_full_ || full;
   staged_.clear();

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -47,6 +48,7 @@ struct AgentStats {
   uint64_t malformed = 0;  // frames dropped as undecodable
   uint64_t kvset_retries = 0;
   uint64_t updates = 0;  // KVPUB received
+  uint64_t stalls = 0;   // polls far past the link deadline (not counted as silence)
 };
 
 class ReplicaAgent final : public Pollable {
@@ -90,6 +92,7 @@ class ReplicaAgent final : public Pollable {
     Clock::time_point deadline;
   };
   struct Unacked {
+    Uuid uuid;
     std::string body;
     AckHandler on_ack;
     Clock::time_point deadline;
@@ -107,6 +110,7 @@ class ReplicaAgent final : public Pollable {
   void HandlePub(PubMessage&& m);
   void SendRequests(Clock::time_point now);
   void CheckTimeouts(Clock::time_point now);
+  void ResendUnacked(Clock::time_point now);
   bool SendBody(const std::string& body);
   SubtreeReplica* ReplicaFor(const std::string& subtree, bool create);
   SubtreeReplica& AddReplica(const std::string& subtree);
@@ -145,7 +149,10 @@ class ReplicaAgent final : public Pollable {
   } all_state_ = AllState::kWaitSubscribe;
   uint64_t all_request_id_ = 0;
 
-  std::unordered_map<Uuid, Unacked, UuidHash> unacked_;
+  // KVSETs awaiting KVACK in the order first sent (re-sent in that order, so a retried set and
+  // delete of one key cannot swap), indexed by UUID.
+  std::list<Unacked> unacked_;
+  std::unordered_map<Uuid, std::list<Unacked>::iterator, UuidHash> unacked_index_;
   std::mt19937_64 rng_;
 };
 

@@ -70,6 +70,10 @@ class SubtreeReplica {
   void OnRequestFailed();
   // Back to kWaitSubscribe (the agent resubscribed on a new connection).
   void OnResubscribe();
+  // The server behind the connection changed (new server id): a request in flight is lost and a
+  // live copy may be stale. Syncing or live -> kNeedSync (resume from the position); the local
+  // copy is kept.
+  void OnServerChanged();
 
   void OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs);
   void OnPosition(const Position& p);
