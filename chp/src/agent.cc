@@ -14,7 +14,7 @@ namespace {
 
 constexpr size_t kMaxReadsPerPoll = 4096;
 enum LogKind : unsigned { kLogMalformed, kLogError, kLogFailover, kLogStall };
-// A poll that returns this long after the link deadline it was given means a stall.
+// A poll that returns this long after the link deadline it was given means a stall (CR-26).
 constexpr auto kStallSlack = std::chrono::milliseconds(250);
 
 // For tcp, the publisher is reached on the host used for the command endpoint and the port the
@@ -96,7 +96,7 @@ void ReplicaAgent::Unfollow(const std::string& subtree) {
   auto it = replicas_.find(subtree);
   if (it == replicas_.end()) return;
   if (sub_ && !follow_all_) sub_->set(zmq::sockopt::unsubscribe, TopicPrefix(subtree));
-  // Its sync request, if any, no longer holds a request slot; a late reply is ignored.
+  // Its sync request, if any, no longer holds a request slot (CR-9); a late reply is ignored.
   std::erase_if(outstanding_, [&](const auto& o) { return o.second.subtree == subtree; });
   replica_index_.erase(it->first);
   replicas_.erase(it);
@@ -160,7 +160,7 @@ void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
     r.OnResubscribe();
   }
   if (follow_all_) all_state_ = AllState::kWaitSubscribe;
-  // Cyclically to the next endpoint, skipping those that refused our version; when every
+  // Cyclically to the next endpoint, skipping those that refused our version (CR-4); when every
   // one did, stay idle.
   for (size_t i = 1; i <= options_.endpoints.size(); ++i) {
     const size_t next = (endpoint_index_ + i) % options_.endpoints.size();
@@ -250,7 +250,7 @@ void ReplicaAgent::HandleEvents(const zmq::pollitem_t* items, Clock::time_point 
   if (link_ != Link::kIdle && now - link_deadline_ > kStallSlack) {
     // The poll woke far past the link deadline it was given: this thread (or the process) was
     // stalled, and what the server sent meanwhile may not have reached the sockets yet. The
-    // silence measured over a stall is not the server's: start the window again.
+    // silence measured over a stall is not the server's: start the window again (CR-26).
     ++stats_.stalls;
     log_once_.Warn(
         kLogStall, "chp agent: stalled {} ms past the link deadline; not failing over",
@@ -290,11 +290,11 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     auto it = outstanding_.find(sync->request_id);
     if (it == outstanding_.end()) return;  // a request we gave up on
     const bool all = sync->request_id == all_request_id_ && follow_all_;
-    if (!all && sync->subtree != it->second.subtree) return;  // not this request's reply
+    if (!all && sync->subtree != it->second.subtree) return;  // not this request's reply (CR-8)
     it->second.deadline = now + options_.request_timeout;
     SubtreeReplica* r = ReplicaFor(sync->subtree, all);
     if (r == nullptr) {
-      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot
+      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot (CR-9)
       return;
     }
     if (all && r->request_id() != all_request_id_) {
@@ -306,10 +306,10 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     auto it = outstanding_.find(end->request_id);
     if (it == outstanding_.end()) return;
     const bool all = end->request_id == all_request_id_ && follow_all_;
-    if (!all && end->subtree != it->second.subtree) return;  // not this request's reply
+    if (!all && end->subtree != it->second.subtree) return;  // not this request's reply (CR-8)
     SubtreeReplica* r = ReplicaFor(end->subtree, all);
     if (r == nullptr) {
-      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot
+      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot (CR-9)
       return;
     }
     if (all && r->request_id() != all_request_id_) {
@@ -342,7 +342,7 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     ++stats_.errors;
     log_once_.Warn(kLogError, "chp agent: server error {}: {}", err->code, err->message);
     if (link_ == Link::kHello && err->request_id == hello_request_id_) {
-      // no further commands to a server that refused our version.
+      // CR-4: no further commands to a server that refused our version.
       if (err->code == static_cast<uint32_t>(Errc::kBadVersion)) refused_[endpoint_index_] = true;
       Failover(now, "refused HELLO");
       return;
@@ -395,7 +395,7 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
                  server_id_);
       server_id_ = hugz->server_id;
       outstanding_.clear();
-      // Every followed subtree resyncs, the live ones too: for a subtree the new server
+      // Every followed subtree resyncs, the live ones too (CR-28): for a subtree the new server
       // does not hold, its one welcome POSITION may be lost and nothing else would tell. Each
       // asks to resume from its position; the server answers with a snapshot when it cannot.
       for (auto& [name, r] : replicas_) r.OnServerChanged();
@@ -426,7 +426,7 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
   } else if (auto* pos = std::get_if<PositionMsg>(&m)) {
     SubtreeReplica* r = ReplicaFor(pos->subtree, follow_all_ && all_state_ == AllState::kLive);
     if (r == nullptr) return;
-    // A subtree first seen after the "*" snapshot starts unborn. Only then: after a
+    // A subtree first seen after the "*" snapshot starts unborn (CR-22). Only then: after a
     // failover every subtree waits for its subscription again, and one with content must keep
     // it until the next "*" snapshot replaces it (the POSITION may precede the "*" request).
     if (follow_all_ && all_state_ == AllState::kLive &&
@@ -493,7 +493,7 @@ void ReplicaAgent::CheckTimeouts(Clock::time_point now) {
   for (Unacked& u : unacked_) {
     if (now < u.deadline) continue;
     u.deadline = now + options_.request_timeout;
-    // Before HELLO_OK nothing but HELLO goes out; OnHelloOk re-sends them all.
+    // Before HELLO_OK nothing but HELLO goes out (CR-1, CR-4); OnHelloOk re-sends them all.
     if (link_ == Link::kHello) continue;
     ++stats_.kvset_retries;
     SendBody(u.body);

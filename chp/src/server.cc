@@ -1,4 +1,4 @@
-// Implements docs/protocol/chp.md, "Server behaviour". Rule ids (S-n) cite the spec.
+// Implements docs/protocol/chp.md, "Server behaviour". Rule ids (CS-n) cite the spec.
 #include "chp/server.h"
 
 #include <cstring>
@@ -39,7 +39,7 @@ Server::~Server() = default;
 
 Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOptions options) {
   // A snapshot batch closes after crossing snapshot_batch_bytes, so it can hold one more
-  // maximal record; both together must stay under the frame limit (spec W-8).
+  // maximal record; both together must stay under the frame limit (spec CW-8).
   if (options.max_value_bytes > kMaxValueBytesLimit ||
       options.snapshot_batch_bytes > kMaxValueBytesLimit) {
     Log().error("chp server: max_value_bytes and snapshot_batch_bytes must be <= {}",
@@ -196,7 +196,7 @@ void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
   if (status != Errc::kOk) {
     ++stats_.kvset_rejected;
   } else {
-    // S-10: the window holds accepted KVSETs only, so rejected ones cannot evict them.
+    // CS-10: the window holds accepted KVSETs only, so rejected ones cannot evict them.
     acks_.emplace(m.uuid, ack);
     ack_order_.push_back(m.uuid);
     while (ack_order_.size() > options_.dedup_window) {

@@ -1,4 +1,4 @@
-// Wire-level tests of the CHP replica agent: §8 (updates) and §11 (failover), R-23 .. R-28.
+// Wire-level tests of the CHP replica agent: §8 (updates) and §11 (failover), CR-23 .. CR-28.
 // Fixture, fake server and coverage notes: chp_replica_wire_support.h.
 #include "chp_replica_wire_support.h"
 
@@ -8,7 +8,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // §8 Updates
 
-TEST_F(ChpReplicaWire, R23_EachKvsetHasFreshUuidReusedOnRetry) {
+TEST_F(ChpReplicaWire, CR23_EachKvsetHasFreshUuidReusedOnRetry) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.request_timeout = 200ms;
@@ -23,15 +23,16 @@ TEST_F(ChpReplicaWire, R23_EachKvsetHasFreshUuidReusedOnRetry) {
   std::set<std::string> uuids{c1.B(1), c2.B(1), c3.B(1)};
   EXPECT_EQ(uuids.size(), 3u);
   for (const Cmd* c : {&c1, &c2, &c3}) {
-    EXPECT_EQ(c->B(1).size(), 16u) << "W-7";
+    EXPECT_EQ(c->B(1).size(), 16u) << "CW-7";
     EXPECT_EQ(c->size(), 6u);
   }
   EXPECT_EQ(c1.S(2), "s/x");
   EXPECT_EQ(c1.U(3), 0u);
   EXPECT_EQ(c1.B(4), V("1"));
   EXPECT_EQ(c3.U(3), 1u) << "delete";
-  EXPECT_EQ(c3.B(4), "") << "V-4: empty value with a delete";
-  EXPECT_EQ(c3.U(5), 0u) << "V-4: ttl 0 with a delete";
+  // CV-4: a replica sends a delete with an empty value and ttl_ms 0.
+  EXPECT_EQ(c3.B(4), "") << "CV-4: empty value with a delete";
+  EXPECT_EQ(c3.U(5), 0u) << "CV-4: ttl 0 with a delete";
 
   // Acknowledge c1 and c3; c2 is retried with the same UUID and body until acknowledged.
   f.Send(id, KvAckF(c1.B(1), 0, "E", 2));
@@ -51,7 +52,7 @@ TEST_F(ChpReplicaWire, R23_EachKvsetHasFreshUuidReusedOnRetry) {
   // Not checked: RFC 4122 version bits (RECOMMENDED only).
 }
 
-TEST_F(ChpReplicaWire, R24_OwnUpdateNotAppliedFromKvack) {
+TEST_F(ChpReplicaWire, CR24_OwnUpdateNotAppliedFromKvack) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   const std::string id = StartLive(a, f, "s", {"E", 2}, {SetR("a", "1", 2)});
@@ -69,7 +70,7 @@ TEST_F(ChpReplicaWire, R24_OwnUpdateNotAppliedFromKvack) {
   EXPECT_EQ(Entries(a, "s"), (Map{{"a", V("1")}, {"new", V("n")}}));
 }
 
-TEST_F(ChpReplicaWire, R25_FailedKvackAndBadKeyErrorNotRepeated) {
+TEST_F(ChpReplicaWire, CR25_FailedKvackAndBadKeyErrorNotRepeated) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.request_timeout = 300ms;
@@ -96,7 +97,7 @@ TEST_F(ChpReplicaWire, R25_FailedKvackAndBadKeyErrorNotRepeated) {
 // ---------------------------------------------------------------------------------------------
 // §11 Failover
 
-TEST_F(ChpReplicaWire, R26_SilenceFailsOverAndResumesEverySubtree) {
+TEST_F(ChpReplicaWire, CR26_SilenceFailsOverAndResumesEverySubtree) {
   FakeServer& fa = AddFake();
   FakeServer& fb = AddFake();
   AgentOptions o = Opts({&fa, &fb});
@@ -131,7 +132,7 @@ TEST_F(ChpReplicaWire, R26_SilenceFailsOverAndResumesEverySubtree) {
   EXPECT_EQ(Entries(a, "s"), (Map{{"a", V("1")}, {"b", V("2")}}));
 }
 
-TEST_F(ChpReplicaWire, R26_UnansweredHelloFailsOverCyclically) {
+TEST_F(ChpReplicaWire, CR26_UnansweredHelloFailsOverCyclically) {
   FakeServer& fa = AddFake();
   FakeServer& fb = AddFake();
   AgentOptions o = Opts({&fa, &fb});
@@ -156,7 +157,7 @@ TEST_F(ChpReplicaWire, R26_UnansweredHelloFailsOverCyclically) {
   EXPECT_EQ(c.stats().failovers, 1u);
 }
 
-TEST_F(ChpReplicaWire, R27_FailoverAbandonsRequestsAndResendsKvsetsWithSameUuid) {
+TEST_F(ChpReplicaWire, CR27_FailoverAbandonsRequestsAndResendsKvsetsWithSameUuid) {
   FakeServer& fa = AddFake();
   FakeServer& fb = AddFake();
   AgentOptions o = Opts({&fa, &fb});
@@ -172,7 +173,7 @@ TEST_F(ChpReplicaWire, R27_FailoverAbandonsRequestsAndResendsKvsetsWithSameUuid)
   fa.StopHeartbeats();
   Cmd hello = Take(a, fb, 1);
   ASSERT_FALSE(fb.codes.empty());
-  EXPECT_EQ(fb.codes.front(), 1u) << "R-1: HELLO first on the new connection";
+  EXPECT_EQ(fb.codes.front(), 1u) << "CR-1: HELLO first on the new connection";
   fb.Send(hello.identity, HelloOkF(hello.U(2), fb.id(), fb.publisher_endpoint()));
   Cmd set = Take(a, fb, 7);
   EXPECT_EQ(set.B(1), old_set.B(1)) << "same UUID";
@@ -188,8 +189,8 @@ TEST_F(ChpReplicaWire, R27_FailoverAbandonsRequestsAndResendsKvsetsWithSameUuid)
   EXPECT_EQ(old_req.S(3), "E");
 }
 
-// R-28 is a SHOULD; tested because the agent implements it.
-TEST_F(ChpReplicaWire, R28_NewServerIdResendsRequestsAndKvsets) {
+// CR-28 is a SHOULD; tested because the agent implements it.
+TEST_F(ChpReplicaWire, CR28_NewServerIdResendsRequestsAndKvsets) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.request_timeout = 30s;
@@ -210,7 +211,7 @@ TEST_F(ChpReplicaWire, R28_NewServerIdResendsRequestsAndKvsets) {
 
 // Issue 11, bug 2: a new server id must resync every followed subtree, also the live ones: a
 // subtree the new server does not hold has no other signal than one POSITION, which can be lost.
-TEST_F(ChpReplicaWire, R28_NewServerIdResyncsEveryLiveSubtree) {
+TEST_F(ChpReplicaWire, CR28_NewServerIdResyncsEveryLiveSubtree) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.request_timeout = 30s;
@@ -226,7 +227,7 @@ TEST_F(ChpReplicaWire, R28_NewServerIdResyncsEveryLiveSubtree) {
   f.Publish("$HUGZ", HugzF(f.id(), 0));  // and no POSITION for s or t
   Cmd rs2 = TakeIcanhaz(a, f, "s", 2s);
   Cmd rt2 = TakeIcanhaz(a, f, "t", 2s);
-  EXPECT_EQ(rs2.S(3), "E") << "R-7: resume from the position, the server decides";
+  EXPECT_EQ(rs2.S(3), "E") << "CR-7: resume from the position, the server decides";
   EXPECT_EQ(rs2.U(4), 20u);
   EXPECT_EQ(rt2.S(3), "G");
   EXPECT_EQ(Entries(a, "s"), (Map{{"a", V("1")}})) << "the local copy is kept until the reply";
@@ -240,7 +241,7 @@ TEST_F(ChpReplicaWire, R28_NewServerIdResyncsEveryLiveSubtree) {
 
 // Issue 11, bug 3: unacknowledged KVSETs are re-sent in the order they were first sent, after a
 // request timeout and after a failover, so a retried set and delete of one key cannot swap.
-TEST_F(ChpReplicaWire, R27_UnackedKvsetsResentInFirstSentOrder) {
+TEST_F(ChpReplicaWire, CR27_UnackedKvsetsResentInFirstSentOrder) {
   FakeServer& fa = AddFake();
   FakeServer& fb = AddFake();
   AgentOptions o = Opts({&fa, &fb});
@@ -269,9 +270,9 @@ TEST_F(ChpReplicaWire, R27_UnackedKvsetsResentInFirstSentOrder) {
   EXPECT_EQ(take_round(fb), sent) << "re-sent after the failover";
 }
 
-// Issue 11: Unfollow frees the request slot of the subtree's outstanding sync, instead of
+// Issue 11: Unfollow frees the request slot of the subtree's outstanding sync (CR-9), instead of
 // holding it until the request timeout.
-TEST_F(ChpReplicaWire, R9_UnfollowFreesTheRequestSlot) {
+TEST_F(ChpReplicaWire, CR9_UnfollowFreesTheRequestSlot) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.max_outstanding = 1;
@@ -290,8 +291,8 @@ TEST_F(ChpReplicaWire, R9_UnfollowFreesTheRequestSlot) {
 }
 
 // Issue 11: a stall of the agent's thread longer than the silence timeout is not silence of the
-// server: input that arrived meanwhile is read before the link is declared dead.
-TEST_F(ChpReplicaWire, R26_StallLongerThanSilenceTimeoutDoesNotFailOver) {
+// server (CR-26): input that arrived meanwhile is read before the link is declared dead.
+TEST_F(ChpReplicaWire, CR26_StallLongerThanSilenceTimeoutDoesNotFailOver) {
   FakeServer& fa = AddFake();
   FakeServer& fb = AddFake();
   AgentOptions o = Opts({&fa, &fb});

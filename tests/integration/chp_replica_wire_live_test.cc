@@ -1,4 +1,4 @@
-// Wire-level tests of the CHP replica agent: §8 (live, following all), R-17 .. R-22.
+// Wire-level tests of the CHP replica agent: §8 (live, following all), CR-17 .. CR-22.
 // Fixture, fake server and coverage notes: chp_replica_wire_support.h.
 #include "chp_replica_wire_support.h"
 
@@ -6,9 +6,9 @@ namespace chorus::chp::replica_wire {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// §8 Live (R-17 cases 1 to 5, one test each)
+// §8 Live (CR-17 cases 1 to 5, one test each)
 
-TEST_F(ChpReplicaWire, R17_1_UnbornAppliesSeqOneOfAnyEpoch) {
+TEST_F(ChpReplicaWire, CR17_1_UnbornAppliesSeqOneOfAnyEpoch) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   StartLive(a, f, "s", {"", 0}, {});
@@ -19,7 +19,7 @@ TEST_F(ChpReplicaWire, R17_1_UnbornAppliesSeqOneOfAnyEpoch) {
   EXPECT_EQ(f.Count(3), 1u);
 }
 
-TEST_F(ChpReplicaWire, R17_1_UnbornGapResyncs) {
+TEST_F(ChpReplicaWire, CR17_1_UnbornGapResyncs) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   StartLive(a, f, "s", {"", 0}, {});
@@ -31,7 +31,7 @@ TEST_F(ChpReplicaWire, R17_1_UnbornGapResyncs) {
   EXPECT_EQ(a.Find("s")->stats().gaps, 1u);
 }
 
-TEST_F(ChpReplicaWire, R17_2_EpochChangeResyncsFull) {
+TEST_F(ChpReplicaWire, CR17_2_EpochChangeResyncsFull) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   StartLive(a, f, "s", {"E", 5}, {SetR("a", "1", 5)});
@@ -43,7 +43,7 @@ TEST_F(ChpReplicaWire, R17_2_EpochChangeResyncsFull) {
   EXPECT_EQ(a.Find("s")->stats().epoch_changes, 1u);
 }
 
-TEST_F(ChpReplicaWire, R17_3_DuplicateDropped) {
+TEST_F(ChpReplicaWire, CR17_3_DuplicateDropped) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   StartLive(a, f, "s", {"E", 5}, {SetR("a", "1", 5)});
@@ -57,7 +57,7 @@ TEST_F(ChpReplicaWire, R17_3_DuplicateDropped) {
   EXPECT_EQ(f.Count(3), 1u);
 }
 
-TEST_F(ChpReplicaWire, R17_4_NextSeqApplied) {
+TEST_F(ChpReplicaWire, CR17_4_NextSeqApplied) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   StartLive(a, f, "s", {"E", 5}, {SetR("a", "1", 5)});
@@ -70,7 +70,7 @@ TEST_F(ChpReplicaWire, R17_4_NextSeqApplied) {
   EXPECT_EQ(f.Count(3), 1u);
 }
 
-TEST_F(ChpReplicaWire, R17_5_GapResumesFromPosition) {
+TEST_F(ChpReplicaWire, CR17_5_GapResumesFromPosition) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   StartLive(a, f, "s", {"E", 5}, {SetR("a", "1", 5)});
@@ -82,12 +82,12 @@ TEST_F(ChpReplicaWire, R17_5_GapResumesFromPosition) {
   EXPECT_EQ(a.Find("s")->stats().gaps, 1u);
 }
 
-TEST_F(ChpReplicaWire, R18_SetStoresDeleteAndExpireRemove) {
+TEST_F(ChpReplicaWire, CR18_SetStoresDeleteAndExpireRemove) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   StartLive(a, f, "s", {"E", 1}, {SetR("a", "1", 1)});
   f.Publish("s/b", KvPubF("E", 2, kSet, V("2")));
-  f.Publish("s/b/c", KvPubF("E", 3, kSet, V("3")));  // key "b/c" (K-2)
+  f.Publish("s/b/c", KvPubF("E", 3, kSet, V("3")));  // key "b/c" (CK-2)
   f.Publish("s/a", KvPubF("E", 4, kDel, ""));
   f.Publish("s/b", KvPubF("E", 5, kExp, ""));
   f.Publish("s/nope", KvPubF("E", 6, kDel, ""));  // a missing key is not an error
@@ -98,7 +98,7 @@ TEST_F(ChpReplicaWire, R18_SetStoresDeleteAndExpireRemove) {
   EXPECT_EQ(f.Count(3), 1u);
 }
 
-TEST_F(ChpReplicaWire, R19_PositionIgnoredWhileSyncing) {
+TEST_F(ChpReplicaWire, CR19_PositionIgnoredWhileSyncing) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   ASSERT_TRUE(a.Follow("s").ok());
@@ -114,7 +114,7 @@ TEST_F(ChpReplicaWire, R19_PositionIgnoredWhileSyncing) {
   EXPECT_TRUE(a.Find("s")->live());
 }
 
-TEST_F(ChpReplicaWire, R19_LivePositionNotAheadIgnored) {
+TEST_F(ChpReplicaWire, CR19_LivePositionNotAheadIgnored) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   ASSERT_TRUE(a.Follow("u").ok());
@@ -131,7 +131,7 @@ TEST_F(ChpReplicaWire, R19_LivePositionNotAheadIgnored) {
   EXPECT_TRUE(a.AllLive());
 }
 
-TEST_F(ChpReplicaWire, R19_LivePositionAheadOrOtherEpochResyncs) {
+TEST_F(ChpReplicaWire, CR19_LivePositionAheadOrOtherEpochResyncs) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   const std::string id = StartLive(a, f, "s", {"E", 5}, {SetR("a", "1", 5)});
@@ -158,7 +158,7 @@ TEST_F(ChpReplicaWire, R19_LivePositionAheadOrOtherEpochResyncs) {
   EXPECT_EQ(a.Find("s")->stats().epoch_changes, 2u);
 }
 
-TEST_F(ChpReplicaWire, R20_NeverExpiresEntriesItself) {
+TEST_F(ChpReplicaWire, CR20_NeverExpiresEntriesItself) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   StartLive(a, f, "s", {"E", 1}, {SetR("snap", "1", 1, /*ttl=*/50)});
@@ -174,7 +174,7 @@ TEST_F(ChpReplicaWire, R20_NeverExpiresEntriesItself) {
 // ---------------------------------------------------------------------------------------------
 // §8 Following all subtrees
 
-TEST_F(ChpReplicaWire, R21_FollowAllSubscribesEverythingAndSyncsStar) {
+TEST_F(ChpReplicaWire, CR21_FollowAllSubscribesEverythingAndSyncsStar) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.subscribe_timeout = 30s;
@@ -208,7 +208,7 @@ TEST_F(ChpReplicaWire, R21_FollowAllSubscribesEverythingAndSyncsStar) {
   EXPECT_EQ(a.Find("b")->stats().rejected, 1u);
 }
 
-TEST_F(ChpReplicaWire, R22_SubtreesWithoutKthxbaiOrBornLaterStartUnborn) {
+TEST_F(ChpReplicaWire, CR22_SubtreesWithoutKthxbaiOrBornLaterStartUnborn) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   a.FollowAll();
@@ -245,7 +245,7 @@ TEST_F(ChpReplicaWire, R22_SubtreesWithoutKthxbaiOrBornLaterStartUnborn) {
 // Issue 11, bug 1: after a failover, a POSITION that arrives before the "*" request has gone out
 // (the welcome HUGZ lost or late) must not reset a followed subtree to unborn: its content stays
 // until the new "*" snapshot replaces it.
-TEST_F(ChpReplicaWire, R21_FollowAllKeepsContentWhenPositionPrecedesStarAfterFailover) {
+TEST_F(ChpReplicaWire, CR21_FollowAllKeepsContentWhenPositionPrecedesStarAfterFailover) {
   FakeServer& fa = AddFake();
   FakeServer& fb = AddFake();
   AgentOptions o = Opts({&fa, &fb});

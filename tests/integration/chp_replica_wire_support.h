@@ -2,7 +2,7 @@
 // hand-packed frames, a fake server and the ChpReplicaWire fixture. See the coverage notes below.
 //
 // The wire-level tests of the CHP replica agent: one test per replica MUST of docs/protocol/chp.md
-// (R-1 .. R-27, plus the R-28 SHOULD). The server side is a fake written here with plain cppzmq
+// (CR-1 .. CR-27, plus the CR-28 SHOULD). The server side is a fake written here with plain cppzmq
 // sockets (ROUTER + XPUB on tcp://127.0.0.1:0) whose frames are packed by hand with
 // msgpack::packer, and whose received frames are unpacked with msgpack directly, so the agent is
 // checked against the wire format of the spec and not against our own codec. The agent runs on
@@ -10,19 +10,19 @@
 // same loop. No sleeps: every wait is a condition with a deadline, and "nothing happens" checks
 // use either a bounded observation window or an ordering barrier (see Barrier helpers).
 //
-// Coverage: every replica MUST (R-1 .. R-27) has a test named after it; R-17 has one per case.
+// Coverage: every replica MUST (CR-1 .. CR-27) has a test named after it; CR-17 has one per case.
 // Parts that cannot be checked from the wire, and why:
-// - R-1 "new command connection": when a server restarts behind the same endpoint, libzmq
+// - CR-1 "new command connection": when a server restarts behind the same endpoint, libzmq
 //   reconnects the DEALER transparently and the agent sees no new connection, so it sends no
-//   HELLO there (it relies on R-28 instead). Tested: the first connection and a failover.
-// - R-3 "before connecting": libzmq >= 4.3 applies HWM changes to existing pipes, so the order
+//   HELLO there (it relies on CR-28 instead). Tested: the first connection and a failover.
+// - CR-3 "before connecting": libzmq >= 4.3 applies HWM changes to existing pipes, so the order
 //   is invisible; that RCVHWM is set at all is tested (see the test's comment).
-// - R-4/R-25 "report to the application": the agent has no error callback; the ack handler gets
+// - CR-4/CR-25 "report to the application": the agent has no error callback; the ack handler gets
 //   non-zero KVACK statuses and AgentStats::errors counts ERRORs.
-// - R-15 "readers SHOULD see the replacement as one step": the agent is single-threaded; the
+// - CR-15 "readers SHOULD see the replacement as one step": the agent is single-threaded; the
 //   observer gets one OnReset per snapshot, which is checked.
-// - R-23 "RFC 4122 version 4 RECOMMENDED": only freshness and 16 bytes are checked.
-// - R-28 is a SHOULD; tested anyway since the agent implements it.
+// - CR-23 "RFC 4122 version 4 RECOMMENDED": only freshness and 16 bytes are checked.
+// - CR-28 is a SHOULD; tested anyway since the agent implements it.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -55,7 +55,7 @@ using std::chrono::milliseconds;
 
 // ---------------------------------------------------------------------------------------------
 // Hand-packed frames (spec §6). Integers use the shortest encoding except where U64 is used on
-// purpose (W-2: receivers accept any encoding).
+// purpose (CW-2: receivers accept any encoding).
 
 class Frame {
  public:
@@ -103,7 +103,7 @@ struct Rec {
   uint64_t seq = 0;
 };
 
-// A msgpack value (values are msgpack, V-1).
+// A msgpack value (values are msgpack, CV-1).
 inline std::string V(std::string_view s) {
   msgpack::sbuffer b;
   msgpack::packer<msgpack::sbuffer> p(b);
@@ -147,7 +147,7 @@ inline std::string PositionF(const std::string& epoch, uint64_t seq) {
   return Frame(3, 11).S(epoch).U(seq).str();
 }
 inline std::string HugzF(const std::string& id, uint64_t subtrees) {
-  // One trailing element the agent must ignore (W-3).
+  // One trailing element the agent must ignore (CW-3).
   return Frame(6, 12).U(1).S(id).U(1718000000000ull).U(subtrees).S("future").str();
 }
 
@@ -253,8 +253,8 @@ class FakeServer {
       if (!zmq::recv_multipart(router_, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
         break;
       }
-      // W-5: the replica sends each command as exactly one frame; ROUTER adds the identity.
-      EXPECT_EQ(frames.size(), 2u) << "a command of more than one frame (W-5)";
+      // CW-5: the replica sends each command as exactly one frame; ROUTER adds the identity.
+      EXPECT_EQ(frames.size(), 2u) << "a command of more than one frame (CW-5)";
       Cmd c;
       c.identity = frames.front().to_string();
       c.body = frames.back().to_string();
@@ -268,7 +268,7 @@ class FakeServer {
       } catch (const std::exception& e) {
         ADD_FAILURE() << "the agent sent a body that is not msgpack: " << e.what();
       }
-      EXPECT_NE(c.code, 0u) << "the agent sent a body without a command code (W-1)";
+      EXPECT_NE(c.code, 0u) << "the agent sent a body without a command code (CW-1)";
       codes.push_back(c.code);
       events.push_back("cmd:" + std::to_string(c.code));
       inbox.push_back(std::move(c));
@@ -468,7 +468,7 @@ class ChpReplicaWire : public ::testing::Test {
                         const Position& pos, const std::vector<Rec>& recs) {
     EXPECT_TRUE(a.Follow(subtree).ok());
     const std::string id = Handshake(a, f, {"$HUGZ", subtree + "/"});
-    f.Publish(subtree + "/", PositionF(pos.epoch, pos.seq));  // welcome (S-13)
+    f.Publish(subtree + "/", PositionF(pos.epoch, pos.seq));  // welcome (CS-13)
     Cmd req = TakeIcanhaz(a, f, subtree);
     ServeSnapshot(a, f, req, pos, recs);
     return id;

@@ -1,4 +1,4 @@
-// Wire-level tests of the CHP replica agent: §3 (connecting) and §8 (syncing), R-1 .. R-16.
+// Wire-level tests of the CHP replica agent: §3 (connecting) and §8 (syncing), CR-1 .. CR-16.
 // Fixture, fake server and coverage notes: chp_replica_wire_support.h.
 #include "chp_replica_wire_support.h"
 
@@ -8,7 +8,7 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // §3 Architecture
 
-TEST_F(ChpReplicaWire, R1_FirstCommandIsHelloAndSubConnectsOnlyAfterHelloOk) {
+TEST_F(ChpReplicaWire, CR1_FirstCommandIsHelloAndSubConnectsOnlyAfterHelloOk) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.connect_timeout = 10s;
@@ -32,7 +32,7 @@ TEST_F(ChpReplicaWire, R1_FirstCommandIsHelloAndSubConnectsOnlyAfterHelloOk) {
   // The first command after a failover is covered by R27_... (HELLO first at the new server).
 }
 
-TEST_F(ChpReplicaWire, R2_ConnectsSubToCommandHostAndPublisherPort) {
+TEST_F(ChpReplicaWire, CR2_ConnectsSubToCommandHostAndPublisherPort) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   ASSERT_TRUE(a.Follow("s").ok());
@@ -43,7 +43,7 @@ TEST_F(ChpReplicaWire, R2_ConnectsSubToCommandHostAndPublisherPort) {
       << "the agent did not connect to 127.0.0.1:<publisher port>";
 }
 
-TEST_F(ChpReplicaWire, R2_UsesNonTcpPublisherEndpointAsGiven) {
+TEST_F(ChpReplicaWire, CR2_UsesNonTcpPublisherEndpointAsGiven) {
   FakeServer& f = AddFake({.pub_endpoint = "inproc://fake-pub-"});
   ASSERT_TRUE(f.publisher_endpoint().starts_with("inproc://"));
   ReplicaAgent a(ctx_, Opts({&f}));
@@ -56,7 +56,7 @@ TEST_F(ChpReplicaWire, R2_UsesNonTcpPublisherEndpointAsGiven) {
   EXPECT_TRUE(Until(a, [&] { return Entries(a, "s") == Map{{"k", V("v")}}; }));
 }
 
-TEST_F(ChpReplicaWire, R3_SetsRcvHwmOnSubBeforeConnecting) {
+TEST_F(ChpReplicaWire, CR3_SetsRcvHwmOnSubBeforeConnecting) {
   // The publisher never drops (XPUB_NODROP, SNDHWM 1): a send succeeds only when the message
   // fits in the pipes and kernel buffers towards the replica. With the agent not reading, what
   // the publisher can push is bounded by the SUB's RCVHWM (20 here) plus kernel buffers (about
@@ -91,7 +91,7 @@ TEST_F(ChpReplicaWire, R3_SetsRcvHwmOnSubBeforeConnecting) {
       << a.stats().updates << " of " << accepted;
 }
 
-TEST_F(ChpReplicaWire, R4_BadVersionStopsCommandsToThatServerAndFailsOver) {
+TEST_F(ChpReplicaWire, CR4_BadVersionStopsCommandsToThatServerAndFailsOver) {
   FakeServer& fa = AddFake();
   FakeServer& fb = AddFake();
   AgentOptions o = Opts({&fa, &fb});
@@ -113,7 +113,7 @@ TEST_F(ChpReplicaWire, R4_BadVersionStopsCommandsToThatServerAndFailsOver) {
   EXPECT_GE(a.stats().errors, 1u) << "the error is reported (counted)";
 }
 
-TEST_F(ChpReplicaWire, R4_BadVersionFromOnlyEndpointStopsCommands) {
+TEST_F(ChpReplicaWire, CR4_BadVersionFromOnlyEndpointStopsCommands) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.connect_timeout = 200ms;
@@ -129,7 +129,7 @@ TEST_F(ChpReplicaWire, R4_BadVersionFromOnlyEndpointStopsCommands) {
   EXPECT_GE(a.stats().errors, 1u);
 }
 
-TEST_F(ChpReplicaWire, R5_SubscribesHugzOnEveryPublisherConnection) {
+TEST_F(ChpReplicaWire, CR5_SubscribesHugzOnEveryPublisherConnection) {
   FakeServer& fa = AddFake();
   FakeServer& fb = AddFake();
   AgentOptions o = Opts({&fa, &fb});
@@ -152,7 +152,7 @@ TEST_F(ChpReplicaWire, R5_SubscribesHugzOnEveryPublisherConnection) {
 // ---------------------------------------------------------------------------------------------
 // §8 Syncing
 
-TEST_F(ChpReplicaWire, R6_SubscribesBeforeIcanhazAndWaitsForWelcome) {
+TEST_F(ChpReplicaWire, CR6_SubscribesBeforeIcanhazAndWaitsForWelcome) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.subscribe_timeout = 30s;
@@ -166,7 +166,7 @@ TEST_F(ChpReplicaWire, R6_SubscribesBeforeIcanhazAndWaitsForWelcome) {
   EXPECT_LT(f.EventIndex("sub:s/"), f.EventIndex("cmd:3"));
 }
 
-TEST_F(ChpReplicaWire, R6_SyncsAfterSubscribeTimeoutWithoutWelcome) {
+TEST_F(ChpReplicaWire, CR6_SyncsAfterSubscribeTimeoutWithoutWelcome) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.subscribe_timeout = 300ms;
@@ -179,7 +179,7 @@ TEST_F(ChpReplicaWire, R6_SyncsAfterSubscribeTimeoutWithoutWelcome) {
   EXPECT_LT(f.EventIndex("sub:s/"), f.EventIndex("cmd:3"));
 }
 
-TEST_F(ChpReplicaWire, R6_FollowWhileConnectedWaitsForWelcome) {
+TEST_F(ChpReplicaWire, CR6_FollowWhileConnectedWaitsForWelcome) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.subscribe_timeout = 30s;
@@ -194,7 +194,7 @@ TEST_F(ChpReplicaWire, R6_FollowWhileConnectedWaitsForWelcome) {
   EXPECT_LT(f.EventIndex("sub:t/"), f.events.size());
 }
 
-TEST_F(ChpReplicaWire, R6_FollowWhileConnectedSyncsAfterSubscribeTimeout) {
+TEST_F(ChpReplicaWire, CR6_FollowWhileConnectedSyncsAfterSubscribeTimeout) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.subscribe_timeout = 300ms;
@@ -208,7 +208,7 @@ TEST_F(ChpReplicaWire, R6_FollowWhileConnectedSyncsAfterSubscribeTimeout) {
   ServeSnapshot(a, f, req, {"", 0}, {});
 }
 
-TEST_F(ChpReplicaWire, R7_FullSnapshotWhenUnbornRejectedOrNewEpochElseResume) {
+TEST_F(ChpReplicaWire, CR7_FullSnapshotWhenUnbornRejectedOrNewEpochElseResume) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   ASSERT_TRUE(a.Follow("s").ok());
@@ -246,7 +246,7 @@ TEST_F(ChpReplicaWire, R7_FullSnapshotWhenUnbornRejectedOrNewEpochElseResume) {
   EXPECT_EQ(r5.U(4), 0u);
 }
 
-TEST_F(ChpReplicaWire, R8_IgnoresRepliesForOtherRequestIdsAndUnknownUuids) {
+TEST_F(ChpReplicaWire, CR8_IgnoresRepliesForOtherRequestIdsAndUnknownUuids) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   ASSERT_TRUE(a.Follow("s").ok());
@@ -291,7 +291,7 @@ TEST_F(ChpReplicaWire, R8_IgnoresRepliesForOtherRequestIdsAndUnknownUuids) {
   EXPECT_EQ(Entries(a, "s"), (Map{{"a", V("1")}}));
 }
 
-TEST_F(ChpReplicaWire, R9_AtMost64IcanhazOutstanding) {
+TEST_F(ChpReplicaWire, CR9_AtMost64IcanhazOutstanding) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.subscribe_timeout = 100ms;
@@ -326,7 +326,7 @@ TEST_F(ChpReplicaWire, R9_AtMost64IcanhazOutstanding) {
   EXPECT_TRUE(a.AllLive());
 }
 
-TEST_F(ChpReplicaWire, R10_RequestTimeoutResendsWithNewIdAndKeepsLocalCopy) {
+TEST_F(ChpReplicaWire, CR10_RequestTimeoutResendsWithNewIdAndKeepsLocalCopy) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.request_timeout = 300ms;
@@ -362,7 +362,7 @@ TEST_F(ChpReplicaWire, R10_RequestTimeoutResendsWithNewIdAndKeepsLocalCopy) {
   EXPECT_EQ(Pos(a, "s"), (Position{"E", 5}));
 }
 
-TEST_F(ChpReplicaWire, R11_QueuesUpdatesWhileSyncingAndResyncsOnOverflow) {
+TEST_F(ChpReplicaWire, CR11_QueuesUpdatesWhileSyncingAndResyncsOnOverflow) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
   o.max_queue = 5;
@@ -399,7 +399,7 @@ TEST_F(ChpReplicaWire, R11_QueuesUpdatesWhileSyncingAndResyncsOnOverflow) {
   ASSERT_TRUE(Until(a, [&] { return a.Find("s")->live() && Pos(a, "s").seq == 18; }));
 }
 
-TEST_F(ChpReplicaWire, R12_StagesSyncRecordsUntilKthxbai) {
+TEST_F(ChpReplicaWire, CR12_StagesSyncRecordsUntilKthxbai) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   const std::string id = StartLive(a, f, "s", {"E", 2}, {SetR("a", "1", 1), SetR("b", "2", 2)});
@@ -415,7 +415,7 @@ TEST_F(ChpReplicaWire, R12_StagesSyncRecordsUntilKthxbai) {
   EXPECT_EQ(Entries(a, "s"), (Map{{"c", V("3")}, {"d", V("4")}}));
 }
 
-TEST_F(ChpReplicaWire, R13_RejectsSyncWithWrongCount) {
+TEST_F(ChpReplicaWire, CR13_RejectsSyncWithWrongCount) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   const std::string id = StartLive(a, f, "s", {"E", 2}, {SetR("a", "1", 1), SetR("b", "2", 2)});
@@ -445,7 +445,7 @@ TEST_F(ChpReplicaWire, R13_RejectsSyncWithWrongCount) {
   EXPECT_EQ(Entries(a, "s"), (Map{{"x", V("1")}, {"c", V("4")}}));
 }
 
-TEST_F(ChpReplicaWire, R14_RejectsResumeWithOtherEpochOrNonConsecutiveSeqs) {
+TEST_F(ChpReplicaWire, CR14_RejectsResumeWithOtherEpochOrNonConsecutiveSeqs) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   const std::string id = StartLive(a, f, "s", {"E", 2}, {SetR("a", "1", 1), SetR("b", "2", 2)});
@@ -491,7 +491,7 @@ TEST_F(ChpReplicaWire, R14_RejectsResumeWithOtherEpochOrNonConsecutiveSeqs) {
   EXPECT_EQ(a.Find("s")->stats().resumes, 1u);
 }
 
-TEST_F(ChpReplicaWire, R15_SnapshotReplacesContentAndResumeAppliesChangesInOrder) {
+TEST_F(ChpReplicaWire, CR15_SnapshotReplacesContentAndResumeAppliesChangesInOrder) {
   FakeServer& f = AddFake();
   Recorder rec;
   ReplicaAgent a(ctx_, Opts({&f}), &rec);
@@ -520,7 +520,7 @@ TEST_F(ChpReplicaWire, R15_SnapshotReplacesContentAndResumeAppliesChangesInOrder
   EXPECT_EQ(seqs, (std::vector<uint64_t>{8, 9, 10, 11}));
 }
 
-TEST_F(ChpReplicaWire, R16_ReplaysQueuedUpdatesDroppingStaleOnes) {
+TEST_F(ChpReplicaWire, CR16_ReplaysQueuedUpdatesDroppingStaleOnes) {
   FakeServer& f = AddFake();
   ReplicaAgent a(ctx_, Opts({&f}));
   ASSERT_TRUE(a.Follow("s").ok());

@@ -495,7 +495,7 @@ TEST(IsMsgpackValue, RejectsEverythingElse) {
   EXPECT_FALSE(IsMsgpackValue("{\"json\": true}"));  // text is not one msgpack object
 }
 
-// Decoder limits of spec §12 (W-8), shared by bodies and values (V-1).
+// Decoder limits of spec §12 (CW-8), shared by bodies and values (CV-1).
 TEST(IsMsgpackValue, DecoderLimits) {
   auto map_of = [](uint32_t n) {
     Body b;

@@ -128,7 +128,7 @@ class ReplicaAgent final : public Pollable {
   std::optional<zmq::socket_t> sub_;
   Link link_ = Link::kIdle;
   size_t endpoint_index_ = 0;
-  std::vector<bool> refused_;  // endpoints that answered HELLO with kBadVersion
+  std::vector<bool> refused_;  // endpoints that answered HELLO with kBadVersion (CR-4)
   std::string server_id_;
   uint64_t next_request_id_ = 1;
   uint64_t hello_request_id_ = 0;
