@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kMaxCommandsPerPoll = 4096;
 constexpr auto kPolloutBackoff = std::chrono::milliseconds(1);
 
-enum LogKind : unsigned { kLogMalformed, kLogUnknown, kLogDropped, kLogBadSub };
+enum LogKind : unsigned { kLogMalformed, kLogUnknown, kLogDropped, kLogDroppedPeer, kLogBadSub };
 
 }  // namespace
 
@@ -50,8 +50,13 @@ Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOption
   try {
     // HWMs and options before bind (platform note in the brief).
     s->router_.set(zmq::sockopt::router_mandatory, 1);  // S: never drop replies silently
-    s->router_.set(zmq::sockopt::sndhwm, s->options_.command_hwm);
+    // CS-22: a small pipe in messages, so replies a peer does not read wait in the queue that
+    // counts bytes; CS-1: frames over max_command_bytes are refused before being buffered.
+    s->router_.set(zmq::sockopt::sndhwm, s->options_.reply_pipe_hwm);
     s->router_.set(zmq::sockopt::rcvhwm, s->options_.command_hwm);
+    s->router_.set(zmq::sockopt::maxmsgsize, s->options_.max_command_bytes);
+    // Subscriptions are a subtree prefix (at most 257 bytes) or "$HUGZ".
+    s->xpub_.set(zmq::sockopt::maxmsgsize, int64_t{4096});
     s->router_.set(zmq::sockopt::linger, 0);
     s->xpub_.set(zmq::sockopt::xpub_verbose, 1);
     s->xpub_.set(zmq::sockopt::sndhwm, s->options_.publisher_hwm);
@@ -124,6 +129,7 @@ void Server::ReadCommands() {
 }
 
 void Server::HandleCommand(std::vector<std::string>&& envelope, std::string_view body) {
+  reply_begins_ = true;  // the next Reply is the first frame of this command's reply (CS-22)
   auto decoded = DecodeCommand(body);
   if (!decoded) {
     if (decoded.error() == make_error_code(Errc::kUnknownCommand)) {
@@ -273,6 +279,21 @@ void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t req
 void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
   const std::string& peer = envelope.front();
   auto it = pending_.find(peer);
+  if (reply_begins_) {
+    // CS-22: a peer whose queue already holds more than its bound when a new reply begins gets
+    // none of that reply (it times out and asks again). A peer that asks and never reads thus
+    // holds its pipe, its bound and one reply, however often it asks.
+    reply_begins_ = false;
+    reply_dropped_ = it != pending_.end() && it->second.bytes > options_.max_peer_pending_bytes;
+    if (reply_dropped_) {
+      ++stats_.dropped_replies;
+      ++stats_.dropped_over_peer;
+      log_once_.Warn(kLogDroppedPeer,
+                     "chp server: a peer has over {} reply bytes queued; dropping its new replies",
+                     options_.max_peer_pending_bytes);
+    }
+  }
+  if (reply_dropped_) return;
   if (it == pending_.end()) {
     Outgoing out{envelope, std::move(body)};
     switch (TrySend(out)) {
@@ -289,8 +310,10 @@ void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
   if (q.discarding) return;
   const size_t size = body.size() + 64;
   if (stats_.pending_bytes + size > options_.max_pending_bytes) {
-    // Over the cap: discard this peer's queued replies; it will time out and ask again.
+    // CS-22: over the bound for all peers, discard this peer's queued replies and the rest of
+    // this reply; the peer times out and asks again.
     ++stats_.dropped_replies;
+    ++stats_.dropped_over_total;
     log_once_.Warn(kLogDropped,
                    "chp server: reply queue over {} bytes, discarding a peer's replies",
                    options_.max_pending_bytes);
@@ -304,6 +327,8 @@ void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
   q.bytes += size;
   stats_.pending_bytes += size;
   stats_.pending_peak = std::max(stats_.pending_peak, stats_.pending_bytes);
+  stats_.peer_pending_peak = std::max(stats_.peer_pending_peak, q.bytes);
+  stats_.pending_peers = pending_.size();
 }
 
 Server::SendResult Server::TrySend(const Outgoing& out) {
@@ -349,6 +374,7 @@ void Server::FlushPending() {
       ++it;
     }
   }
+  stats_.pending_peers = pending_.size();
   // ROUTER reports POLLOUT when any pipe has room; without progress, wait a little instead of
   // spinning on a pipe that is still full.
   if (!progress) pollout_backoff_until_ = Clock::now() + kPolloutBackoff;

@@ -85,6 +85,12 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
     }
     const bool is_new_key = found == nullptr;
     if (is_new_key && key_count_ >= options_.max_keys) return Errc::kFull;
+    const size_t old_bytes = found != nullptr ? key.size() + found->value.size() : 0;
+    const size_t new_bytes = key.size() + value.size();
+    if (new_bytes > old_bytes && bytes_ - old_bytes + new_bytes > options_.max_bytes) {
+      return Errc::kFull;
+    }
+    bytes_ = bytes_ - old_bytes + new_bytes;
     Subtree& st = existing != nullptr ? *existing : GetOrCreate(subtree);
     StoredEntry& e = found != nullptr ? *found : st.entries[std::string(key)];
     if (is_new_key) ++key_count_;
@@ -110,6 +116,7 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
   if (eit == st.entries.end()) return AppliedRef{&st, false, nullptr};
   if (eit->second.expires_at_ms != 0) --ttl_entries_;
   st.value_bytes -= eit->second.value.size();
+  bytes_ -= eit->first.size() + eit->second.value.size();
   st.entries.erase(eit);
   --key_count_;
   return AppliedRef{&st, true, Append(st, key, Op::kDelete, {}, 0)};
@@ -129,6 +136,7 @@ size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& o
       continue;
     }
     st.value_bytes -= eit->second.value.size();
+    bytes_ -= eit->first.size() + eit->second.value.size();
     st.entries.erase(eit);
     --key_count_;
     --ttl_entries_;

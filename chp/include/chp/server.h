@@ -33,12 +33,22 @@ struct ServerOptions {
   size_t max_value_bytes = kDefaultMaxValueBytes;
   size_t positions_per_sweep = 256;  // unchanged subtrees announced per heartbeat
   size_t max_positions_per_tick = 10'000;
-  size_t dedup_window = 65'536;                // KVSET UUIDs remembered
-  size_t max_pending_bytes = size_t{1} << 30;  // queued reply bytes, all peers together
+  size_t dedup_window = 65'536;  // KVSET UUIDs remembered
+  // Reply flow control (CS-22): a peer's replies go to its ROUTER pipe until reply_pipe_hwm
+  // messages wait there, then to a byte-counted queue. A reply that begins while the peer has
+  // more than max_peer_pending_bytes queued is dropped whole; a reply that would take all peers'
+  // queues past max_pending_bytes drops that peer's queue and the rest of the reply.
+  size_t max_pending_bytes = size_t{1} << 30;        // queued reply bytes, all peers together
+  size_t max_peer_pending_bytes = size_t{32} << 20;  // queued bytes that refuse a peer's next reply
+  int reply_pipe_hwm = 32;                           // ROUTER SNDHWM (messages per peer pipe)
   size_t snapshot_batch_records = 512;
   size_t snapshot_batch_bytes = 256 * 1024;
   int publisher_hwm = 100'000;
-  int command_hwm = 100'000;
+  int command_hwm = 1'000;  // ROUTER RCVHWM (commands per peer pipe waiting to be read)
+  // ZMQ_MAXMSGSIZE of the command socket (CS-1): a peer sending a larger frame is disconnected
+  // by libzmq before the frame is buffered. Above the frame limit (CW-8), so a body just over
+  // it is still received and counted as malformed.
+  int64_t max_command_bytes = static_cast<int64_t>(kMaxFrameBytes) + 64 * 1024;
   StoreOptions store;
 };
 
@@ -56,6 +66,10 @@ struct ServerStats {
   uint64_t published = 0;        // messages handed to the publisher
   size_t pending_bytes = 0;      // reply bytes queued behind a full ROUTER pipe now
   size_t pending_peak = 0;
+  size_t pending_peers = 0;         // peers with queued replies now
+  size_t peer_pending_peak = 0;     // the most reply bytes one peer had queued
+  uint64_t dropped_over_peer = 0;   // queues dropped for max_peer_pending_bytes
+  uint64_t dropped_over_total = 0;  // queues dropped for max_pending_bytes
 };
 
 class Server final : public Pollable {
@@ -129,6 +143,8 @@ class Server final : public Pollable {
   LogOnce log_once_;
 
   std::unordered_map<std::string, PeerQueue> pending_;
+  bool reply_begins_ = false;   // the next Reply starts a new reply
+  bool reply_dropped_ = false;  // the reply under way is dropped (peer over its bound)
   Clock::time_point pollout_backoff_until_{};
 
   struct UuidHash {

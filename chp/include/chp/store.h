@@ -19,6 +19,9 @@ namespace chorus::chp {
 
 struct StoreOptions {
   size_t max_keys = 10'000'000;
+  // Key and value bytes of all entries together (CS-8): a set that would grow the store past it
+  // is refused with kFull. Bounds what writers (KVSET from any peer) can make the server hold.
+  size_t max_bytes = size_t{1} << 30;
   size_t backlog_records = 256;            // per subtree
   size_t backlog_bytes = 256 * 1024;       // per subtree (values + keys)
   std::function<std::string()> new_epoch;  // default: 16 random hex digits
@@ -81,6 +84,8 @@ class Store {
   Position PositionOf(std::string_view subtree) const;
   const std::unordered_map<std::string, Subtree>& subtrees() const { return subtrees_; }
   size_t key_count() const { return key_count_; }
+  // Key and value bytes of all entries (what max_bytes bounds).
+  size_t bytes() const { return bytes_; }
 
   // Records after `from` when the subtree's backlog still covers them (spec §Resume): fills `out`
   // and returns true; false means the caller must send a full snapshot.
@@ -110,6 +115,7 @@ class Store {
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
   size_t ttl_entries_ = 0;
   size_t key_count_ = 0;
+  size_t bytes_ = 0;
   Record spill_;  // the last appended record when the backlog could not keep it
 };
 

@@ -1,0 +1,196 @@
+// Memory bounds of the CHP server against peers that misbehave (docs/protocol/chp.md CS-1, CS-8,
+// CS-22; issue 10 item 4): a peer that asks for snapshots and never reads, a frame far over the
+// frame limit, writers filling the store. The peers are raw DEALER sockets speaking the wire
+// format packed by chp_wire_support (not our codec); the server is a chp::Server owned and polled
+// by the test thread, so its counters can be read between polls. Every wait is a condition with
+// a deadline; memory is measured as the process's resident set (server and peers share it).
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include "chp/server.h"
+#include "chp_wire_support.h"
+
+namespace chp_wire_test {
+namespace {
+
+using chorus::chp::Server;
+using chorus::chp::ServerOptions;
+
+size_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+class ChpServerBounds : public ::testing::Test {
+ protected:
+  void Start(ServerOptions o) {
+    auto s = Server::Create(ctx_, std::move(o));
+    ASSERT_TRUE(s.ok()) << s.error().message();
+    server_ = std::move(*s);
+  }
+  // 64 entries of 256 KiB in subtree "big": every "*" snapshot is 16 MiB of replies.
+  void Populate() {
+    for (int i = 0; i < 64; ++i) {
+      ASSERT_TRUE(server_->Set("big/k" + std::to_string(i), ValueOfSize(256 * 1024)).ok());
+    }
+  }
+  zmq::socket_t Peer(bool reads = true) {
+    zmq::socket_t d(ctx_, zmq::socket_type::dealer);
+    d.set(zmq::sockopt::linger, 0);
+    if (!reads) {
+      // As small as the peer can make its side: what piles up, piles up in the server.
+      d.set(zmq::sockopt::rcvhwm, 1);
+      d.set(zmq::sockopt::rcvbuf, 4096);
+    }
+    d.connect(server_->command_endpoint());
+    return d;
+  }
+  // Polls the server until `pred` holds (deadline 20 s).
+  bool Until(const std::function<bool()>& pred) {
+    const auto end = Clock::now() + 20s;
+    while (Clock::now() < end) {
+      server_->RunOnce(5ms);
+      if (pred()) return true;
+    }
+    return false;
+  }
+  // Sends ICANHAZ for `subtree` ("*" by default) on a reading peer and polls the server until
+  // the whole reply is in: returns the KTHXBAI counts by subtree and the DONE's subtree count.
+  std::pair<std::map<std::string, uint64_t>, uint64_t> ReadAll(zmq::socket_t& d, uint64_t rid,
+                                                               const std::string& subtree = "*") {
+    SendBody(d, Icanhaz(rid, subtree));
+    std::map<std::string, uint64_t> counts;
+    std::map<std::string, uint64_t> records;
+    std::optional<uint64_t> done;
+    EXPECT_TRUE(Until([&] {
+      while (auto b = TryRecvReply(d, 0ms)) {
+        if (b->code() == kKvSync) {
+          KvSyncMsg m = AsKvSync(*b);
+          if (m.rid == rid) records[m.subtree] += m.records.size();
+        } else if (b->code() == kKthxbai) {
+          KthxbaiMsg m = AsKthxbai(*b);
+          if (m.rid == rid) counts[m.subtree] = m.count;
+        } else if (b->code() == kDone && AsDone(*b).rid == rid) {
+          done = AsDone(*b).subtrees;
+        }
+      }
+      return done.has_value() || (subtree != "*" && counts.contains(subtree));
+    })) << "the reply did not end";
+    EXPECT_EQ(records, counts) << "records received differ from the KTHXBAI counts";
+    return {counts, done.value_or(0)};
+  }
+
+  zmq::context_t ctx_;
+  std::unique_ptr<Server> server_;
+};
+
+// CS-22, issue 10 item 4: the attack (ICANHAZ * again and again from a peer that never reads)
+// holds at most the peer's pipe (reply_pipe_hwm messages) and its byte bound, not every reply.
+TEST_F(ChpServerBounds, CS22_PeerThatNeverReadsHoldsAtMostItsBound) {
+  ServerOptions o;
+  o.max_peer_pending_bytes = 4 << 20;
+  Start(o);
+  Populate();
+  zmq::socket_t attacker = Peer(/*reads=*/false);
+  const size_t before = ResidentBytes();
+  constexpr int kRequests = 20;  // 320 MiB of replies
+  for (int i = 0; i < kRequests; ++i) SendBody(attacker, Icanhaz(100 + i, "*"));
+  ASSERT_TRUE(Until([&] { return server_->stats().snapshots >= kRequests; }));
+  for (int i = 0; i < 20; ++i) server_->RunOnce(5ms);  // flush attempts against the full pipe
+  const size_t grown = ResidentBytes() - std::min(before, ResidentBytes());
+  EXPECT_LT(grown, size_t{96} << 20) << "resident set grew by " << (grown >> 20) << " MiB";
+  const auto& st = server_->stats();
+  // Its bound plus the one reply that began below it (16 MiB, part of it in the pipe).
+  EXPECT_LE(st.peer_pending_peak, size_t{21} << 20);
+  EXPECT_LE(st.pending_bytes, size_t{21} << 20);
+  EXPECT_GE(st.dropped_over_peer, kRequests - 2u) << "replies begun over the bound are dropped";
+  EXPECT_GE(st.dropped_replies, st.dropped_over_peer);
+
+  // Meanwhile a peer that reads gets complete replies.
+  zmq::socket_t good = Peer();
+  auto [counts, subtrees] = ReadAll(good, 7);
+  EXPECT_EQ(subtrees, 1u);
+  EXPECT_EQ(counts, (std::map<std::string, uint64_t>{{"big", 64}}));
+}
+
+// CS-22: the bound over all peers together. Three peers that never read, each within its own
+// bound, together over max_pending_bytes: queues are dropped, the total never exceeds it, and a
+// peer that reads still gets its replies.
+TEST_F(ChpServerBounds, CS22_AllPeersTogetherStayWithinMaxPendingBytes) {
+  ServerOptions o;
+  o.max_pending_bytes = 12 << 20;
+  o.max_peer_pending_bytes = 32 << 20;
+  Start(o);
+  Populate();
+  ASSERT_TRUE(server_->Set("small/k", ValueOfSize(100)).ok());
+  std::vector<zmq::socket_t> peers;
+  for (int p = 0; p < 3; ++p) {
+    peers.push_back(Peer(/*reads=*/false));
+    for (int i = 0; i < 3; ++i) SendBody(peers.back(), Icanhaz(10 * p + i, "*"));
+  }
+  ASSERT_TRUE(Until([&] { return server_->stats().snapshots >= 9; }));
+  const auto& st = server_->stats();
+  EXPECT_LE(st.pending_peak, size_t{12} << 20);
+  EXPECT_GE(st.dropped_over_total, 1u);
+  EXPECT_EQ(st.dropped_over_peer, 0u);
+  EXPECT_GE(st.pending_peers, 1u);
+  zmq::socket_t good = Peer();
+  auto [counts, subtrees] = ReadAll(good, 99, "small");
+  EXPECT_EQ(counts, (std::map<std::string, uint64_t>{{"small", 1}}));
+}
+
+// CS-1: the command socket refuses a frame over max_command_bytes before buffering it (libzmq
+// drops the connection; the peer's DEALER reconnects). A frame just over the frame limit is
+// still received and counted as malformed (CW-8, tested in CW8_*).
+TEST_F(ChpServerBounds, CS1_FrameOverMaxCommandBytesIsRefusedUnread) {
+  Start(ServerOptions{});
+  zmq::socket_t d = Peer();
+  SendBody(d, KvSet(std::string(16, 'u'), "a/k", kOpSet, ValueOfSize(32 << 20)));
+  // The HELLO sent on the dropped connection is lost; one sent after the reconnect is answered.
+  bool answered = false;
+  uint64_t rid = 1;
+  ASSERT_TRUE(Until([&] {
+    if (rid % 20 == 1) SendBody(d, Hello(1, rid));
+    ++rid;
+    while (auto b = TryRecvReply(d, 0ms)) answered = answered || b->code() == kHelloOk;
+    return answered;
+  }));
+  EXPECT_EQ(server_->stats().malformed, 0u) << "the 32 MiB frame was received";
+  EXPECT_EQ(server_->stats().kvsets, 0u);
+}
+
+// CS-8: the store's key and value bytes are bounded (max_bytes): a set that would grow it past
+// the bound gets kFull (6); one that shrinks or keeps it is applied; a delete frees room.
+TEST_F(ChpServerBounds, CS8_SetOverTheStoreByteBoundIsFull) {
+  ServerOptions o;
+  o.store.max_bytes = 1 << 20;
+  Start(o);
+  zmq::socket_t d = Peer();
+  int n = 0;
+  auto set = [&](const std::string& key, size_t value_bytes) {
+    const std::string uuid = "uuid-" + std::to_string(100000 + ++n) + "-----";
+    SendBody(d, KvSet(uuid, key, kOpSet, ValueOfSize(value_bytes)));
+    std::optional<KvAckMsg> ack;
+    EXPECT_TRUE(Until([&] {
+      if (auto b = TryRecvReply(d, 0ms)) ack = AsKvAck(*b);
+      return ack.has_value();
+    }));
+    return ack ? ack->status : ~uint64_t{0};
+  };
+  EXPECT_EQ(set("s/key00001", 300 << 10), kOk);
+  EXPECT_EQ(set("s/key00002", 300 << 10), kOk);
+  EXPECT_EQ(set("s/key00003", 300 << 10), kOk);
+  EXPECT_EQ(set("s/key00004", 300 << 10), 6u) << "kFull over max_bytes";
+  EXPECT_EQ(set("s/key00003", 100 << 10), kOk) << "a shrinking overwrite";
+  EXPECT_EQ(set("s/key00004", 150 << 10), kOk) << "room freed by the overwrite";
+  EXPECT_LE(server_->store().bytes(), size_t{1} << 20);
+  EXPECT_EQ(server_->stats().kvset_rejected, 1u);
+}
+
+}  // namespace
+}  // namespace chp_wire_test
