@@ -2,6 +2,7 @@
 // are in replica.cc).
 #include "chp/agent.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <zmq_addon.hpp>
@@ -195,6 +196,7 @@ void ReplicaAgent::OnHelloOk(const HelloOk& m, Clock::time_point now) {
   subscribe_deadline_ = now + options_.subscribe_timeout;
   // KVSETs not yet acknowledged go again on the new connection; the UUID makes this safe.
   ResendUnacked(now);
+  MarkAllApplied();  // CR-29: the new server learns where this replica is
   Log().info("chp agent: connected to {} (server {})", endpoint(), server_id_);
 }
 
@@ -260,6 +262,42 @@ void ReplicaAgent::HandleEvents(const zmq::pollitem_t* items, Clock::time_point 
   }
   CheckTimeouts(now);
   SendRequests(now);
+  SendApplied();
+}
+
+void ReplicaAgent::MarkApplied(const SubtreeReplica& r, const Position& before) {
+  if (!options_.name.empty() && r.position() != before) applied_dirty_.push_back(r.subtree());
+}
+
+void ReplicaAgent::MarkAllApplied() {
+  if (options_.name.empty()) return;
+  for (const auto& [name, r] : replicas_) {
+    if (!r.position().epoch.empty()) applied_dirty_.push_back(name);
+  }
+}
+
+void ReplicaAgent::SendApplied() {
+  if (applied_dirty_.empty()) return;
+  if (link_ != Link::kLive && link_ != Link::kSubscribing) return;  // after HELLO_OK only
+  std::sort(applied_dirty_.begin(), applied_dirty_.end());
+  applied_dirty_.erase(std::unique(applied_dirty_.begin(), applied_dirty_.end()),
+                       applied_dirty_.end());
+  Applied m{options_.name, {}};
+  for (const std::string& name : applied_dirty_) {
+    const SubtreeReplica* r = Find(name);
+    if (r == nullptr || r->position().epoch.empty()) continue;  // unfollowed, or nothing applied
+    m.positions.push_back(AppliedEntry{name, r->position()});
+    if (m.positions.size() == kMaxAppliedPerFrame) {
+      SendBody(Encode(m));
+      ++stats_.applied_sent;
+      m.positions.clear();
+    }
+  }
+  if (!m.positions.empty()) {
+    SendBody(Encode(m));
+    ++stats_.applied_sent;
+  }
+  applied_dirty_.clear();
 }
 
 void ReplicaAgent::ReadReplies(Clock::time_point now) {
@@ -316,7 +354,9 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
       r->OnSubscribed();
       (void)r->MakeRequest(all_request_id_);
     }
+    const Position before = r->position();
     r->OnSyncEnd(*end, observer_);
+    MarkApplied(*r, before);
     if (!all)
       outstanding_.erase(it);
     else
@@ -399,6 +439,7 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
       // does not hold, its one welcome POSITION may be lost and nothing else would tell. Each
       // asks to resume from its position; the server answers with a snapshot when it cannot.
       for (auto& [name, r] : replicas_) r.OnServerChanged();
+      MarkAllApplied();
       // Following all: subtrees the new server lacks get no POSITION; only a new "*" snapshot
       // (DONE resets the ones it does not list) removes them.
       if (follow_all_ && all_state_ != AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
@@ -422,7 +463,13 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
         (void)r->MakeRequest(all_request_id_);
       }
     }
-    r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
+    if (options_.name.empty()) {
+      r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
+    } else {
+      const Position before = r->position();
+      r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
+      MarkApplied(*r, before);
+    }
   } else if (auto* pos = std::get_if<PositionMsg>(&m)) {
     SubtreeReplica* r = ReplicaFor(pos->subtree, follow_all_ && all_state_ == AllState::kLive);
     if (r == nullptr) return;

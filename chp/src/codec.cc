@@ -88,6 +88,11 @@ class Reader {
     out = static_cast<Op>(v);
     return *this;
   }
+  Reader& ArrayField(const msgpack::object*& out) {
+    out = Next();
+    if (out == nullptr || out->type != msgpack::type::ARRAY) return Fail();
+    return *this;
+  }
   const msgpack::object* Next() {
     if (!ok_ || pos_ >= size_) {
       ok_ = false;
@@ -356,6 +361,22 @@ std::string Encode(const KvSet& m) {
   return out;
 }
 
+std::string Encode(const Applied& m) {
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
+  PackHead(p, Command::kApplied, 3);
+  PackStr(p, m.replica);
+  p.pack_array(static_cast<uint32_t>(m.positions.size()));
+  for (const AppliedEntry& e : m.positions) {
+    p.pack_array(3);
+    PackStr(p, e.subtree);
+    PackStr(p, e.position.epoch);
+    p.pack(e.position.seq);
+  }
+  return out;
+}
+
 std::string Encode(const HelloOk& m) {
   std::string out;
   StringSink sink{&out};
@@ -513,6 +534,20 @@ Result<CommandMessage> DecodeCommand(std::string_view body) {
       rd.UuidField(m.uuid).Str(m.key).OpField(m.op).Bin(m.value).Uint(m.ttl_ms);
       if (rd.ok()) return CommandMessage{std::move(m)};
       break;
+    }
+    case Command::kApplied: {
+      Applied m;
+      const msgpack::object* arr = nullptr;
+      rd.Str(m.replica).ArrayField(arr);
+      if (!rd.ok()) break;
+      m.positions.resize(arr->via.array.size);
+      for (uint32_t i = 0; i < arr->via.array.size; ++i) {
+        AppliedEntry& e = m.positions[i];
+        Reader er(arr->via.array.ptr[i]);
+        er.Str(e.subtree).Str(e.position.epoch).Uint(e.position.seq);
+        if (!er.ok()) return Errc::kMalformed;
+      }
+      return CommandMessage{std::move(m)};
     }
     default:
       return Errc::kUnknownCommand;

@@ -154,6 +154,8 @@ void Server::HandleCommand(std::vector<std::string>&& envelope, std::string_view
     HandleIcanhaz(envelope, *req);
   } else if (auto* set = std::get_if<KvSet>(&*decoded)) {
     HandleKvSet(envelope, std::move(*set));
+  } else if (auto* applied = std::get_if<Applied>(&*decoded)) {
+    HandleApplied(std::move(*applied));
   }
 }
 
@@ -211,6 +213,64 @@ void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
     }
   }
   Reply(envelope, Encode(ack));
+}
+
+void Server::HandleApplied(Applied&& m) {
+  // CS-27: no reply; latest wins; bad names and subtrees ignored and counted.
+  if (m.replica.empty() || m.replica.size() > kMaxReplicaNameBytes) {
+    ++stats_.applied_ignored;
+    return;
+  }
+  for (AppliedEntry& e : m.positions) {
+    if (!IsValidSubtree(e.subtree)) {
+      ++stats_.applied_ignored;
+      continue;
+    }
+    auto& by_replica = applied_[e.subtree];
+    auto it = by_replica.find(m.replica);
+    if (it == by_replica.end()) {
+      if (applied_pairs_ >= options_.max_applied) {
+        ++stats_.applied_ignored;
+        if (by_replica.empty()) applied_.erase(e.subtree);
+        continue;
+      }
+      it = by_replica.emplace(m.replica, Position{}).first;
+      ++applied_pairs_;
+    }
+    it->second = std::move(e.position);
+    ++stats_.applied;
+    if (applied_observer_) applied_observer_(m.replica, e.subtree, it->second);
+  }
+}
+
+std::optional<Position> Server::AppliedPosition(std::string_view replica,
+                                                std::string_view subtree) const {
+  auto it = applied_.find(std::string(subtree));
+  if (it == applied_.end()) return std::nullopt;
+  auto r = it->second.find(std::string(replica));
+  if (r == it->second.end()) return std::nullopt;
+  return r->second;
+}
+
+void Server::ForgetReplica(std::string_view replica) {
+  for (auto it = applied_.begin(); it != applied_.end();) {
+    applied_pairs_ -= it->second.erase(std::string(replica));
+    it = it->second.empty() ? applied_.erase(it) : std::next(it);
+  }
+}
+
+bool Server::Drop(std::string_view subtree) {
+  if (!store_.Drop(subtree)) return false;
+  ++stats_.dropped_subtrees;
+  const std::string name(subtree);
+  if (auto it = applied_.find(name); it != applied_.end()) {
+    applied_pairs_ -= it->second.size();
+    applied_.erase(it);
+  }
+  dirty_.erase(name);
+  PublishPosition(subtree);  // unborn now (CS-6)
+  if (options_.removal_announcements > 0) removed_[name] = options_.removal_announcements;
+  return true;
 }
 
 void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m) {
@@ -438,6 +498,12 @@ void Server::Heartbeat(Clock::time_point now) {
     PublishPosition(*it);
     it = dirty_.erase(it);
     ++sent;
+  }
+  // Dropped subtrees (CS-28): announced as unborn on the next ticks, unless created again.
+  for (auto it = removed_.begin(); it != removed_.end();) {
+    if (store_.Find(it->first) == nullptr) PublishPosition(it->first);
+    it =
+        --it->second == 0 || store_.Find(it->first) != nullptr ? removed_.erase(it) : std::next(it);
   }
   // Then a rotating slice of all subtrees, in case a POSITION was itself dropped.
   if (sweep_pos_ >= sweep_.size()) {

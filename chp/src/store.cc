@@ -131,8 +131,10 @@ size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& o
     if (it == subtrees_.end()) continue;
     Subtree& st = it->second;
     auto eit = st.entries.find(x.key);
-    // Stale heap entry: the key was rewritten or deleted after this expiry was scheduled.
-    if (eit == st.entries.end() || eit->second.seq != x.seq || eit->second.expires_at_ms == 0) {
+    // Stale heap entry: the key was rewritten or deleted after this expiry was scheduled (or its
+    // subtree dropped and created again, restarting the sequences: the time tells them apart).
+    if (eit == st.entries.end() || eit->second.seq != x.seq ||
+        eit->second.expires_at_ms != x.at_ms) {
       continue;
     }
     st.value_bytes -= eit->second.value.size();
@@ -151,6 +153,18 @@ int64_t Store::NextExpiry() const {
   return expiries_.empty() ? -1 : expiries_.top().at_ms;
 }
 
+bool Store::Drop(std::string_view subtree) {
+  auto it = subtrees_.find(std::string(subtree));
+  if (it == subtrees_.end()) return false;
+  for (const auto& [key, e] : it->second.entries) {
+    bytes_ -= key.size() + e.value.size();
+    if (e.expires_at_ms != 0) --ttl_entries_;
+  }
+  key_count_ -= it->second.entries.size();
+  subtrees_.erase(it);  // its heap entries go stale: Expire and CompactExpiries skip them
+  return true;
+}
+
 void Store::CompactExpiries() {
   // Rewriting a TTL key leaves its old heap entry behind; rebuild when stale ones dominate so the
   // heap stays proportional to the live TTL entries.
@@ -164,7 +178,7 @@ void Store::CompactExpiries() {
     if (it == subtrees_.end()) continue;
     auto eit = it->second.entries.find(x.key);
     if (eit != it->second.entries.end() && eit->second.seq == x.seq &&
-        eit->second.expires_at_ms != 0) {
+        eit->second.expires_at_ms == x.at_ms) {
       live.push_back(std::move(x));
     }
   }

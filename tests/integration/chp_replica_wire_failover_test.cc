@@ -309,5 +309,59 @@ TEST_F(ChpReplicaWire, CR26_StallLongerThanSilenceTimeoutDoesNotFailOver) {
   EXPECT_TRUE(a.AllLive());
 }
 
+// CR-29: a replica with a name reports what it applied: after a reply or a change moved a
+// subtree, after HELLO_OK, and after a new server id; never an unborn subtree. Without a name it
+// sends no APPLIED.
+TEST_F(ChpReplicaWire, CR29_NamedReplicaReportsAppliedPositions) {
+  FakeServer& f = AddFake();
+  AgentOptions o = Opts({&f});
+  o.name = "backup-1";
+  o.request_timeout = 30s;
+  ReplicaAgent a(ctx_, o);
+  ASSERT_TRUE(a.Follow("u").ok());  // stays unborn: never reported
+  const std::string id = StartLive(a, f, "s", {"E", 3}, {SetR("a", "1", 3)});
+  auto positions = [](const Cmd& c) {
+    std::map<std::string, Position> out;
+    const msgpack::object* arr = c.El(2);
+    if (arr == nullptr || arr->type != msgpack::type::ARRAY) {
+      ADD_FAILURE() << "APPLIED without a positions array";
+      return out;
+    }
+    for (uint32_t i = 0; i < arr->via.array.size; ++i) {
+      const msgpack::object& e = arr->via.array.ptr[i];
+      EXPECT_EQ(e.type, msgpack::type::ARRAY);
+      EXPECT_EQ(e.via.array.size, 3u);
+      const auto& el = e.via.array.ptr;
+      out[el[0].as<std::string>()] = Position{el[1].as<std::string>(), el[2].as<uint64_t>()};
+    }
+    return out;
+  };
+  Cmd first = Take(a, f, 13);
+  EXPECT_EQ(first.S(1), "backup-1");
+  EXPECT_EQ(positions(first), (std::map<std::string, Position>{{"s", {"E", 3}}}));
+  f.Publish("s/b", KvPubF("E", 4, kSet, V("4")));
+  f.Publish("s/c", KvPubF("E", 5, kSet, V("5")));
+  ASSERT_TRUE(Until(a, [&] { return Pos(a, "s").seq == 5; }));
+  // One or two frames (the two KVPUBs may be read in one poll); the last says 5.
+  Cmd last = Take(a, f, 13);
+  while (positions(last).at("s").seq < 5) last = Take(a, f, 13);
+  EXPECT_EQ(positions(last), (std::map<std::string, Position>{{"s", {"E", 5}}}));
+  // A new server learns where the replica is at once.
+  f.set_id("fake-restarted");
+  f.Publish("$HUGZ", HugzF(f.id(), 0));
+  Cmd after = Take(a, f, 13);
+  EXPECT_EQ(positions(after), (std::map<std::string, Position>{{"s", {"E", 5}}}));
+
+  // Without a name: no APPLIED at all.
+  FakeServer& g = AddFake();
+  ReplicaAgent b(ctx_, Opts({&g}));
+  StartLive(b, g, "s", {"E", 3}, {SetR("a", "1", 3)});
+  g.Publish("s/b", KvPubF("E", 4, kSet, V("4")));
+  ASSERT_TRUE(Until(b, [&] { return Pos(b, "s").seq == 4; }));
+  CommandBarrier(b, g);
+  EXPECT_EQ(g.Count(13), 0u);
+  (void)id;
+}
+
 }  // namespace
 }  // namespace chorus::chp::replica_wire

@@ -330,7 +330,7 @@ TEST_F(ChpWire, CW4_UnknownAndWrongDirectionCodesAreDroppedWithoutReply) {
   auto d = Dealer();
   const std::string u = NewUuid();
   std::vector<std::pair<std::string, std::string>> frames;
-  for (uint64_t code : {0, 13, 99, 200, 255}) {
+  for (uint64_t code : {0, 14, 99, 200, 255}) {
     frames.push_back({"code " + std::to_string(code), Pack().Array(3).U(code).U(1).U(7).str()});
   }
   // Codes the server sends, arriving on its command socket.

@@ -342,7 +342,7 @@ TEST_F(ChpWire, CS19_RepliesLeaveInRequestOrderWithoutInterleaving) {
 
 TEST_F(ChpWire, CS20_SnapshotBehindAFullPipeArrivesWhole) {
   // The flood of HELLOs that fills the pipe queues more than the default per-peer bound, after
-  // which CS-22 drops new replies (ChpServerBounds.CS22_*); this test is about the order of what
+  // which CS-22 drops new replies (ChpServerInproc.CS22_*); this test is about the order of what
   // is queued, so the bound is raised.
   StartServer({"--max-peer-pending-bytes", "1073741824"});
   constexpr size_t kKeys = 200'000;

@@ -37,6 +37,9 @@ struct AgentOptions {
   size_t max_outstanding = 64;                       // sync requests in flight per connection
   size_t max_unacked = 10'000;                       // KVSETs awaiting KVACK
   int rcv_hwm = 100'000;
+  // Non-empty: report applied positions to the server under this name (CR-29, APPLIED), so a
+  // primary knows how far this replica got. At most kMaxReplicaNameBytes.
+  std::string name;
 };
 
 struct AgentStats {
@@ -47,8 +50,9 @@ struct AgentStats {
   uint64_t errors = 0;     // ERROR replies
   uint64_t malformed = 0;  // frames dropped as undecodable
   uint64_t kvset_retries = 0;
-  uint64_t updates = 0;  // KVPUB received
-  uint64_t stalls = 0;   // polls far past the link deadline (not counted as silence)
+  uint64_t updates = 0;       // KVPUB received
+  uint64_t stalls = 0;        // polls far past the link deadline (not counted as silence)
+  uint64_t applied_sent = 0;  // APPLIED frames sent (CR-29)
 };
 
 class ReplicaAgent final : public Pollable {
@@ -111,6 +115,10 @@ class ReplicaAgent final : public Pollable {
   void SendRequests(Clock::time_point now);
   void CheckTimeouts(Clock::time_point now);
   void ResendUnacked(Clock::time_point now);
+  // CR-29: remember a subtree whose position may have moved; send them all at the end of a poll.
+  void MarkApplied(const SubtreeReplica& r, const Position& before);
+  void MarkAllApplied();
+  void SendApplied();
   bool SendBody(const std::string& body);
   SubtreeReplica* ReplicaFor(const std::string& subtree, bool create);
   SubtreeReplica& AddReplica(const std::string& subtree);
@@ -154,6 +162,7 @@ class ReplicaAgent final : public Pollable {
   std::list<Unacked> unacked_;
   std::unordered_map<Uuid, std::list<Unacked>::iterator, UuidHash> unacked_index_;
   std::mt19937_64 rng_;
+  std::vector<std::string> applied_dirty_;  // subtrees to report (CR-29), may repeat
 };
 
 }  // namespace chorus::chp

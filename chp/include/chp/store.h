@@ -77,6 +77,9 @@ class Store {
 
   // Removes every entry whose TTL ran out by `now_ms`; calls `on_expired` for each, in order.
   size_t Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired);
+  // Removes a subtree with its entries and backlog (CS-28); false when it is not held. Not a
+  // change: no sequence. Created again, it gets a new epoch.
+  bool Drop(std::string_view subtree);
   // Milliseconds of the earliest pending expiry, or -1.
   int64_t NextExpiry() const;
 

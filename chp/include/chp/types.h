@@ -49,6 +49,7 @@ enum class Command : uint8_t {
   kKvPub = 10,
   kPosition = 11,
   kHugz = 12,
+  kApplied = 13,
 };
 
 using Uuid = std::array<uint8_t, 16>;
@@ -94,7 +95,20 @@ struct KvSet {
   uint64_t ttl_ms = 0;
   bool operator==(const KvSet&) const = default;
 };
-using CommandMessage = std::variant<Hello, Icanhaz, KvSet>;
+// The positions a replica has applied (CR-29, CS-27). No answer.
+struct AppliedEntry {
+  std::string subtree;
+  Position position;
+  bool operator==(const AppliedEntry&) const = default;
+};
+struct Applied {
+  std::string replica;  // the replica's configured name
+  std::vector<AppliedEntry> positions;
+  bool operator==(const Applied&) const = default;
+};
+inline constexpr size_t kMaxReplicaNameBytes = 255;
+inline constexpr size_t kMaxAppliedPerFrame = 1024;
+using CommandMessage = std::variant<Hello, Icanhaz, KvSet, Applied>;
 
 // --- server -> replica (command socket) ---
 struct HelloOk {

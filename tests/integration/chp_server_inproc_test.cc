@@ -1,9 +1,10 @@
-// Memory bounds of the CHP server against peers that misbehave (docs/protocol/chp.md CS-1, CS-8,
-// CS-22; issue 10 item 4): a peer that asks for snapshots and never reads, a frame far over the
-// frame limit, writers filling the store. The peers are raw DEALER sockets speaking the wire
-// format packed by chp_wire_support (not our codec); the server is a chp::Server owned and polled
-// by the test thread, so its counters can be read between polls. Every wait is a condition with
-// a deadline; memory is measured as the process's resident set (server and peers share it).
+// Tests of the CHP server that read its counters and state between polls: memory bounds against
+// peers that misbehave (docs/protocol/chp.md CS-1, CS-8, CS-22; issue 10 item 4: a peer that asks
+// for snapshots and never reads, a frame far over the frame limit, writers filling the store),
+// applied positions (CS-27) and subtree removal (CS-28). The peers are raw DEALER sockets speaking
+// the wire format packed by chp_wire_support (not our codec); the server is a chp::Server owned and
+// polled by the test thread, so its counters can be read between polls. Every wait is a condition
+// with a deadline; memory is measured as the process's resident set (server and peers share it).
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -26,7 +27,7 @@ size_t ResidentBytes() {
   return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
-class ChpServerBounds : public ::testing::Test {
+class ChpServerInproc : public ::testing::Test {
  protected:
   void Start(ServerOptions o) {
     auto s = Server::Create(ctx_, std::move(o));
@@ -74,7 +75,10 @@ class ChpServerBounds : public ::testing::Test {
           if (m.rid == rid) records[m.subtree] += m.records.size();
         } else if (b->code() == kKthxbai) {
           KthxbaiMsg m = AsKthxbai(*b);
-          if (m.rid == rid) counts[m.subtree] = m.count;
+          if (m.rid == rid) {
+            counts[m.subtree] = m.count;
+            records.try_emplace(m.subtree, 0);  // a subtree without records has no KVSYNC
+          }
         } else if (b->code() == kDone && AsDone(*b).rid == rid) {
           done = AsDone(*b).subtrees;
         }
@@ -91,7 +95,7 @@ class ChpServerBounds : public ::testing::Test {
 
 // CS-22, issue 10 item 4: the attack (ICANHAZ * again and again from a peer that never reads)
 // holds at most the peer's pipe (reply_pipe_hwm messages) and its byte bound, not every reply.
-TEST_F(ChpServerBounds, CS22_PeerThatNeverReadsHoldsAtMostItsBound) {
+TEST_F(ChpServerInproc, CS22_PeerThatNeverReadsHoldsAtMostItsBound) {
   ServerOptions o;
   o.max_peer_pending_bytes = 4 << 20;
   Start(o);
@@ -121,7 +125,7 @@ TEST_F(ChpServerBounds, CS22_PeerThatNeverReadsHoldsAtMostItsBound) {
 // CS-22: the bound over all peers together. Three peers that never read, each within its own
 // bound, together over max_pending_bytes: queues are dropped, the total never exceeds it, and a
 // peer that reads still gets its replies.
-TEST_F(ChpServerBounds, CS22_AllPeersTogetherStayWithinMaxPendingBytes) {
+TEST_F(ChpServerInproc, CS22_AllPeersTogetherStayWithinMaxPendingBytes) {
   ServerOptions o;
   o.max_pending_bytes = 12 << 20;
   o.max_peer_pending_bytes = 32 << 20;
@@ -147,7 +151,7 @@ TEST_F(ChpServerBounds, CS22_AllPeersTogetherStayWithinMaxPendingBytes) {
 // CS-1: the command socket refuses a frame over max_command_bytes before buffering it (libzmq
 // drops the connection; the peer's DEALER reconnects). A frame just over the frame limit is
 // still received and counted as malformed (CW-8, tested in CW8_*).
-TEST_F(ChpServerBounds, CS1_FrameOverMaxCommandBytesIsRefusedUnread) {
+TEST_F(ChpServerInproc, CS1_FrameOverMaxCommandBytesIsRefusedUnread) {
   Start(ServerOptions{});
   zmq::socket_t d = Peer();
   SendBody(d, KvSet(std::string(16, 'u'), "a/k", kOpSet, ValueOfSize(32 << 20)));
@@ -166,7 +170,7 @@ TEST_F(ChpServerBounds, CS1_FrameOverMaxCommandBytesIsRefusedUnread) {
 
 // CS-8: the store's key and value bytes are bounded (max_bytes): a set that would grow it past
 // the bound gets kFull (6); one that shrinks or keeps it is applied; a delete frees room.
-TEST_F(ChpServerBounds, CS8_SetOverTheStoreByteBoundIsFull) {
+TEST_F(ChpServerInproc, CS8_SetOverTheStoreByteBoundIsFull) {
   ServerOptions o;
   o.store.max_bytes = 1 << 20;
   Start(o);
@@ -190,6 +194,114 @@ TEST_F(ChpServerBounds, CS8_SetOverTheStoreByteBoundIsFull) {
   EXPECT_EQ(set("s/key00004", 150 << 10), kOk) << "room freed by the overwrite";
   EXPECT_LE(server_->store().bytes(), size_t{1} << 20);
   EXPECT_EQ(server_->stats().kvset_rejected, 1u);
+}
+
+// CS-27: APPLIED records each replica's position per subtree (latest wins), gets no reply, and
+// ignores bad names, bad subtrees and pairs over max_applied, counting them.
+TEST_F(ChpServerInproc, CS27_AppliedPositionsAreRecordedWithoutReply) {
+  ServerOptions o;
+  o.max_applied = 3;
+  Start(o);
+  std::vector<std::tuple<std::string, std::string, uint64_t>> seen;
+  server_->set_applied_observer(
+      [&](std::string_view replica, std::string_view subtree, const chorus::chp::Position& p) {
+        seen.emplace_back(std::string(replica) + ":" + std::string(subtree), p.epoch, p.seq);
+      });
+  zmq::socket_t d = Peer();
+  auto applied = [](std::string_view replica,
+                    const std::vector<std::tuple<std::string, std::string, uint64_t>>& ps) {
+    Pack p;
+    p.Array(3).U(13).Str(replica).Array(static_cast<uint32_t>(ps.size()));
+    for (const auto& [subtree, epoch, seq] : ps) p.Array(3).Str(subtree).Str(epoch).U(seq);
+    return p.str();
+  };
+  uint64_t rid = 0;
+  // Sends the frames, then a HELLO: its HELLO_OK must be the very next reply (none to APPLIED).
+  auto send = [&](const std::vector<std::string>& frames) {
+    for (const auto& f : frames) SendBody(d, f);
+    SendBody(d, Hello(1, ++rid));
+    std::optional<Body> reply;
+    EXPECT_TRUE(Until([&] { return (reply = TryRecvReply(d, 0ms)).has_value(); }));
+    ASSERT_TRUE(reply.has_value());
+    ASSERT_EQ(reply->code(), kHelloOk) << "APPLIED was answered";
+    EXPECT_EQ(AsHelloOk(*reply).rid, rid);
+  };
+  send({applied("backup-1", {{"s", "E", 5}, {"bad/x", "E", 1}, {"t", "G", 2}})});
+  EXPECT_EQ(server_->AppliedPosition("backup-1", "s"), (chorus::chp::Position{"E", 5}));
+  EXPECT_EQ(server_->AppliedPosition("backup-1", "t"), (chorus::chp::Position{"G", 2}));
+  EXPECT_FALSE(server_->AppliedPosition("backup-1", "bad/x").has_value());
+  EXPECT_FALSE(server_->AppliedPosition("backup-2", "s").has_value());
+  // Latest wins, also when lower (a re-snapshot on another epoch).
+  send({applied("backup-1", {{"s", "F", 2}})});
+  EXPECT_EQ(server_->AppliedPosition("backup-1", "s"), (chorus::chp::Position{"F", 2}));
+  // An empty or over-long name: the whole frame is ignored.
+  send({applied("", {{"u", "E", 1}}), applied(std::string(256, 'r'), {{"u", "E", 1}})});
+  EXPECT_FALSE(server_->AppliedPosition("", "u").has_value());
+  // max_applied = 3 pairs: the third is recorded, a fourth new pair is ignored.
+  send({applied("backup-2", {{"s", "E", 9}, {"t", "E", 9}})});
+  EXPECT_EQ(server_->AppliedPosition("backup-2", "s"), (chorus::chp::Position{"E", 9}));
+  EXPECT_FALSE(server_->AppliedPosition("backup-2", "t").has_value());
+  EXPECT_EQ(server_->stats().applied, 4u);
+  EXPECT_EQ(server_->stats().applied_ignored, 4u);  // bad/x, two bad names, one over the bound
+  EXPECT_EQ(seen.size(), 4u);
+  server_->ForgetReplica("backup-1");
+  EXPECT_FALSE(server_->AppliedPosition("backup-1", "t").has_value());
+  send({applied("backup-2", {{"t", "E", 10}})});  // room again
+  EXPECT_EQ(server_->AppliedPosition("backup-2", "t"), (chorus::chp::Position{"E", 10}));
+}
+
+// CS-28: a dropped subtree is announced as unborn at once and on the next ticks, is served as
+// unborn, forgets its applied positions, and gets a new epoch when created again.
+TEST_F(ChpServerInproc, CS28_DroppedSubtreeIsAnnouncedUnbornAndRebornWithNewEpoch) {
+  ServerOptions o;
+  o.heartbeat_interval = 20ms;
+  o.removal_announcements = 4;
+  Start(o);
+  ASSERT_TRUE(server_->Set("s/a", ValueOfSize(10)).ok());
+  ASSERT_TRUE(server_->Set("s/b", ValueOfSize(10), 60'000).ok());
+  const std::string old_epoch = server_->store().PositionOf("s").epoch;
+  zmq::socket_t sub(ctx_, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::linger, 0);
+  sub.connect(server_->publisher_endpoint());
+  sub.set(zmq::sockopt::subscribe, "s/");
+  std::vector<PositionMsg> positions;
+  auto read_pub = [&] {
+    while (auto m = TryRecvPub(sub, 0ms)) {
+      if (m->code() == kPosition) positions.push_back(AsPosition(*m));
+    }
+  };
+  ASSERT_TRUE(Until([&] {
+    read_pub();
+    return !positions.empty();
+  })) << "no welcome POSITION";
+  EXPECT_EQ(positions.front().epoch, old_epoch);
+  zmq::socket_t d = Peer();
+  SendBody(d, Pack().Array(3).U(13).Str("r").Array(1).Array(3).Str("s").Str(old_epoch).U(2).str());
+  ASSERT_TRUE(Until([&] { return server_->AppliedPosition("r", "s").has_value(); }));
+  positions.clear();
+  ASSERT_TRUE(server_->Drop("s"));
+  EXPECT_FALSE(server_->Drop("s")) << "not held any more";
+  EXPECT_EQ(server_->store().key_count(), 0u);
+  EXPECT_EQ(server_->store().bytes(), 0u);
+  auto unborn = [&] {
+    size_t n = 0;
+    for (const auto& p : positions) n += p.subtree == "s" && p.epoch.empty() && p.seq == 0;
+    return n;
+  };
+  // At once plus four ticks.
+  ASSERT_TRUE(Until([&] {
+    read_pub();
+    return unborn() >= 5;
+  }));
+  EXPECT_FALSE(server_->AppliedPosition("r", "s").has_value());
+  auto [counts, n] = ReadAll(d, 5, "s");
+  EXPECT_EQ(counts, (std::map<std::string, uint64_t>{{"s", 0}}));
+  // Created again: a new epoch, sequences from 1.
+  ASSERT_TRUE(server_->Set("s/a", ValueOfSize(10)).ok());
+  const chorus::chp::Position p = server_->store().PositionOf("s");
+  EXPECT_NE(p.epoch, old_epoch);
+  EXPECT_EQ(p.seq, 1u);
+  EXPECT_EQ(server_->stats().dropped_subtrees, 1u);
 }
 
 }  // namespace
