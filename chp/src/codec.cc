@@ -88,6 +88,19 @@ class Reader {
     out = static_cast<Op>(v);
     return *this;
   }
+  // A trailing element added within the version (CW-3, CW-11): absent, or not an unsigned
+  // integer of the type (a sender that put something else there before it was defined), leaves
+  // `out` as it is.
+  template <typename T>
+  Reader& OptUint(T& out) {
+    if (!ok_ || pos_ >= size_) return *this;
+    const msgpack::object& o = items_[pos_++];
+    if (o.type == msgpack::type::POSITIVE_INTEGER &&
+        o.via.u64 <= static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+      out = static_cast<T>(o.via.u64);
+    }
+    return *this;
+  }
   Reader& ArrayField(const msgpack::object*& out) {
     out = Next();
     if (out == nullptr || out->type != msgpack::type::ARRAY) return Fail();
@@ -340,11 +353,12 @@ std::string Encode(const Icanhaz& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  PackHead(p, Command::kIcanhaz, 5);
+  PackHead(p, Command::kIcanhaz, 6);
   p.pack_uint64(m.request_id);
   PackStr(p, m.subtree);
   PackStr(p, m.from.epoch);
   p.pack_uint64(m.from.seq);
+  p.pack_uint64(m.term);
   return out;
 }
 
@@ -415,13 +429,15 @@ std::string Encode(const Kthxbai& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  PackHead(p, Command::kKthxbai, 7);
+  PackHead(p, Command::kKthxbai, 9);
   p.pack_uint64(m.request_id);
   PackStr(p, m.subtree);
   PackStr(p, m.position.epoch);
   p.pack_uint64(m.position.seq);
   p.pack_uint64(m.count);
   p.pack_uint8(static_cast<uint8_t>(m.mode));
+  p.pack_uint64(m.term);
+  p.pack_uint64(m.term_start);
   return out;
 }
 
@@ -525,7 +541,7 @@ Result<CommandMessage> DecodeCommand(std::string_view body) {
     }
     case Command::kIcanhaz: {
       Icanhaz m;
-      rd.Uint(m.request_id).Str(m.subtree).Str(m.from.epoch).Uint(m.from.seq);
+      rd.Uint(m.request_id).Str(m.subtree).Str(m.from.epoch).Uint(m.from.seq).OptUint(m.term);
       if (rd.ok()) return CommandMessage{std::move(m)};
       break;
     }
@@ -585,7 +601,7 @@ Result<ReplyMessage> DecodeReply(std::string_view body) {
       Kthxbai m;
       uint8_t mode = 0;
       rd.Uint(m.request_id).Str(m.subtree).Str(m.position.epoch).Uint(m.position.seq);
-      rd.Uint(m.count).Uint(mode);
+      rd.Uint(m.count).Uint(mode).OptUint(m.term).OptUint(m.term_start);
       if (rd.ok() && mode <= static_cast<uint8_t>(SyncMode::kResume)) {
         m.mode = static_cast<SyncMode>(mode);
         return ReplyMessage{std::move(m)};

@@ -37,7 +37,10 @@ Icanhaz SubtreeReplica::MakeRequest(uint64_t request_id) {
   request_id_ = request_id;
   staged_.clear();
   Icanhaz req{request_id, subtree_, {}};
-  if (!want_full_) req.from = position_;
+  if (!want_full_) {
+    req.from = position_;
+    req.term = term_;  // CR-30
+  }
   return req;
 }
 
@@ -182,8 +185,17 @@ void SubtreeReplica::OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs) {
   }
   staged_.clear();
   want_full_ = false;
+  term_ = end.term;  // CR-30
+  term_start_ = end.term_start;
   state_ = State::kLive;
   Drain(obs);
+}
+
+std::vector<Record> SubtreeReplica::SnapshotRecords() const {
+  std::vector<Record> out;
+  out.reserve(entries_.size());
+  for (const auto& [key, e] : entries_) out.push_back(Record{key, Op::kSet, e.value, 0, e.seq});
+  return out;
 }
 
 void SubtreeReplica::Drain(ReplicaObserver* obs) {

@@ -259,6 +259,16 @@ void Server::ForgetReplica(std::string_view replica) {
   }
 }
 
+Result<Position> Server::Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
+                               uint64_t term, const std::vector<Record>& entries) {
+  if (!IsValidSubtree(subtree)) return Errc::kBadKey;
+  auto st = store_.Adopt(subtree, at, prev_term, term, entries, MonotonicMs());
+  if (!st) return st.error();
+  removed_.erase(std::string(subtree));
+  PublishPosition(subtree);
+  return (*st)->position();
+}
+
 bool Server::Drop(std::string_view subtree) {
   if (!store_.Drop(subtree)) return false;
   ++stats_.dropped_subtrees;
@@ -277,7 +287,7 @@ void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanh
   if (m.subtree == kAllSubtrees) {
     uint64_t n = 0;
     for (const auto& [name, st] : store_.subtrees()) {
-      ServeSubtree(envelope, m.request_id, name, &st, Position{});
+      ServeSubtree(envelope, m.request_id, name, &st, Position{}, 0);
       ++n;
     }
     Reply(envelope, Encode(Done{m.request_id, n}));
@@ -288,11 +298,12 @@ void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanh
           Encode(Error{m.request_id, static_cast<uint32_t>(Errc::kBadKey), "invalid subtree"}));
     return;
   }
-  ServeSubtree(envelope, m.request_id, m.subtree, store_.Find(m.subtree), m.from);
+  ServeSubtree(envelope, m.request_id, m.subtree, store_.Find(m.subtree), m.from, m.term);
 }
 
 void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t request_id,
-                          const std::string& name, const Subtree* st, const Position& from) {
+                          const std::string& name, const Subtree* st, const Position& from,
+                          uint64_t from_term) {
   KvSync batch{request_id, name, {}};
   size_t batch_bytes = 0;
   uint64_t count = 0;
@@ -312,13 +323,14 @@ void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t req
     }
   };
 
-  // Resume when the backlog covers everything after `from` (S: resume like PSYNC).
+  // Resume when `from` is on this line (CS-30) and the backlog covers everything after it.
   std::vector<Record> missing;
-  if (st != nullptr && !from.epoch.empty() && store_.ResumeFrom(name, from, missing)) {
+  if (st != nullptr && !from.epoch.empty() && store_.ResumeFrom(name, from, missing, from_term)) {
     for (Record& r : missing) add(std::move(r));
     flush();
     ++stats_.resumes;
-    Reply(envelope, Encode(Kthxbai{request_id, name, st->position(), count, SyncMode::kResume}));
+    Reply(envelope, Encode(Kthxbai{request_id, name, st->position(), count, SyncMode::kResume,
+                                   st->term, st->term_start}));
     return;
   }
   Position pos;
@@ -331,7 +343,9 @@ void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t req
   }
   flush();
   ++stats_.snapshots;
-  Reply(envelope, Encode(Kthxbai{request_id, name, pos, count, SyncMode::kSnapshot}));
+  Reply(envelope,
+        Encode(Kthxbai{request_id, name, pos, count, SyncMode::kSnapshot,
+                       st != nullptr ? st->term : 0, st != nullptr ? st->term_start : 0}));
 }
 
 // Replies go out in order per peer. A full pipe (EAGAIN under ROUTER_MANDATORY) queues the rest

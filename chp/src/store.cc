@@ -195,12 +195,49 @@ Position Store::PositionOf(std::string_view subtree) const {
   return st == nullptr ? Position{} : st->position();
 }
 
-bool Store::ResumeFrom(std::string_view subtree, const Position& from,
-                       std::vector<Record>& out) const {
-  const Subtree* st = Find(subtree);
-  if (st == nullptr || from.epoch.empty() || from.epoch != st->epoch || from.seq > st->seq) {
-    return false;
+bool Store::OnLine(const Subtree& st, const Position& from, uint64_t from_term) {
+  if (from.epoch.empty() || from.epoch != st.epoch) return false;
+  if (from_term == st.term) return true;
+  return st.has_prev_term && from_term == st.prev_term && from.seq < st.term_start;
+}
+
+Result<const Subtree*> Store::Adopt(std::string_view subtree, const Position& at,
+                                    uint64_t prev_term, uint64_t term,
+                                    const std::vector<Record>& entries, int64_t now_ms) {
+  if (subtrees_.contains(std::string(subtree))) return Errc::kBusy;
+  if (term <= prev_term || at.epoch.empty()) return Errc::kMalformed;
+  size_t bytes = 0;
+  for (const Record& r : entries) bytes += r.key.size() + r.value.size();
+  if (key_count_ + entries.size() > options_.max_keys || bytes_ + bytes > options_.max_bytes) {
+    return Errc::kFull;
   }
+  Subtree& st = subtrees_.emplace(std::string(subtree), Subtree{}).first->second;
+  st.epoch = at.epoch;
+  st.seq = at.seq;
+  st.term = term;
+  st.term_start = at.seq + 1;
+  st.prev_term = prev_term;
+  st.has_prev_term = true;
+  for (const Record& r : entries) {
+    StoredEntry& e = st.entries[r.key];
+    e.value = r.value;
+    e.seq = r.seq;
+    st.value_bytes += r.value.size();
+    if (r.ttl_ms > 0) {
+      e.expires_at_ms = now_ms + static_cast<int64_t>(r.ttl_ms);
+      ++ttl_entries_;
+      expiries_.push(Expiry{e.expires_at_ms, e.seq, std::string(subtree), r.key});
+    }
+  }
+  key_count_ += st.entries.size();
+  bytes_ += bytes;
+  return &st;
+}
+
+bool Store::ResumeFrom(std::string_view subtree, const Position& from, std::vector<Record>& out,
+                       uint64_t from_term) const {
+  const Subtree* st = Find(subtree);
+  if (st == nullptr || !OnLine(*st, from, from_term) || from.seq > st->seq) return false;
   if (from.seq == st->seq) return true;  // up to date: nothing to send
   if (st->backlog.empty() || st->backlog.front().seq > from.seq + 1) return false;
   const size_t first = from.seq + 1 - st->backlog.front().seq;

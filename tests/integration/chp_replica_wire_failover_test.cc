@@ -363,5 +363,38 @@ TEST_F(ChpReplicaWire, CR29_NamedReplicaReportsAppliedPositions) {
   (void)id;
 }
 
+// CR-30: the replica takes the term of each accepted KTHXBAI (a promoted backup's resume with a
+// new term is accepted: same epoch, consecutive seqs) and sends it with its next resume request.
+TEST_F(ChpReplicaWire, CR30_TakesTheTermOfKthxbaiAndSendsItWithResume) {
+  FakeServer& fa = AddFake();
+  FakeServer& fb = AddFake();
+  AgentOptions o = Opts({&fa, &fb});
+  o.silence_timeout = 500ms;
+  o.request_timeout = 30s;
+  ReplicaAgent a(ctx_, o);
+  StartLive(a, fa, "s", {"E", 3}, {SetR("a", "1", 3)});  // a KTHXBAI without term: term 0
+  EXPECT_EQ(a.Find("s")->term(), 0u);
+  fa.StopHeartbeats();
+  Cmd hello = Take(a, fb, 1);
+  fb.Send(hello.identity, HelloOkF(hello.U(2), fb.id(), fb.publisher_endpoint()));
+  ASSERT_TRUE(Until(a, [&] { return fb.HasSub("s/"); }));
+  fb.StartHeartbeats();
+  fb.Publish("s/", PositionF("E", 5));
+  Cmd r = TakeIcanhaz(a, fb, "s");
+  EXPECT_EQ(r.S(3), "E");
+  EXPECT_EQ(r.U(4), 3u);
+  EXPECT_EQ(r.U(5), 0u) << "the term of the position";
+  fb.Send(hello.identity, KvSyncF(r.U(1), "s", {SetR("b", "4", 4), SetR("c", "5", 5)}));
+  fb.Send(hello.identity, Frame(9, 5).U(r.U(1)).S("s").S("E").U(5).U(2).U(kResume).U(7).U(4).str());
+  ASSERT_TRUE(Until(a, [&] { return a.AllLive() && Pos(a, "s").seq == 5; }));
+  EXPECT_EQ(a.Find("s")->term(), 7u);
+  EXPECT_EQ(a.Find("s")->term_start(), 4u);
+  EXPECT_EQ(Entries(a, "s"), (Map{{"a", V("1")}, {"b", V("4")}, {"c", V("5")}}));
+  fb.Publish("s/z", KvPubF("E", 7, kSet, V("7")));  // a gap: resume again
+  Cmd r2 = TakeIcanhaz(a, fb, "s");
+  EXPECT_EQ(r2.U(4), 5u);
+  EXPECT_EQ(r2.U(5), 7u);
+}
+
 }  // namespace
 }  // namespace chorus::chp::replica_wire

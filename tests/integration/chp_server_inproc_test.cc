@@ -304,5 +304,94 @@ TEST_F(ChpServerInproc, CS28_DroppedSubtreeIsAnnouncedUnbornAndRebornWithNewEpoc
   EXPECT_EQ(server_->stats().dropped_subtrees, 1u);
 }
 
+// CS-29 / CS-30: a backup promoted to primary adopts its copy of a subtree at (E, 3) under a new
+// term; replicas on the old line up to its start resume (KTHXBAI with the new term), a replica
+// that applied changes the new primary never saw (same seqs, old term) gets a snapshot.
+TEST_F(ChpServerInproc, CS29_CS30_PromotedBackupResumesReplicasOnItsLineOnly) {
+  ServerOptions o;
+  o.store.new_epoch = [] { return std::string("e0e0e0e0e0e0e0e0"); };
+  Start(o);
+  const std::string e = "e0e0e0e0e0e0e0e0";
+  // The backup's copy: three changes of term 0 (as SubtreeReplica::SnapshotRecords gives it).
+  std::vector<chorus::chp::Record> copy = {
+      {"a", chorus::chp::Op::kSet, ValueOfSize(8), 0, 1},
+      {"b", chorus::chp::Op::kSet, ValueOfSize(8), 0, 3},
+  };
+  auto adopted = server_->Adopt("s", {e, 3}, 0, 5, copy);
+  ASSERT_TRUE(adopted.ok()) << adopted.error().message();
+  EXPECT_EQ(*adopted, (chorus::chp::Position{e, 3}));
+  EXPECT_EQ(server_->Adopt("s", {e, 3}, 0, 6, copy).error(),
+            make_error_code(chorus::chp::Errc::kBusy));
+  EXPECT_EQ(server_->Adopt("t", {e, 3}, 5, 5, copy).error(),
+            make_error_code(chorus::chp::Errc::kMalformed))
+      << "the new term must be greater";
+  ASSERT_TRUE(server_->Set("s/c", ValueOfSize(8)).ok());  // seq 4, term 5
+  ASSERT_TRUE(server_->Set("s/d", ValueOfSize(8)).ok());  // seq 5, term 5
+  zmq::socket_t d = Peer();
+  // Asks with a term (element 5, CR-30) and reads the reply up to its KTHXBAI.
+  auto ask = [&](uint64_t rid, uint64_t seq, uint64_t term) {
+    SendBody(d, Pack().Array(6).U(kIcanhaz).U(rid).Str("s").Str(e).U(seq).U(term).str());
+    std::vector<Rec> recs;
+    std::optional<Body> end;
+    EXPECT_TRUE(Until([&] {
+      while (auto b = TryRecvReply(d, 0ms)) {
+        if (b->code() == kKvSync) {
+          for (auto& r : AsKvSync(*b).records) recs.push_back(r);
+        } else if (b->code() == kKthxbai) {
+          end = std::move(b);
+        }
+      }
+      return end.has_value();
+    }));
+    return std::make_pair(std::move(recs), std::move(end));
+  };
+  {
+    // On the line: term 0 (the previous term) at seq 3 < term_start 4.
+    auto [recs, end] = ask(1, 3, 0);
+    ASSERT_TRUE(end.has_value());
+    const KthxbaiMsg k = AsKthxbai(*end);
+    EXPECT_EQ(k.mode, kModeResume);
+    EXPECT_EQ(k.seq, 5u);
+    EXPECT_EQ(k.count, 2u);
+    ASSERT_EQ(recs.size(), 2u);
+    EXPECT_EQ(recs[0].seq, 4u);
+    EXPECT_EQ(recs[1].key, "d");
+    EXPECT_EQ(end->U(7), 5u) << "KTHXBAI carries the term";
+    EXPECT_EQ(end->U(8), 4u) << "and the seq at which it began";
+  }
+  {
+    // Current term at seq 4: resume with the one change after it.
+    auto [recs, end] = ask(2, 4, 5);
+    ASSERT_TRUE(end.has_value());
+    EXPECT_EQ(AsKthxbai(*end).mode, kModeResume);
+    EXPECT_EQ(recs.size(), 1u);
+  }
+  {
+    // Off the line: the old primary's seq 4 and 5 of term 0 were lost with it.
+    auto [recs, end] = ask(3, 5, 0);
+    ASSERT_TRUE(end.has_value());
+    EXPECT_EQ(AsKthxbai(*end).mode, kModeSnapshot);
+    EXPECT_EQ(recs.size(), 4u);
+  }
+  {
+    // An unknown term: snapshot.
+    auto [recs, end] = ask(4, 3, 2);
+    ASSERT_TRUE(end.has_value());
+    EXPECT_EQ(AsKthxbai(*end).mode, kModeSnapshot);
+  }
+  {
+    // Without element 5 (term 0): on the previous term's line at seq 3 as above.
+    SendBody(d, Icanhaz(5, "s", e, 3));
+    std::optional<KthxbaiMsg> k;
+    ASSERT_TRUE(Until([&] {
+      while (auto b = TryRecvReply(d, 0ms)) {
+        if (b->code() == kKthxbai) k = AsKthxbai(*b);
+      }
+      return k.has_value();
+    }));
+    EXPECT_EQ(k->mode, kModeResume);
+  }
+}
+
 }  // namespace
 }  // namespace chp_wire_test

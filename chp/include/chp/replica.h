@@ -85,6 +85,11 @@ class SubtreeReplica {
   uint64_t request_id() const { return request_id_; }
   const std::string& subtree() const { return subtree_; }
   const Position& position() const { return position_; }
+  // CR-30: the term of the last accepted KTHXBAI and the seq it began at.
+  uint64_t term() const { return term_; }
+  uint64_t term_start() const { return term_start_; }
+  // The full copy with its position and term, for a backup to adopt it as primary (CS-29).
+  std::vector<Record> SnapshotRecords() const;
   const EntryMap& entries() const { return entries_; }
   const ReplicaStats& stats() const { return stats_; }
 
@@ -103,6 +108,8 @@ class SubtreeReplica {
   size_t max_queue_;
   State state_ = State::kWaitSubscribe;
   Position position_;
+  uint64_t term_ = 0;
+  uint64_t term_start_ = 0;
   EntryMap entries_;
   bool want_full_ = false;
   uint64_t request_id_ = 0;

@@ -108,6 +108,12 @@ class Server final : public Pollable {
   // Drops a subtree (CS-28): entries, backlog, applied positions; announced as unborn at once and
   // on the next removal_announcements heartbeat ticks. False when it is not held.
   bool Drop(std::string_view subtree);
+  // CS-29: a promoted backup takes a subtree it does not hold from its replica copy: epoch and
+  // seq of `at`, continuing `prev_term` (the copy's term) under `term` (> prev_term, e.g. the
+  // partition epoch). `entries` are snapshot records (remaining TTLs). Replicas on the old line
+  // resume (CS-30). Errors: kBadKey, kBusy (held), kMalformed (term), kFull.
+  Result<Position> Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
+                         uint64_t term, const std::vector<Record>& entries);
 
   // Polls this server alone for up to `max_wait`.
   void RunOnce(std::chrono::milliseconds max_wait) { PollOnce({this}, max_wait); }
@@ -139,7 +145,8 @@ class Server final : public Pollable {
   void HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m);
   void HandleApplied(Applied&& m);
   void ServeSubtree(const std::vector<std::string>& envelope, uint64_t request_id,
-                    const std::string& name, const Subtree* st, const Position& from);
+                    const std::string& name, const Subtree* st, const Position& from,
+                    uint64_t from_term);
   void Reply(const std::vector<std::string>& envelope, std::string body);
   SendResult TrySend(const Outgoing& out);
   void FlushPending();

@@ -40,6 +40,12 @@ struct Subtree {
   std::deque<Record> backlog;  // consecutive changes ending at `seq`
   size_t backlog_bytes = 0;
   size_t value_bytes = 0;
+  // CS-29: who writes this history. A subtree created here starts at term 0 from seq 1; one
+  // adopted at (epoch, n) continues the previous term's line from n + 1 under a new term.
+  uint64_t term = 0;
+  uint64_t term_start = 1;
+  uint64_t prev_term = 0;
+  bool has_prev_term = false;
 
   Position position() const { return {epoch, seq}; }
 };
@@ -92,7 +98,17 @@ class Store {
 
   // Records after `from` when the subtree's backlog still covers them (spec §Resume): fills `out`
   // and returns true; false means the caller must send a full snapshot.
-  bool ResumeFrom(std::string_view subtree, const Position& from, std::vector<Record>& out) const;
+  // `from_term` is the term of `from` (CS-30: resume only from a position on this line).
+  bool ResumeFrom(std::string_view subtree, const Position& from, std::vector<Record>& out,
+                  uint64_t from_term = 0) const;
+  // CS-30: (from, from_term) is on the line of `st`.
+  static bool OnLine(const Subtree& st, const Position& from, uint64_t from_term);
+
+  // CS-29: takes a subtree it does not hold at `at` (a promoted backup's copy, `entries` as
+  // snapshot records with remaining TTLs) under `term`, continuing `prev_term`'s line from
+  // at.seq + 1. kBusy when held, kMalformed when term <= prev_term, kFull over a bound.
+  Result<const Subtree*> Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
+                               uint64_t term, const std::vector<Record>& entries, int64_t now_ms);
 
   // The remaining TTL of an entry at `now_ms` (0: none).
   static uint64_t RemainingTtl(const StoredEntry& e, int64_t now_ms);

@@ -85,6 +85,7 @@ struct Icanhaz {
   uint64_t request_id = 0;
   std::string subtree;
   Position from;
+  uint64_t term = 0;  // the term of `from` (CR-30)
   bool operator==(const Icanhaz&) const = default;
 };
 struct KvSet {
@@ -130,6 +131,8 @@ struct Kthxbai {
   Position position;
   uint64_t count = 0;
   SyncMode mode = SyncMode::kSnapshot;
+  uint64_t term = 0;        // the subtree's term (CS-29)
+  uint64_t term_start = 0;  // the first seq of that term
   bool operator==(const Kthxbai&) const = default;
 };
 struct Done {
