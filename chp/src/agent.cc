@@ -232,6 +232,7 @@ Clock::time_point ReplicaAgent::NextDeadline() const {
   }
   for (const auto& [id, o] : outstanding_) next = std::min(next, o.deadline);
   for (const Unacked& u : unacked_) next = std::min(next, u.deadline);
+  if (!unacked_.empty()) next = std::min(next, unacked_.front().give_up);
   // Replicas waiting for a request slot are served on the next poll (not while a "*" sync is
   // under way: SendRequests holds individual requests back until its DONE).
   const bool all_busy = follow_all_ && all_state_ != AllState::kLive;
@@ -536,6 +537,14 @@ void ReplicaAgent::CheckTimeouts(Clock::time_point now) {
     }
     it = outstanding_.erase(it);
   }
+  // CR-32: give up the oldest (first sent first) past kvset_give_up; report kTimeout.
+  while (!unacked_.empty() && now >= unacked_.front().give_up) {
+    Unacked u = std::move(unacked_.front());
+    unacked_.pop_front();
+    unacked_index_.erase(u.uuid);
+    ++stats_.kvset_given_up;
+    if (u.on_ack) u.on_ack(KvAck{u.uuid, static_cast<uint32_t>(Errc::kTimeout), {}});
+  }
   // In the order first sent: deadlines are set in that order, so the due ones go out in it.
   for (Unacked& u : unacked_) {
     if (now < u.deadline) continue;
@@ -566,8 +575,9 @@ Result<Uuid> ReplicaAgent::SendSet(KvSet m, AckHandler on_ack) {
   }
   std::string body = Encode(m);
   if (link_ != Link::kHello && link_ != Link::kIdle) SendBody(body);
-  unacked_.push_back(
-      Unacked{m.uuid, std::move(body), std::move(on_ack), Clock::now() + options_.request_timeout});
+  const auto now = Clock::now();
+  unacked_.push_back(Unacked{m.uuid, std::move(body), std::move(on_ack),
+                             now + options_.request_timeout, now + options_.kvset_give_up});
   unacked_index_.emplace(m.uuid, std::prev(unacked_.end()));
   return m.uuid;
 }

@@ -1,6 +1,9 @@
 #include "chp/replica.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "chp/loop.h"
 
 namespace chorus::chp {
 
@@ -17,6 +20,13 @@ const char* StateName(SubtreeReplica::State s) {
   }
   return "?";
 }
+
+namespace {
+// CR-31: the clock is read only for an entry with a TTL.
+int64_t ExpiresAt(uint64_t ttl_ms) {
+  return ttl_ms == 0 ? 0 : MonotonicMs() + static_cast<int64_t>(std::min(ttl_ms, kMaxTtlMs));
+}
+}  // namespace
 
 SubtreeReplica::SubtreeReplica(std::string subtree, size_t max_queue)
     : subtree_(std::move(subtree)), max_queue_(max_queue) {}
@@ -83,6 +93,7 @@ SubtreeReplica::Verdict SubtreeReplica::ApplyLive(const std::string& epoch, Reco
     ReplicaEntry& e = entries_[record.key];
     e.value = record.value;
     e.seq = record.seq;
+    e.expires_at_ms = ExpiresAt(record.ttl_ms);
   } else {
     entries_.erase(record.key);
   }
@@ -174,7 +185,7 @@ void SubtreeReplica::OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs) {
     entries_.clear();
     entries_.reserve(staged_.size());
     for (Record& r : staged_) {
-      entries_[std::move(r.key)] = ReplicaEntry{std::move(r.value), r.seq};
+      entries_[std::move(r.key)] = ReplicaEntry{std::move(r.value), r.seq, ExpiresAt(r.ttl_ms)};
     }
     position_ = end.position;
     ++stats_.snapshots;
@@ -191,10 +202,16 @@ void SubtreeReplica::OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs) {
   Drain(obs);
 }
 
-std::vector<Record> SubtreeReplica::SnapshotRecords() const {
+std::vector<Record> SubtreeReplica::SnapshotRecords(int64_t now_ms) const {
   std::vector<Record> out;
   out.reserve(entries_.size());
-  for (const auto& [key, e] : entries_) out.push_back(Record{key, Op::kSet, e.value, 0, e.seq});
+  for (const auto& [key, e] : entries_) {
+    uint64_t ttl = 0;
+    if (e.expires_at_ms != 0) {
+      ttl = e.expires_at_ms > now_ms ? static_cast<uint64_t>(e.expires_at_ms - now_ms) : 1;
+    }
+    out.push_back(Record{key, Op::kSet, e.value, ttl, e.seq});
+  }
   return out;
 }
 

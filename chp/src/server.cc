@@ -206,13 +206,25 @@ void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
   } else {
     // CS-10: the window holds accepted KVSETs only, so rejected ones cannot evict them.
     acks_.emplace(m.uuid, ack);
-    ack_order_.push_back(m.uuid);
+    const int64_t now_ms = MonotonicMs();
+    ack_order_.emplace_back(m.uuid, now_ms);
     while (ack_order_.size() > options_.dedup_window) {
-      acks_.erase(ack_order_.front());
+      ++stats_.dedup_evicted_early;
+      acks_.erase(ack_order_.front().first);
       ack_order_.pop_front();
     }
+    EvictAcks(now_ms);
   }
   Reply(envelope, Encode(ack));
+}
+
+void Server::EvictAcks(int64_t now_ms) {
+  // CS-10: the window is time-based; the count cap above only bounds memory.
+  const int64_t window = options_.dedup_window_ms.count();
+  while (!ack_order_.empty() && ack_order_.front().second + window <= now_ms) {
+    acks_.erase(ack_order_.front().first);
+    ack_order_.pop_front();
+  }
 }
 
 void Server::HandleApplied(Applied&& m) {
@@ -504,6 +516,7 @@ void Server::PublishPosition(std::string_view subtree) {
 
 void Server::Heartbeat(Clock::time_point now) {
   next_heartbeat_ = now + options_.heartbeat_interval;
+  EvictAcks(MonotonicMs(now));
   Publish(kHugzTopic,
           Encode(Hugz{kProtocolVersion, options_.server_id, WallMs(), store_.subtrees().size()}));
   // Changed subtrees first, so a replica that missed the last change hears of it within a tick.

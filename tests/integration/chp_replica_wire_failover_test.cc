@@ -396,5 +396,31 @@ TEST_F(ChpReplicaWire, CR30_TakesTheTermOfKthxbaiAndSendsItWithResume) {
   EXPECT_EQ(r2.U(5), 7u);
 }
 
+// CR-32: a KVSET not acknowledged kvset_give_up after it was first sent is given up (no more
+// retries) and reported as kTimeout, oldest first.
+TEST_F(ChpReplicaWire, CR32_UnackedKvsetIsGivenUpAndReportedAsTimeout) {
+  FakeServer& f = AddFake();
+  AgentOptions o = Opts({&f});
+  o.request_timeout = 100ms;
+  o.kvset_give_up = 600ms;
+  ReplicaAgent a(ctx_, o);
+  StartLive(a, f, "s", {"E", 1}, {SetR("a", "1", 1)});
+  std::vector<uint32_t> statuses;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(a.Set("s/k", V("v"), 0, [&](const KvAck& k) { statuses.push_back(k.status); }).ok());
+  const std::string u = Take(a, f, 7).B(1);
+  ASSERT_TRUE(Until(a, [&] { return !statuses.empty(); }));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 550ms) << "given up early";
+  EXPECT_EQ(statuses, std::vector<uint32_t>{8}) << "kTimeout";
+  EXPECT_EQ(a.unacked(), 0u);
+  EXPECT_EQ(a.stats().kvset_given_up, 1u);
+  EXPECT_GE(f.Count(7), 3u) << "retried until then";
+  CommandBarrier(a, f);
+  const size_t sent = f.Count(7);
+  PumpFor(a, 400ms);
+  EXPECT_EQ(f.Count(7), sent) << "retried after giving up";
+  (void)u;
+}
+
 }  // namespace
 }  // namespace chorus::chp::replica_wire

@@ -285,5 +285,27 @@ TEST_F(ChpReplicaWire, CR21_FollowAllKeepsContentWhenPositionPrecedesStarAfterFa
   }
 }
 
+// CR-31: the replica keeps each entry's expiry (its clock at apply + ttl_ms) from snapshots,
+// resumes and KVPUBs, without acting on it (CR-20); its copy carries the remaining TTLs.
+TEST_F(ChpReplicaWire, CR31_KeepsExpiriesForAPromotedCopy) {
+  FakeServer& f = AddFake();
+  ReplicaAgent a(ctx_, Opts({&f}));
+  StartLive(a, f, "s", {"E", 2}, {SetR("a", "1", 1, /*ttl=*/5'000), SetR("b", "2", 2)});
+  f.Publish("s/c", KvPubF("E", 3, kSet, V("3"), 60'000));
+  ASSERT_TRUE(Until(a, [&] { return Pos(a, "s").seq == 3; }));
+  std::map<std::string, uint64_t> ttl;
+  for (const Record& r : a.Find("s")->SnapshotRecords(MonotonicMs())) ttl[r.key] = r.ttl_ms;
+  EXPECT_GT(ttl.at("a"), 3'000u);
+  EXPECT_LE(ttl.at("a"), 5'000u);
+  EXPECT_EQ(ttl.at("b"), 0u) << "no TTL";
+  EXPECT_GT(ttl.at("c"), 58'000u);
+  EXPECT_LE(ttl.at("c"), 60'000u);
+  // Past the expiry the copy says 1 ms (the server decides), and the entry stays (CR-20).
+  for (const Record& r : a.Find("s")->SnapshotRecords(MonotonicMs() + 10'000))
+    ttl[r.key] = r.ttl_ms;
+  EXPECT_EQ(ttl.at("a"), 1u);
+  EXPECT_EQ(Entries(a, "s").size(), 3u);
+}
+
 }  // namespace
 }  // namespace chorus::chp::replica_wire

@@ -393,5 +393,39 @@ TEST_F(ChpServerInproc, CS29_CS30_PromotedBackupResumesReplicasOnItsLineOnly) {
   }
 }
 
+// CS-10: the UUID window is time-based: a retry within dedup_window_ms is answered from it, one
+// after it is a new update; the count cap evicts early and counts it.
+TEST_F(ChpServerInproc, CS10_UuidWindowIsTimeBasedWithACountCap) {
+  ServerOptions o;
+  o.dedup_window_ms = 300ms;
+  o.dedup_window = 2;
+  o.heartbeat_interval = 20ms;
+  Start(o);
+  zmq::socket_t d = Peer();
+  auto set = [&](const std::string& uuid) {
+    SendBody(d, KvSet(uuid, "w/x", kOpSet, MpInt(1)));
+    std::optional<KvAckMsg> ack;
+    EXPECT_TRUE(Until([&] {
+      if (auto b = TryRecvReply(d, 0ms)) ack = AsKvAck(*b);
+      return ack.has_value();
+    }));
+    return ack ? ack->seq : 0;
+  };
+  const std::string u1(16, '1'), u2(16, '2'), u3(16, '3');
+  const auto t0 = Clock::now();
+  ASSERT_EQ(set(u1), 1u);
+  ASSERT_EQ(set(u1), 1u) << "a retry within the window";
+  EXPECT_EQ(server_->stats().duplicates, 1u);
+  // The time bound: polling the server (its heartbeats evict) until the window has passed.
+  ASSERT_TRUE(Until([&] { return Clock::now() - t0 > 400ms; }));
+  EXPECT_EQ(set(u1), 2u) << "after the window a repeated UUID is a new update";
+  // The count bound: a third accepted UUID within the window evicts the oldest early.
+  ASSERT_EQ(set(u2), 3u);
+  ASSERT_EQ(set(u3), 4u);
+  EXPECT_EQ(server_->stats().dedup_evicted_early, 1u);
+  EXPECT_EQ(set(u3), 4u) << "still remembered";
+  EXPECT_EQ(set(u1), 5u) << "evicted early by the cap";
+}
+
 }  // namespace
 }  // namespace chp_wire_test

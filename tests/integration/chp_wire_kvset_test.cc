@@ -260,7 +260,8 @@ TEST_F(ChpWire, CS10_RejectedKvSetsDoNotPushAcceptedUuidsOutOfTheWindow) {
 }
 
 TEST_F(ChpWire, CS10_UuidIsTreatedAsNewAfterLeavingTheWindow) {
-  StartServer();
+  // The count bound of the window (the time bound: ChpServerInproc.CS10_*).
+  StartServer({"--dedup-window", "65536", "--dedup-window-ms", "3600000"});
   auto d = Dealer();
   const std::string u = NewUuid();
   ASSERT_EQ(AsKvAck(Call(d, KvSet(u, "w/x", kOpSet, MpInt(1)))).seq, 1u);

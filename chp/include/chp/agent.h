@@ -36,6 +36,9 @@ struct AgentOptions {
   size_t max_queue = 100'000;                        // updates queued per subtree while it syncs
   size_t max_outstanding = 64;                       // sync requests in flight per connection
   size_t max_unacked = 10'000;                       // KVSETs awaiting KVACK
+  // CR-32: a KVSET unacknowledged this long after it was first sent is given up and reported
+  // as kTimeout; less than the server's dedup window (CS-10), so a retry is never applied twice.
+  std::chrono::milliseconds kvset_give_up{8000};
   int rcv_hwm = 100'000;
   // Non-empty: report applied positions to the server under this name (CR-29, APPLIED), so a
   // primary knows how far this replica got. At most kMaxReplicaNameBytes.
@@ -50,9 +53,10 @@ struct AgentStats {
   uint64_t errors = 0;     // ERROR replies
   uint64_t malformed = 0;  // frames dropped as undecodable
   uint64_t kvset_retries = 0;
-  uint64_t updates = 0;       // KVPUB received
-  uint64_t stalls = 0;        // polls far past the link deadline (not counted as silence)
-  uint64_t applied_sent = 0;  // APPLIED frames sent (CR-29)
+  uint64_t kvset_given_up = 0;  // KVSETs reported as kTimeout (CR-32)
+  uint64_t updates = 0;         // KVPUB received
+  uint64_t stalls = 0;          // polls far past the link deadline (not counted as silence)
+  uint64_t applied_sent = 0;    // APPLIED frames sent (CR-29)
 };
 
 class ReplicaAgent final : public Pollable {
@@ -100,6 +104,7 @@ class ReplicaAgent final : public Pollable {
     std::string body;
     AckHandler on_ack;
     Clock::time_point deadline;
+    Clock::time_point give_up;
   };
   struct UuidHash {
     size_t operator()(const Uuid& u) const noexcept;

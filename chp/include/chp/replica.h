@@ -22,7 +22,11 @@ namespace chorus::chp {
 struct ReplicaEntry {
   std::string value;
   uint64_t seq = 0;
-  bool operator==(const ReplicaEntry&) const = default;
+  // CR-31: when the server will expire it, on this process's monotonic clock (ms; 0: no TTL):
+  // the ttl_ms received added to the time it was applied here. Never acted on (CR-20); kept so
+  // a promoted copy carries remaining TTLs. Not part of equality (content is value and seq).
+  int64_t expires_at_ms = 0;
+  bool operator==(const ReplicaEntry& o) const { return value == o.value && seq == o.seq; }
 };
 using EntryMap = std::unordered_map<std::string, ReplicaEntry>;
 
@@ -88,8 +92,9 @@ class SubtreeReplica {
   // CR-30: the term of the last accepted KTHXBAI and the seq it began at.
   uint64_t term() const { return term_; }
   uint64_t term_start() const { return term_start_; }
-  // The full copy with its position and term, for a backup to adopt it as primary (CS-29).
-  std::vector<Record> SnapshotRecords() const;
+  // The full copy as snapshot records with remaining TTLs (CR-31) at `now_ms` (monotonic), for a
+  // backup to adopt it as primary (Server::Adopt, CS-29).
+  std::vector<Record> SnapshotRecords(int64_t now_ms) const;
   const EntryMap& entries() const { return entries_; }
   const ReplicaStats& stats() const { return stats_; }
 

@@ -34,7 +34,10 @@ struct ServerOptions {
   size_t max_value_bytes = kDefaultMaxValueBytes;
   size_t positions_per_sweep = 256;  // unchanged subtrees announced per heartbeat
   size_t max_positions_per_tick = 10'000;
-  size_t dedup_window = 65'536;  // KVSET UUIDs remembered
+  // CS-10: accepted KVSET UUIDs are remembered for dedup_window_ms, and at most dedup_window of
+  // them (past it the oldest go early, counted in dedup_evicted_early).
+  std::chrono::milliseconds dedup_window_ms{10'000};
+  size_t dedup_window = 1'048'576;
   // Reply flow control (CS-22): a peer's replies go to its ROUTER pipe until reply_pipe_hwm
   // messages wait there, then to a byte-counted queue. A reply that begins while the peer has
   // more than max_peer_pending_bytes queued is dropped whole; a reply that would take all peers'
@@ -58,16 +61,17 @@ struct ServerOptions {
 struct ServerStats {
   uint64_t changes = 0;  // sequenced changes (sets, deletes, expiries)
   uint64_t expiries = 0;
-  uint64_t kvsets = 0;            // KVSET commands received
-  uint64_t kvset_rejected = 0;    // answered with a non-zero status
-  uint64_t duplicates = 0;        // KVSETs answered from the UUID window
-  uint64_t snapshots = 0;         // full snapshots served (per subtree)
-  uint64_t resumes = 0;           // resume streams served
-  uint64_t malformed = 0;         // frames dropped as undecodable
-  uint64_t unknown = 0;           // frames with an unknown command code
-  uint64_t dropped_replies = 0;   // peers whose queued replies were discarded (gone or over cap)
-  uint64_t published = 0;         // messages handed to the publisher
-  uint64_t applied = 0;           // positions recorded from APPLIED (CS-27)
+  uint64_t kvsets = 0;               // KVSET commands received
+  uint64_t kvset_rejected = 0;       // answered with a non-zero status
+  uint64_t duplicates = 0;           // KVSETs answered from the UUID window
+  uint64_t dedup_evicted_early = 0;  // UUIDs evicted by the count cap before their time
+  uint64_t snapshots = 0;            // full snapshots served (per subtree)
+  uint64_t resumes = 0;              // resume streams served
+  uint64_t malformed = 0;            // frames dropped as undecodable
+  uint64_t unknown = 0;              // frames with an unknown command code
+  uint64_t dropped_replies = 0;      // peers whose queued replies were discarded (gone or over cap)
+  uint64_t published = 0;            // messages handed to the publisher
+  uint64_t applied = 0;              // positions recorded from APPLIED (CS-27)
   uint64_t applied_ignored = 0;   // APPLIED frames or positions ignored (bad name, subtree, bound)
   uint64_t dropped_subtrees = 0;  // subtrees dropped (CS-28)
   size_t pending_bytes = 0;       // reply bytes queued behind a full ROUTER pipe now
@@ -177,7 +181,8 @@ class Server final : public Pollable {
     size_t operator()(const Uuid& u) const noexcept;
   };
   std::unordered_map<Uuid, KvAck, UuidHash> acks_;
-  std::deque<Uuid> ack_order_;
+  std::deque<std::pair<Uuid, int64_t>> ack_order_;  // accepted UUIDs and when (monotonic ms)
+  void EvictAcks(int64_t now_ms);
 
   AppliedObserver applied_observer_;
   // subtree -> replica -> last reported position (CS-27)
