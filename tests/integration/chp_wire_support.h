@@ -4,10 +4,10 @@
 // Each test starts the real server binary on ephemeral loopback ports and talks to it with plain
 // cppzmq DEALER and SUB sockets and msgpack built and read here with msgpack-cxx directly. The chp
 // headers and codec are deliberately not used, so the wire format is checked independently of our
-// own encoder and decoder. Test names carry the rule (W-n, K-n, V-n, S-n) they check.
+// own encoder and decoder. Test names carry the rule (CW-n, CK-n, CV-n, CS-n) they check.
 //
 // Waits are bounded (zmq::poll with a deadline), never sleeps. "No reply" is proved by a HELLO
-// sent after the frame under test: the server answers one peer's requests in order (S-19), so the
+// sent after the frame under test: the server answers one peer's requests in order (CS-19), so the
 // HELLO_OK must be the very next reply. "No KVPUB" is proved the same way with a later change of
 // the same subtree, whose KVPUB must come next with the next sequence.
 // Every test ends with SIGTERM and requires exit status 0 (TearDown), which also catches crashes.
@@ -106,7 +106,7 @@ std::string Nested(int depth);
 std::string MapOf(uint32_t pairs);
 
 // ---------------------------------------------------------------------------------------------
-// Reading msgpack, checking types as the spec types them (W-1, W-2)
+// Reading msgpack, checking types as the spec types them (CW-1, CW-2)
 
 const char* TypeName(const msgpack::object& o);
 uint64_t AsU(const msgpack::object& o, const std::string& what,
@@ -115,7 +115,7 @@ std::string AsS(const msgpack::object& o, const std::string& what);
 std::string AsB(const msgpack::object& o, const std::string& what);
 const msgpack::object& Item(const msgpack::object& arr, size_t i, const std::string& what);
 
-// One body frame: exactly one msgpack array spanning the frame, element 0 a command code (W-1).
+// One body frame: exactly one msgpack array spanning the frame, element 0 a command code (CW-1).
 class Body {
  public:
   explicit Body(std::string bytes);
@@ -129,7 +129,7 @@ class Body {
   std::string B(size_t i) const { return AsB(At(i), Name() + "[" + std::to_string(i) + "]"); }
   const std::string& bytes() const { return bytes_; }
 
-  // Checks the command code and the minimum element count (W-3: more is allowed).
+  // Checks the command code and the minimum element count (CW-3: more is allowed).
   void Expect(uint64_t code, size_t elements) const;
 
  private:
@@ -193,12 +193,12 @@ std::optional<std::vector<zmq::message_t>> RecvFrames(zmq::socket_t& s, Ms timeo
 void SendBody(zmq::socket_t& s, std::string_view body);
 void SendFrames(zmq::socket_t& s, const std::vector<std::string>& frames);
 
-// A reply on a DEALER: the body alone, one frame (W-5).
+// A reply on a DEALER: the body alone, one frame (CW-5).
 std::optional<Body> TryRecvReply(zmq::socket_t& d, Ms timeout);
 Body RecvReply(zmq::socket_t& d, Ms timeout = kReplyTimeout);
 Body Call(zmq::socket_t& d, std::string_view body);
 
-// A publisher message: exactly [topic][body] (W-6).
+// A publisher message: exactly [topic][body] (CW-6).
 struct PubMsg {
   std::string topic;
   Body body;
@@ -279,16 +279,16 @@ class ChpWire : public ::testing::Test {
 
   zmq::socket_t Dealer(int rcvhwm = 0);
   zmq::socket_t Sub();
-  // Subscribes and waits for the server's welcome (S-13): HUGZ for "" and "$HUGZ", POSITION for
+  // Subscribes and waits for the server's welcome (CS-13): HUGZ for "" and "$HUGZ", POSITION for
   // "S/".
   PubMsg Subscribe(zmq::socket_t& sub, const std::string& topic);
 
-  // Distinct UUIDs that look random, like RFC 4122 version 4 ones.
+  // Distinct UUIDs that look random, like RFC 4122 version 4 ones (CR-23).
   static std::string UuidFor(uint64_t n);
   static uint64_t Mix(uint64_t x);  // splitmix64: a bijection, so distinct n give distinct UUIDs
   std::string NewUuid() { return UuidFor(++uuid_counter_); }
 
-  // Sends a KVSET and returns its KVACK, checking the UUID (S-7).
+  // Sends a KVSET and returns its KVACK, checking the UUID (CS-7).
   KvAckMsg Write(zmq::socket_t& d, std::string_view key, uint64_t op, std::string_view value,
                  uint64_t ttl_ms = 0);
   KvAckMsg Set(zmq::socket_t& d, std::string_view key, std::string_view value,
@@ -313,7 +313,7 @@ class ChpWire : public ::testing::Test {
 bool IsEpoch(const std::string& e);
 
 // ---------------------------------------------------------------------------------------------
-// Flow control (S-20, S-21)
+// Flow control (CS-20, CS-21)
 
 // The server's ROUTER SNDHWM (100,000 messages) is far above the ~400 messages of one
 // snapshot, so a slow reader alone never makes a send fail. The reader first asks for many small

@@ -106,6 +106,19 @@ TEST(CodecRoundTrip, KvSet) {
   EXPECT_EQ(Get<KvSet>(DecodeCommand(Encode(del))), del);
 }
 
+// CR-29 / CS-27: APPLIED carries a replica name and positions.
+TEST(CodecRoundTrip, Applied) {
+  const Applied m{"backup-1", {{"s", {"e1", 7}}, {"t", {"", 0}}}};
+  EXPECT_EQ(Get<Applied>(DecodeCommand(Encode(m))), m);
+  const Applied empty{"r", {}};
+  EXPECT_EQ(Get<Applied>(DecodeCommand(Encode(empty))), empty);
+  // A position that is not [str, str, u64] makes the frame malformed.
+  EXPECT_EQ(Err(DecodeCommand(
+                Body().Array(3).Uint(13).Str("r").Array(1).Array(2).Str("s").Str("e").str())),
+            Errc::kMalformed);
+  EXPECT_EQ(Err(DecodeCommand(Body().Array(3).Uint(13).Str("r").Uint(1).str())), Errc::kMalformed);
+}
+
 TEST(CodecRoundTrip, HelloOk) {
   HelloOk m{9, 3, "server-1", "tcp://127.0.0.1:5557"};
   EXPECT_EQ(Get<HelloOk>(DecodeReply(Encode(m))), m);
@@ -239,7 +252,7 @@ TEST(CodecErrors, CommandCodeNotAnInteger) {
 }
 
 TEST(CodecErrors, UnknownCommand) {
-  for (uint64_t code : {0ull, 13ull, 200ull, 255ull}) {
+  for (uint64_t code : {0ull, 14ull, 200ull, 255ull}) {
     const std::string b = Body().Array(3).Uint(code).Uint(1).Uint(1).str();
     EXPECT_EQ(Err(DecodeCommand(b)), Errc::kUnknownCommand) << code;
     EXPECT_EQ(Err(DecodeReply(b)), Errc::kUnknownCommand) << code;
@@ -495,7 +508,7 @@ TEST(IsMsgpackValue, RejectsEverythingElse) {
   EXPECT_FALSE(IsMsgpackValue("{\"json\": true}"));  // text is not one msgpack object
 }
 
-// Decoder limits of spec §12 (W-8), shared by bodies and values (V-1).
+// Decoder limits of spec §12 (CW-8), shared by bodies and values (CV-1).
 TEST(IsMsgpackValue, DecoderLimits) {
   auto map_of = [](uint32_t n) {
     Body b;
