@@ -1,6 +1,7 @@
 #include "broker/scheduler/runner.h"
 
 #include <algorithm>
+#include <cassert>
 #include <exception>
 
 namespace chorus::broker::scheduler {
@@ -45,6 +46,7 @@ Runner::Runner(RunnerConfig config, Executor executor)
       start_(Clock::now()),
       inbox_(config_.inbox_capacity),
       work_(config_.scheduler.slots + config_.spare_workers) {
+  assert(ValidateConfig(config_).empty());
   owner_ = std::thread([this] { OwnerLoop(); });
   const uint32_t n = config_.scheduler.slots + config_.spare_workers;
   for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
