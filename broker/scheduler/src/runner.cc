@@ -65,6 +65,13 @@ void Runner::Stop() {
   (void)inbox_.Push(StopMsg{});
   owner_.join();
   inbox_.Close();
+  // API calls that raced with Stop get an answer, not a broken promise.
+  while (auto m = inbox_.PopFor(std::chrono::milliseconds(0))) {
+    if (auto* sub = std::get_if<SubmitMsg>(&*m)) sub->reply.set_value(Errc::kShuttingDown);
+    if (auto* c = std::get_if<CancelMsg>(&*m)) c->reply.set_value(Errc::kShuttingDown);
+    if (auto* st = std::get_if<StatusMsg>(&*m)) st->reply.set_value(Errc::kShuttingDown);
+    if (auto* sm = std::get_if<StatsMsg>(&*m)) sm->reply.set_value(SchedulerStats{});
+  }
   work_.Close();
   for (auto& w : workers_) w.join();
 }
