@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config ccache git
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libhiredis-dev
+  libraft-dev libuv1-dev libsqlite3-dev
   googletest libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   clang clang-format libclang-rt-14-dev
@@ -14,6 +15,8 @@ PKGS=(
   redis-server nats-server libnats-dev
   nginx libnginx-mod-nchan
 )
+# libraft-dev and libuv1-dev: the cluster map's Raft group (broker/cluster, docs/cluster.md).
+# libsqlite3-dev: the sync scheduler's catalog (broker/scheduler, docs/scheduler.md).
 # redis-server, nats-server and libnats-dev (with libhiredis-dev above): broker_bench's peers,
 # started as children by the bench and its smoke test (tests/bench/peer_*.h).
 # nginx and libnginx-mod-nchan: ws_fanout's peer (Nchan), an nginx child with a config of its

@@ -1,4 +1,4 @@
-// libFuzzer target: the WebSocket JSON codec (broker/node/client_json.h) on arbitrary bytes.
+// libFuzzer target: the WebSocket JSON codec (broker/protocol/client_json.h) on arbitrary bytes.
 //   - the input as a text frame (DecodeFrame): a malformed frame yields nothing; otherwise every
 //     command has error 0, 104 or 107, its strings are valid UTF-8, its data values are compact
 //     JSON that decode to themselves;
@@ -15,14 +15,13 @@
 #include <string_view>
 #include <variant>
 
-#include "broker/node/client_json.h"
+#include "broker/protocol/client_json.h"
 #include "chp/keys.h"
 
 namespace {
 
 using namespace chorus::broker;
-using namespace chorus::broker::node;
-using namespace chorus::broker::node::json;
+using namespace chorus::broker::json;
 
 void Check(bool ok, const char* what) {
   if (!ok) {

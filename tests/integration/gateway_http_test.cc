@@ -256,6 +256,7 @@ TEST_P(GatewayHttp, HealthAndMetricsPassThrough) {
   }
 }
 
+// B-4 (docs/protocol/bridge.md): a malformed reply with a known id is a 502.
 TEST_P(GatewayHttp, EngineStatusTypeAndBodyPassedExactly) {
   const std::string binary("\x00\x01\xff{\"x\":\"\xc3\xa9\"}\r\n\r\n", 18);
   StartEngine([&](const EngineRequest& r) -> std::optional<EngineAnswer> {
@@ -293,6 +294,7 @@ TEST_P(GatewayHttp, EngineStatusTypeAndBodyPassedExactly) {
   EXPECT_EQ(server_->stats().malformed_replies, 1u);
 }
 
+// B-5 (docs/protocol/bridge.md): replies in any order, matched by correlation id.
 TEST_P(GatewayHttp, OutOfOrderRepliesAreMatchedById) {
   StartEngine(HoldSome);
   StartServer();
@@ -317,6 +319,7 @@ TEST_P(GatewayHttp, OutOfOrderRepliesAreMatchedById) {
   EXPECT_EQ(rb->body, "reply-to-body-b");
 }
 
+// B-5 (docs/protocol/bridge.md): a reply with an unknown id is dropped and counted.
 TEST_P(GatewayHttp, EngineTimeoutIs503AndLateReplyIsIgnored) {
   StartEngine(HoldSome);
   auto o = Options();
@@ -344,6 +347,7 @@ TEST_P(GatewayHttp, EngineTimeoutIs503AndLateReplyIsIgnored) {
   EXPECT_EQ(r->body, "api|fast|{}");
 }
 
+// B-12 (docs/protocol/bridge.md): the gateway never blocks on the bridge.
 TEST_P(GatewayHttp, NoEngineIs503) {
   // Nobody binds the endpoint.
   auto o = Options();

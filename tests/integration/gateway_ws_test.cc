@@ -37,6 +37,7 @@ TEST_P(GatewayWs, UpgradeReportsOpenWithConnIdAndRemoteAddress) {
   EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().ws_open == 2; }));
 }
 
+// B-7 (docs/protocol/bridge.md): frames in the order the client sent them.
 TEST_P(GatewayWs, ClientMessageArrivesAsFrame) {
   StartEngine();
   StartServer();
@@ -151,6 +152,7 @@ TEST_P(GatewayWs, ClientThatNeverReadsIsClosedSlowWhileOthersGetEverything) {
   EXPECT_TRUE(engine_->ws_events(fast_id, "closed").empty());
 }
 
+// W-2: a message over the size limit is not read; the gateway closes with 1009.
 TEST_P(GatewayWs, OversizeClientMessageIsClosed1009) {
   StartEngine();
   auto o = Options();
@@ -167,6 +169,7 @@ TEST_P(GatewayWs, OversizeClientMessageIsClosed1009) {
   EXPECT_EQ(engine_->ws_events(id, "frame")[0].payload, std::string(1024, 'a'));
 }
 
+// W-1 (docs/protocol/websocket.md): a binary frame closes with 1003, the engine never sees it.
 TEST_P(GatewayWs, BinaryMessageIsClosed1003) {
   StartEngine();
   StartServer();
@@ -179,6 +182,7 @@ TEST_P(GatewayWs, BinaryMessageIsClosed1003) {
   EXPECT_TRUE(engine_->ws_events(id, "frame").empty());
 }
 
+// B-7 (docs/protocol/bridge.md): one `closed` per connection, with its code.
 TEST_P(GatewayWs, ClientCloseIsReportedWithItsCode) {
   StartEngine();
   StartServer();
@@ -193,6 +197,7 @@ TEST_P(GatewayWs, ClientCloseIsReportedWithItsCode) {
   EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().ws_closed == 2; }));
 }
 
+// B-7 (docs/protocol/bridge.md): after the engine's `close`, the id is not used again.
 TEST_P(GatewayWs, EngineCloseReachesClientAndIsNotReported) {
   StartEngine();
   StartServer();
@@ -214,6 +219,7 @@ TEST_P(GatewayWs, EngineCloseReachesClientAndIsNotReported) {
   EXPECT_TRUE(EventuallyTrue([&] { return server_->stats().ws_unknown_conn == 1; }));
 }
 
+// B-9, B-10 (docs/protocol/bridge.md): unknown conn ids ignored, malformed commands dropped.
 TEST_P(GatewayWs, UnknownConnIdIsIgnoredAndMalformedCommandsCounted) {
   StartEngine();
   StartServer();

@@ -187,20 +187,20 @@ TEST(NodeNativeSlow, N16_SlowSubscriberIsClosedOthersKeepReceiving) {
     EXPECT_TRUE(caught.empty());
     uint64_t from = last;
     while (from < kPubs) {
-      msgpack::sbuffer b;
-      msgpack::packer<msgpack::sbuffer> pk(b);
-      pk.pack_map(3);
-      pk.pack(std::string("channel"));
-      pk.pack(std::string("flood:x"));
-      pk.pack(std::string("limit"));
-      pk.pack(1000);
-      pk.pack(std::string("since"));
-      pk.pack_map(2);
-      pk.pack(std::string("offset"));
-      pk.pack_uint64(from);
-      pk.pack(std::string("epoch"));
-      pk.pack(epoch);
-      auto h = again.Call("history", std::string(b.data(), b.size()));
+      const std::string params = Pack()
+                                     .Map(3)
+                                     .Str("channel")
+                                     .Str("flood:x")
+                                     .Str("limit")
+                                     .U(1000)
+                                     .Str("since")
+                                     .Map(2)
+                                     .Str("offset")
+                                     .U(from)
+                                     .Str("epoch")
+                                     .Str(epoch)
+                                     .str();
+      auto h = again.Call("history", params);
       ASSERT_TRUE(h && h->Has("result")) << ErrorCode(h);
       const auto page = OffsetsOf(*h, "result.publications");
       ASSERT_FALSE(page.empty());

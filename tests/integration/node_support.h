@@ -14,6 +14,7 @@
 #include <msgpack.hpp>
 #include <zmq.hpp>
 
+#include "msgpack_pack.h"
 #include "test_util.h"
 
 namespace chorus::testing {
@@ -99,7 +100,8 @@ class RawSession {
   std::vector<Frame> replies_;
 };
 
-// Packs a params map from string / uint / bool values: P({{"channel", "chat:a"}, ...}).
+// Packs a params map from string / uint / bool values: P({{"channel", "chat:a"}, ...}) (with
+// the tests' one msgpack writer, Pack in tests/support/msgpack_pack.h, for anything else).
 struct PValue {
   enum Kind { kStr, kUint, kBool, kInt } kind;
   std::string s;

@@ -673,5 +673,21 @@ TEST(BrokerConfigExample, DocumentsEveryKey) {
   EXPECT_EQ(in_file, expected);
 }
 
+// cluster.seeds, replication_factor and dead_after_ms are read but not used until the cluster
+// exists: chorusd warns about each one set to something other than its default.
+TEST(BrokerConfigUnused, ClusterKeysSetAwayFromTheirDefaultAreListed) {
+  NodeConfig c;
+  EXPECT_TRUE(UnusedClusterKeys(c).empty());
+  ASSERT_TRUE(ApplyOverrides(c, {"cluster.seeds=tcp://10.0.0.2:5570", "cluster.dead_after_ms=3000",
+                                 "cluster.heartbeat_ms=600"})
+                  .ok());
+  EXPECT_EQ(UnusedClusterKeys(c),
+            (std::vector<std::string>{"cluster.seeds", "cluster.dead_after_ms"}));
+  ASSERT_TRUE(ApplyOverride(c, "cluster.replication_factor", "3").ok());
+  EXPECT_EQ(UnusedClusterKeys(c),
+            (std::vector<std::string>{"cluster.seeds", "cluster.replication_factor",
+                                      "cluster.dead_after_ms"}));
+}
+
 }  // namespace
 }  // namespace chorus::broker

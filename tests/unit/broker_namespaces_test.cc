@@ -312,11 +312,52 @@ TEST(BrokerErrc, CentrifugoCodesAndMessages) {
   EXPECT_EQ(make_error_code(Errc::kConflict).message(), "conflict");
   EXPECT_FALSE(IsClientCode(Errc::kOk));
   EXPECT_FALSE(IsClientCode(Errc::kReplicaGap));
-  EXPECT_EQ(kDisconnectInsufficientState, 3010u);
+  EXPECT_EQ(kDisconnectInsufficientState.code, 3010u);
   const Result<int> r = Errc::kBadRequest;
   EXPECT_FALSE(r.ok());
   EXPECT_EQ(r.error(), Errc::kBadRequest);
   EXPECT_NE(r.error(), make_error_code(chp::Errc::kMalformed));
+}
+
+// broker/core/codes.h: the disconnect codes as Centrifugo's client protocol documents them
+// (3000..3499 reconnect, 3500..3999 do not; 4000..4999 the application's, 4500.. do not).
+TEST(BrokerCodes, DisconnectCodesCarryCentrifugosReasonAndAdvice) {
+  const CloseCode all[] = {kDisconnectConnectionClosed,
+                           kDisconnectByClient,
+                           kDisconnectShutdown,
+                           kDisconnectExpired,
+                           kDisconnectSlow,
+                           kDisconnectInsufficientState,
+                           kDisconnectNoPong,
+                           kDisconnectInvalidToken,
+                           kDisconnectBadRequest,
+                           kDisconnectStale,
+                           kDisconnectForce};
+  for (const CloseCode& c : all) {
+    EXPECT_GE(c.code, kMinDisconnectCode);
+    EXPECT_LE(c.code, kMaxDisconnectCode);
+    EXPECT_FALSE(c.reason.empty());
+    // The advice a code carries on the wire is the one its range gives, except a client that
+    // left on its own (3000 without reconnect: it asked to go).
+    if (c != kDisconnectByClient) {
+      EXPECT_EQ(c.reconnect, DisconnectReconnects(c.code)) << c.code;
+    }
+  }
+  EXPECT_EQ(kDisconnectShutdown, (CloseCode{3001, "shutdown", true}));
+  EXPECT_EQ(kDisconnectExpired, (CloseCode{3005, "connection expired", true}));
+  EXPECT_EQ(kDisconnectSlow, (CloseCode{3008, "slow", true}));
+  EXPECT_EQ(kDisconnectNoPong, (CloseCode{3012, "no pong", true}));
+  EXPECT_EQ(kDisconnectInvalidToken, (CloseCode{3500, "invalid token", false}));
+  EXPECT_EQ(kDisconnectBadRequest, (CloseCode{3501, "bad request", false}));
+  EXPECT_EQ(kDisconnectForce, (CloseCode{3503, "force disconnect", false}));
+  EXPECT_TRUE(DisconnectReconnects(3499));
+  EXPECT_FALSE(DisconnectReconnects(3500));
+  EXPECT_FALSE(DisconnectReconnects(3999));
+  EXPECT_TRUE(DisconnectReconnects(4000));
+  EXPECT_TRUE(DisconnectReconnects(4499));
+  EXPECT_FALSE(DisconnectReconnects(4500));
+  EXPECT_EQ(kUnsubscribeServer, (CloseCode{2000, "server unsubscribe", false}));
+  EXPECT_EQ(ToCode(Errc::kTokenExpired), 109u);
 }
 
 }  // namespace

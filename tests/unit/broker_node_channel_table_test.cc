@@ -1,7 +1,7 @@
-// Unit tests for the node's channel table (broker/node/channel_table.h): offsets and epochs per
+// Unit tests for the node's channel table (broker/channels/channel_table.h): offsets and epochs per
 // channel, the history cap, when idle channels are dropped, subscribe recovery outcomes and the
 // presence events mirrored into the StateSink. No sockets: the sink records its calls.
-#include "broker/node/channel_table.h"
+#include "broker/channels/channel_table.h"
 
 #include <gtest/gtest.h>
 

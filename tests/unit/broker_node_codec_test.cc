@@ -1,4 +1,4 @@
-// Unit tests for the native protocol codec (broker/node/native_codec.h, docs/protocol/native.md
+// Unit tests for the native protocol codec (broker/protocol/native_codec.h, docs/protocol/native.md
 // "Frames") and the CHP subtree names of channels (ChannelSubtree, chp_state_sink.h).
 #include <gtest/gtest.h>
 
@@ -10,8 +10,8 @@
 
 #include <msgpack.hpp>
 
-#include "broker/node/chp_state_sink.h"
-#include "broker/node/native_codec.h"
+#include "broker/channels/chp_state_sink.h"
+#include "broker/protocol/native_codec.h"
 #include "chp/keys.h"
 #include "chp/types.h"
 

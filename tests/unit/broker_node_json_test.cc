@@ -1,4 +1,4 @@
-// Unit tests for the WebSocket JSON codec (broker/node/client_json.h, docs/protocol/websocket.md).
+// Unit tests for the WebSocket JSON codec (protocol/client_json.h, docs/protocol/websocket.md).
 // The command goldens are written by hand after what centrifuge-js 5.x puts on the wire: it
 // builds `{method: {...}}` and sets `id` afterwards, so JSON.stringify writes `id` last, and it
 // joins a batch with '\n'. The reply and push goldens pin our exact output.
@@ -8,13 +8,13 @@
 #include <variant>
 #include <vector>
 
-#include "broker/node/client_json.h"
+#include "broker/protocol/client_json.h"
 #include "chp/keys.h"
 
 // Designated initializers name only the fields a case is about; GCC 12 warns about the rest.
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-namespace chorus::broker::node::json {
+namespace chorus::broker::json {
 namespace {
 
 // The only command of a frame (fails the test otherwise).
@@ -573,4 +573,4 @@ TEST(JsonRpc, InterleavesWithFrames) {
 }
 
 }  // namespace
-}  // namespace chorus::broker::node::json
+}  // namespace chorus::broker::json

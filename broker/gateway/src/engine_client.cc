@@ -1,37 +1,11 @@
 #include "engine_client.h"
 
-#include <charconv>
-
+#include "broker/gateway/bridge_codec.h"
 #include "broker/gateway/log.h"
 
 namespace chorus::broker::gateway::detail {
 
 namespace asio = boost::asio;
-
-std::string EncodeCorrelationId(uint64_t id) {
-  std::string out(8, '\0');
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((id >> (8 * i)) & 0xff);
-  return out;
-}
-
-bool DecodeCorrelationId(const zmq::message_t& frame, uint64_t* id) {
-  if (frame.size() != 8) return false;
-  const auto* p = static_cast<const unsigned char*>(frame.data());
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{p[i]} << (8 * i);
-  *id = v;
-  return true;
-}
-
-bool ParseReplyStatus(std::string_view text, int* status) {
-  if (text.size() != 3) return false;
-  int v = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc{} || ptr != text.data() + text.size()) return false;
-  if (v < 200 || v > 599) return false;
-  *status = v;
-  return true;
-}
 
 chp::Result<std::unique_ptr<EngineClient>> EngineClient::Create(asio::io_context& io,
                                                                 zmq::context_t& ctx,
@@ -76,13 +50,7 @@ std::error_code EngineClient::Submit(std::string_view kind, std::string_view met
     return chp::Errc::kBusy;
   }
   const uint64_t id = next_id_++;
-  const std::string id_frame = EncodeCorrelationId(id);
-  std::vector<zmq::message_t> parts;
-  parts.reserve(4);
-  parts.emplace_back(id_frame.data(), id_frame.size());
-  parts.emplace_back(kind.data(), kind.size());
-  parts.emplace_back(method.data(), method.size());
-  parts.emplace_back(body.data(), body.size());
+  bridge::Frames parts = bridge::EncodeHttpRequest(id, kind, method, body);
   bool sent = false;
   try {
     sent = bridge_.Send(parts);
@@ -116,13 +84,13 @@ void EngineClient::Shutdown() {
 
 void EngineClient::OnMessage(std::vector<zmq::message_t>& parts) {
   // WebSocket commands start with the 2-byte frame "ws", replies with an 8-byte id.
-  if (!parts.empty() && parts[0].to_string_view() == "ws") {
+  if (bridge::IsWsMessage(parts)) {
     if (ws_handler_) return ws_handler_(parts);
     Bump(counters_.ws_malformed);
     return;
   }
   uint64_t id = 0;
-  if (parts.empty() || !DecodeCorrelationId(parts[0], &id)) {
+  if (parts.empty() || !bridge::DecodeId(parts[0], &id)) {
     Bump(counters_.malformed_replies);
     Log().warn("engine bridge: reply without an 8-byte correlation id dropped");
     return;
@@ -137,15 +105,15 @@ void EngineClient::OnMessage(std::vector<zmq::message_t>& parts) {
   pending_.erase(it);
   Forget(1);
 
-  int status = 0;
-  if (parts.size() != 4 || !ParseReplyStatus(parts[1].to_string_view(), &status)) {
+  std::optional<bridge::HttpReply> reply = bridge::DecodeHttpReply(parts);
+  if (!reply) {
     Bump(counters_.malformed_replies);
     Log().warn("engine bridge: malformed reply for id {} ({} frames)", id, parts.size());
     done(chp::Errc::kMalformed);
     return;
   }
   Bump(counters_.engine_replies);
-  done(EngineReply{status, parts[2].to_string(), parts[3].to_string()});
+  done(EngineReply{reply->status, std::move(reply->content_type), std::move(reply->body)});
 }
 
 void EngineClient::Forget(size_t n) {

@@ -111,10 +111,4 @@ class EngineClient {
   std::shared_ptr<char> alive_ = std::make_shared<char>();  // see ZmqAsioBridge
 };
 
-// Frame helpers (README "Engine bridge"): the correlation id is 8 bytes, little-endian.
-std::string EncodeCorrelationId(uint64_t id);
-bool DecodeCorrelationId(const zmq::message_t& frame, uint64_t* id);
-// "200" .. "599"; anything else (1xx included) is not a valid reply status.
-bool ParseReplyStatus(std::string_view text, int* status);
-
 }  // namespace chorus::broker::gateway::detail

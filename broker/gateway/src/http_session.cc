@@ -52,16 +52,21 @@ Answer Make(int status, std::string_view content_type, std::string body,
   return a;
 }
 
+// Server API error codes the gateway answers on its own: the Centrifugo client error codes, as
+// broker/core's Errc::kInternal and Errc::kUnauthorized (the gateway does not depend on core).
+constexpr int kErrorInternal = 100;
+constexpr int kErrorUnauthorized = 101;
+
 // The gateway's own answers (README "Routes"): API errors in the API's JSON shape, plain text
 // for HTTP-level ones.
 Answer Own(int status, std::string_view allow = {}) {
   switch (status) {
     case 401:
-      return Make(401, kJson, ErrorJson(101, "unauthorized"));
+      return Make(401, kJson, ErrorJson(kErrorUnauthorized, "unauthorized"));
     case 502:
-      return Make(502, kJson, ErrorJson(100, "internal server error"));
+      return Make(502, kJson, ErrorJson(kErrorInternal, "internal server error"));
     case 503:
-      return Make(503, kJson, ErrorJson(100, "internal server error"));
+      return Make(503, kJson, ErrorJson(kErrorInternal, "internal server error"));
     case 400:
       return Make(400, kText, "400 bad request\n");
     case 404:

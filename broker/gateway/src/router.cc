@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "broker/gateway/bridge_codec.h"
+
 namespace chorus::broker::gateway::detail {
 namespace {
 
@@ -109,11 +111,12 @@ Route RouteRequest(const RequestHead& head, const RouterConfig& config) {
     if (!ValidMethodName(method)) return Reject(404);
     if (head.method != "POST") return Reject(405, "POST");
     if (!Authorised(head, config.api_key)) return Reject(401);
-    return Engine("api", std::string(method), /*takes_body=*/true);
+    return Engine(std::string(bridge::kKindApi), std::string(method), /*takes_body=*/true);
   }
   if (path == "/health" || path == "/metrics") {
     if (head.method != "GET") return Reject(405, "GET");
-    return Engine(std::string(path.substr(1)), "", /*takes_body=*/false);
+    const std::string_view kind = path == "/health" ? bridge::kKindHealth : bridge::kKindMetrics;
+    return Engine(std::string(kind), "", /*takes_body=*/false);
   }
   if (path == kWebSocketPath) {
     if (head.method != "GET") return Reject(405, "GET");

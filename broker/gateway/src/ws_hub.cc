@@ -2,11 +2,19 @@
 
 #include <chrono>
 
+#include "broker/gateway/bridge_codec.h"
 #include "broker/gateway/log.h"
 #include "engine_client.h"
-#include "ws_bridge.h"
 
 namespace chorus::broker::gateway::detail {
+
+using bridge::DecodeWsCommand;
+using bridge::EncodeWsEvent;
+using bridge::kCloseSlow;
+using bridge::kEventClosed;
+using bridge::kEventFrame;
+using bridge::kEventOpen;
+using bridge::WsCommand;
 
 namespace {
 // While `closed` reports wait for the DEALER, they are retried this often.
@@ -18,7 +26,7 @@ WsHub::WsHub(boost::asio::io_context& io, ServerContext& ctx) : ctx_(ctx), retry
 uint64_t WsHub::Open(WsConnection* c, std::string_view remote) {
   if (shut_down_ || ctx_.stopping) return 0;
   const uint64_t id = ctx_.shared->next_conn_id.fetch_add(1, std::memory_order_relaxed);
-  if (!Send(EncodeWsEvent(kWsOpen, id, remote))) {
+  if (!Send(EncodeWsEvent(kEventOpen, id, remote))) {
     Log().warn("ws: engine bridge would block; connection {} from {} refused", id, remote);
     return 0;
   }
@@ -28,7 +36,7 @@ uint64_t WsHub::Open(WsConnection* c, std::string_view remote) {
 }
 
 bool WsHub::Frame(uint64_t id, std::string_view message) {
-  if (!Send(EncodeWsEvent(kWsFrame, id, message))) return false;
+  if (!Send(EncodeWsEvent(kEventFrame, id, message))) return false;
   Bump(ctx_.counters->ws_frames_in);
   return true;
 }
@@ -38,7 +46,7 @@ void WsHub::Closed(uint64_t id, uint16_t code, bool report) {
   Bump(ctx_.counters->ws_closed);
   if (code == kCloseSlow) Bump(ctx_.counters->ws_slow_closed);
   if (!report) return;
-  if (Send(EncodeWsEvent(kWsClosed, id, std::to_string(code)))) return;
+  if (Send(EncodeWsEvent(kEventClosed, id, std::to_string(code)))) return;
   if (unsent_closed_.size() >= ctx_.options.max_connections) {
     Log().error("ws: engine bridge blocked; 'closed' report for connection {} dropped", id);
     return;
@@ -90,7 +98,7 @@ bool WsHub::Send(std::vector<zmq::message_t> parts) {
 bool WsHub::FlushUnsent() {
   while (!unsent_closed_.empty()) {
     const auto [id, code] = unsent_closed_.front();
-    auto parts = EncodeWsEvent(kWsClosed, id, std::to_string(code));
+    auto parts = EncodeWsEvent(kEventClosed, id, std::to_string(code));
     if (ctx_.engine == nullptr || !ctx_.engine->SendRaw(parts)) return false;
     unsent_closed_.pop_front();
   }

@@ -12,12 +12,21 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "broker/gateway/bridge_codec.h"
 #include "broker/gateway/log.h"
-#include "ws_bridge.h"
 #include "ws_hub.h"
 
 namespace chorus::broker::gateway::detail {
 namespace {
+
+using bridge::kCloseAbnormal;
+using bridge::kCloseGoingAway;
+using bridge::kCloseNoStatus;
+using bridge::kCloseProtocolError;
+using bridge::kCloseSlow;
+using bridge::kCloseTooBig;
+using bridge::kCloseTryAgainLater;
+using bridge::kCloseUnsupportedData;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;

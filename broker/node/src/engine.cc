@@ -8,6 +8,7 @@
 
 #include "broker/node/log.h"
 #include "chp/types.h"
+#include "transports.h"
 
 namespace chorus::broker::node {
 
@@ -15,7 +16,7 @@ namespace {
 constexpr std::chrono::milliseconds kSweepInterval{1000};
 constexpr int64_t kConnectDeadlineMs = 10'000;  // an open WebSocket must connect within this
 // An expired connection token is given this long to be refreshed before the node closes the
-// connection with 3005 (Centrifugo's client_expired_close_delay).
+// connection (kDisconnectExpired; Centrifugo's client_expired_close_delay).
 constexpr int64_t kExpiredCloseDelayS = 25;
 }  // namespace
 
@@ -27,7 +28,13 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
       native_(ctx, zmq::socket_type::router),
       bridge_(ctx, zmq::socket_type::router),
       rng_(std::random_device{}()),
-      started_(chp::Clock::now()) {}
+      started_(chp::Clock::now()),
+      native_transport_(std::make_unique<NativeTransport>(native_)),
+      ws_transport_(std::make_unique<WsBridgeTransport>(bridge_)),
+      sessions_(options_.closed_memory) {
+  // The gateway closes a slow connection on its own with the same code the engine uses.
+  static_assert(bridge::kCloseSlow == kDisconnectSlow.code);
+}
 
 Engine::~Engine() = default;
 
@@ -118,69 +125,30 @@ chp::Clock::time_point Engine::NextDeadline() const {
   return next_sweep_;
 }
 
-Engine::Session* Engine::FindSession(SubscriberId id) {
-  auto it = sessions_.find(id);
-  return it == sessions_.end() ? nullptr : &it->second;
+void Engine::SendTo(Session& s, const std::string& body) {
+  const SendStatus st = s.transport->Send(s, body);
+  if (st != SendStatus::kSent) MissedMessage(s.id, st);
 }
 
-Engine::SendStatus Engine::Send(const std::string& routing_id, zmq::message_t& body) {
-  try {
-    if (!native_.send(zmq::buffer(routing_id),
-                      zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-      // The pipe looks full, but the socket learns of the peer's reads only from commands it
-      // processes lazily (send/recv look at most every ~1 ms): process them (ZMQ_EVENTS does,
-      // unthrottled) and try once more, so a session that reads is not taken for slow (N-16).
-      (void)native_.get(zmq::sockopt::events);
-      if (!native_.send(zmq::buffer(routing_id),
-                        zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-        return SendStatus::kSlow;  // ROUTER_MANDATORY: this peer's pipe is at its HWM
-      }
-    }
-    zmq::message_t copy;
-    copy.copy(body);  // shares the buffer (reference counted) for all but tiny bodies
-    (void)native_.send(copy, zmq::send_flags::dontwait);
-    return SendStatus::kSent;
-  } catch (const zmq::error_t& e) {
-    if (e.num() == EHOSTUNREACH) return SendStatus::kGone;
-    Log().warn("native send failed: {}", e.what());
-    return SendStatus::kGone;
-  }
-}
-
-void Engine::Reply(const std::string& routing_id, const std::string& body) {
-  zmq::message_t msg(body.data(), body.size());
-  const SendStatus st = Send(routing_id, msg);
-  if (st == SendStatus::kSent) return;
-  auto it = by_routing_.find(routing_id);
-  if (it == by_routing_.end()) return;  // not a session (e.g. an error to a stranger)
-  if (st == SendStatus::kSlow) {
+void Engine::MissedMessage(SubscriberId id, SendStatus why) {
+  if (why == SendStatus::kSlow) {
     ++counters_.drops_slow;
-    CloseLater(it->second, kDisconnectSlow, "slow");
+    CloseLater(id, kDisconnectSlow);
   } else {
     ++counters_.drops_gone;
-    CloseLater(it->second, 3000, "connection closed");
-  }
-}
-
-void Engine::SendTo(Session& s, const std::string& body) {
-  if (s.transport == Transport::kNative) {
-    Reply(s.routing_id, body);
-    return;
-  }
-  char id[8];
-  std::memcpy(id, &s.conn_id, sizeof id);
-  if (!SendBridge(s.routing_id, {"ws", "send", std::string_view(id, sizeof id), body})) {
-    ++counters_.drops_slow;
-    CloseLater(s.id, kDisconnectSlow, "slow");
+    CloseLater(id, kDisconnectConnectionClosed);
   }
 }
 
 void Engine::Fanout(const Channel& ch, const std::function<std::string(const Encoder&)>& encode,
                     bool presence_only) {
   if (ch.subscribers.empty()) return;
-  std::optional<std::string> native_body, json_body;
-  std::optional<zmq::message_t> native_msg;
-  std::map<std::string, std::string> ws_targets;  // gateway -> connection ids (8 bytes each)
+  // Targets grouped by transport; each transport's encoding is made once.
+  struct Group {
+    Transport* transport;
+    std::vector<const Session*> targets;
+  };
+  std::vector<Group> groups;
   for (SubscriberId id : ch.subscribers) {
     Session* s = FindSession(id);
     if (s == nullptr) continue;
@@ -191,58 +159,28 @@ void Engine::Fanout(const Channel& ch, const std::function<std::string(const Enc
     // A session that already missed a message is closing: sending it later ones would leave a
     // hole in what it received before the close (N-13), so it gets nothing more.
     if (std::any_of(pending_closes_.begin(), pending_closes_.end(),
-                    [id](const PendingClose& p) { return p.id == id; })) {
+                    [id](const auto& p) { return p.first == id; })) {
       ++counters_.drops_slow;
       continue;
     }
-    if (s->transport == Transport::kWebSocket) {
-      if (!json_body) json_body = encode(JsonEncoder());
-      if (json_body->empty()) continue;
-      std::string& ids = ws_targets[s->routing_id];
-      ids.append(reinterpret_cast<const char*>(&s->conn_id), sizeof s->conn_id);
-      continue;
-    }
-    if (!native_body) {
-      native_body = encode(NativeEncoder());
-      native_msg.emplace(native_body->data(), native_body->size());
-    }
-    if (native_body->empty()) continue;
-    switch (Send(s->routing_id, *native_msg)) {
-      case SendStatus::kSent:
-        ++counters_.deliveries;
-        break;
-      case SendStatus::kSlow:
-        ++counters_.drops_slow;
-        CloseLater(id, kDisconnectSlow, "slow");
-        break;
-      case SendStatus::kGone:
-        ++counters_.drops_gone;
-        CloseLater(id, 3000, "connection closed");
-        break;
-    }
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [s](const Group& x) { return x.transport == s->transport; });
+    if (g == groups.end()) g = groups.insert(groups.end(), Group{s->transport, {}});
+    g->targets.push_back(s);
   }
-  for (const auto& [gateway, ids] : ws_targets) {
-    const size_t n = ids.size() / sizeof(uint64_t);
-    if (SendBridge(gateway, {"ws", "fanout", ids, *json_body})) {
-      counters_.deliveries += n;
-      continue;
-    }
-    // The gateway's pipe is full: every one of its subscribers here missed this message.
-    counters_.drops_slow += n;
-    for (size_t k = 0; k < n; ++k) {
-      uint64_t conn = 0;
-      std::memcpy(&conn, ids.data() + k * sizeof conn, sizeof conn);
-      auto it = by_conn_.find({gateway, conn});
-      if (it != by_conn_.end()) CloseLater(it->second, kDisconnectSlow, "slow");
-    }
+  for (const Group& g : groups) {
+    const std::string body = encode(g.transport->encoder());
+    if (body.empty()) continue;  // no such push in this protocol
+    counters_.deliveries += g.transport->Deliver(
+        g.targets, body, [this](SubscriberId id, SendStatus why) { MissedMessage(id, why); });
   }
 }
 
-void Engine::CloseLater(SubscriberId id, uint32_t code, std::string_view reason) {
+void Engine::CloseLater(SubscriberId id, const CloseCode& c) {
   for (const auto& p : pending_closes_) {
-    if (p.id == id) return;
+    if (p.first == id) return;
   }
-  pending_closes_.push_back({id, code, std::string(reason)});
+  pending_closes_.emplace_back(id, c);
 }
 
 void Engine::RunPendingCloses() {
@@ -250,8 +188,9 @@ void Engine::RunPendingCloses() {
   while (!pending_closes_.empty()) {
     auto batch = std::move(pending_closes_);
     pending_closes_.clear();
-    for (const auto& p : batch) {
-      CloseSession(p.id, p.code, p.reason, /*reconnect=*/true, /*try_push=*/p.code != 3000);
+    for (const auto& [id, c] : batch) {
+      // A peer that is gone is not told (there is no one to tell).
+      CloseSession(id, c, /*try_push=*/c != kDisconnectConnectionClosed);
     }
   }
 }
@@ -305,87 +244,38 @@ void Engine::CloseSession(SubscriberId id, uint32_t code, std::string_view reaso
   Session* sp = FindSession(id);
   if (sp == nullptr) return;
   Session& s = *sp;
-  if (try_push) {
-    if (s.transport == Transport::kNative) {
-      const std::string body = NativeEncoder().DisconnectPush(code, reason, reconnect);
-      zmq::message_t msg(body.data(), body.size());
-      (void)Send(s.routing_id, msg);
-    } else {
-      CloseWsConnection(s, code, reason);  // a WebSocket close frame carries code and reason
-    }
-  }
+  if (try_push) s.transport->Close(s, code, reason, reconnect);
   Log().debug("session {} (user '{}') closed: {} {}", s.client, s.user, code, reason);
   ++counters_.disconnects[code];
   while (!s.subs.empty()) {
     LeaveChannel(s, s.subs.begin()->first, false, 0, "");
   }
-  if (s.transport == Transport::kNative) {
-    if (closed_.size() >= options_.closed_memory && !closed_order_.empty()) {
-      closed_.erase(closed_order_.front());
-      closed_order_.pop_front();
-    }
-    if (closed_.emplace(s.routing_id, Closed{code, std::string(reason), reconnect}).second) {
-      closed_order_.push_back(s.routing_id);
-    }
-  }
-  ForgetSession(id);
-}
-
-Engine::Session& Engine::NewSession(Transport t, std::string routing_id, uint64_t conn_id) {
-  const SubscriberId id = next_session_id_++;
-  Session& s = sessions_[id];
-  s.id = id;
-  s.transport = t;
-  s.routing_id = std::move(routing_id);
-  s.conn_id = conn_id;
-  s.opened_ms = s.last_seen_ms = NowMs();
-  if (t == Transport::kNative) {
-    by_routing_[s.routing_id] = id;
-  } else {
-    by_conn_[{s.routing_id, conn_id}] = id;
-  }
-  return s;
-}
-
-void Engine::ForgetSession(SubscriberId id) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return;
-  if (it->second.transport == Transport::kNative) {
-    by_routing_.erase(it->second.routing_id);
-  } else {
-    by_conn_.erase({it->second.routing_id, it->second.conn_id});
-  }
-  sessions_.erase(it);
+  const ClosedSession closed{code, std::string(reason), reconnect};
+  sessions_.Forget(id, &closed);
 }
 
 void Engine::Sweep(int64_t now_ms) {
   const auto& cc = options_.config.client;
   const int64_t limit_ms = (cc.ping_interval_s + cc.pong_timeout_s) * 1000;
-  struct Expired {
-    SubscriberId id;
-    uint32_t code;
-    const char* reason;
-    bool reconnect;
-  };
-  std::vector<Expired> expired;
-  for (const auto& [id, s] : sessions_) {
+  std::vector<std::pair<SubscriberId, CloseCode>> expired;
+  sessions_.ForEach([&](const Session& s) {
     if (!s.connected) {
-      if (now_ms - s.opened_ms > kConnectDeadlineMs) expired.push_back({id, 3502, "stale", false});
+      if (now_ms - s.opened_ms > kConnectDeadlineMs) expired.emplace_back(s.id, kDisconnectStale);
     } else if (s.expires_s != 0 && now_ms / 1000 >= s.expires_s + kExpiredCloseDelayS) {
-      expired.push_back({id, 3005, "connection expired", true});
+      expired.emplace_back(s.id, kDisconnectExpired);
     } else if (now_ms - s.last_seen_ms > limit_ms) {
-      expired.push_back({id, 3012, "no pong", true});
+      expired.emplace_back(s.id, kDisconnectNoPong);
     }
-  }
-  for (const auto& e : expired) CloseSession(e.id, e.code, e.reason, e.reconnect, true);
-  PingWebSockets(now_ms);
+  });
+  for (const auto& [id, c] : expired) CloseSession(id, c, /*try_push=*/true);
+  PingSessions(now_ms);
   table_.Sweep(now_ms);
 }
 
 void Engine::Shutdown() {
   std::vector<SubscriberId> ids;
-  for (const auto& [id, s] : sessions_) ids.push_back(id);
-  for (SubscriberId id : ids) CloseSession(id, 3001, "shutdown", true, true);
+  sessions_.ForEach([&](const Session& s) { ids.push_back(s.id); });
+  for (SubscriberId id : ids) CloseSession(id, kDisconnectShutdown, /*try_push=*/true);
 }
 
 // ---------------------------------------------------------------------------------------------

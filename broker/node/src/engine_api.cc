@@ -1,8 +1,8 @@
 // The HTTP server API (Centrifugo-compatible, `POST /api/<method>`), /health and /metrics, as
 // the engine answers them through the gateway bridge (broker/gateway/README.md, "Bridge").
 // The gateway has checked the API key; the body is the request's JSON.
-#include <cstring>
 #include <set>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -93,90 +93,112 @@ std::string ReadPosition(const json& j, const std::string& what, StreamPosition&
 
 void Engine::ReadBridge() {
   for (size_t i = 0; i < kBridgeBatch; ++i) {
-    std::vector<zmq::message_t> frames;
+    bridge::Frames frames;
     zmq::message_t part;
     if (!bridge_.recv(part, zmq::recv_flags::dontwait)) return;
-    frames.push_back(std::move(part));
-    while (frames.back().more()) {
+    zmq::message_t routing_id = std::move(part);
+    while (true) {
+      const bool more = frames.empty() ? routing_id.more() : frames.back().more();
+      if (!more) break;
       zmq::message_t next;
       (void)bridge_.recv(next, zmq::recv_flags::none);
       frames.push_back(std::move(next));
     }
-    // WebSocket events: [routing id] ["ws"] [event] [conn id, 8 bytes] [payload].
-    if (frames.size() == 5 && frames[1].to_string_view() == "ws" && frames[3].size() == 8) {
-      uint64_t conn_id = 0;
-      std::memcpy(&conn_id, frames[3].data(), sizeof conn_id);
-      HandleWsEvent(frames[0].to_string(), frames[2].to_string_view(), conn_id,
-                    frames[4].to_string_view());
+    std::optional<bridge::GatewayMessage> msg = bridge::DecodeGatewayMessage(frames);
+    if (!msg) {
+      Log().warn("bridge: dropped a message of {} frames", frames.size());
       continue;
     }
-    // HTTP: [routing id] [correlation id] [kind] [method] [body]
-    if (frames.size() != 5) {
-      Log().warn("bridge: dropped a request of {} frames", frames.size());
+    if (const auto* ws = std::get_if<bridge::WsEvent>(&*msg)) {
+      HandleWsEvent(routing_id.to_string(), *ws);
       continue;
     }
-    ++counters_.api_requests;
-    const std::string kind = frames[2].to_string();
-    HttpAnswer a;
-    try {
-      if (kind == "api") {
-        a = HandleApi(frames[3].to_string_view(), frames[4].to_string_view());
-      } else if (kind == "health") {
-        a = Health();
-      } else if (kind == "metrics") {
-        a = Metrics();
-      } else {
-        a = {404, "application/json", R"({"error":{"code":104,"message":"method not found"}})"};
-      }
-    } catch (const std::exception& e) {
-      Log().error("bridge {}: {}", kind, e.what());
-      a = {500, "application/json", ErrorJson(Errc::kInternal).dump()};
-    }
-    const std::string status = std::to_string(a.status);
-    try {
-      bridge_.send(frames[0], zmq::send_flags::sndmore);
-      bridge_.send(frames[1], zmq::send_flags::sndmore);
-      bridge_.send(zmq::buffer(status), zmq::send_flags::sndmore);
-      bridge_.send(zmq::buffer(a.content_type), zmq::send_flags::sndmore);
-      bridge_.send(zmq::buffer(a.body), zmq::send_flags::none);
-    } catch (const zmq::error_t& e) {
-      Log().warn("bridge: reply lost: {}", e.what());  // the gateway went away
-    }
+    AnswerBridge(routing_id, std::get<bridge::HttpRequest>(*msg));
   }
   RunPendingCloses();
+}
+
+void Engine::AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRequest& request) {
+  ++counters_.api_requests;
+  HttpAnswer a;
+  try {
+    if (request.kind == bridge::kKindApi) {
+      a = HandleApi(request.method, request.body);
+    } else if (request.kind == bridge::kKindHealth) {
+      a = Health();
+    } else if (request.kind == bridge::kKindMetrics) {
+      a = Metrics();
+    } else {
+      a = {404, "application/json", ErrorJson(Errc::kMethodNotFound).dump()};
+    }
+  } catch (const std::exception& e) {
+    Log().error("bridge {}: {}", request.kind, e.what());
+    a = {500, "application/json", ErrorJson(Errc::kInternal).dump()};
+  }
+  bridge::Frames reply = bridge::EncodeHttpReply(request.id, a.status, a.content_type, a.body);
+  try {
+    bridge_.send(zmq::buffer(routing_id.data(), routing_id.size()), zmq::send_flags::sndmore);
+    for (size_t k = 0; k < reply.size(); ++k) {
+      bridge_.send(reply[k],
+                   k + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+  } catch (const zmq::error_t& e) {
+    Log().warn("bridge: reply lost: {}", e.what());  // the gateway went away
+  }
 }
 
 Engine::HttpAnswer Engine::Health() const {
   return {200, "application/json", R"({"status":"ok"})"};
 }
 
-Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view body) {
-  auto bad = [](std::string why) {
+// The server API: one handler per method, found in a table (Centrifugo-compatible methods plus
+// Chorus's `send`). Each handler gets the parsed body and the engine; the gateway has checked
+// the API key.
+class Engine::Api {
+ public:
+  struct Call {
+    Engine& engine;
+    json& params;
+    std::string channel;  // "" when absent
+    int64_t now_ms = 0;
+  };
+  using Handler = HttpAnswer (*)(Call&);
+
+  static const Handler* Find(std::string_view method) {
+    static const std::unordered_map<std::string_view, Handler> kTable = {
+        {"publish", &Publish},       {"broadcast", &Broadcast},
+        {"presence", &Presence},     {"presence_stats", &PresenceStatsOf},
+        {"history", &History},       {"history_remove", &HistoryRemove},
+        {"channels", &Channels},     {"info", &Info},
+        {"disconnect", &Disconnect}, {"unsubscribe", &Unsubscribe},
+        {"subscribe", &Subscribe},   {"send", &Send},
+    };
+    auto it = kTable.find(method);
+    return it == kTable.end() ? nullptr : &it->second;
+  }
+
+  static HttpAnswer Bad(std::string why) {
     json j = ErrorJson(Errc::kBadRequest);
     j["error"]["message"] = "bad request: " + why;
     return HttpAnswer{400, "application/json", j.dump()};
-  };
-  auto ok = [](json result) {
+  }
+  static HttpAnswer Ok(json result) {
     return HttpAnswer{200, "application/json", json{{"result", std::move(result)}}.dump()};
-  };
-  auto err = [](const auto& e) { return HttpAnswer{200, "application/json", ErrorJson(e).dump()}; };
+  }
+  template <typename E>
+  static HttpAnswer Err(const E& e) {
+    return HttpAnswer{200, "application/json", ErrorJson(e).dump()};
+  }
 
-  json params = body.empty() ? json::object() : json::parse(body, nullptr, false);
-  if (params.is_discarded()) return bad("body is not valid JSON");
-  if (!params.is_object()) return bad("body must be a JSON object");
-  const int64_t now = NowMs();
-
-  std::string channel;
-  if (!OptString(params, "channel", channel)) return bad("channel must be a string");
-
-  auto publish_one = [&](const std::string& ch, const json& data, bool skip_history,
-                         std::map<std::string, std::string> tags) -> json {
+ private:
+  static json PublishOne(Engine& e, const std::string& ch, const json& data, bool skip_history,
+                         std::map<std::string, std::string> tags) {
     std::string text = data.dump();
-    if (text.size() > registry_.limits().max_publication_bytes) {
+    if (text.size() > e.registry_.limits().max_publication_bytes) {
       return ErrorJson(Errc::kLimitExceeded);
     }
-    auto out = PublishAndDeliver(ch, std::move(text), std::nullopt, std::move(tags), nullptr,
-                                 skip_history);
+    auto out = e.PublishAndDeliver(ch, std::move(text), std::nullopt, std::move(tags), nullptr,
+                                   skip_history);
     if (!out) return ErrorJson(out.error());
     json r = json::object();
     if (!out->epoch.empty()) {
@@ -184,8 +206,9 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
       r["epoch"] = out->epoch;
     }
     return {{"result", r}};
-  };
-  auto read_tags = [&](std::map<std::string, std::string>& tags) -> bool {
+  }
+
+  static bool ReadTags(const json& params, std::map<std::string, std::string>& tags) {
     auto it = params.find("tags");
     if (it == params.end() || it->is_null()) return true;
     if (!it->is_object()) return false;
@@ -194,47 +217,52 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
       tags[k] = v.get<std::string>();
     }
     return true;
-  };
+  }
 
-  if (method == "publish") {
-    if (channel.empty()) return bad("channel is required");
-    if (!params.contains("data")) return bad("data is required");
+  static HttpAnswer Publish(Call& c) {
+    if (c.channel.empty()) return Bad("channel is required");
+    if (!c.params.contains("data")) return Bad("data is required");
     std::map<std::string, std::string> tags;
-    if (!read_tags(tags)) return bad("tags must be an object of strings");
-    json r = publish_one(channel, params["data"], params.value("skip_history", false), tags);
+    if (!ReadTags(c.params, tags)) return Bad("tags must be an object of strings");
+    json r = PublishOne(c.engine, c.channel, c.params["data"],
+                        c.params.value("skip_history", false), tags);
     return HttpAnswer{200, "application/json", r.dump()};
   }
-  if (method == "broadcast") {
-    auto it = params.find("channels");
-    if (it == params.end() || !it->is_array()) return bad("channels must be an array");
-    if (!params.contains("data")) return bad("data is required");
+
+  static HttpAnswer Broadcast(Call& c) {
+    auto it = c.params.find("channels");
+    if (it == c.params.end() || !it->is_array()) return Bad("channels must be an array");
+    if (!c.params.contains("data")) return Bad("data is required");
     std::map<std::string, std::string> tags;
-    if (!read_tags(tags)) return bad("tags must be an object of strings");
+    if (!ReadTags(c.params, tags)) return Bad("tags must be an object of strings");
+    for (const auto& ch : *it) {
+      if (!ch.is_string()) return Bad("channels must be strings");
+    }
     json responses = json::array();
     for (const auto& ch : *it) {
-      if (!ch.is_string()) return bad("channels must be strings");
+      responses.push_back(
+          PublishOne(c.engine, ch.get<std::string>(), c.params["data"], false, tags));
     }
-    for (const auto& ch : *it) {
-      responses.push_back(publish_one(ch.get<std::string>(), params["data"], false, tags));
-    }
-    return ok({{"responses", responses}});
+    return Ok({{"responses", responses}});
   }
-  if (method == "presence" || method == "presence_stats") {
-    if (channel.empty()) return bad("channel is required");
-    auto resolved = table_.Resolve(channel);
-    if (!resolved) return err(resolved.error());
+
+  // Presence and presence_stats share the checks: a channel of a namespace with presence.
+  static HttpAnswer PresenceOf(Call& c, bool stats_only) {
+    if (c.channel.empty()) return Bad("channel is required");
+    auto resolved = c.engine.table_.Resolve(c.channel);
+    if (!resolved) return Err(resolved.error());
     const ChannelOptions& opts = *resolved->options;
-    if (!opts.presence) return err(Errc::kNotAvailable);
-    const Channel* ch = table_.Find(channel);
-    if (method == "presence_stats") {
+    if (!opts.presence) return Err(Errc::kNotAvailable);
+    const Channel* ch = c.engine.table_.Find(c.channel);
+    if (stats_only) {
       const PresenceStats st = ch ? ch->presence.Stats() : PresenceStats{};
-      return ok({{"num_clients", st.num_clients}, {"num_users", st.num_users}});
+      return Ok({{"num_clients", st.num_clients}, {"num_users", st.num_users}});
     }
     std::string cursor;
-    if (!OptString(params, "cursor", cursor)) return bad("cursor must be a string");
+    if (!OptString(c.params, "cursor", cursor)) return Bad("cursor must be a string");
     size_t limit = opts.presence_page_size;
-    if (auto l = params.find("limit"); l != params.end() && !l->is_null()) {
-      if (!l->is_number_unsigned()) return bad("limit must be a positive integer");
+    if (auto l = c.params.find("limit"); l != c.params.end() && !l->is_null()) {
+      if (!l->is_number_unsigned()) return Bad("limit must be a positive integer");
       limit = std::clamp<size_t>(l->get<size_t>(), 1, opts.presence_page_size);
     }
     PresencePage page;
@@ -243,129 +271,179 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
     for (const auto& e : page.entries) presence[e.client] = ClientInfoJson(e);
     json r = {{"presence", presence}};
     if (!page.next_cursor.empty()) r["next_cursor"] = page.next_cursor;  // paged (Chorus extra)
-    return ok(r);
+    return Ok(r);
   }
-  if (method == "history") {
-    if (channel.empty()) return bad("channel is required");
+  static HttpAnswer Presence(Call& c) { return PresenceOf(c, false); }
+  static HttpAnswer PresenceStatsOf(Call& c) { return PresenceOf(c, true); }
+
+  static HttpAnswer History(Call& c) {
+    if (c.channel.empty()) return Bad("channel is required");
     HistoryQuery q;
-    if (auto l = params.find("limit"); l != params.end() && !l->is_null()) {
-      if (!l->is_number_integer()) return bad("limit must be an integer");
+    if (auto l = c.params.find("limit"); l != c.params.end() && !l->is_null()) {
+      if (!l->is_number_integer()) return Bad("limit must be an integer");
       q.limit = l->get<int64_t>();
     }
-    const auto max = static_cast<int64_t>(options_.history_max_limit);
+    const auto max = static_cast<int64_t>(c.engine.options_.history_max_limit);
     q.limit = q.limit < 0 ? max : std::min(q.limit, max);
-    if (auto r = params.find("reverse"); r != params.end() && !r->is_null()) {
-      if (!r->is_boolean()) return bad("reverse must be a boolean");
+    if (auto r = c.params.find("reverse"); r != c.params.end() && !r->is_null()) {
+      if (!r->is_boolean()) return Bad("reverse must be a boolean");
       q.reverse = r->get<bool>();
     }
-    if (auto s = params.find("since"); s != params.end() && !s->is_null()) {
+    if (auto s = c.params.find("since"); s != c.params.end() && !s->is_null()) {
       StreamPosition pos;
-      if (std::string why = ReadPosition(*s, "since", pos); !why.empty()) return bad(why);
+      if (std::string why = ReadPosition(*s, "since", pos); !why.empty()) return Bad(why);
       q.since = pos;
     }
-    auto r = table_.History(channel, q, now);
-    if (!r) return err(r.error());
+    auto r = c.engine.table_.History(c.channel, q, c.now_ms);
+    if (!r) return Err(r.error());
     json pubs = json::array();
     for (const auto& p : r->publications) pubs.push_back(PublicationJson(p));
-    return ok({{"publications", pubs}, {"epoch", r->top.epoch}, {"offset", r->top.offset}});
+    return Ok({{"publications", pubs}, {"epoch", r->top.epoch}, {"offset", r->top.offset}});
   }
-  if (method == "history_remove") {
-    if (channel.empty()) return bad("channel is required");
-    auto r = table_.RemoveHistory(channel, now);
-    if (!r) return err(r.error());
-    return ok(json::object());
+
+  static HttpAnswer HistoryRemove(Call& c) {
+    if (c.channel.empty()) return Bad("channel is required");
+    auto r = c.engine.table_.RemoveHistory(c.channel, c.now_ms);
+    if (!r) return Err(r.error());
+    return Ok(json::object());
   }
-  if (method == "channels") {
+
+  static HttpAnswer Channels(Call& c) {
     std::string pattern;
-    if (!OptString(params, "pattern", pattern)) return bad("pattern must be a string");
+    if (!OptString(c.params, "pattern", pattern)) return Bad("pattern must be a string");
     json channels = json::object();
-    table_.ForEach([&](const Channel& ch) {
+    c.engine.table_.ForEach([&](const Channel& ch) {
       if (ch.subscribers.empty()) return;  // Centrifugo lists active channels only
       if (!pattern.empty() && !Glob(pattern, ch.name)) return;
       channels[ch.name] = {{"num_clients", ch.subscribers.size()}};
     });
-    return ok({{"channels", channels}});
+    return Ok({{"channels", channels}});
   }
-  if (method == "info") {
+
+  static HttpAnswer Info(Call& c) {
+    Engine& e = c.engine;
     std::set<std::string_view> users;
     size_t subs = 0;
-    for (const auto& [id, s] : sessions_) {
+    e.sessions_.ForEach([&](const Session& s) {
       users.insert(s.user);
       subs += s.subs.size();
-    }
+    });
     const auto uptime =
-        std::chrono::duration_cast<std::chrono::seconds>(chp::Clock::now() - started_).count();
-    json node = {{"uid", options_.node_id},   {"name", options_.node_id},
-                 {"version", "0.1.0"},        {"num_clients", sessions_.size()},
-                 {"num_users", users.size()}, {"num_channels", table_.size()},
+        std::chrono::duration_cast<std::chrono::seconds>(chp::Clock::now() - e.started_).count();
+    json node = {{"uid", e.options_.node_id}, {"name", e.options_.node_id},
+                 {"version", "0.1.0"},        {"num_clients", e.sessions_.size()},
+                 {"num_users", users.size()}, {"num_channels", e.table_.size()},
                  {"num_subs", subs},          {"uptime", uptime}};
-    return ok({{"nodes", json::array({node})}});
+    return Ok({{"nodes", json::array({node})}});
   }
-  if (method == "disconnect" || method == "unsubscribe" || method == "subscribe" ||
-      method == "send") {
+
+  // The sessions a targeted call (disconnect, unsubscribe, subscribe, send) names by `user`
+  // and/or `client`; a reason in `why` when the params are wrong.
+  static std::vector<SubscriberId> Targets(Call& c, std::string& why) {
     std::string user, client;
-    if (!OptString(params, "user", user) || !OptString(params, "client", client)) {
-      return bad("user and client must be strings");
+    if (!OptString(c.params, "user", user) || !OptString(c.params, "client", client)) {
+      why = "user and client must be strings";
+      return {};
     }
-    if (user.empty() && client.empty()) return bad("user or client is required");
+    if (user.empty() && client.empty()) {
+      why = "user or client is required";
+      return {};
+    }
     std::vector<SubscriberId> targets;
-    for (const auto& [id, s] : sessions_) {
-      if (!user.empty() && s.user != user) continue;
-      if (!client.empty() && s.client != client) continue;
-      targets.push_back(id);
-    }
-    if (method == "send") {  // Chorus extra: an asynchronous message to each session
-      auto d = params.find("data");
-      if (d == params.end() || d->is_null()) return bad("data is required");
-      const std::string data = d->dump();
-      if (data.size() > registry_.limits().max_publication_bytes) return err(Errc::kLimitExceeded);
-      for (SubscriberId id : targets) {
-        Session* s = FindSession(id);
-        if (s != nullptr && s->connected) SendTo(*s, EncoderOf(*s).MessagePush(data));
-      }
-      return ok(json::object());
-    }
-    if (method == "subscribe") {
-      if (channel.empty()) return bad("channel is required");
-      SubscribeRecovery from;
-      if (auto rs = params.find("recover_since"); rs != params.end() && !rs->is_null()) {
-        StreamPosition pos;
-        if (std::string why = ReadPosition(*rs, "recover_since", pos); !why.empty()) {
-          return bad(why);
-        }
-        from = {true, pos.epoch, pos.offset};
-      }
-      auto r = ServerSubscribe(targets, channel, from);
-      return r ? ok(json::object()) : err(r.error());
-    }
-    if (method == "unsubscribe") {
-      if (channel.empty()) return bad("channel is required");
-      if (auto resolved = table_.Resolve(channel); !resolved) return err(resolved.error());
-      for (SubscriberId id : targets) {
-        if (Session* s = FindSession(id))
-          LeaveChannel(*s, channel, true, 2000, "server unsubscribe");
-      }
-      return ok(json::object());
-    }
-    uint32_t code = 3503;
-    std::string reason = "force disconnect";
-    if (auto d = params.find("disconnect"); d != params.end() && !d->is_null()) {
-      if (!d->is_object()) return bad("disconnect must be an object");
-      if (auto c = d->find("code"); c != d->end()) {
-        if (!c->is_number_unsigned() || c->get<uint64_t>() < 3000 || c->get<uint64_t>() > 4999) {
-          return bad("disconnect.code must be 3000..4999");
-        }
-        code = c->get<uint32_t>();
-      }
-      if (!OptString(*d, "reason", reason)) return bad("disconnect.reason must be a string");
-    }
-    // Centrifugo: codes 3500..3999 (and 4500..4999) tell the client not to reconnect.
-    const bool reconnect = !((code >= 3500 && code < 4000) || code >= 4500);
-    for (SubscriberId id : targets) CloseSession(id, code, reason, reconnect, true);
-    return ok(json::object());
+    c.engine.sessions_.ForEach([&](const Session& s) {
+      if (!user.empty() && s.user != user) return;
+      if (!client.empty() && s.client != client) return;
+      targets.push_back(s.id);
+    });
+    return targets;
   }
-  json j = ErrorJson(Errc::kMethodNotFound);
-  return HttpAnswer{404, "application/json", j.dump()};
+
+  static HttpAnswer Send(Call& c) {  // Chorus extra: an asynchronous message to each session
+    std::string why;
+    const std::vector<SubscriberId> targets = Targets(c, why);
+    if (!why.empty()) return Bad(why);
+    auto d = c.params.find("data");
+    if (d == c.params.end() || d->is_null()) return Bad("data is required");
+    const std::string data = d->dump();
+    if (data.size() > c.engine.registry_.limits().max_publication_bytes) {
+      return Err(Errc::kLimitExceeded);
+    }
+    for (SubscriberId id : targets) {
+      Session* s = c.engine.FindSession(id);
+      if (s != nullptr && s->connected) c.engine.SendTo(*s, EncoderOf(*s).MessagePush(data));
+    }
+    return Ok(json::object());
+  }
+
+  static HttpAnswer Subscribe(Call& c) {
+    std::string why;
+    const std::vector<SubscriberId> targets = Targets(c, why);
+    if (!why.empty()) return Bad(why);
+    if (c.channel.empty()) return Bad("channel is required");
+    SubscribeRecovery from;
+    if (auto rs = c.params.find("recover_since"); rs != c.params.end() && !rs->is_null()) {
+      StreamPosition pos;
+      if (std::string bad = ReadPosition(*rs, "recover_since", pos); !bad.empty()) {
+        return Bad(bad);
+      }
+      from = {true, pos.epoch, pos.offset};
+    }
+    auto r = c.engine.ServerSubscribe(targets, c.channel, from);
+    return r ? Ok(json::object()) : Err(r.error());
+  }
+
+  static HttpAnswer Unsubscribe(Call& c) {
+    std::string why;
+    const std::vector<SubscriberId> targets = Targets(c, why);
+    if (!why.empty()) return Bad(why);
+    if (c.channel.empty()) return Bad("channel is required");
+    if (auto resolved = c.engine.table_.Resolve(c.channel); !resolved) {
+      return Err(resolved.error());
+    }
+    for (SubscriberId id : targets) {
+      if (Session* s = c.engine.FindSession(id)) {
+        c.engine.LeaveChannel(*s, c.channel, true, kUnsubscribeServer.code,
+                              kUnsubscribeServer.reason);
+      }
+    }
+    return Ok(json::object());
+  }
+
+  static HttpAnswer Disconnect(Call& c) {
+    std::string why;
+    const std::vector<SubscriberId> targets = Targets(c, why);
+    if (!why.empty()) return Bad(why);
+    uint32_t code = kDisconnectForce.code;
+    std::string reason(kDisconnectForce.reason);
+    if (auto d = c.params.find("disconnect"); d != c.params.end() && !d->is_null()) {
+      if (!d->is_object()) return Bad("disconnect must be an object");
+      if (auto k = d->find("code"); k != d->end()) {
+        if (!k->is_number_unsigned() || k->get<uint64_t>() < kMinDisconnectCode ||
+            k->get<uint64_t>() > kMaxDisconnectCode) {
+          return Bad("disconnect.code must be " + std::to_string(kMinDisconnectCode) + ".." +
+                     std::to_string(kMaxDisconnectCode));
+        }
+        code = k->get<uint32_t>();
+      }
+      if (!OptString(*d, "reason", reason)) return Bad("disconnect.reason must be a string");
+    }
+    const bool reconnect = DisconnectReconnects(code);
+    for (SubscriberId id : targets) c.engine.CloseSession(id, code, reason, reconnect, true);
+    return Ok(json::object());
+  }
+};
+
+Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view body) {
+  json params = body.empty() ? json::object() : json::parse(body, nullptr, false);
+  if (params.is_discarded()) return Api::Bad("body is not valid JSON");
+  if (!params.is_object()) return Api::Bad("body must be a JSON object");
+  Api::Call call{*this, params, {}, NowMs()};
+  if (!OptString(params, "channel", call.channel)) return Api::Bad("channel must be a string");
+  const Api::Handler* handler = Api::Find(method);
+  if (handler == nullptr) {
+    return HttpAnswer{404, "application/json", ErrorJson(Errc::kMethodNotFound).dump()};
+  }
+  return (*handler)(call);
 }
 
 Engine::HttpAnswer Engine::Metrics() const {
@@ -388,7 +466,7 @@ Engine::HttpAnswer Engine::Metrics() const {
     out += '\n';
   };
   size_t subs = 0;
-  for (const auto& [id, s] : sessions_) subs += s.subs.size();
+  sessions_.ForEach([&](const Session& s) { subs += s.subs.size(); });
   const auto& ts = table_.stats();
   const auto& cs = chp_->stats();
   metric("chorus_connections", "gauge", "Client sessions connected.", sessions_.size());
@@ -427,7 +505,8 @@ Engine::HttpAnswer Engine::Metrics() const {
   out += "# TYPE chorus_queue_depth gauge\n";
   out +=
       "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) + "\n";
-  out += "chorus_queue_depth{queue=\"closed_sessions\"} " + std::to_string(closed_.size()) + "\n";
+  out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
+         std::to_string(sessions_.closed_size()) + "\n";
   return {200, "text/plain; version=0.0.4", out};
 }
 

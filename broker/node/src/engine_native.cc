@@ -2,6 +2,7 @@
 // frames in, sessions by routing id, commands handed to HandleCommand (engine_session.cc).
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "transports.h"
 
 namespace chorus::broker::node {
 namespace {
@@ -26,38 +27,43 @@ void Engine::ReadNative() {
   }
 }
 
+void Engine::ReplyNative(const std::string& routing_id, const std::string& body) {
+  zmq::message_t msg(body.data(), body.size());
+  (void)native_transport_->SendTo(routing_id, msg);  // not a session: nothing to close
+}
+
 void Engine::HandleNative(const std::string& routing_id, std::string_view frame) {
   ++counters_.commands;
   ClientCommand cmd;
+  const Encoder& enc = native_transport_->encoder();
+  auto error = [&](Errc e) { return enc.Error(cmd.id, ToCode(e), make_error_code(e).message()); };
   if (!DecodeNativeCommand(frame, cmd)) {
     ++counters_.malformed;
-    if (cmd.id != 0) Reply(routing_id, NativeEncoder().Error(cmd.id, 107, "bad request"));
+    if (cmd.id != 0) ReplyNative(routing_id, error(Errc::kBadRequest));
     return;
   }
-  auto it = by_routing_.find(routing_id);
-  if (it == by_routing_.end()) {
+  Session* s = sessions_.FindByPeer(*native_transport_, routing_id, 0);
+  if (s == nullptr) {
     // A connect, also one with bad params (107); an unknown method (104) carries no request.
-    if (std::holds_alternative<ConnectRequest>(cmd.request) && cmd.error != 104) {
-      Session& s = NewSession(Transport::kNative, routing_id, 0);
-      closed_.erase(routing_id);
-      const SubscriberId id = s.id;
-      HandleCommand(s, cmd);
+    if (std::holds_alternative<ConnectRequest>(cmd.request) &&
+        cmd.error != ToCode(Errc::kMethodNotFound)) {
+      Session& fresh = sessions_.Open(*native_transport_, routing_id, 0, NowMs());
+      const SubscriberId id = fresh.id;
+      HandleCommand(fresh, cmd);
       Session* after = FindSession(id);
-      if (after != nullptr && !after->connected) ForgetSession(id);  // refused: no session
+      if (after != nullptr && !after->connected) sessions_.Forget(id);  // refused: no session
       return;
     }
-    auto closed = closed_.find(routing_id);
-    if (closed != closed_.end()) {  // N-1: tell a closed session why
-      Reply(routing_id, NativeEncoder().DisconnectPush(closed->second.code, closed->second.reason,
-                                                       closed->second.reconnect));
+    if (const ClosedSession* closed = sessions_.FindClosed(*native_transport_, routing_id, 0)) {
+      // N-1: tell a closed session why
+      ReplyNative(routing_id, enc.DisconnectPush(closed->code, closed->reason, closed->reconnect));
       return;
     }
-    Reply(routing_id, NativeEncoder().Error(cmd.id, 101, "unauthorized"));
+    ReplyNative(routing_id, error(Errc::kUnauthorized));
     return;
   }
-  Session& s = sessions_.at(it->second);
-  s.last_seen_ms = NowMs();
-  HandleCommand(s, cmd);
+  s->last_seen_ms = NowMs();
+  HandleCommand(*s, cmd);
 }
 
 }  // namespace chorus::broker::node

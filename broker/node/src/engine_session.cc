@@ -7,9 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "broker/node/client_json.h"
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "broker/protocol/client_json.h"
 #include "chp/keys.h"
 
 namespace chorus::broker::node {
@@ -46,10 +46,6 @@ uint32_t SecondsUntil(int64_t exp_s, int64_t now_s) {
 
 }  // namespace
 
-const Encoder& Engine::EncoderOf(const Session& s) const {
-  return s.transport == Transport::kNative ? NativeEncoder() : JsonEncoder();
-}
-
 void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
   const Encoder& enc = EncoderOf(s);
   auto error = [&](const std::error_code& ec) {
@@ -83,13 +79,14 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
             return;
           }
           const uint32_t code = ClientCode(r.error());
-          if (s.transport == Transport::kWebSocket && code != 109) {
-            // W-13: a refused connect closes the connection (3500 invalid token, 3501 bad
-            // request), as Centrifugo does; 109 (token expired) is a reply, so the SDK fetches
-            // a new token and reconnects.
-            const bool bad = code == static_cast<uint32_t>(Errc::kBadRequest);
-            return CloseSession(s.id, bad ? 3501 : 3500, bad ? "bad request" : "invalid token",
-                                false, true);
+          if (s.transport->traits().close_on_refused_connect &&
+              code != ToCode(Errc::kTokenExpired)) {
+            // W-13: a refused connect closes the connection (invalid token, bad request), as
+            // Centrifugo does; 109 (token expired) is a reply, so the SDK fetches a new token
+            // and reconnects.
+            const bool bad = code == ToCode(Errc::kBadRequest);
+            return CloseSession(s.id, bad ? kDisconnectBadRequest : kDisconnectInvalidToken,
+                                /*try_push=*/true);
           }
           error(r.error());  // native N-2: an error reply
         } else if constexpr (std::is_same_v<T, SubscribeRequest>) {
@@ -123,7 +120,7 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
         } else if constexpr (std::is_same_v<T, PingRequest>) {
           SendTo(s, enc.PingReply(cmd.id));
         } else if constexpr (std::is_same_v<T, DisconnectRequest>) {
-          CloseSession(s.id, 3000, "connection closed", /*reconnect=*/false, /*try_push=*/false);
+          CloseSession(s.id, kDisconnectByClient, /*try_push=*/false);
         }
       },
       cmd.request);
@@ -196,10 +193,10 @@ Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& 
   // namespace recovers for this subscription: always with force_recovery; with allow_recovery
   // when the client asks (the SDK's `recoverable` option, or a recover attempt; native clients
   // always ask).
-  const bool native = s.transport == Transport::kNative;
+  const TransportTraits& traits = s.transport->traits();
   SubscribeMode mode;
-  mode.join_leave = native || r.join_leave;
-  mode.asks_recovery = native || r.recoverable || r.recover;
+  mode.join_leave = traits.always_join_leave || r.join_leave;
+  mode.asks_recovery = traits.always_asks_recovery || r.recoverable || r.recover;
   mode.positioned = r.positioned;
   return SubscribeSession(s, r.channel, opts, std::move(chan_info), {r.recover, r.epoch, r.offset},
                           mode, nullptr);

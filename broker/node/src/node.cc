@@ -33,6 +33,9 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
     ss << in.rdbuf();
     eo.token_keys.rsa_public_pem = ss.str();
   }
+  for (const std::string& key : UnusedClusterKeys(config)) {
+    Log().warn("{} is set but not yet used: this node runs alone (the cluster is not built)", key);
+  }
   eo.config = config;
   auto engine = EngineThread::Start(n->ctx_, std::move(eo));
   if (!engine) {

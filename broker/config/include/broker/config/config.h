@@ -73,6 +73,7 @@ struct NativeSection {
 struct ClusterSection {
   std::string chp_command = "tcp://127.0.0.1:0";    // this node's CHP ROUTER
   std::string chp_publisher = "tcp://127.0.0.1:0";  // this node's CHP XPUB
+  // Not yet used (UnusedClusterKeys): read and validated for the cluster to come.
   std::vector<std::string> seeds;   // CHP command endpoints of other nodes; empty = start alone
   uint32_t replication_factor = 2;  // 1..5: the primary and R-1 backups of each channel
   int64_t heartbeat_ms = 500;       // 10..60000
@@ -172,5 +173,10 @@ std::string DescribeConfig(const NodeConfig& config);
 
 // Every key the parser knows, dotted, in file order; namespace keys as "namespaces.<name>.<key>".
 std::vector<std::string> ConfigKeys();
+
+// The keys the node reads and validates but does not use yet (cluster.seeds,
+// cluster.replication_factor, cluster.dead_after_ms: the cluster is not built), among those set
+// to something other than their default, dotted, in file order. chorusd warns about each.
+std::vector<std::string> UnusedClusterKeys(const NodeConfig& config);
 
 }  // namespace chorus::broker

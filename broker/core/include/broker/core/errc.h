@@ -7,6 +7,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "broker/core/codes.h"  // disconnect codes (same document)
 #include "chp/errc.h"
 
 namespace chorus::broker {
@@ -45,10 +46,10 @@ constexpr bool IsClientCode(Errc e) {
   return static_cast<uint32_t>(e) >= 100 && static_cast<uint32_t>(e) <= 113;
 }
 
-// Disconnect codes of the Centrifugo client protocol used by the core (same document).
-inline constexpr uint32_t kDisconnectSlow = 3008;
-inline constexpr uint32_t kDisconnectInsufficientState = 3010;
-inline constexpr std::string_view kDisconnectInsufficientStateReason = "insufficient state";
+// The wire value of an error code.
+constexpr uint32_t ToCode(Errc e) {
+  return static_cast<uint32_t>(e);
+}
 
 // Result<T>: chp::Result<T> that can also be built from a broker Errc.
 template <typename T>

@@ -38,7 +38,7 @@ struct Delivery {
   StreamFault fault = StreamFault::kNone;
   bool ok() const { return fault == StreamFault::kNone; }
   // Disconnect code the caller sends when !ok().
-  static constexpr uint32_t kDisconnectCode = kDisconnectInsufficientState;
+  static constexpr uint32_t kDisconnectCode = kDisconnectInsufficientState.code;
 };
 
 class SubscriptionMerger {

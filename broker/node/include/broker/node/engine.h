@@ -23,17 +23,23 @@
 
 #include <zmq.hpp>
 
+#include "broker/channels/channel_table.h"
+#include "broker/channels/chp_state_sink.h"
 #include "broker/config/config.h"
-#include "broker/node/auth.h"
-#include "broker/node/channel_table.h"
-#include "broker/node/chp_state_sink.h"
-#include "broker/node/client_protocol.h"
-#include "broker/node/native_codec.h"
-#include "broker/node/protocol_encoder.h"
+#include "broker/gateway/bridge_codec.h"
+#include "broker/node/session_table.h"
+#include "broker/node/transport.h"
+#include "broker/protocol/auth.h"
+#include "broker/protocol/client_protocol.h"
+#include "broker/protocol/native_codec.h"
+#include "broker/protocol/protocol_encoder.h"
 #include "chp/loop.h"
 #include "chp/server.h"
 
 namespace chorus::broker::node {
+
+class NativeTransport;    // transports.h
+class WsBridgeTransport;  // transports.h
 
 struct EngineOptions {
   NodeConfig config;
@@ -72,7 +78,7 @@ class Engine final : public chp::Pollable {
   EngineEndpoints endpoints() const;
   // Polls the engine and its CHP server once.
   void RunOnce(std::chrono::milliseconds max_wait);
-  // Closes every session with 3001 (shutdown); called before the thread exits.
+  // Closes every session with kDisconnectShutdown; called before the thread exits.
   void Shutdown();
 
   size_t AddPollItems(std::vector<zmq::pollitem_t>& items) override;
@@ -83,14 +89,6 @@ class Engine final : public chp::Pollable {
   const EngineCounters& counters() const { return counters_; }
 
  private:
-  // A client session: a native DEALER (by routing id on the native ROUTER) or a WebSocket
-  // connection of a gateway (by the gateway's bridge routing id and its connection id).
-  enum class Transport : uint8_t { kNative, kWebSocket };
-  struct Subscription {
-    std::string chan_info;     // JSON
-    bool join_leave = true;    // WebSocket: only when the client asked (W-21); native: always
-    bool server_side = false;  // made by the connect token's `channels` (W-25, N-18)
-  };
   // How a subscription is made: by a subscribe command or by the server at connect.
   struct SubscribeMode {
     bool join_leave = false;     // the subscription takes join/leave pushes
@@ -98,28 +96,8 @@ class Engine final : public chp::Pollable {
     bool positioned = false;     // the client asked for a positioned one
     bool server_side = false;
   };
-  struct Session {
-    SubscriberId id = 0;
-    Transport transport = Transport::kNative;
-    std::string routing_id;  // native: the DEALER's; WebSocket: the gateway's bridge DEALER's
-    uint64_t conn_id = 0;    // WebSocket: the gateway's connection id
-    bool connected = false;  // connect answered
-    std::string client;      // client id (unique in the cluster)
-    std::string user;
-    std::string conn_info;
-    bool insecure = false;
-    int64_t opened_ms = 0;
-    int64_t last_seen_ms = 0;
-    int64_t last_ping_ms = 0;                               // WebSocket: the node's last `{}` ping
-    int64_t expires_s = 0;                                  // connection token expiry (0: none)
-    std::map<std::string, Subscription, std::less<>> subs;  // by channel
-  };
-  struct Closed {
-    uint32_t code = 0;
-    std::string reason;
-    bool reconnect = true;
-  };
-  enum class SendStatus { kSent, kSlow, kGone };
+  class Api;  // the server API's method -> handler table (engine_api.cc)
+  friend class Api;
 
   Engine(zmq::context_t& ctx, EngineOptions options);
   Result<Unit> Bind();
@@ -146,19 +124,17 @@ class Engine final : public chp::Pollable {
   Result<RefreshResult> OnRefresh(Session& s, const RefreshRequest& r);
   Result<SubRefreshResult> OnSubRefresh(Session& s, const SubRefreshRequest& r);
   std::string OnRpc(Session& s, uint64_t id, const RpcRequest& r);
-  const Encoder& EncoderOf(const Session& s) const;
+  static const Encoder& EncoderOf(const Session& s) { return s.transport->encoder(); }
 
   // Native protocol transport (engine_native.cc).
   void ReadNative();
   void HandleNative(const std::string& routing_id, std::string_view frame);
-  void Reply(const std::string& routing_id, const std::string& body);
+  void ReplyNative(const std::string& routing_id, const std::string& body);
 
   // WebSocket sessions through the gateway bridge (engine_ws.cc).
-  void HandleWsEvent(const std::string& gateway, std::string_view event, uint64_t conn_id,
-                     std::string_view payload);
-  bool SendBridge(const std::string& gateway, std::initializer_list<std::string_view> frames);
-  void CloseWsConnection(const Session& s, uint32_t code, std::string_view reason);
-  void PingWebSockets(int64_t now_ms);
+  void HandleWsEvent(const std::string& gateway, const bridge::WsEvent& event);
+  // The node's ping to every connected session whose protocol has one, each ping interval.
+  void PingSessions(int64_t now_ms);
 
   // Shared operations (engine.cc).
   void SendTo(Session& s, const std::string& body);
@@ -177,13 +153,16 @@ class Engine final : public chp::Pollable {
                     std::string_view reason);
   void CloseSession(SubscriberId id, uint32_t code, std::string_view reason, bool reconnect,
                     bool try_push);
-  void CloseLater(SubscriberId id, uint32_t code, std::string_view reason);
+  void CloseSession(SubscriberId id, const CloseCode& c, bool try_push) {
+    CloseSession(id, c.code, c.reason, c.reconnect, try_push);
+  }
+  // Closes after the current batch of work (a session that missed a message: slow or gone).
+  // `c` is a named code of codes.h: its reason is static text, kept by reference.
+  void CloseLater(SubscriberId id, const CloseCode& c);
+  void MissedMessage(SubscriberId id, SendStatus why);
   void RunPendingCloses();
-  SendStatus Send(const std::string& routing_id, zmq::message_t& body);
   void Sweep(int64_t now_ms);
-  Session* FindSession(SubscriberId id);
-  Session& NewSession(Transport t, std::string routing_id, uint64_t conn_id);
-  void ForgetSession(SubscriberId id);
+  Session* FindSession(SubscriberId id) { return sessions_.Find(id); }
   int64_t NowMs() const;
 
   // HTTP API and observability through the bridge (engine_api.cc).
@@ -194,6 +173,7 @@ class Engine final : public chp::Pollable {
     std::string body;
   };
   HttpAnswer HandleApi(std::string_view method, std::string_view body);
+  void AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRequest& request);
   HttpAnswer Health() const;
   HttpAnswer Metrics() const;
 
@@ -211,18 +191,10 @@ class Engine final : public chp::Pollable {
   chp::Clock::time_point started_;
   chp::Clock::time_point next_sweep_{};
 
-  SubscriberId next_session_id_ = 1;
-  std::unordered_map<SubscriberId, Session> sessions_;
-  std::unordered_map<std::string, SubscriberId> by_routing_;          // native sessions
-  std::map<std::pair<std::string, uint64_t>, SubscriberId> by_conn_;  // WebSocket sessions
-  std::unordered_map<std::string, Closed> closed_;
-  std::deque<std::string> closed_order_;
-  struct PendingClose {
-    SubscriberId id;
-    uint32_t code;
-    std::string reason;
-  };
-  std::vector<PendingClose> pending_closes_;
+  std::unique_ptr<NativeTransport> native_transport_;
+  std::unique_ptr<WsBridgeTransport> ws_transport_;
+  SessionTable sessions_;
+  std::vector<std::pair<SubscriberId, CloseCode>> pending_closes_;
 };
 
 // Runs an Engine on a thread of its own (the engine thread). Start returns once the sockets

@@ -1,6 +1,0 @@
-# Unit tests: pure parts of the broker node (chorus::broker_node): the channel table with a
-# recording StateSink, the native codec and CHP subtree names. No sockets.
-chorus_test(broker_node_channel_table_test LABEL unit SOURCES broker_node_channel_table_test.cc
-            LIBS chorus::broker_node)
-chorus_test(broker_node_codec_test LABEL unit SOURCES broker_node_codec_test.cc
-            LIBS chorus::broker_node)
