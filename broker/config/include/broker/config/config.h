@@ -66,6 +66,10 @@ struct NativeSection {
   // Messages queued for one session in its ZeroMQ pipe; one more and the session is closed as
   // slow (3008). 16..10000000.
   int64_t send_hwm = 10'000;
+  // Pipelined commands of one session the node holds before it stops reading that session's
+  // socket (back-pressure through TCP): ZeroMQ's receive pipe, counted in frames of the
+  // largest size (limits.max_publication_bytes + 64 KiB), at least one. >= 65536.
+  int64_t max_input_bytes = 8 << 20;
   bool operator==(const NativeSection&) const = default;
 };
 
