@@ -7,3 +7,6 @@ chorus_test(broker_node_codec_test LABEL unit SOURCES broker_node_codec_test.cc
 # The engine's SessionTable (chorus::broker_node) with fake transports. No sockets.
 chorus_test(broker_node_session_table_test LABEL unit SOURCES broker_node_session_table_test.cc
             LIBS chorus::broker_node)
+# The hardening bounds (issue 10): JSON depth scan, token bucket, channel cap, descriptor plan.
+chorus_test(broker_hardening_test LABEL unit SOURCES broker_hardening_test.cc
+            LIBS chorus::broker_node)

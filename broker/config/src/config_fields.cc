@@ -321,7 +321,8 @@ const std::vector<NodeField>& NodeFields() {
          IntField("port", &HttpSection::port, 0, 65535),
          StringField("static_dir", &HttpSection::static_dir, CheckStaticDir),
          IntField("threads", &HttpSection::threads, 0, kMaxHttpThreads),
-         IntField("max_connections", &HttpSection::max_connections, 1, kI64Max)});
+         IntField("max_connections", &HttpSection::max_connections, 1, kI64Max),
+         IntField("reserved_descriptors", &HttpSection::reserved_descriptors, 16, kI64Max)});
     AddSection<ApiSection>(out, "api", &NodeConfig::api,
                            {StringField("key", &ApiSection::key, nullptr)});
     AddSection<NativeSection>(

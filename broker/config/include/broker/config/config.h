@@ -46,6 +46,11 @@ struct HttpSection {
   // Open HTTP and WebSocket connections, all threads together; one more is accepted and closed
   // at once. >= 1.
   size_t max_connections = 10'000;
+  // Descriptors kept out of the HTTP listener's reach for native clients, CHP peers and the
+  // node's own sockets. At start chorusd raises the soft descriptor limit to the hard one and
+  // lowers max_connections (with a warning) so that max_connections + reserved_descriptors
+  // fit; it refuses to start when fewer than 16 connections would be left. >= 16.
+  size_t reserved_descriptors = 256;
   bool operator==(const HttpSection&) const = default;
 };
 
