@@ -4,6 +4,8 @@
 // checks that the node refuses it with a clear code and stays alive.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -215,6 +217,31 @@ TEST_F(NodeHardening, PublishRateIsLimitedPerConnectionWith111) {
   EXPECT_GE(ok, 20);
   EXPECT_LT(ok, 200);
   EXPECT_EQ(ok + limited, 200);
+}
+
+// The issue's attack: one authenticated native client pipelines publishes of 60 KB (20,000 in the
+// issue, 5,000 here) without reading a reply. The node's input for that session is bounded in bytes
+// (native.max_input_bytes, 8 MiB): it stops reading the socket instead of growing.
+TEST_F(NodeHardening, PipelinedLargePublishesStayBoundedInMemory) {
+  StartNode();
+  const int pid = node_->process().pid();
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  const size_t base = RssBytes(pid);
+  s.socket().set(zmq::sockopt::sndtimeo, 20'000);
+  const std::string data = "\"" + std::string(60'000, 'x') + "\"";
+  const std::string params = P({{"channel", "nohist:big"}, {"data", data}});
+  size_t peak = base;
+  for (int i = 0; i < 5'000; ++i) {
+    s.Send("publish", params);
+    if (i % 500 == 0) peak = std::max(peak, RssBytes(pid));
+  }
+  peak = std::max(peak, RssBytes(pid));
+  const size_t growth = peak > base ? peak - base : 0;
+  std::printf("rss: base %zu MB, peak %zu MB\n", base >> 20, peak >> 20);
+  EXPECT_LT(growth, size_t{100} << 20) << "RSS grew by " << (growth >> 20) << " MB";
+  HttpResult h = Api(*node_, "info", "{}");
+  EXPECT_EQ(h.status, 200) << "the node still answers";
 }
 
 // ---- 5. Channel info ----------------------------------------------------------------------
