@@ -80,8 +80,12 @@ TEST_F(NodeNativeCommands, ConnectInsecureResult) {
   EXPECT_EQ(r->Uint("result.pong"), 8u);   // client.pong_timeout_s default
   EXPECT_NE(ConnectAs(b, "alice"), r->Str("result.client")) << "client ids are per session";
   // The user and conn_info are what presence shows.
+  // chan_info comes from a subscription token (N-20); a client's own `info` is ignored.
+  const std::string token =
+      MakeHs256Token("test-secret", "alice", 0, "{\"room\":1}", "\"channel\":\"chat:c\"");
   ASSERT_TRUE(
-      a.Call("subscribe", P({{"channel", "chat:c"}, {"info", "{\"room\":1}"}}))->Has("result"));
+      a.Call("subscribe", P({{"channel", "chat:c"}, {"token", token}, {"info", "{\"x\":2}"}}))
+          ->Has("result"));
   auto p = a.Call("presence", P({{"channel", "chat:c"}}));
   const std::string me = "result.presence." + r->Str("result.client");
   EXPECT_EQ(p->Str(me + ".client"), r->Str("result.client"));
@@ -357,8 +361,9 @@ TEST_F(NodeNativeCommands, JoinLeaveAndUserJoinUserLeave) {
     return n;
   };
   const std::string c1 = ConnectAs(a1, "alice"), c2 = ConnectAs(a2, "alice");
-  ASSERT_TRUE(
-      a1.Call("subscribe", P({{"channel", "chat:jl"}, {"info", "{\"s\":1}"}}))->Has("result"));
+  const std::string token =
+      MakeHs256Token("test-secret", "alice", 0, "{\"s\":1}", "\"channel\":\"chat:jl\"");
+  ASSERT_TRUE(a1.Call("subscribe", P({{"channel", "chat:jl"}, {"token", token}}))->Has("result"));
   auto join = w.Push("join", "chat:jl");
   ASSERT_TRUE(join);
   EXPECT_EQ(join->Str("data.info.client"), c1);

@@ -267,7 +267,6 @@ TEST_F(NodeNativeWire, N8_MissingOrMistypedParamsAre107) {
       {"subscribe", P({{"channel", "chat:a"}, {"recover", "yes"}})},
       {"subscribe", P({{"channel", "chat:a"}, {"offset", "3"}})},
       {"subscribe", P({{"channel", "chat:a"}, {"epoch", uint64_t{3}}})},
-      {"subscribe", P({{"channel", "chat:a"}, {"info", "{broken"}})},
       {"unsubscribe", P({})},
       {"publish", P({{"channel", "chat:a"}})},
       {"publish", P({{"data", "{}"}})},

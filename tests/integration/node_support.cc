@@ -59,7 +59,14 @@ NodeProcess::NodeProcess(NodeOptions o) {
     args.push_back("--set");
     args.push_back(s);
   }
-  proc_ = std::make_unique<ChildProcess>(CHORUSD_BIN, args);
+  if (o.launcher.empty()) {
+    proc_ = std::make_unique<ChildProcess>(CHORUSD_BIN, args);
+  } else {
+    std::vector<std::string> wrapped(o.launcher.begin() + 1, o.launcher.end());
+    wrapped.push_back(CHORUSD_BIN);
+    wrapped.insert(wrapped.end(), args.begin(), args.end());
+    proc_ = std::make_unique<ChildProcess>(o.launcher.front(), wrapped);
+  }
   banner_ = proc_->ReadLine(std::chrono::seconds(10));
   if (banner_.rfind("chorusd ready", 0) != 0) return;
   native_ = Field(banner_, "native");

@@ -32,6 +32,8 @@ struct NodeOptions {
   bool insecure = true;                // client.client_insecure
   std::string api_key = "test-key";
   std::string hmac_secret = "test-secret";
+  // A command chorusd runs under, e.g. {"/usr/bin/prlimit", "--nofile=256:256"}; empty = none.
+  std::vector<std::string> launcher;
 };
 
 class NodeProcess {

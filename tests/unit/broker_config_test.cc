@@ -247,7 +247,7 @@ TEST(BrokerConfigErrors, UnknownKeyAtEveryLevel) {
   EXPECT_EQ(ErrorOf("[native]\nport = 1"), "chorus.toml: native.port: unknown key");
   EXPECT_EQ(ErrorOf("[cluster]\nseed = []"), "chorus.toml: cluster.seed: unknown key");
   EXPECT_EQ(ErrorOf("[client]\ninsecure = true"), "chorus.toml: client.insecure: unknown key");
-  EXPECT_EQ(ErrorOf("[limits]\nmax_channels = 1"), "chorus.toml: limits.max_channels: unknown key");
+  EXPECT_EQ(ErrorOf("[limits]\nmax_channel = 1"), "chorus.toml: limits.max_channel: unknown key");
   EXPECT_EQ(ErrorOf("[namespaces.chat]\nhistroy_size = 10"),
             "chorus.toml: namespaces.chat.histroy_size: unknown key");
   // Dotted keys are the same tree as tables.
@@ -620,7 +620,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 5 + 1 + 2 + 6 + 6 + 16 + 3 + 16);
+  EXPECT_EQ(keys.size(), 2u + 6 + 1 + 3 + 6 + 6 + 16 + 8 + 16);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");

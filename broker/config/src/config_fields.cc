@@ -321,12 +321,15 @@ const std::vector<NodeField>& NodeFields() {
          IntField("port", &HttpSection::port, 0, 65535),
          StringField("static_dir", &HttpSection::static_dir, CheckStaticDir),
          IntField("threads", &HttpSection::threads, 0, kMaxHttpThreads),
-         IntField("max_connections", &HttpSection::max_connections, 1, kI64Max)});
+         IntField("max_connections", &HttpSection::max_connections, 1, kI64Max),
+         IntField("reserved_descriptors", &HttpSection::reserved_descriptors, 16, kI64Max)});
     AddSection<ApiSection>(out, "api", &NodeConfig::api,
                            {StringField("key", &ApiSection::key, nullptr)});
-    AddSection<NativeSection>(out, "native", &NodeConfig::native,
-                              {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
-                               IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000)});
+    AddSection<NativeSection>(
+        out, "native", &NodeConfig::native,
+        {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
+         IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000),
+         IntField("max_input_bytes", &NativeSection::max_input_bytes, 65536, kI64Max)});
     using C = ClusterSection;
     AddSection<C>(out, "cluster", &NodeConfig::cluster,
                   {StringField("chp_command", &C::chp_command, CheckBindEndpoint),
@@ -349,7 +352,13 @@ const std::vector<NodeField>& NodeFields() {
         out, kLimitsKey, &NodeConfig::limits,
         {IntField("max_channel_length", &Limits::max_channel_length, 0, kI64Max),
          IntField("max_channels_per_connection", &Limits::max_channels_per_connection, 0, kI64Max),
-         IntField("max_publication_bytes", &Limits::max_publication_bytes, 0, kI64Max)});
+         IntField("max_publication_bytes", &Limits::max_publication_bytes, 0, kI64Max),
+         IntField("max_json_depth", &Limits::max_json_depth, 0, kI64Max),
+         IntField("max_channels", &Limits::max_channels, 0, kI64Max),
+         IntField("channel_creations_per_second", &Limits::channel_creations_per_second, 0,
+                  kI64Max),
+         IntField("publications_per_second", &Limits::publications_per_second, 0, kI64Max),
+         IntField("idle_channel_ttl_ms", &Limits::idle_channel_ttl_ms, kI64Min, kI64Max)});
     return out;
   }();
   return kFields;

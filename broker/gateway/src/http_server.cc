@@ -282,7 +282,17 @@ class HttpServer::Impl {
     if (shard0.ctx.stopping || ec == asio::error::operation_aborted) return;
     if (ec) {
       // E.g. out of descriptors: retry shortly instead of spinning.
-      Log().warn("accept: {}", ec.message());
+      // Logged at most once per kAcceptLogEvery (at EMFILE it fails every retry).
+      const auto now = std::chrono::steady_clock::now();
+      if (accept_errors_logged_ == std::chrono::steady_clock::time_point{} ||
+          now - accept_errors_logged_ >= kAcceptLogEvery) {
+        Log().warn("accept: {} ({} more since the last report)", ec.message(),
+                   accept_errors_quiet_);
+        accept_errors_logged_ = now;
+        accept_errors_quiet_ = 0;
+      } else {
+        ++accept_errors_quiet_;
+      }
       retry_timer_->expires_after(std::chrono::milliseconds(50));
       retry_timer_->async_wait([this](const boost::system::error_code& e) {
         if (!e && !shards_[0]->ctx.stopping) Accept();
@@ -353,6 +363,9 @@ class HttpServer::Impl {
   // Shard 0's thread only (the listener):
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::steady_timer> retry_timer_;
+  static constexpr std::chrono::seconds kAcceptLogEvery{10};
+  std::chrono::steady_clock::time_point accept_errors_logged_{};
+  size_t accept_errors_quiet_ = 0;        // accept errors not logged since the last report
   std::optional<tcp::socket> accepting_;  // of accepting_for_'s io_context
   Shard* accepting_for_ = nullptr;
   size_t next_pick_ = 0;

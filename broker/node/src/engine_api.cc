@@ -8,6 +8,7 @@
 
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "broker/protocol/json_depth.h"
 
 namespace chorus::broker::node {
 namespace {
@@ -27,8 +28,11 @@ json ErrorJson(const std::error_code& ec) {
   return ErrorJson(client ? static_cast<Errc>(ec.value()) : Errc::kInternal);
 }
 
-// Publication data is kept as compact JSON text; the API returns it as a JSON value.
+// Publication data is kept as compact JSON text; the API returns it as a JSON value. Text
+// nested deeper than any config allows (kMaxJsonDepth; e.g. replicated from elsewhere) is
+// returned as a string: the reply's dump() recurses once per level.
 json DataJson(const std::string& text) {
+  if (!JsonDepthAtMost(text, kMaxJsonDepth)) return json(text);
   auto j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   return j.is_discarded() ? json(text) : j;
 }
@@ -434,6 +438,12 @@ class Engine::Api {
 };
 
 Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view body) {
+  // Checked before parsing: nothing deeper ever reaches a DOM that is dumped (the body object
+  // is one level above its values).
+  const size_t max_depth = registry_.limits().max_json_depth;
+  if (!JsonDepthAtMost(body, max_depth + 1)) {
+    return Api::Bad("JSON nested deeper than limits.max_json_depth = " + std::to_string(max_depth));
+  }
   json params = body.empty() ? json::object() : json::parse(body, nullptr, false);
   if (params.is_discarded()) return Api::Bad("body is not valid JSON");
   if (!params.is_object()) return Api::Bad("body must be a JSON object");
@@ -472,6 +482,10 @@ Engine::HttpAnswer Engine::Metrics() const {
   metric("chorus_connections", "gauge", "Client sessions connected.", sessions_.size());
   metric("chorus_subscriptions", "gauge", "Subscriptions of connected sessions.", subs);
   metric("chorus_channels", "gauge", "Channels with state on this node.", table_.size());
+  metric("chorus_channels_limit", "gauge", "Channels this node may hold (limits.max_channels).",
+         registry_.limits().max_channels);
+  metric("chorus_channels_refused_total", "counter",
+         "New channels refused because limits.max_channels was reached.", ts.channels_refused);
   metric("chorus_publications_total", "counter", "Publications accepted.", ts.publications);
   metric("chorus_deliveries_total", "counter", "Messages handed to subscriber connections.",
          counters_.deliveries);

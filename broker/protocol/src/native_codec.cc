@@ -1,5 +1,8 @@
 #include "broker/protocol/native_codec.h"
 
+#include "broker/core/namespaces.h"
+#include "broker/protocol/json_depth.h"
+
 #include "broker/protocol/client_json.h"
 
 #include <algorithm>
@@ -210,6 +213,9 @@ void PackClientInfo(Packer& pk, const PresenceEntry& e) {
 
 PresenceEntry ClientInfoFromJson(std::string_view json) {
   PresenceEntry e;
+  // The infos are re-serialised with dump(), which recurses once per level: nothing deeper
+  // than any config allows is read (kMaxJsonDepth, +1 for the ClientInfo object itself).
+  if (!JsonDepthAtMost(json, kMaxJsonDepth + 1)) return e;
   auto j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return e;
   auto str = [&](const char* key, std::string& out) {

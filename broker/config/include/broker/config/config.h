@@ -46,6 +46,11 @@ struct HttpSection {
   // Open HTTP and WebSocket connections, all threads together; one more is accepted and closed
   // at once. >= 1.
   size_t max_connections = 10'000;
+  // Descriptors kept out of the HTTP listener's reach for native clients, CHP peers and the
+  // node's own sockets. At start chorusd raises the soft descriptor limit to the hard one and
+  // lowers max_connections (with a warning) so that max_connections + reserved_descriptors
+  // fit; it refuses to start when fewer than 16 connections would be left. >= 16.
+  size_t reserved_descriptors = 256;
   bool operator==(const HttpSection&) const = default;
 };
 
@@ -66,6 +71,10 @@ struct NativeSection {
   // Messages queued for one session in its ZeroMQ pipe; one more and the session is closed as
   // slow (3008). 16..10000000.
   int64_t send_hwm = 10'000;
+  // Pipelined commands of one session the node holds before it stops reading that session's
+  // socket (back-pressure through TCP): ZeroMQ's receive pipe, counted in frames of the
+  // largest size (limits.max_publication_bytes + 64 KiB), at least one. >= 65536.
+  int64_t max_input_bytes = 8 << 20;
   bool operator==(const NativeSection&) const = default;
 };
 

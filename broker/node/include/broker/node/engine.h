@@ -46,10 +46,9 @@ struct EngineOptions {
   std::string node_id;
   std::string bridge_endpoint;  // inproc:// ROUTER for the gateway
   TokenKeys token_keys;
-  int64_t channel_idle_drop_ms = 24ll * 3600 * 1000;  // history position kept this long idle
-  size_t history_max_limit = 1000;                    // largest history page (limit < 0 or more)
-  size_t max_recovery = 1000;    // more missed publications than this: recovered:false
-  size_t closed_memory = 65536;  // N-17: routing ids of closed sessions remembered
+  size_t history_max_limit = 1000;  // largest history page (limit < 0 or more)
+  size_t max_recovery = 1000;       // more missed publications than this: recovered:false
+  size_t closed_memory = 65536;     // N-17: routing ids of closed sessions remembered
 };
 
 struct EngineEndpoints {
@@ -113,6 +112,9 @@ class Engine final : public chp::Pollable {
                                            const ChannelOptions& opts, std::string chan_info,
                                            const SubscribeRecovery& from, SubscribeMode mode,
                                            size_t* reply_bytes);
+  // False when `channel` is not held yet, would keep state (`keeps_state`), and `s` has used
+  // up its Limits::channel_creations_per_second.
+  bool ChargeChannelCreation(Session& s, std::string_view channel, bool keeps_state);
   Result<Unit> SubscribeServerSide(Session& s, const std::vector<std::string>& channels,
                                    const ConnectRequest& r, ConnectResult& out);
   Result<Unit> ServerSubscribe(const std::vector<SubscriberId>& targets, const std::string& channel,

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "broker/channels/channel_table.h"  // SubscriberId
+#include "broker/core/rate_limit.h"
 #include "broker/node/transport.h"
 
 namespace chorus::broker::node {
@@ -41,6 +42,8 @@ struct Session {
   int64_t last_ping_ms = 0;                               // the node's last ping (WebSocket)
   int64_t expires_s = 0;                                  // connection token expiry (0: none)
   std::map<std::string, Subscription, std::less<>> subs;  // by channel
+  TokenBucket publish_rate;                               // Limits::publications_per_second
+  TokenBucket creation_rate;                              // Limits::channel_creations_per_second
 };
 
 // Why a session was closed, as a later command from its peer is told (N-17).
