@@ -340,6 +340,9 @@ const std::vector<NodeField>& NodeFields() {
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),
                    StringField("token_rsa_public_key_file", &K::token_rsa_public_key_file, nullptr),
                    BoolField("client_insecure", &K::client_insecure),
+                   // issue 10 (harden2): token claims checked when set.
+                   StringField("token_audience", &K::token_audience, nullptr),
+                   StringField("token_issuer", &K::token_issuer, nullptr),
                    IntField("ping_interval_s", &K::ping_interval_s, 1, 3600),
                    IntField("pong_timeout_s", &K::pong_timeout_s, 1, 3600),
                    IntField("max_queue_bytes", &K::max_queue_bytes, 1, kI64Max)});

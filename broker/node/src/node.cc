@@ -23,6 +23,8 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   eo.node_id = config.node.id.empty() ? RandomNodeId() : config.node.id;
   eo.bridge_endpoint = "inproc://chorus-engine-" + eo.node_id;
   eo.token_keys.hmac_secret = config.client.token_hmac_secret;
+  eo.token_keys.audience = config.client.token_audience;
+  eo.token_keys.issuer = config.client.token_issuer;
   if (!config.client.token_rsa_public_key_file.empty()) {
     std::ifstream in(config.client.token_rsa_public_key_file);
     if (!in) {

@@ -86,9 +86,13 @@ struct ClientSection {
   std::string token_hmac_secret;          // HS256 connection tokens; "" = not accepted
   std::string token_rsa_public_key_file;  // PEM file for RS256 tokens; "" = not accepted
   bool client_insecure = false;           // accept any connect without a token (development)
-  int64_t ping_interval_s = 25;           // 1..3600
-  int64_t pong_timeout_s = 8;             // 1..3600, < ping_interval_s
-  size_t max_queue_bytes = 1 << 20;       // per connection; >= limits.max_publication_bytes
+  // Centrifugo's token_audience / token_issuer: "" = not checked; else every token's `aud`
+  // must be (or, as an array, contain) this value / its `iss` must equal this value.
+  std::string token_audience;
+  std::string token_issuer;
+  int64_t ping_interval_s = 25;      // 1..3600
+  int64_t pong_timeout_s = 8;        // 1..3600, < ping_interval_s
+  size_t max_queue_bytes = 1 << 20;  // per connection; >= limits.max_publication_bytes
   bool operator==(const ClientSection&) const = default;
 };
 
