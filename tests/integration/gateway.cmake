@@ -22,3 +22,6 @@ target_compile_definitions(gateway_threads_test PRIVATE BOOST_ASIO_NO_DEPRECATED
 # DEALERs speaking raw bridge frames.
 chorus_test(node_bridge_test LABEL integration SOURCES node_bridge_test.cc
             LIBS chorus::broker_node)
+# Hardening bounds (issue 10): Origin check, /metrics key, per-address bound, head deadline.
+chorus_test(gateway_hardening_test LABEL integration SOURCES gateway_hardening_test.cc
+            LIBS chorus::broker_gateway)

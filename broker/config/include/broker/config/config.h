@@ -46,6 +46,17 @@ struct HttpSection {
   // Open HTTP and WebSocket connections, all threads together; one more is accepted and closed
   // at once. >= 1.
   size_t max_connections = 10'000;
+  // Hardening (issue 10; docs/operations.md "Security"). Open connections from one client IP
+  // address; 0 = no bound (behind a load balancer every connection comes from its address).
+  size_t max_connections_per_address = 1'000;
+  // A request head must arrive complete within this (from accept, or from its first byte on a
+  // kept-alive connection); a head that trickles is dropped. 100..600000.
+  int64_t header_timeout_ms = 10'000;
+  // WebSocket upgrade Origin patterns ('*' = any run); empty = same origin only (Origin host
+  // equals Host); no Origin header (not a browser) is always allowed; ["*"] allows all.
+  std::vector<std::string> allowed_origins;
+  // "" = GET /metrics open (on this listener); else "Authorization: Bearer <metrics_key>".
+  std::string metrics_key;
   bool operator==(const HttpSection&) const = default;
 };
 
