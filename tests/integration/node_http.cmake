@@ -7,3 +7,6 @@ chorus_test(node_http_errors_test LABEL integration SOURCES node_http_errors_tes
 # Every API method's fields sent with wrong types: 400 / 107, never a 500 (issue 10).
 chorus_test(node_http_types_test LABEL integration SOURCES node_http_types_test.cc
             LIBS chorus_node_test_support nlohmann_json::nlohmann_json)
+# The server API's batch and refresh methods (Centrifugo's).
+chorus_test(node_http_batch_test LABEL integration SOURCES node_http_batch_test.cc
+            LIBS chorus_node_test_support nlohmann_json::nlohmann_json)

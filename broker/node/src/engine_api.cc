@@ -166,15 +166,19 @@ class Engine::Api {
         {"channels", &Channels},     {"info", &Info},
         {"disconnect", &Disconnect}, {"unsubscribe", &Unsubscribe},
         {"subscribe", &Subscribe},   {"send", &Send},
+        {"refresh", &Refresh},       {"batch", &Batch},
     };
     auto it = kTable.find(method);
     return it == kTable.end() ? nullptr : &it->second;
   }
 
-  static HttpAnswer Bad(std::string why) {
+  static json BadJson(const std::string& why) {
     json j = ErrorJson(Errc::kBadRequest);
     j["error"]["message"] = "bad request: " + why;
-    return HttpAnswer{400, "application/json", j.dump()};
+    return j;
+  }
+  static HttpAnswer Bad(const std::string& why) {
+    return HttpAnswer{400, "application/json", BadJson(why).dump()};
   }
   static HttpAnswer Ok(json result) {
     return HttpAnswer{200, "application/json", json{{"result", std::move(result)}}.dump()};
@@ -387,6 +391,78 @@ class Engine::Api {
       }
     }
     return Ok(json::object());
+  }
+
+  // Centrifugo's refresh: `expired: true` closes the user's sessions (or `client`'s) with 3005;
+  // else `expire_at` (Unix seconds) becomes their expiry: 0 or absent = none, a past time
+  // leaves it unchanged (as Centrifugo).
+  static HttpAnswer Refresh(Call& c) {
+    std::string why;
+    const std::vector<SubscriberId> targets = Targets(c, why);
+    if (!why.empty()) return Bad(why);
+    ApiParams p(c.params);
+    bool expired = false;
+    int64_t expire_at = 0;
+    p.Bool("expired", expired);
+    p.Int("expire_at", expire_at);
+    if (!p.ok()) return Bad(p.error());
+    const int64_t now_s = c.now_ms / 1000;
+    for (SubscriberId id : targets) {
+      Session* s = c.engine.FindSession(id);
+      if (s == nullptr || !s->connected) continue;
+      if (expired) {
+        c.engine.CloseSession(id, kDisconnectExpired, /*try_push=*/true);
+      } else if (expire_at <= 0) {
+        s->expires_s = 0;
+      } else if (expire_at > now_s) {
+        s->expires_s = expire_at;
+      }
+    }
+    return Ok(json::object());
+  }
+
+  // Centrifugo's batch: `{"commands":[...]}`, each `{"method":"publish","params":{...}}` or
+  // `{"publish":{...}}`, run in order; `{"replies":[...]}`, one per command: `{"<method>":
+  // result}` or `{"error":{code,message}}`. At most kMaxBatchCommands; no batch in a batch.
+  static constexpr size_t kMaxBatchCommands = 1000;
+
+  static HttpAnswer Batch(Call& c) {
+    ApiParams p(c.params);
+    const json* commands = p.Required("commands");
+    if (commands != nullptr && !commands->is_array()) p.Fail("commands", "must be an array");
+    if (p.ok() && commands->size() > kMaxBatchCommands) {
+      p.Fail("commands", "must have at most " + std::to_string(kMaxBatchCommands) + " entries");
+    }
+    if (!p.ok()) return Bad(p.error());
+    json replies = json::array();
+    for (const json& command : *commands) replies.push_back(BatchOne(c, command));
+    return HttpAnswer{200, "application/json", json{{"replies", std::move(replies)}}.dump()};
+  }
+
+  static json BatchOne(Call& c, const json& command) {
+    std::string method;
+    json params = json::object();
+    if (command.is_object() && command.contains("method")) {
+      ApiParams p(command);
+      p.String("method", method);
+      if (const json* q = p.Object("params")) params = *q;
+      if (!p.ok()) return BadJson(p.error());
+    } else if (command.is_object() && command.size() == 1 && command.begin()->is_object()) {
+      method = command.begin().key();
+      params = command.begin().value();
+    } else {
+      return BadJson("a command is {\"method\":..., \"params\":{...}} or {\"<method>\":{...}}");
+    }
+    const Handler* handler = method == "batch" ? nullptr : Find(method);
+    if (handler == nullptr) return ErrorJson(Errc::kMethodNotFound);
+    Call sub{c.engine, params, {}, c.now_ms};
+    ApiParams p(params);
+    p.String("channel", sub.channel);
+    if (!p.ok()) return BadJson(p.error());
+    json reply = json::parse((*handler)(sub).body, nullptr, /*allow_exceptions=*/false);
+    if (!reply.is_object()) return ErrorJson(Errc::kInternal);
+    if (auto r = reply.find("result"); r != reply.end()) return {{method, *r}};
+    return reply;  // {"error": ...}
   }
 
   static HttpAnswer Disconnect(Call& c) {
