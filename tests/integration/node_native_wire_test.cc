@@ -103,6 +103,27 @@ TEST_F(NodeNativeWire, N2_ExpiredTokenIs109) {
             109u);
 }
 
+// Issue 10 ("Tokens"): a subscription token (one with `channel`) is not a connection token; a
+// token not yet valid (`nbf`) or of another audience / issuer (when configured) is refused.
+TEST_F(NodeNativeWire, N2_SubscriptionTokenNbfAudIssAre101) {
+  NodeOptions o;
+  o.insecure = false;
+  o.overrides = {"client.token_audience=chorus", "client.token_issuer=backend"};
+  StartNode(o);
+  RawSession s = Session();
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  const std::string good = R"("aud":"chorus","iss":"backend")";
+  for (const std::string& extra :
+       {good + R"(,"channel":"$private")", good + ",\"nbf\":" + std::to_string(now + 600),
+        std::string(R"("aud":"other","iss":"backend")"),
+        std::string(R"("aud":"chorus","iss":"other")"), std::string(R"("iss":"backend")")}) {
+    auto r = s.Call("connect", P({{"token", MakeHs256Token("test-secret", "a", 0, "", extra)}}));
+    EXPECT_EQ(ErrorCode(r), 101u) << extra;
+  }
+  auto ok = s.Call("connect", P({{"token", MakeHs256Token("test-secret", "a", 0, "", good)}}));
+  EXPECT_TRUE(ok && ok->Has("result")) << ErrorCode(ok);
+}
+
 TEST_F(NodeNativeWire, N2_NoTokenWithoutInsecureIs101) {
   NodeOptions o;
   o.insecure = false;

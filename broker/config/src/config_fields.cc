@@ -122,6 +122,13 @@ Problem CheckHost(std::string_view v, const std::string& key) {
   return key + ": must be a host name or IP address (got " + Quoted(v) + ")";
 }
 
+Problem CheckOriginPattern(std::string_view v, const std::string& key) {
+  bool ok = !v.empty();
+  for (char c : v) ok = ok && static_cast<unsigned char>(c) > 0x20 && c != 0x7F;
+  if (ok) return std::nullopt;
+  return key + ": must be a non-empty origin pattern without spaces (got " + Quoted(v) + ")";
+}
+
 Problem CheckStaticDir(std::string_view v, const std::string& key) {
   if (v.empty()) return std::nullopt;  // no static files
   std::error_code ec;
@@ -322,7 +329,13 @@ const std::vector<NodeField>& NodeFields() {
          StringField("static_dir", &HttpSection::static_dir, CheckStaticDir),
          IntField("threads", &HttpSection::threads, 0, kMaxHttpThreads),
          IntField("max_connections", &HttpSection::max_connections, 1, kI64Max),
-         IntField("reserved_descriptors", &HttpSection::reserved_descriptors, 16, kI64Max)});
+         IntField("reserved_descriptors", &HttpSection::reserved_descriptors, 16, kI64Max),
+         // issue 10 (harden2): per-address bound, head deadline, Origin check, /metrics key.
+         IntField("max_connections_per_address", &HttpSection::max_connections_per_address, 0,
+                  kI64Max),
+         IntField("header_timeout_ms", &HttpSection::header_timeout_ms, 100, 600'000),
+         StringsField("allowed_origins", &HttpSection::allowed_origins, CheckOriginPattern),
+         StringField("metrics_key", &HttpSection::metrics_key, nullptr)});
     AddSection<ApiSection>(out, "api", &NodeConfig::api,
                            {StringField("key", &ApiSection::key, nullptr)});
     AddSection<NativeSection>(
@@ -343,6 +356,9 @@ const std::vector<NodeField>& NodeFields() {
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),
                    StringField("token_rsa_public_key_file", &K::token_rsa_public_key_file, nullptr),
                    BoolField("client_insecure", &K::client_insecure),
+                   // issue 10 (harden2): token claims checked when set.
+                   StringField("token_audience", &K::token_audience, nullptr),
+                   StringField("token_issuer", &K::token_issuer, nullptr),
                    IntField("ping_interval_s", &K::ping_interval_s, 1, 3600),
                    IntField("pong_timeout_s", &K::pong_timeout_s, 1, 3600),
                    IntField("max_queue_bytes", &K::max_queue_bytes, 1, kI64Max)});

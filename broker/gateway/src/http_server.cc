@@ -73,7 +73,8 @@ bool Valid(const HttpOptions& o) {
          o.io_threads <= HttpOptions::kMaxIoThreads && o.max_connections > 0 &&
          o.max_in_flight > 0 && o.engine_timeout.count() > 0 && o.idle_timeout.count() > 0 &&
          o.max_header_bytes > 0 && o.max_ws_queue_bytes > 0 && o.max_ws_message_bytes > 0 &&
-         o.ws_handshake_timeout.count() > 0 && o.max_static_file_bytes > 0;
+         o.ws_handshake_timeout.count() > 0 && o.max_static_file_bytes > 0 &&
+         o.header_timeout.count() > 0;
 }
 
 // "chorus-http-<i>" (top, ps -L, /proc/<pid>/task/*/comm); Linux allows 15 characters.
@@ -99,6 +100,8 @@ class HttpServer::Impl {
       s->ctx.router.api_key = o.api_key;
       s->ctx.static_root = static_root;
       s->ctx.router.static_files = !static_root.empty();
+      s->ctx.router.metrics_key = o.metrics_key;
+      s->ctx.router.allowed_origins = o.allowed_origins;
       s->ctx.shard = i;
       s->ctx.shared = &shared_;
       s->ctx.counters = &shared_.counters;
@@ -302,14 +305,21 @@ class HttpServer::Impl {
     tcp::socket socket = std::move(*accepting_);
     Shard& target = *accepting_for_;
     boost::system::error_code ignored;
-    if (OpenConnections() >= shard0.ctx.options.max_connections) {
+    const size_t per_address = shard0.ctx.options.max_connections_per_address;
+    std::string address;
+    if (per_address > 0) address = socket.remote_endpoint(ignored).address().to_string();
+    if (OpenConnections() >= shard0.ctx.options.max_connections ||
+        (per_address > 0 && !shared_.per_address.TryAdd(address, per_address))) {
       detail::Bump(shared_.counters.connections_rejected);
       socket.close(ignored);
     } else {
       detail::Bump(shared_.counters.connections_accepted);
       socket.set_option(tcp::no_delay(true), ignored);
       target.open.fetch_add(1, std::memory_order_relaxed);
-      Handoff(target, std::move(socket), detail::ConnectionSlot(&target.open));
+      Handoff(target, std::move(socket),
+              per_address > 0
+                  ? detail::ConnectionSlot(&target.open, &shared_.per_address, std::move(address))
+                  : detail::ConnectionSlot(&target.open));
     }
     Accept();
   }

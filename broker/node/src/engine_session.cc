@@ -134,7 +134,7 @@ Result<ConnectResult> Engine::OnConnect(Session& s, const ConnectRequest& r) {
   const int64_t now_s = NowMs() / 1000;
   std::vector<std::string> server_channels;
   if (!r.token.empty()) {
-    auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+    auto claims = VerifyToken(r.token, options_.token_keys, now_s, TokenKind::kConnection);
     if (!claims) return claims.error();  // 101 or 109 (N-2)
     s.user = claims->user;
     s.conn_info = claims->info;
@@ -180,7 +180,8 @@ Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& 
   bool granted = s.insecure;
   if (!r.token.empty()) {
     // A subscription token grants this channel to this user (and carries its info).
-    auto claims = VerifyToken(r.token, options_.token_keys, NowMs() / 1000);
+    auto claims =
+        VerifyToken(r.token, options_.token_keys, NowMs() / 1000, TokenKind::kSubscription);
     if (!claims) return claims.error();
     if (claims->channel != r.channel || claims->user != s.user) return Errc::kPermissionDenied;
     if (!claims->info.empty()) chan_info = claims->info;
@@ -407,7 +408,7 @@ Result<HistoryResultOut> Engine::OnHistory(Session& s, const HistoryRequest& r) 
 
 Result<RefreshResult> Engine::OnRefresh(Session& s, const RefreshRequest& r) {
   const int64_t now_s = NowMs() / 1000;
-  auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+  auto claims = VerifyToken(r.token, options_.token_keys, now_s, TokenKind::kConnection);
   if (!claims) return claims.error();
   if (claims->user != s.user) return Errc::kPermissionDenied;  // a token of another user
   s.expires_s = claims->exp_s;
@@ -420,7 +421,7 @@ Result<RefreshResult> Engine::OnRefresh(Session& s, const RefreshRequest& r) {
 Result<SubRefreshResult> Engine::OnSubRefresh(Session& s, const SubRefreshRequest& r) {
   if (!s.subs.count(r.channel)) return Errc::kBadRequest;
   const int64_t now_s = NowMs() / 1000;
-  auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+  auto claims = VerifyToken(r.token, options_.token_keys, now_s, TokenKind::kSubscription);
   if (!claims) return claims.error();
   if (claims->channel != r.channel || claims->user != s.user) return Errc::kPermissionDenied;
   return SubRefreshResult{claims->exp_s != 0, SecondsUntil(claims->exp_s, now_s)};

@@ -51,6 +51,17 @@ struct HttpSection {
   // lowers max_connections (with a warning) so that max_connections + reserved_descriptors
   // fit; it refuses to start when fewer than 16 connections would be left. >= 16.
   size_t reserved_descriptors = 256;
+  // Hardening (issue 10; docs/operations.md "Security"). Open connections from one client IP
+  // address; 0 = no bound (behind a load balancer every connection comes from its address).
+  size_t max_connections_per_address = 1'000;
+  // A request head must arrive complete within this (from accept, or from its first byte on a
+  // kept-alive connection); a head that trickles is dropped. 100..600000.
+  int64_t header_timeout_ms = 10'000;
+  // WebSocket upgrade Origin patterns ('*' = any run); empty = same origin only (Origin host
+  // equals Host); no Origin header (not a browser) is always allowed; ["*"] allows all.
+  std::vector<std::string> allowed_origins;
+  // "" = GET /metrics open (on this listener); else "Authorization: Bearer <metrics_key>".
+  std::string metrics_key;
   bool operator==(const HttpSection&) const = default;
 };
 
@@ -95,9 +106,13 @@ struct ClientSection {
   std::string token_hmac_secret;          // HS256 connection tokens; "" = not accepted
   std::string token_rsa_public_key_file;  // PEM file for RS256 tokens; "" = not accepted
   bool client_insecure = false;           // accept any connect without a token (development)
-  int64_t ping_interval_s = 25;           // 1..3600
-  int64_t pong_timeout_s = 8;             // 1..3600, < ping_interval_s
-  size_t max_queue_bytes = 1 << 20;       // per connection; >= limits.max_publication_bytes
+  // Centrifugo's token_audience / token_issuer: "" = not checked; else every token's `aud`
+  // must be (or, as an array, contain) this value / its `iss` must equal this value.
+  std::string token_audience;
+  std::string token_issuer;
+  int64_t ping_interval_s = 25;      // 1..3600
+  int64_t pong_timeout_s = 8;        // 1..3600, < ping_interval_s
+  size_t max_queue_bytes = 1 << 20;  // per connection; >= limits.max_publication_bytes
   bool operator==(const ClientSection&) const = default;
 };
 
