@@ -86,7 +86,14 @@ bool DecodeCommand(std::string_view frame, NativeCommand& out) {
   out = NativeCommand{};
   size_t consumed = 0;
   try {
-    out.handle = msgpack::unpack(frame.data(), frame.size(), consumed);
+    // The parser reserves room for a container's elements when it reads the header: capping the
+    // counts by the frame size accepts the same frames and stops a 5-byte frame from asking for
+    // 256 GiB (seen under ASan). Commands nest a few maps; data and info are JSON text (N-21).
+    const size_t array_cap = std::min<size_t>(size_t{1} << 20, frame.size());
+    const size_t map_cap = std::min<size_t>(size_t{1} << 16, frame.size() / 2);
+    const msgpack::unpack_limit limit(array_cap, map_cap, /*str=*/frame.size(),
+                                      /*bin=*/frame.size(), /*ext=*/1u << 16, /*depth=*/16);
+    out.handle = msgpack::unpack(frame.data(), frame.size(), consumed, nullptr, nullptr, limit);
   } catch (const std::exception&) {
     return false;  // not msgpack, or truncated
   }
