@@ -301,6 +301,39 @@ TEST_F(NodeSync, BadInputGetsClearErrorsAndLeavesOtherJobsUntouched) {
   EXPECT_EQ(Status(good).value("state", ""), "succeeded");
 }
 
+TEST_F(NodeSync, CancelEndsARunningJobWithAFinalEventAndLeavesOtherUsersJobsRunning) {
+  constexpr int kFiles = 1000;  // hashing these takes far longer than the cancel round trip
+  MakeTree(Root("frank"), kFiles);
+  MakeTree(Root("grace"), 50);
+  RawSession sub = Session();
+  ASSERT_FALSE(ConnectAs(sub, "frank").empty());
+  auto subscribed = sub.Call("subscribe", P({{"channel", "sync:frank"}}));
+  ASSERT_TRUE(subscribed && subscribed->Has("result"));
+  const uint64_t big = Submit("frank", Root("frank"), "shared");
+  const uint64_t other = Submit("grace", Root("grace"), "shared");
+  ASSERT_NE(big, 0u);
+  ASSERT_NE(other, 0u);
+  ApiAnswer c = Call(*node_, "sync_cancel", {{"job", big}});
+  ASSERT_EQ(c.status, 200) << c.body.dump();
+  json st = AwaitFinal(big);
+  EXPECT_EQ(st.value("state", ""), "cancelled") << st.dump();
+  EXPECT_LT(st.value("done", 0), kFiles) << st.dump();
+  json last = json::object();
+  while (!last.value("final", false)) {
+    auto push = sub.Push("pub", "sync:frank", std::chrono::seconds(20));
+    ASSERT_TRUE(push) << "no final event";
+    last = json::parse(push->Str("data.data"), nullptr, false);
+    sub.pushes().clear();
+  }
+  EXPECT_EQ(last.value("state", ""), "cancelled") << last.dump();
+  EXPECT_EQ(last.value("job", uint64_t{0}), big);
+  json g = AwaitFinal(other);
+  EXPECT_EQ(g.value("state", ""), "succeeded") << g.dump();
+  EXPECT_EQ(g.value("done", 0), 50) << g.dump();
+  ApiAnswer again = Call(*node_, "sync_cancel", {{"job", big}});
+  EXPECT_EQ(again.status, 409) << again.body.dump();
+}
+
 TEST_F(NodeSync, MetricsShowTheSchedulerCounters) {
   MakeTree(Root("erin"), 10);
   const uint64_t job = Submit("erin", Root("erin"), "erincat");

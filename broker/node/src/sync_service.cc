@@ -212,38 +212,32 @@ std::string SyncService::ResolveCatalog(const std::string& name, std::string* pa
 }
 
 SyncService::Reply SyncService::Submit(const json& params, int64_t now_ms) {
+  Reply r = TrySubmit(params, now_ms);
+  ++(r.status == 200 ? counters_.submitted : counters_.rejected);
+  return r;
+}
+
+SyncService::Reply SyncService::TrySubmit(const json& params, int64_t now_ms) {
   std::string why;
   sch::JobSpec spec;
   spec.tier = default_tier_;
-  if (!RequiredString(params, "user", spec.user, why)) return ++counters_.rejected, Bad(why);
-  if (!ValidUser(spec.user)) {
-    ++counters_.rejected;
-    return Bad("user must match ^[A-Za-z0-9_.@-]{1,128}$");
-  }
+  if (!RequiredString(params, "user", spec.user, why)) return Bad(why);
+  if (!ValidUser(spec.user)) return Bad("user must match ^[A-Za-z0-9_.@-]{1,128}$");
   if (params.contains("tier") && !params["tier"].is_null()) {
-    if (!RequiredString(params, "tier", spec.tier, why)) return ++counters_.rejected, Bad(why);
+    if (!RequiredString(params, "tier", spec.tier, why)) return Bad(why);
   }
   std::string source, catalog;
   if (!RequiredString(params, "source", source, why) ||
       !RequiredString(params, "catalog", catalog, why)) {
-    ++counters_.rejected;
     return Bad(why);
   }
   int status = 400;
   if (std::string e = ResolveSource(source, &spec.source, &status); !e.empty()) {
-    ++counters_.rejected;
     return status == 403 ? Error(403, Errc::kPermissionDenied, "permission denied: " + e) : Bad(e);
   }
-  if (std::string e = ResolveCatalog(catalog, &spec.catalog); !e.empty()) {
-    ++counters_.rejected;
-    return Bad(e);
-  }
+  if (std::string e = ResolveCatalog(catalog, &spec.catalog); !e.empty()) return Bad(e);
   auto id = runner_->Submit(spec, sch::SyncTasks::FirstTasks());
-  if (!id) {
-    ++counters_.rejected;
-    return FromScheduler(id.error(), "sync_submit");
-  }
-  ++counters_.submitted;
+  if (!id) return FromScheduler(id.error(), "sync_submit");
   Remember(*id, spec.user, now_ms);
   return Ok({{"job", *id}});
 }

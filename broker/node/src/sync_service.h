@@ -90,6 +90,7 @@ class SyncService {
   };
 
   explicit SyncService(SchedulerSection config);
+  Reply TrySubmit(const nlohmann::json& params, int64_t now_ms);
   // "" and the canonical directory, or the reason `source` is refused (status in *status).
   std::string ResolveSource(const std::string& source, std::string* resolved, int* status) const;
   // "" and the catalog's path, or the reason the catalog name or file is refused.
