@@ -1,8 +1,9 @@
 // Configuration of the broker node `chorusd`: one typed value (NodeConfig), parsed from TOML and
 // validated in config.cc, then passed by constructor to the components that need a part of it.
 // The TOML layout mirrors the structs: `[node]`, `[http]`, `[api]`, `[native]`, `[cluster]`,
-// `[client]`, `[scheduler]`, `[channel]`, `[limits]`, `[namespaces.<name>]`. Every key, with its default, is in
-// deploy/chorus.example.toml; the rules are in docs/operations.md ("Broker configuration").
+// `[client]`, `[scheduler]`, `[channel]`, `[limits]`, `[namespaces.<name>]`. Every key, with its
+// default, is in deploy/chorus.example.toml; the rules are in docs/operations.md ("Broker
+// configuration").
 #pragma once
 
 #include <cstddef>
