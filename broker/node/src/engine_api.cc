@@ -540,45 +540,8 @@ Engine::HttpAnswer Engine::Metrics() const {
       "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) + "\n";
   out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
          std::to_string(sessions_.closed_size()) + "\n";
-  out += SyncMetrics();
+  if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
-}
-
-std::string Engine::SyncMetrics() const {
-  if (!sync_) return "";
-  const scheduler::SchedulerStats st = sync_->Stats();
-  const SyncService::Counters& sc = sync_->counters();
-  std::string out;
-  auto metric = [&](const std::string& name, const char* type, const char* help, uint64_t v) {
-    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-           std::to_string(v) + "\n";
-  };
-  metric("chorus_scheduler_queued", "gauge", "Sync tasks ready to run.", st.queued);
-  metric("chorus_scheduler_running", "gauge", "Sync tasks holding a slot.", st.running);
-  metric("chorus_scheduler_backoff", "gauge", "Sync tasks waiting to be retried.", st.backoff);
-  metric("chorus_scheduler_free_slots", "gauge", "Free scheduler slots.", st.free_slots);
-  metric("chorus_scheduler_jobs_live", "gauge", "Sync jobs not finished.", st.jobs_live);
-  metric("chorus_scheduler_dispatched_total", "counter", "Leases handed out.", st.dispatched);
-  metric("chorus_scheduler_completed_total", "counter", "Tasks completed.", st.completed);
-  metric("chorus_scheduler_failed_total", "counter", "Tasks failed for good.", st.failed);
-  metric("chorus_scheduler_retries_total", "counter", "Task retries.", st.retries);
-  metric("chorus_scheduler_leases_expired_total", "counter", "Leases that expired.",
-         st.leases_expired);
-  metric("chorus_scheduler_stale_results_total", "counter",
-         "Late results ignored (stale lease token).", st.stale_results);
-  metric("chorus_scheduler_jobs_submitted_total", "counter", "Jobs accepted by sync_submit.",
-         sc.submitted);
-  metric("chorus_scheduler_jobs_rejected_total", "counter", "sync_submit calls refused.",
-         sc.rejected);
-  metric("chorus_scheduler_progress_events_total", "counter",
-         "Progress events published on sync:<user>.", sc.progress_events);
-  out += "# HELP chorus_scheduler_tier_completed_total Tasks completed, by tier.\n";
-  out += "# TYPE chorus_scheduler_tier_completed_total counter\n";
-  for (const auto& [tier, n] : st.completed_by_tier) {
-    out +=
-        "chorus_scheduler_tier_completed_total{tier=\"" + tier + "\"} " + std::to_string(n) + "\n";
-  }
-  return out;
 }
 
 }  // namespace chorus::broker::node

@@ -71,6 +71,8 @@ class SyncService {
   int64_t interval_ms() const { return config_.progress_interval_ms; }
 
   scheduler::SchedulerStats Stats() { return runner_->Stats(); }
+  // The scheduler's lines of /metrics (Prometheus text): `chorus_scheduler_*`.
+  std::string MetricsText();
   const Counters& counters() const { return counters_; }
   size_t watched() const { return watched_.size(); }
 

@@ -177,8 +177,6 @@ class Engine final : public chp::Pollable {
   void AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRequest& request);
   HttpAnswer Health() const;
   HttpAnswer Metrics() const;
-  // The sync scheduler's lines of /metrics ("" when it is disabled).
-  std::string SyncMetrics() const;
   // Publishes the sync scheduler's due progress events on their `sync:<user>` channels.
   void SyncTick();
 
