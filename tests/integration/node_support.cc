@@ -40,6 +40,11 @@ allow_publish_for_client = true
 [namespaces.nohist]
 presence = true
 allow_publish_for_client = true
+
+[namespaces.sync]
+history_size = 100
+history_ttl_ms = 600000
+allow_recovery = true
 )";
 
 NodeProcess::NodeProcess(NodeOptions o) {

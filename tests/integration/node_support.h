@@ -24,6 +24,7 @@ namespace chorus::testing {
 //  short:   history 3 / 60 s, allow_recovery, publish
 //  ttl:     history 100 / 500 ms, allow_recovery, publish
 //  nohist:  presence only, publish
+//  sync:    history 100 / 600 s, allow_recovery (the sync scheduler's progress channels)
 extern const char* const kTestNamespaces;
 
 struct NodeOptions {

@@ -591,7 +591,7 @@ TEST(BrokerConfigDescribe, SummarisesWithoutSecrets) {
             "node=(random) log_level=info http=127.0.0.1:8000 api=off native=tcp://127.0.0.1:0 "
             "chp_command=tcp://127.0.0.1:0 chp_publisher=tcp://127.0.0.1:0 seeds=[] "
             "replication_factor=2 heartbeat_ms=500 dead_after_ms=2000 client_auth=none "
-            "channel_history=off namespaces=[]");
+            "scheduler=off channel_history=off namespaces=[]");
   c.node.id = "n1";
   c.api.key = "api-secret";
   c.client.token_hmac_secret = "hmac-secret";
@@ -620,7 +620,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 3 + 6 + 8 + 16 + 8 + 16);
+  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 3 + 6 + 8 + 11 + 16 + 8 + 16);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");
@@ -656,6 +656,8 @@ TEST(BrokerConfigExample, ParsesAndShowsTheBuiltInDefaults) {
   ASSERT_TRUE(c.ok()) << c.error();
   // The example namespace is the only thing that is not a default.
   ASSERT_EQ(c->namespaces.count("chat"), 1u);
+  ASSERT_EQ(c->namespaces.count("sync"), 1u);
+  EXPECT_TRUE(c->namespaces.at("sync").HistoryEnabled());
   EXPECT_TRUE(c->namespaces.at("chat").presence);
   EXPECT_TRUE(c->MakeRegistry().Resolve("chat:room").ok());
   NodeConfig without_namespaces = *c;
@@ -671,6 +673,59 @@ TEST(BrokerConfigExample, DocumentsEveryKey) {
     if (key.rfind("namespaces.", 0) != 0) expected.insert(key);
   }
   EXPECT_EQ(in_file, expected);
+}
+
+// ---- [scheduler]
+// ---------------------------------------------------------------------
+
+TEST(BrokerConfigScheduler, ParsesTiersAndRejectsMalformedOnes) {
+  auto c = ParseConfig("[scheduler]\nslots = 8\ntiers = [\"free:1\", \"gold:5\"]\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->scheduler.slots, 8u);
+  auto gold = ParseSchedulerTier(c->scheduler.tiers[1]);
+  ASSERT_TRUE(gold.has_value());
+  EXPECT_EQ(gold->name, "gold");
+  EXPECT_EQ(gold->quantum, 5u);
+  for (const char* bad : {"gold", "gold:0", "Gold:1", ":3", "gold:1001", "gold:x"}) {
+    auto r = ParseConfig(std::string("[scheduler]\ntiers = [\"") + bad + "\"]\n", "t.toml");
+    EXPECT_NE(r.error().find("scheduler.tiers[0]: expected"), std::string::npos) << r.error();
+  }
+  auto dup = ParseConfig("[scheduler]\ntiers = [\"a:1\", \"a:2\"]\n", "t.toml");
+  EXPECT_NE(dup.error().find("scheduler.tiers[1]: duplicate tier"), std::string::npos)
+      << dup.error();
+  auto none = ParseConfig("[scheduler]\ntiers = []\n", "t.toml");
+  EXPECT_NE(none.error().find("scheduler.tiers: must name at least one tier"), std::string::npos);
+  auto backoff = ParseConfig("[scheduler]\nbackoff_base_ms = 10\nbackoff_max_ms = 5\n", "t.toml");
+  EXPECT_NE(backoff.error().find("scheduler.backoff_max_ms: must be >="), std::string::npos);
+}
+
+TEST(BrokerConfigScheduler, EnabledNeedsRootsCatalogDirAndASyncNamespaceWithHistory) {
+  const std::string dir = ::testing::TempDir();
+  NodeConfig c;
+  EXPECT_NE(ApplyOverride(c, "scheduler.enabled", "true").error().find("scheduler.source_roots"),
+            std::string::npos);
+  EXPECT_NE(ApplyOverrides(c, {"scheduler.enabled=true", "scheduler.source_roots=relative/path"})
+                .error()
+                .find("must be an absolute path"),
+            std::string::npos);
+  EXPECT_NE(ApplyOverrides(c, {"scheduler.enabled=true", "scheduler.source_roots=/nonexistent/x"})
+                .error()
+                .find("must be an existing directory"),
+            std::string::npos);
+  const std::vector<std::string> base = {"scheduler.enabled=true", "scheduler.source_roots=" + dir};
+  auto no_catalog = ApplyOverrides(c, base);
+  EXPECT_NE(no_catalog.error().find("scheduler.catalog_dir"), std::string::npos)
+      << no_catalog.error();
+  std::vector<std::string> with_catalog = base;
+  with_catalog.push_back("scheduler.catalog_dir=" + dir);
+  auto no_ns = ApplyOverrides(c, with_catalog);
+  EXPECT_NE(no_ns.error().find("[namespaces.sync]"), std::string::npos) << no_ns.error();
+  with_catalog.push_back("namespaces.sync.history_size=10");
+  with_catalog.push_back("namespaces.sync.history_ttl_ms=60000");
+  auto ok = ApplyOverrides(c, with_catalog);
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_TRUE(c.scheduler.enabled);
+  EXPECT_NE(DescribeConfig(c).find("scheduler=on"), std::string::npos);
 }
 
 // cluster.seeds, replication_factor and dead_after_ms are read but not used until the cluster

@@ -136,6 +136,17 @@ Problem CheckStaticDir(std::string_view v, const std::string& key) {
   return key + ": must be an existing directory (got " + Quoted(v) + ")";
 }
 
+Problem CheckTier(std::string_view v, const std::string& key) {
+  if (ParseSchedulerTier(v)) return std::nullopt;
+  return key + ": expected \"<name>:<quantum>\" with name ^[a-z0-9_-]{1,32}$ and quantum " +
+         "1..1000 (got " + Quoted(v) + ")";
+}
+
+Problem CheckAbsolutePath(std::string_view v, const std::string& key) {
+  if (!v.empty() && v.front() == '/') return std::nullopt;
+  return key + ": must be an absolute path (got " + Quoted(v) + ")";
+}
+
 bool ParsePort(std::string_view s, int64_t& port) {
   if (s.empty() || s.size() > 5) return false;
   port = 0;
@@ -362,6 +373,18 @@ const std::vector<NodeField>& NodeFields() {
                    IntField("ping_interval_s", &K::ping_interval_s, 1, 3600),
                    IntField("pong_timeout_s", &K::pong_timeout_s, 1, 3600),
                    IntField("max_queue_bytes", &K::max_queue_bytes, 1, kI64Max)});
+    using S = SchedulerSection;
+    AddSection<S>(out, "scheduler", &NodeConfig::scheduler,
+                  {BoolField("enabled", &S::enabled), IntField("slots", &S::slots, 1, 1024),
+                   StringsField("tiers", &S::tiers, CheckTier),
+                   IntField("lease_ms", &S::lease_ms, 100, 3'600'000),
+                   IntField("max_attempts", &S::max_attempts, 1, 100),
+                   IntField("backoff_base_ms", &S::backoff_base_ms, 1, 3'600'000),
+                   IntField("backoff_max_ms", &S::backoff_max_ms, 1, 3'600'000),
+                   IntField("catalog_pool_size", &S::catalog_pool_size, 1, 256),
+                   IntField("progress_interval_ms", &S::progress_interval_ms, 50, 60'000),
+                   StringsField("source_roots", &S::source_roots, CheckAbsolutePath),
+                   StringField("catalog_dir", &S::catalog_dir, nullptr)});
     AddSection<ChannelOptions>(out, kDefaultOptionsKey, &NodeConfig::channel, ChannelFields());
     // Zero passes here so that NamespaceRegistry::Validate() reports it ("must be > 0").
     AddSection<Limits>(

@@ -8,6 +8,7 @@
 
 #include "broker/node/log.h"
 #include "chp/types.h"
+#include "sync_service.h"
 #include "transports.h"
 
 namespace chorus::broker::node {
@@ -93,6 +94,15 @@ Result<Unit> Engine::Bind() {
     Log().error("cannot bind the gateway bridge {}: {}", options_.bridge_endpoint, e.what());
     return Errc::kInternal;
   }
+  if (cfg.scheduler.enabled) {
+    std::string why;
+    sync_ = SyncService::Create(cfg.scheduler, &why);
+    if (!sync_) {
+      Log().error("cannot start the sync scheduler: {}", why);
+      return Errc::kInternal;
+    }
+    next_sync_tick_ = chp::Clock::now();
+  }
   return Unit{};
 }
 
@@ -123,10 +133,22 @@ void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point n
     Sweep(NowMs());
     next_sweep_ = now + kSweepInterval;
   }
+  if (sync_ && now >= next_sync_tick_) {
+    SyncTick();
+    RunPendingCloses();
+    next_sync_tick_ = now + std::chrono::milliseconds(sync_->interval_ms());
+  }
 }
 
 chp::Clock::time_point Engine::NextDeadline() const {
-  return next_sweep_;
+  return std::min(next_sweep_, next_sync_tick_);
+}
+
+void Engine::SyncTick() {
+  for (SyncService::Event& e : sync_->Tick(NowMs())) {
+    auto out = PublishAndDeliver(e.channel, std::move(e.data), std::nullopt, {});
+    if (!out) Log().warn("sync progress on {} not published: {}", e.channel, out.error().message());
+  }
 }
 
 void Engine::SendTo(Session& s, const std::string& body) {

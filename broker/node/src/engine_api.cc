@@ -11,6 +11,7 @@
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
 #include "broker/protocol/json_depth.h"
+#include "sync_service.h"
 
 namespace chorus::broker::node {
 namespace {
@@ -164,13 +165,24 @@ class Engine::Api {
 
   static const Handler* Find(std::string_view method) {
     static const std::unordered_map<std::string_view, Handler> kTable = {
-        {"publish", &Publish},       {"broadcast", &Broadcast},
-        {"presence", &Presence},     {"presence_stats", &PresenceStatsOf},
-        {"history", &History},       {"history_remove", &HistoryRemove},
-        {"channels", &Channels},     {"info", &Info},
-        {"disconnect", &Disconnect}, {"unsubscribe", &Unsubscribe},
-        {"subscribe", &Subscribe},   {"send", &Send},
-        {"refresh", &Refresh},       {"batch", &Batch},
+        {"publish", &Publish},
+        {"broadcast", &Broadcast},
+        {"presence", &Presence},
+        {"presence_stats", &PresenceStatsOf},
+        {"history", &History},
+        {"history_remove", &HistoryRemove},
+        {"channels", &Channels},
+        {"info", &Info},
+        {"disconnect", &Disconnect},
+        {"unsubscribe", &Unsubscribe},
+        {"subscribe", &Subscribe},
+        {"send", &Send},
+        {"refresh", &Refresh},
+        {"batch", &Batch},
+        // The sync scheduler (sync_service.h, docs/scheduler.md "Running in chorusd").
+        {"sync_submit", &SyncSubmit},
+        {"sync_status", &SyncStatus},
+        {"sync_cancel", &SyncCancel},
     };
     auto it = kTable.find(method);
     return it == kTable.end() ? nullptr : &it->second;
@@ -193,6 +205,28 @@ class Engine::Api {
   }
 
  private:
+  // ---- The sync scheduler: its service checks the params and answers.
+  static HttpAnswer SyncAnswer(const SyncService::Reply& r) {
+    return HttpAnswer{r.status, "application/json", r.body.dump()};
+  }
+  static HttpAnswer SyncDisabled() {
+    json j = ErrorJson(Errc::kNotAvailable);
+    j["error"]["message"] = "not available: the sync scheduler is disabled ([scheduler] enabled)";
+    return HttpAnswer{404, "application/json", j.dump()};
+  }
+  static HttpAnswer SyncSubmit(Call& c) {
+    if (!c.engine.sync_) return SyncDisabled();
+    return SyncAnswer(c.engine.sync_->Submit(c.params, c.now_ms));
+  }
+  static HttpAnswer SyncStatus(Call& c) {
+    if (!c.engine.sync_) return SyncDisabled();
+    return SyncAnswer(c.engine.sync_->Status(c.params));
+  }
+  static HttpAnswer SyncCancel(Call& c) {
+    if (!c.engine.sync_) return SyncDisabled();
+    return SyncAnswer(c.engine.sync_->Cancel(c.params));
+  }
+
   static json PublishOne(Engine& e, const std::string& ch, const json& data, bool skip_history,
                          std::map<std::string, std::string> tags) {
     std::string text = data.dump();
@@ -580,6 +614,7 @@ Engine::HttpAnswer Engine::Metrics() const {
       "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) + "\n";
   out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
          std::to_string(sessions_.closed_size()) + "\n";
+  if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
 }
 

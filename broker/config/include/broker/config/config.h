@@ -1,8 +1,9 @@
 // Configuration of the broker node `chorusd`: one typed value (NodeConfig), parsed from TOML and
 // validated in config.cc, then passed by constructor to the components that need a part of it.
 // The TOML layout mirrors the structs: `[node]`, `[http]`, `[api]`, `[native]`, `[cluster]`,
-// `[client]`, `[channel]`, `[limits]`, `[namespaces.<name>]`. Every key, with its default, is in
-// deploy/chorus.example.toml; the rules are in docs/operations.md ("Broker configuration").
+// `[client]`, `[scheduler]`, `[channel]`, `[limits]`, `[namespaces.<name>]`. Every key, with its
+// default, is in deploy/chorus.example.toml; the rules are in docs/operations.md ("Broker
+// configuration").
 #pragma once
 
 #include <cstddef>
@@ -116,6 +117,34 @@ struct ClientSection {
   bool operator==(const ClientSection&) const = default;
 };
 
+// [scheduler]: the sync scheduler (broker/scheduler, docs/scheduler.md "Running in chorusd").
+// Disabled by default; when enabled the node needs `source_roots`, an existing `catalog_dir`
+// and a `[namespaces.sync]` with history (progress events go to channel `sync:<user>`).
+struct SchedulerSection {
+  bool enabled = false;
+  uint32_t slots = 4;  // tasks running at once on this node: 1..1024
+  // "<name>:<quantum>" per tier (names ^[a-z0-9_-]{1,32}$, quantum 1..1000), distinct names.
+  std::vector<std::string> tiers{"normal:1", "premium:3"};
+  int64_t lease_ms = 30'000;           // 100..3600000: a lease not renewed within this expires
+  uint32_t max_attempts = 4;           // 1..100: runs of a task before it is failed
+  int64_t backoff_base_ms = 500;       // 1..3600000: retry n+1 waits base * 2^(n-1)...
+  int64_t backoff_max_ms = 60'000;     // ... capped here; >= backoff_base_ms
+  uint32_t catalog_pool_size = 4;      // 1..256: SQLite connections per catalog
+  int64_t progress_interval_ms = 250;  // 50..60000: at most one progress event per job this often
+  // A job's source must be a directory under one of these (absolute, existing when enabled).
+  std::vector<std::string> source_roots;
+  // Catalogs are `<catalog_dir>/<name>.db`; "" allowed only when disabled.
+  std::string catalog_dir;
+  bool operator==(const SchedulerSection&) const = default;
+};
+
+// A tier of [scheduler] tiers, parsed ("premium:3" -> {"premium", 3}); nullopt when malformed.
+struct SchedulerTier {
+  std::string name;
+  uint32_t quantum = 1;
+};
+std::optional<SchedulerTier> ParseSchedulerTier(std::string_view text);
+
 struct NodeConfig {
   NodeSection node;
   HttpSection http;
@@ -123,6 +152,7 @@ struct NodeConfig {
   NativeSection native;
   ClusterSection cluster;
   ClientSection client;
+  SchedulerSection scheduler;
   ChannelOptions channel;  // [channel]: options of channels without a namespace
   // [namespaces.<name>]: as in Centrifugo, a namespace does NOT inherit from [channel]; a key
   // it does not set takes the built-in default of ChannelOptions.

@@ -40,6 +40,7 @@ namespace chorus::broker::node {
 
 class NativeTransport;    // transports.h
 class WsBridgeTransport;  // transports.h
+class SyncService;        // sync_service.h
 
 struct EngineOptions {
   NodeConfig config;
@@ -178,6 +179,8 @@ class Engine final : public chp::Pollable {
   void AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRequest& request);
   HttpAnswer Health() const;
   HttpAnswer Metrics() const;
+  // Publishes the sync scheduler's due progress events on their `sync:<user>` channels.
+  void SyncTick();
 
   zmq::context_t& ctx_;
   EngineOptions options_;
@@ -197,6 +200,9 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<WsBridgeTransport> ws_transport_;
   SessionTable sessions_;
   std::vector<std::pair<SubscriberId, CloseCode>> pending_closes_;
+  // The sync scheduler when [scheduler] enabled (its runner's threads own the scheduler state).
+  std::unique_ptr<SyncService> sync_;
+  chp::Clock::time_point next_sync_tick_ = chp::Clock::time_point::max();
 };
 
 // Runs an Engine on a thread of its own (the engine thread). Start returns once the sockets
