@@ -79,6 +79,7 @@ TEST_F(NodeHardening, ApiDepthLimitIsConfigurable) {
   EXPECT_EQ(Api(*node_, "publish", R"({"channel":"chat:c","data":[[[[1]]]]})").status, 400);
 }
 
+// N-21: native data nested deeper than limits.max_json_depth gets 107.
 TEST_F(NodeHardening, NativePublishNestedTooDeepIsRefusedAndHistoryWorks) {
   StartNode();
   RawSession s = Session();
@@ -124,6 +125,7 @@ TEST_F(NodeHardening, NativeConnectInfoNestedTooDeepIsRefused) {
 
 // ---- 2. Channel state ---------------------------------------------------------------------
 
+// N-19: reads create no channel state.
 TEST_F(NodeHardening, HistoryReadsDoNotCreateChannels) {
   StartNode();
   RawSession s = Session();
@@ -145,6 +147,7 @@ TEST_F(NodeHardening, HistoryReadsDoNotCreateChannels) {
   EXPECT_EQ(ApiCode(since), 112u) << since.body;
 }
 
+// N-19: a new channel beyond limits.max_channels gets 106.
 TEST_F(NodeHardening, ChannelCapRefusesNewChannelsWith106) {
   NodeOptions o;
   o.overrides = {"limits.max_channels=5"};
@@ -163,6 +166,7 @@ TEST_F(NodeHardening, ChannelCapRefusesNewChannelsWith106) {
   EXPECT_NE(m.body.find("chorus_channels_limit 5"), std::string::npos);
 }
 
+// N-19: channel creations beyond the session's rate get 111.
 TEST_F(NodeHardening, ChannelCreationRateIsLimitedPerConnection) {
   NodeOptions o;
   o.overrides = {"limits.channel_creations_per_second=10"};
@@ -197,6 +201,7 @@ TEST_F(NodeHardening, IdleEmptyChannelsAreDropped) {
 
 // ---- 3. Publish rate ----------------------------------------------------------------------
 
+// N-19: publishes beyond the session's rate get 111.
 TEST_F(NodeHardening, PublishRateIsLimitedPerConnectionWith111) {
   NodeOptions o;
   o.overrides = {"limits.publications_per_second=20"};
@@ -221,7 +226,7 @@ TEST_F(NodeHardening, PublishRateIsLimitedPerConnectionWith111) {
 
 // The issue's attack: one authenticated native client pipelines publishes of 60 KB (20,000 in the
 // issue, 5,000 here) without reading a reply. The node's input for that session is bounded in bytes
-// (native.max_input_bytes, 8 MiB): it stops reading the socket instead of growing.
+// (native.max_input_bytes, 8 MiB): it stops reading the socket instead of growing (N-19).
 TEST_F(NodeHardening, PipelinedLargePublishesStayBoundedInMemory) {
   StartNode();
   const int pid = node_->process().pid();
