@@ -45,6 +45,7 @@
 #include <zmq_addon.hpp>
 
 #include "chp/agent.h"
+#include "msgpack_pack.h"
 #include "test_util.h"
 
 namespace chorus::chp::replica_wire {
@@ -57,39 +58,38 @@ using std::chrono::milliseconds;
 // Hand-packed frames (spec §6). Integers use the shortest encoding except where U64 is used on
 // purpose (CW-2: receivers accept any encoding).
 
+// A command frame on the shared packer (tests/support/msgpack_pack.h): an array of `elements`
+// whose first is the command code, packed as uint8 (0xcc) on purpose.
 class Frame {
  public:
   Frame(uint32_t elements, uint8_t code) {
-    pk_.pack_array(elements);
-    pk_.pack_fix_uint8(code);
+    const char fixed[2] = {'\xcc', static_cast<char>(code)};
+    p_.Array(elements).Raw(std::string_view(fixed, 2));
   }
   Frame& U(uint64_t v) {
-    pk_.pack(v);
+    p_.U(v);
     return *this;
   }
   Frame& U64(uint64_t v) {
-    pk_.pack_fix_uint64(v);
+    p_.U64(v);
     return *this;
   }
   Frame& S(std::string_view s) {
-    pk_.pack_str(static_cast<uint32_t>(s.size()));
-    pk_.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+    p_.Str(s);
     return *this;
   }
   Frame& B(std::string_view s) {
-    pk_.pack_bin(static_cast<uint32_t>(s.size()));
-    pk_.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
+    p_.Bin(s);
     return *this;
   }
   Frame& Array(size_t n) {
-    pk_.pack_array(static_cast<uint32_t>(n));
+    p_.Array(static_cast<uint32_t>(n));
     return *this;
   }
-  std::string str() const { return std::string(buf_.data(), buf_.size()); }
+  std::string str() const { return p_.str(); }
 
  private:
-  msgpack::sbuffer buf_;
-  msgpack::packer<msgpack::sbuffer> pk_{buf_};
+  chorus::testing::Pack p_;
 };
 
 constexpr uint8_t kSet = 0, kDel = 1, kExp = 2;
