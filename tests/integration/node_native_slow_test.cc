@@ -45,7 +45,8 @@ std::string Metric(const std::string& page, const std::string& series) {
 TEST(NodeNativeSlow, N16_SlowSubscriberIsClosedOthersKeepReceiving) {
   NodeOptions o;
   o.extra_toml = kFloodNamespace;
-  o.overrides = {"native.send_hwm=100"};
+  // The flood is the point here: no per-connection publish rate (N-19) between it and the node.
+  o.overrides = {"native.send_hwm=100", "limits.publications_per_second=0"};
   NodeProcess node(o);
   ASSERT_TRUE(node.ready()) << node.banner();
   zmq::context_t ctx;
