@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-30}"
-targets=(chp_frame_fuzz chp_replica_fuzz client_json_fuzz)
+targets=(chp_frame_fuzz chp_replica_fuzz client_json_fuzz json_depth_fuzz)
 build=build/fuzz
 
 if [ ! -f "${build}/CMakeCache.txt" ]; then

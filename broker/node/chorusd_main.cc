@@ -10,6 +10,7 @@
 
 #include "broker/config/config.h"
 #include "broker/gateway/log.h"
+#include "broker/node/fd_limit.h"
 #include "broker/node/log.h"
 #include "broker/node/node.h"
 #include "chp/log.h"
@@ -81,6 +82,21 @@ int main(int argc, char** argv) {
   chorus::broker::node::Log().set_level(level);
   chorus::chp::Log().set_level(level);
   chorus::broker::gateway::Log().set_level(level);  // before the gateway's startup lines
+
+  // Descriptors: raise the soft limit, then fit http.max_connections under it (fd_limit.h).
+  uint64_t nofile_before = 0;
+  const uint64_t nofile = chorus::broker::node::RaiseFileLimit(&nofile_before);
+  if (nofile != nofile_before) {
+    chorus::broker::node::Log().info("descriptor limit raised from {} to {}", nofile_before,
+                                     nofile);
+  }
+  const auto plan = chorus::broker::node::PlanDescriptors(config.http, nofile);
+  if (!plan.error.empty()) {
+    std::cerr << "chorusd: " << plan.error << "\n";
+    return 2;
+  }
+  if (!plan.warning.empty()) chorus::broker::node::Log().warn("{}", plan.warning);
+  config.http.max_connections = plan.max_connections;
 
   // Block the signals before any thread starts so only sigwait below receives them.
   sigset_t sigs;

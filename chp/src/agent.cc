@@ -2,6 +2,7 @@
 // are in replica.cc).
 #include "chp/agent.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <zmq_addon.hpp>
@@ -13,7 +14,9 @@ namespace chorus::chp {
 namespace {
 
 constexpr size_t kMaxReadsPerPoll = 4096;
-enum LogKind : unsigned { kLogMalformed, kLogError, kLogFailover };
+enum LogKind : unsigned { kLogMalformed, kLogError, kLogFailover, kLogStall };
+// A poll that returns this long after the link deadline it was given means a stall (CR-26).
+constexpr auto kStallSlack = std::chrono::milliseconds(250);
 
 // For tcp, the publisher is reached on the host used for the command endpoint and the port the
 // server bound (spec: HELLO_OK), so servers bound to a wildcard address work.
@@ -94,6 +97,8 @@ void ReplicaAgent::Unfollow(const std::string& subtree) {
   auto it = replicas_.find(subtree);
   if (it == replicas_.end()) return;
   if (sub_ && !follow_all_) sub_->set(zmq::sockopt::unsubscribe, TopicPrefix(subtree));
+  // Its sync request, if any, no longer holds a request slot (CR-9); a late reply is ignored.
+  std::erase_if(outstanding_, [&](const auto& o) { return o.second.subtree == subtree; });
   replica_index_.erase(it->first);
   replicas_.erase(it);
 }
@@ -156,7 +161,7 @@ void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
     r.OnResubscribe();
   }
   if (follow_all_) all_state_ = AllState::kWaitSubscribe;
-  // Cyclically to the next endpoint, skipping those that refused our version; when every
+  // Cyclically to the next endpoint, skipping those that refused our version (CR-4); when every
   // one did, stay idle.
   for (size_t i = 1; i <= options_.endpoints.size(); ++i) {
     const size_t next = (endpoint_index_ + i) % options_.endpoints.size();
@@ -190,10 +195,8 @@ void ReplicaAgent::OnHelloOk(const HelloOk& m, Clock::time_point now) {
   link_deadline_ = now + options_.silence_timeout;
   subscribe_deadline_ = now + options_.subscribe_timeout;
   // KVSETs not yet acknowledged go again on the new connection; the UUID makes this safe.
-  for (auto& [uuid, u] : unacked_) {
-    SendBody(u.body);
-    u.deadline = now + options_.request_timeout;
-  }
+  ResendUnacked(now);
+  MarkAllApplied();  // CR-29: the new server learns where this replica is
   Log().info("chp agent: connected to {} (server {})", endpoint(), server_id_);
 }
 
@@ -228,7 +231,8 @@ Clock::time_point ReplicaAgent::NextDeadline() const {
     next = std::min(next, subscribe_deadline_);
   }
   for (const auto& [id, o] : outstanding_) next = std::min(next, o.deadline);
-  for (const auto& [uuid, u] : unacked_) next = std::min(next, u.deadline);
+  for (const Unacked& u : unacked_) next = std::min(next, u.deadline);
+  if (!unacked_.empty()) next = std::min(next, unacked_.front().give_up);
   // Replicas waiting for a request slot are served on the next poll (not while a "*" sync is
   // under way: SendRequests holds individual requests back until its DONE).
   const bool all_busy = follow_all_ && all_state_ != AllState::kLive;
@@ -246,8 +250,55 @@ void ReplicaAgent::HandleEvents(const zmq::pollitem_t* items, Clock::time_point 
   const bool sub_ready = sub_ && (items[i++].revents & ZMQ_POLLIN) != 0;
   if (dealer_ready) ReadReplies(now);
   if (sub_ready && sub_) ReadPublisher(now);
+  if (link_ != Link::kIdle && now - link_deadline_ > kStallSlack) {
+    // The poll woke far past the link deadline it was given: this thread (or the process) was
+    // stalled, and what the server sent meanwhile may not have reached the sockets yet. The
+    // silence measured over a stall is not the server's: start the window again (CR-26).
+    ++stats_.stalls;
+    log_once_.Warn(
+        kLogStall, "chp agent: stalled {} ms past the link deadline; not failing over",
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - link_deadline_).count());
+    link_deadline_ =
+        now + (link_ == Link::kHello ? options_.connect_timeout : options_.silence_timeout);
+  }
   CheckTimeouts(now);
   SendRequests(now);
+  SendApplied();
+}
+
+void ReplicaAgent::MarkApplied(const SubtreeReplica& r, const Position& before) {
+  if (!options_.name.empty() && r.position() != before) applied_dirty_.push_back(r.subtree());
+}
+
+void ReplicaAgent::MarkAllApplied() {
+  if (options_.name.empty()) return;
+  for (const auto& [name, r] : replicas_) {
+    if (!r.position().epoch.empty()) applied_dirty_.push_back(name);
+  }
+}
+
+void ReplicaAgent::SendApplied() {
+  if (applied_dirty_.empty()) return;
+  if (link_ != Link::kLive && link_ != Link::kSubscribing) return;  // after HELLO_OK only
+  std::sort(applied_dirty_.begin(), applied_dirty_.end());
+  applied_dirty_.erase(std::unique(applied_dirty_.begin(), applied_dirty_.end()),
+                       applied_dirty_.end());
+  Applied m{options_.name, {}};
+  for (const std::string& name : applied_dirty_) {
+    const SubtreeReplica* r = Find(name);
+    if (r == nullptr || r->position().epoch.empty()) continue;  // unfollowed, or nothing applied
+    m.positions.push_back(AppliedEntry{name, r->position()});
+    if (m.positions.size() == kMaxAppliedPerFrame) {
+      SendBody(Encode(m));
+      ++stats_.applied_sent;
+      m.positions.clear();
+    }
+  }
+  if (!m.positions.empty()) {
+    SendBody(Encode(m));
+    ++stats_.applied_sent;
+  }
+  applied_dirty_.clear();
 }
 
 void ReplicaAgent::ReadReplies(Clock::time_point now) {
@@ -278,10 +329,13 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     auto it = outstanding_.find(sync->request_id);
     if (it == outstanding_.end()) return;  // a request we gave up on
     const bool all = sync->request_id == all_request_id_ && follow_all_;
-    if (!all && sync->subtree != it->second.subtree) return;  // not this request's reply
+    if (!all && sync->subtree != it->second.subtree) return;  // not this request's reply (CR-8)
     it->second.deadline = now + options_.request_timeout;
     SubtreeReplica* r = ReplicaFor(sync->subtree, all);
-    if (r == nullptr) return;
+    if (r == nullptr) {
+      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot (CR-9)
+      return;
+    }
     if (all && r->request_id() != all_request_id_) {
       r->OnSubscribed();
       (void)r->MakeRequest(all_request_id_);
@@ -291,14 +345,19 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     auto it = outstanding_.find(end->request_id);
     if (it == outstanding_.end()) return;
     const bool all = end->request_id == all_request_id_ && follow_all_;
-    if (!all && end->subtree != it->second.subtree) return;  // not this request's reply
+    if (!all && end->subtree != it->second.subtree) return;  // not this request's reply (CR-8)
     SubtreeReplica* r = ReplicaFor(end->subtree, all);
-    if (r == nullptr) return;
+    if (r == nullptr) {
+      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot (CR-9)
+      return;
+    }
     if (all && r->request_id() != all_request_id_) {
       r->OnSubscribed();
       (void)r->MakeRequest(all_request_id_);
     }
+    const Position before = r->position();
     r->OnSyncEnd(*end, observer_);
+    MarkApplied(*r, before);
     if (!all)
       outstanding_.erase(it);
     else
@@ -314,16 +373,17 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     }
     all_state_ = AllState::kLive;
   } else if (auto* ack = std::get_if<KvAck>(&m)) {
-    auto it = unacked_.find(ack->uuid);
-    if (it == unacked_.end()) return;  // duplicate ack of a retried KVSET
-    AckHandler h = std::move(it->second.on_ack);
-    unacked_.erase(it);
+    auto it = unacked_index_.find(ack->uuid);
+    if (it == unacked_index_.end()) return;  // duplicate ack of a retried KVSET
+    AckHandler h = std::move(it->second->on_ack);
+    unacked_.erase(it->second);
+    unacked_index_.erase(it);
     if (h) h(*ack);
   } else if (auto* err = std::get_if<Error>(&m)) {
     ++stats_.errors;
     log_once_.Warn(kLogError, "chp agent: server error {}: {}", err->code, err->message);
     if (link_ == Link::kHello && err->request_id == hello_request_id_) {
-      // no further commands to a server that refused our version.
+      // CR-4: no further commands to a server that refused our version.
       if (err->code == static_cast<uint32_t>(Errc::kBadVersion)) refused_[endpoint_index_] = true;
       Failover(now, "refused HELLO");
       return;
@@ -376,11 +436,15 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
                  server_id_);
       server_id_ = hugz->server_id;
       outstanding_.clear();
-      for (auto& [name, r] : replicas_) r.OnRequestFailed();
+      // Every followed subtree resyncs, the live ones too (CR-28): for a subtree the new server
+      // does not hold, its one welcome POSITION may be lost and nothing else would tell. Each
+      // asks to resume from its position; the server answers with a snapshot when it cannot.
+      for (auto& [name, r] : replicas_) r.OnServerChanged();
+      MarkAllApplied();
       // Following all: subtrees the new server lacks get no POSITION; only a new "*" snapshot
       // (DONE resets the ones it does not list) removes them.
       if (follow_all_ && all_state_ != AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
-      for (auto& [uuid, u] : unacked_) SendBody(u.body);
+      ResendUnacked(Clock::now());
     }
     if (link_ == Link::kSubscribing) link_ = Link::kLive;
     if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
@@ -392,7 +456,7 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
     if (r == nullptr) return;
     if (follow_all_ && r->state() == SubtreeReplica::State::kWaitSubscribe) {
       r->OnSubscribed();
-      if (all_state_ == AllState::kLive) {
+      if (all_state_ == AllState::kLive && r->position().epoch.empty()) {
         // Born after the "*" snapshot: start unborn and let the sequence rules decide.
         (void)r->MakeRequest(0);
         r->OnSyncEnd(Kthxbai{0, pub->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
@@ -400,11 +464,21 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
         (void)r->MakeRequest(all_request_id_);
       }
     }
-    r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
+    if (options_.name.empty()) {
+      r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
+    } else {
+      const Position before = r->position();
+      r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
+      MarkApplied(*r, before);
+    }
   } else if (auto* pos = std::get_if<PositionMsg>(&m)) {
     SubtreeReplica* r = ReplicaFor(pos->subtree, follow_all_ && all_state_ == AllState::kLive);
     if (r == nullptr) return;
-    if (follow_all_ && r->state() == SubtreeReplica::State::kWaitSubscribe) {
+    // A subtree first seen after the "*" snapshot starts unborn (CR-22). Only then: after a
+    // failover every subtree waits for its subscription again, and one with content must keep
+    // it until the next "*" snapshot replaces it (the POSITION may precede the "*" request).
+    if (follow_all_ && all_state_ == AllState::kLive &&
+        r->state() == SubtreeReplica::State::kWaitSubscribe && r->position().epoch.empty()) {
       r->OnSubscribed();
       (void)r->MakeRequest(0);
       r->OnSyncEnd(Kthxbai{0, pos->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
@@ -463,13 +537,29 @@ void ReplicaAgent::CheckTimeouts(Clock::time_point now) {
     }
     it = outstanding_.erase(it);
   }
-  for (auto& [uuid, u] : unacked_) {
+  // CR-32: give up the oldest (first sent first) past kvset_give_up; report kTimeout.
+  while (!unacked_.empty() && now >= unacked_.front().give_up) {
+    Unacked u = std::move(unacked_.front());
+    unacked_.pop_front();
+    unacked_index_.erase(u.uuid);
+    ++stats_.kvset_given_up;
+    if (u.on_ack) u.on_ack(KvAck{u.uuid, static_cast<uint32_t>(Errc::kTimeout), {}});
+  }
+  // In the order first sent: deadlines are set in that order, so the due ones go out in it.
+  for (Unacked& u : unacked_) {
     if (now < u.deadline) continue;
     u.deadline = now + options_.request_timeout;
-    // Before HELLO_OK nothing but HELLO goes out; OnHelloOk re-sends them all.
+    // Before HELLO_OK nothing but HELLO goes out (CR-1, CR-4); OnHelloOk re-sends them all.
     if (link_ == Link::kHello) continue;
     ++stats_.kvset_retries;
     SendBody(u.body);
+  }
+}
+
+void ReplicaAgent::ResendUnacked(Clock::time_point now) {
+  for (Unacked& u : unacked_) {
+    SendBody(u.body);
+    u.deadline = now + options_.request_timeout;
   }
 }
 
@@ -485,8 +575,10 @@ Result<Uuid> ReplicaAgent::SendSet(KvSet m, AckHandler on_ack) {
   }
   std::string body = Encode(m);
   if (link_ != Link::kHello && link_ != Link::kIdle) SendBody(body);
-  unacked_.emplace(
-      m.uuid, Unacked{std::move(body), std::move(on_ack), Clock::now() + options_.request_timeout});
+  const auto now = Clock::now();
+  unacked_.push_back(Unacked{m.uuid, std::move(body), std::move(on_ack),
+                             now + options_.request_timeout, now + options_.kvset_give_up});
+  unacked_index_.emplace(m.uuid, std::prev(unacked_.end()));
   return m.uuid;
 }
 

@@ -10,9 +10,13 @@
 #include <limits>
 
 #include "chp/keys.h"
+#include "codec_raw.h"
 
 namespace chorus::chp {
 namespace {
+
+using codec_raw::RawReader;
+using codec_raw::RawWriter;
 
 // Packs straight into the std::string that is returned (no intermediate buffer and copy).
 struct StringSink {
@@ -86,6 +90,24 @@ class Reader {
     Uint(v);
     if (ok_ && v > static_cast<uint8_t>(Op::kExpire)) ok_ = false;
     out = static_cast<Op>(v);
+    return *this;
+  }
+  // A trailing element added within the version (CW-3, CW-11): absent, or not an unsigned
+  // integer of the type (a sender that put something else there before it was defined), leaves
+  // `out` as it is.
+  template <typename T>
+  Reader& OptUint(T& out) {
+    if (!ok_ || pos_ >= size_) return *this;
+    const msgpack::object& o = items_[pos_++];
+    if (o.type == msgpack::type::POSITIVE_INTEGER &&
+        o.via.u64 <= static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+      out = static_cast<T>(o.via.u64);
+    }
+    return *this;
+  }
+  Reader& ArrayField(const msgpack::object*& out) {
+    out = Next();
+    if (out == nullptr || out->type != msgpack::type::ARRAY) return Fail();
     return *this;
   }
   const msgpack::object* Next() {
@@ -164,136 +186,6 @@ bool ReadRecord(const msgpack::object& o, Record& r) {
   return rd.ok();
 }
 
-// A forward reader over raw msgpack bytes, for the fast path of the commonest frame (KVPUB). It
-// knows only the formats that frame uses; anything else makes it fail and the caller falls back
-// to the full parser, so both paths accept the same frames and produce the same messages.
-class RawReader {
- public:
-  explicit RawReader(std::string_view b)
-      : p_(reinterpret_cast<const uint8_t*>(b.data())), end_(p_ + b.size()) {}
-  bool AtEnd() const { return p_ == end_; }
-  bool Array(uint32_t& n) {
-    if (p_ == end_) return false;
-    const uint8_t t = *p_;
-    if ((t & 0xf0) == 0x90) return Inline(t & 0x0f, n);
-    if (t == 0xdc) return BigEndian(2, n);
-    if (t == 0xdd) return BigEndian(4, n);
-    return false;
-  }
-  bool Uint(uint64_t& v) {
-    if (p_ == end_) return false;
-    const uint8_t t = *p_;
-    if (t < 0x80) return Inline(t, v);
-    if (t >= 0xcc && t <= 0xcf) return BigEndian(size_t{1} << (t - 0xcc), v);
-    return false;
-  }
-  bool Str(std::string_view& s) {
-    if (p_ == end_) return false;
-    const uint8_t t = *p_;
-    size_t n = 0;
-    if ((t & 0xe0) == 0xa0) return Inline(t & 0x1f, n) && Bytes(n, s);
-    if (t >= 0xd9 && t <= 0xdb) return BigEndian(size_t{1} << (t - 0xd9), n) && Bytes(n, s);
-    return false;
-  }
-  bool Bin(std::string_view& s) {
-    if (p_ == end_) return false;
-    const uint8_t t = *p_;
-    size_t n = 0;
-    if (t >= 0xc4 && t <= 0xc6) return BigEndian(size_t{1} << (t - 0xc4), n) && Bytes(n, s);
-    return false;
-  }
-
- private:
-  // The value is in the type byte itself.
-  template <typename T>
-  bool Inline(unsigned v, T& out) {
-    out = static_cast<T>(v);
-    ++p_;
-    return true;
-  }
-  // The type byte is followed by a `width`-byte big-endian value.
-  template <typename T>
-  bool BigEndian(size_t width, T& out) {
-    if (static_cast<size_t>(end_ - p_) < 1 + width) return false;
-    uint64_t v = 0;
-    for (size_t i = 1; i <= width; ++i) v = (v << 8) | p_[i];
-    out = static_cast<T>(v);
-    p_ += 1 + width;
-    return true;
-  }
-  bool Bytes(size_t n, std::string_view& s) {
-    if (static_cast<size_t>(end_ - p_) < n) return false;
-    s = std::string_view(reinterpret_cast<const char*>(p_), n);
-    p_ += n;
-    return true;
-  }
-  const uint8_t* p_;
-  const uint8_t* end_;
-};
-
-// Writes msgpack with the shortest encodings, as msgpack::packer does, into a buffer the caller
-// sized (at most 9 bytes per header plus the payloads).
-class RawWriter {
- public:
-  explicit RawWriter(char* p) : p_(reinterpret_cast<uint8_t*>(p)) {}
-  char* end() const { return reinterpret_cast<char*>(p_); }
-  void ArrayHeader(uint32_t n) {
-    if (n < 16) {
-      *p_++ = static_cast<uint8_t>(0x90 | n);
-    } else if (n < 65536) {
-      Tagged(0xdc, 2, n);
-    } else {
-      Tagged(0xdd, 4, n);
-    }
-  }
-  void Uint(uint64_t v) {
-    if (v < 128) {
-      *p_++ = static_cast<uint8_t>(v);
-    } else if (v < 256) {
-      Tagged(0xcc, 1, v);
-    } else if (v < 65536) {
-      Tagged(0xcd, 2, v);
-    } else if (v <= 0xffffffffu) {
-      Tagged(0xce, 4, v);
-    } else {
-      Tagged(0xcf, 8, v);
-    }
-  }
-  void Str(std::string_view s) {
-    if (s.size() < 32) {
-      *p_++ = static_cast<uint8_t>(0xa0 | s.size());
-    } else if (s.size() < 256) {
-      Tagged(0xd9, 1, s.size());
-    } else if (s.size() < 65536) {
-      Tagged(0xda, 2, s.size());
-    } else {
-      Tagged(0xdb, 4, s.size());
-    }
-    Copy(s);
-  }
-  void Bin(std::string_view s) {
-    if (s.size() < 256) {
-      Tagged(0xc4, 1, s.size());
-    } else if (s.size() < 65536) {
-      Tagged(0xc5, 2, s.size());
-    } else {
-      Tagged(0xc6, 4, s.size());
-    }
-    Copy(s);
-  }
-
- private:
-  void Tagged(uint8_t tag, size_t width, uint64_t v) {
-    *p_++ = tag;
-    for (size_t i = width; i-- > 0;) *p_++ = static_cast<uint8_t>(v >> (8 * i));
-  }
-  void Copy(std::string_view s) {
-    if (!s.empty()) std::memcpy(p_, s.data(), s.size());
-    p_ += s.size();
-  }
-  uint8_t* p_;
-};
-
 // The body of a KVPUB exactly as Encode writes it (six elements, the usual formats): fills `m`
 // (not its subtree and key, which come from the topic) and returns true. False: use the parser.
 bool FastKvPub(std::string_view body, KvPub& m) {
@@ -335,11 +227,12 @@ std::string Encode(const Icanhaz& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  PackHead(p, Command::kIcanhaz, 5);
+  PackHead(p, Command::kIcanhaz, 6);
   p.pack_uint64(m.request_id);
   PackStr(p, m.subtree);
   PackStr(p, m.from.epoch);
   p.pack_uint64(m.from.seq);
+  p.pack_uint64(m.term);
   return out;
 }
 
@@ -353,6 +246,22 @@ std::string Encode(const KvSet& m) {
   p.pack_uint8(static_cast<uint8_t>(m.op));
   PackBin(p, m.value);
   p.pack_uint64(m.ttl_ms);
+  return out;
+}
+
+std::string Encode(const Applied& m) {
+  std::string out;
+  StringSink sink{&out};
+  Packer p(sink);
+  PackHead(p, Command::kApplied, 3);
+  PackStr(p, m.replica);
+  p.pack_array(static_cast<uint32_t>(m.positions.size()));
+  for (const AppliedEntry& e : m.positions) {
+    p.pack_array(3);
+    PackStr(p, e.subtree);
+    PackStr(p, e.position.epoch);
+    p.pack(e.position.seq);
+  }
   return out;
 }
 
@@ -394,13 +303,15 @@ std::string Encode(const Kthxbai& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  PackHead(p, Command::kKthxbai, 7);
+  PackHead(p, Command::kKthxbai, 9);
   p.pack_uint64(m.request_id);
   PackStr(p, m.subtree);
   PackStr(p, m.position.epoch);
   p.pack_uint64(m.position.seq);
   p.pack_uint64(m.count);
   p.pack_uint8(static_cast<uint8_t>(m.mode));
+  p.pack_uint64(m.term);
+  p.pack_uint64(m.term_start);
   return out;
 }
 
@@ -504,7 +415,7 @@ Result<CommandMessage> DecodeCommand(std::string_view body) {
     }
     case Command::kIcanhaz: {
       Icanhaz m;
-      rd.Uint(m.request_id).Str(m.subtree).Str(m.from.epoch).Uint(m.from.seq);
+      rd.Uint(m.request_id).Str(m.subtree).Str(m.from.epoch).Uint(m.from.seq).OptUint(m.term);
       if (rd.ok()) return CommandMessage{std::move(m)};
       break;
     }
@@ -513,6 +424,20 @@ Result<CommandMessage> DecodeCommand(std::string_view body) {
       rd.UuidField(m.uuid).Str(m.key).OpField(m.op).Bin(m.value).Uint(m.ttl_ms);
       if (rd.ok()) return CommandMessage{std::move(m)};
       break;
+    }
+    case Command::kApplied: {
+      Applied m;
+      const msgpack::object* arr = nullptr;
+      rd.Str(m.replica).ArrayField(arr);
+      if (!rd.ok()) break;
+      m.positions.resize(arr->via.array.size);
+      for (uint32_t i = 0; i < arr->via.array.size; ++i) {
+        AppliedEntry& e = m.positions[i];
+        Reader er(arr->via.array.ptr[i]);
+        er.Str(e.subtree).Str(e.position.epoch).Uint(e.position.seq);
+        if (!er.ok()) return Errc::kMalformed;
+      }
+      return CommandMessage{std::move(m)};
     }
     default:
       return Errc::kUnknownCommand;
@@ -550,7 +475,7 @@ Result<ReplyMessage> DecodeReply(std::string_view body) {
       Kthxbai m;
       uint8_t mode = 0;
       rd.Uint(m.request_id).Str(m.subtree).Str(m.position.epoch).Uint(m.position.seq);
-      rd.Uint(m.count).Uint(mode);
+      rd.Uint(m.count).Uint(mode).OptUint(m.term).OptUint(m.term_start);
       if (rd.ok() && mode <= static_cast<uint8_t>(SyncMode::kResume)) {
         m.mode = static_cast<SyncMode>(mode);
         return ReplyMessage{std::move(m)};

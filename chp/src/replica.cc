@@ -1,6 +1,9 @@
 #include "chp/replica.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "chp/loop.h"
 
 namespace chorus::chp {
 
@@ -17,6 +20,13 @@ const char* StateName(SubtreeReplica::State s) {
   }
   return "?";
 }
+
+namespace {
+// CR-31: the clock is read only for an entry with a TTL.
+int64_t ExpiresAt(uint64_t ttl_ms) {
+  return ttl_ms == 0 ? 0 : MonotonicMs() + static_cast<int64_t>(std::min(ttl_ms, kMaxTtlMs));
+}
+}  // namespace
 
 SubtreeReplica::SubtreeReplica(std::string subtree, size_t max_queue)
     : subtree_(std::move(subtree)), max_queue_(max_queue) {}
@@ -37,7 +47,10 @@ Icanhaz SubtreeReplica::MakeRequest(uint64_t request_id) {
   request_id_ = request_id;
   staged_.clear();
   Icanhaz req{request_id, subtree_, {}};
-  if (!want_full_) req.from = position_;
+  if (!want_full_) {
+    req.from = position_;
+    req.term = term_;  // CR-30
+  }
   return req;
 }
 
@@ -46,6 +59,14 @@ void SubtreeReplica::OnRequestFailed() {
   ++stats_.failed_requests;
   staged_.clear();
   state_ = State::kNeedSync;
+}
+
+void SubtreeReplica::OnServerChanged() {
+  if (state_ == State::kSyncing) {
+    OnRequestFailed();
+  } else if (state_ == State::kLive) {
+    Resync(false);
+  }
 }
 
 void SubtreeReplica::Resync(bool full) {
@@ -72,6 +93,7 @@ SubtreeReplica::Verdict SubtreeReplica::ApplyLive(const std::string& epoch, Reco
     ReplicaEntry& e = entries_[record.key];
     e.value = record.value;
     e.seq = record.seq;
+    e.expires_at_ms = ExpiresAt(record.ttl_ms);
   } else {
     entries_.erase(record.key);
   }
@@ -163,7 +185,7 @@ void SubtreeReplica::OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs) {
     entries_.clear();
     entries_.reserve(staged_.size());
     for (Record& r : staged_) {
-      entries_[std::move(r.key)] = ReplicaEntry{std::move(r.value), r.seq};
+      entries_[std::move(r.key)] = ReplicaEntry{std::move(r.value), r.seq, ExpiresAt(r.ttl_ms)};
     }
     position_ = end.position;
     ++stats_.snapshots;
@@ -174,8 +196,23 @@ void SubtreeReplica::OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs) {
   }
   staged_.clear();
   want_full_ = false;
+  term_ = end.term;  // CR-30
+  term_start_ = end.term_start;
   state_ = State::kLive;
   Drain(obs);
+}
+
+std::vector<Record> SubtreeReplica::SnapshotRecords(int64_t now_ms) const {
+  std::vector<Record> out;
+  out.reserve(entries_.size());
+  for (const auto& [key, e] : entries_) {
+    uint64_t ttl = 0;
+    if (e.expires_at_ms != 0) {
+      ttl = e.expires_at_ms > now_ms ? static_cast<uint64_t>(e.expires_at_ms - now_ms) : 1;
+    }
+    out.push_back(Record{key, Op::kSet, e.value, ttl, e.seq});
+  }
+  return out;
 }
 
 void SubtreeReplica::Drain(ReplicaObserver* obs) {

@@ -1,4 +1,4 @@
-// Implements docs/protocol/chp.md, "Server behaviour". Rule ids (S-n) cite the spec.
+// Implements docs/protocol/chp.md, "Server behaviour". Rule ids (CS-n) cite the spec.
 #include "chp/server.h"
 
 #include <cstring>
@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kMaxCommandsPerPoll = 4096;
 constexpr auto kPolloutBackoff = std::chrono::milliseconds(1);
 
-enum LogKind : unsigned { kLogMalformed, kLogUnknown, kLogDropped, kLogBadSub };
+enum LogKind : unsigned { kLogMalformed, kLogUnknown, kLogDropped, kLogDroppedPeer, kLogBadSub };
 
 }  // namespace
 
@@ -39,7 +39,7 @@ Server::~Server() = default;
 
 Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOptions options) {
   // A snapshot batch closes after crossing snapshot_batch_bytes, so it can hold one more
-  // maximal record; both together must stay under the frame limit (spec W-8).
+  // maximal record; both together must stay under the frame limit (spec CW-8).
   if (options.max_value_bytes > kMaxValueBytesLimit ||
       options.snapshot_batch_bytes > kMaxValueBytesLimit) {
     Log().error("chp server: max_value_bytes and snapshot_batch_bytes must be <= {}",
@@ -50,8 +50,13 @@ Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOption
   try {
     // HWMs and options before bind (platform note in the brief).
     s->router_.set(zmq::sockopt::router_mandatory, 1);  // S: never drop replies silently
-    s->router_.set(zmq::sockopt::sndhwm, s->options_.command_hwm);
+    // CS-22: a small pipe in messages, so replies a peer does not read wait in the queue that
+    // counts bytes; CS-1: frames over max_command_bytes are refused before being buffered.
+    s->router_.set(zmq::sockopt::sndhwm, s->options_.reply_pipe_hwm);
     s->router_.set(zmq::sockopt::rcvhwm, s->options_.command_hwm);
+    s->router_.set(zmq::sockopt::maxmsgsize, s->options_.max_command_bytes);
+    // Subscriptions are a subtree prefix (at most 257 bytes) or "$HUGZ".
+    s->xpub_.set(zmq::sockopt::maxmsgsize, int64_t{4096});
     s->router_.set(zmq::sockopt::linger, 0);
     s->xpub_.set(zmq::sockopt::xpub_verbose, 1);
     s->xpub_.set(zmq::sockopt::sndhwm, s->options_.publisher_hwm);
@@ -124,6 +129,7 @@ void Server::ReadCommands() {
 }
 
 void Server::HandleCommand(std::vector<std::string>&& envelope, std::string_view body) {
+  reply_begins_ = true;  // the next Reply is the first frame of this command's reply (CS-22)
   auto decoded = DecodeCommand(body);
   if (!decoded) {
     if (decoded.error() == make_error_code(Errc::kUnknownCommand)) {
@@ -148,6 +154,8 @@ void Server::HandleCommand(std::vector<std::string>&& envelope, std::string_view
     HandleIcanhaz(envelope, *req);
   } else if (auto* set = std::get_if<KvSet>(&*decoded)) {
     HandleKvSet(envelope, std::move(*set));
+  } else if (auto* applied = std::get_if<Applied>(&*decoded)) {
+    HandleApplied(std::move(*applied));
   }
 }
 
@@ -196,22 +204,34 @@ void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
   if (status != Errc::kOk) {
     ++stats_.kvset_rejected;
   } else {
-    // S-10: the window holds accepted KVSETs only, so rejected ones cannot evict them.
+    // CS-10: the window holds accepted KVSETs only, so rejected ones cannot evict them.
     acks_.emplace(m.uuid, ack);
-    ack_order_.push_back(m.uuid);
+    const int64_t now_ms = MonotonicMs();
+    ack_order_.emplace_back(m.uuid, now_ms);
     while (ack_order_.size() > options_.dedup_window) {
-      acks_.erase(ack_order_.front());
+      ++stats_.dedup_evicted_early;
+      acks_.erase(ack_order_.front().first);
       ack_order_.pop_front();
     }
+    EvictAcks(now_ms);
   }
   Reply(envelope, Encode(ack));
+}
+
+void Server::EvictAcks(int64_t now_ms) {
+  // CS-10: the window is time-based; the count cap above only bounds memory.
+  const int64_t window = options_.dedup_window_ms.count();
+  while (!ack_order_.empty() && ack_order_.front().second + window <= now_ms) {
+    acks_.erase(ack_order_.front().first);
+    ack_order_.pop_front();
+  }
 }
 
 void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m) {
   if (m.subtree == kAllSubtrees) {
     uint64_t n = 0;
     for (const auto& [name, st] : store_.subtrees()) {
-      ServeSubtree(envelope, m.request_id, name, &st, Position{});
+      ServeSubtree(envelope, m.request_id, name, &st, Position{}, 0);
       ++n;
     }
     Reply(envelope, Encode(Done{m.request_id, n}));
@@ -222,11 +242,12 @@ void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanh
           Encode(Error{m.request_id, static_cast<uint32_t>(Errc::kBadKey), "invalid subtree"}));
     return;
   }
-  ServeSubtree(envelope, m.request_id, m.subtree, store_.Find(m.subtree), m.from);
+  ServeSubtree(envelope, m.request_id, m.subtree, store_.Find(m.subtree), m.from, m.term);
 }
 
 void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t request_id,
-                          const std::string& name, const Subtree* st, const Position& from) {
+                          const std::string& name, const Subtree* st, const Position& from,
+                          uint64_t from_term) {
   KvSync batch{request_id, name, {}};
   size_t batch_bytes = 0;
   uint64_t count = 0;
@@ -246,13 +267,14 @@ void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t req
     }
   };
 
-  // Resume when the backlog covers everything after `from` (S: resume like PSYNC).
+  // Resume when `from` is on this line (CS-30) and the backlog covers everything after it.
   std::vector<Record> missing;
-  if (st != nullptr && !from.epoch.empty() && store_.ResumeFrom(name, from, missing)) {
+  if (st != nullptr && !from.epoch.empty() && store_.ResumeFrom(name, from, missing, from_term)) {
     for (Record& r : missing) add(std::move(r));
     flush();
     ++stats_.resumes;
-    Reply(envelope, Encode(Kthxbai{request_id, name, st->position(), count, SyncMode::kResume}));
+    Reply(envelope, Encode(Kthxbai{request_id, name, st->position(), count, SyncMode::kResume,
+                                   st->term, st->term_start}));
     return;
   }
   Position pos;
@@ -265,7 +287,9 @@ void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t req
   }
   flush();
   ++stats_.snapshots;
-  Reply(envelope, Encode(Kthxbai{request_id, name, pos, count, SyncMode::kSnapshot}));
+  Reply(envelope,
+        Encode(Kthxbai{request_id, name, pos, count, SyncMode::kSnapshot,
+                       st != nullptr ? st->term : 0, st != nullptr ? st->term_start : 0}));
 }
 
 // Replies go out in order per peer. A full pipe (EAGAIN under ROUTER_MANDATORY) queues the rest
@@ -273,6 +297,21 @@ void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t req
 void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
   const std::string& peer = envelope.front();
   auto it = pending_.find(peer);
+  if (reply_begins_) {
+    // CS-22: a peer whose queue already holds more than its bound when a new reply begins gets
+    // none of that reply (it times out and asks again). A peer that asks and never reads thus
+    // holds its pipe, its bound and one reply, however often it asks.
+    reply_begins_ = false;
+    reply_dropped_ = it != pending_.end() && it->second.bytes > options_.max_peer_pending_bytes;
+    if (reply_dropped_) {
+      ++stats_.dropped_replies;
+      ++stats_.dropped_over_peer;
+      log_once_.Warn(kLogDroppedPeer,
+                     "chp server: a peer has over {} reply bytes queued; dropping its new replies",
+                     options_.max_peer_pending_bytes);
+    }
+  }
+  if (reply_dropped_) return;
   if (it == pending_.end()) {
     Outgoing out{envelope, std::move(body)};
     switch (TrySend(out)) {
@@ -289,8 +328,10 @@ void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
   if (q.discarding) return;
   const size_t size = body.size() + 64;
   if (stats_.pending_bytes + size > options_.max_pending_bytes) {
-    // Over the cap: discard this peer's queued replies; it will time out and ask again.
+    // CS-22: over the bound for all peers, discard this peer's queued replies and the rest of
+    // this reply; the peer times out and asks again.
     ++stats_.dropped_replies;
+    ++stats_.dropped_over_total;
     log_once_.Warn(kLogDropped,
                    "chp server: reply queue over {} bytes, discarding a peer's replies",
                    options_.max_pending_bytes);
@@ -304,6 +345,8 @@ void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
   q.bytes += size;
   stats_.pending_bytes += size;
   stats_.pending_peak = std::max(stats_.pending_peak, stats_.pending_bytes);
+  stats_.peer_pending_peak = std::max(stats_.peer_pending_peak, q.bytes);
+  stats_.pending_peers = pending_.size();
 }
 
 Server::SendResult Server::TrySend(const Outgoing& out) {
@@ -349,6 +392,7 @@ void Server::FlushPending() {
       ++it;
     }
   }
+  stats_.pending_peers = pending_.size();
   // ROUTER reports POLLOUT when any pipe has room; without progress, wait a little instead of
   // spinning on a pipe that is still full.
   if (!progress) pollout_backoff_until_ = Clock::now() + kPolloutBackoff;
@@ -404,6 +448,7 @@ void Server::PublishPosition(std::string_view subtree) {
 
 void Server::Heartbeat(Clock::time_point now) {
   next_heartbeat_ = now + options_.heartbeat_interval;
+  EvictAcks(MonotonicMs(now));
   Publish(kHugzTopic,
           Encode(Hugz{kProtocolVersion, options_.server_id, WallMs(), store_.subtrees().size()}));
   // Changed subtrees first, so a replica that missed the last change hears of it within a tick.
@@ -412,6 +457,12 @@ void Server::Heartbeat(Clock::time_point now) {
     PublishPosition(*it);
     it = dirty_.erase(it);
     ++sent;
+  }
+  // Dropped subtrees (CS-28): announced as unborn on the next ticks, unless created again.
+  for (auto it = removed_.begin(); it != removed_.end();) {
+    if (store_.Find(it->first) == nullptr) PublishPosition(it->first);
+    it =
+        --it->second == 0 || store_.Find(it->first) != nullptr ? removed_.erase(it) : std::next(it);
   }
   // Then a rotating slice of all subtrees, in case a POSITION was itself dropped.
   if (sweep_pos_ >= sweep_.size()) {

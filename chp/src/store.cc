@@ -85,6 +85,12 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
     }
     const bool is_new_key = found == nullptr;
     if (is_new_key && key_count_ >= options_.max_keys) return Errc::kFull;
+    const size_t old_bytes = found != nullptr ? key.size() + found->value.size() : 0;
+    const size_t new_bytes = key.size() + value.size();
+    if (new_bytes > old_bytes && bytes_ - old_bytes + new_bytes > options_.max_bytes) {
+      return Errc::kFull;
+    }
+    bytes_ = bytes_ - old_bytes + new_bytes;
     Subtree& st = existing != nullptr ? *existing : GetOrCreate(subtree);
     StoredEntry& e = found != nullptr ? *found : st.entries[std::string(key)];
     if (is_new_key) ++key_count_;
@@ -110,6 +116,7 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
   if (eit == st.entries.end()) return AppliedRef{&st, false, nullptr};
   if (eit->second.expires_at_ms != 0) --ttl_entries_;
   st.value_bytes -= eit->second.value.size();
+  bytes_ -= eit->first.size() + eit->second.value.size();
   st.entries.erase(eit);
   --key_count_;
   return AppliedRef{&st, true, Append(st, key, Op::kDelete, {}, 0)};
@@ -124,11 +131,14 @@ size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& o
     if (it == subtrees_.end()) continue;
     Subtree& st = it->second;
     auto eit = st.entries.find(x.key);
-    // Stale heap entry: the key was rewritten or deleted after this expiry was scheduled.
-    if (eit == st.entries.end() || eit->second.seq != x.seq || eit->second.expires_at_ms == 0) {
+    // Stale heap entry: the key was rewritten or deleted after this expiry was scheduled (or its
+    // subtree dropped and created again, restarting the sequences: the time tells them apart).
+    if (eit == st.entries.end() || eit->second.seq != x.seq ||
+        eit->second.expires_at_ms != x.at_ms) {
       continue;
     }
     st.value_bytes -= eit->second.value.size();
+    bytes_ -= eit->first.size() + eit->second.value.size();
     st.entries.erase(eit);
     --key_count_;
     --ttl_entries_;
@@ -141,6 +151,18 @@ size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& o
 
 int64_t Store::NextExpiry() const {
   return expiries_.empty() ? -1 : expiries_.top().at_ms;
+}
+
+bool Store::Drop(std::string_view subtree) {
+  auto it = subtrees_.find(std::string(subtree));
+  if (it == subtrees_.end()) return false;
+  for (const auto& [key, e] : it->second.entries) {
+    bytes_ -= key.size() + e.value.size();
+    if (e.expires_at_ms != 0) --ttl_entries_;
+  }
+  key_count_ -= it->second.entries.size();
+  subtrees_.erase(it);  // its heap entries go stale: Expire and CompactExpiries skip them
+  return true;
 }
 
 void Store::CompactExpiries() {
@@ -156,7 +178,7 @@ void Store::CompactExpiries() {
     if (it == subtrees_.end()) continue;
     auto eit = it->second.entries.find(x.key);
     if (eit != it->second.entries.end() && eit->second.seq == x.seq &&
-        eit->second.expires_at_ms != 0) {
+        eit->second.expires_at_ms == x.at_ms) {
       live.push_back(std::move(x));
     }
   }
@@ -173,12 +195,49 @@ Position Store::PositionOf(std::string_view subtree) const {
   return st == nullptr ? Position{} : st->position();
 }
 
-bool Store::ResumeFrom(std::string_view subtree, const Position& from,
-                       std::vector<Record>& out) const {
-  const Subtree* st = Find(subtree);
-  if (st == nullptr || from.epoch.empty() || from.epoch != st->epoch || from.seq > st->seq) {
-    return false;
+bool Store::OnLine(const Subtree& st, const Position& from, uint64_t from_term) {
+  if (from.epoch.empty() || from.epoch != st.epoch) return false;
+  if (from_term == st.term) return true;
+  return st.has_prev_term && from_term == st.prev_term && from.seq < st.term_start;
+}
+
+Result<const Subtree*> Store::Adopt(std::string_view subtree, const Position& at,
+                                    uint64_t prev_term, uint64_t term,
+                                    const std::vector<Record>& entries, int64_t now_ms) {
+  if (subtrees_.contains(std::string(subtree))) return Errc::kBusy;
+  if (term <= prev_term || at.epoch.empty()) return Errc::kMalformed;
+  size_t bytes = 0;
+  for (const Record& r : entries) bytes += r.key.size() + r.value.size();
+  if (key_count_ + entries.size() > options_.max_keys || bytes_ + bytes > options_.max_bytes) {
+    return Errc::kFull;
   }
+  Subtree& st = subtrees_.emplace(std::string(subtree), Subtree{}).first->second;
+  st.epoch = at.epoch;
+  st.seq = at.seq;
+  st.term = term;
+  st.term_start = at.seq + 1;
+  st.prev_term = prev_term;
+  st.has_prev_term = true;
+  for (const Record& r : entries) {
+    StoredEntry& e = st.entries[r.key];
+    e.value = r.value;
+    e.seq = r.seq;
+    st.value_bytes += r.value.size();
+    if (r.ttl_ms > 0) {
+      e.expires_at_ms = now_ms + static_cast<int64_t>(r.ttl_ms);
+      ++ttl_entries_;
+      expiries_.push(Expiry{e.expires_at_ms, e.seq, std::string(subtree), r.key});
+    }
+  }
+  key_count_ += st.entries.size();
+  bytes_ += bytes;
+  return &st;
+}
+
+bool Store::ResumeFrom(std::string_view subtree, const Position& from, std::vector<Record>& out,
+                       uint64_t from_term) const {
+  const Subtree* st = Find(subtree);
+  if (st == nullptr || !OnLine(*st, from, from_term) || from.seq > st->seq) return false;
   if (from.seq == st->seq) return true;  // up to date: nothing to send
   if (st->backlog.empty() || st->backlog.front().seq > from.seq + 1) return false;
   const size_t first = from.seq + 1 - st->backlog.front().seq;

@@ -66,8 +66,21 @@ int main(int argc, char** argv) {
   app.add_option("--demo-ms", demo_ms, "write demo changes every N ms (0: off)")
       ->check(CLI::Range(0, 60000));
   app.add_option("--log-level", level, "trace, debug, info, warn, error");
+  app.add_option("--max-pending-bytes", o.max_pending_bytes,
+                 "queued reply bytes for all peers together (CS-22)");
+  app.add_option("--max-peer-pending-bytes", o.max_peer_pending_bytes,
+                 "queued reply bytes of one peer above which its new replies are dropped (CS-22)");
+  app.add_option("--reply-pipe-hwm", o.reply_pipe_hwm, "ROUTER SNDHWM in messages (CS-22)")
+      ->check(CLI::Range(1, 1'000'000));
+  app.add_option("--max-store-bytes", o.store.max_bytes, "key and value bytes stored (CS-8)");
+  app.add_option("--dedup-window", o.dedup_window,
+                 "accepted KVSET UUIDs remembered at most (CS-10)");
+  int dedup_ms = 10'000;
+  app.add_option("--dedup-window-ms", dedup_ms, "how long accepted KVSET UUIDs are remembered")
+      ->check(CLI::Range(1, 3'600'000));
   CLI11_PARSE(app, argc, argv);
   o.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
+  o.dedup_window_ms = std::chrono::milliseconds(dedup_ms);
   chorus::chp::Log().set_level(spdlog::level::from_str(level));
 
   std::signal(SIGINT, OnSignal);

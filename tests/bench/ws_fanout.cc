@@ -106,7 +106,8 @@ allow_publish_for_client = true
 )";
   no.overrides = {"client.ping_interval_s=" + std::to_string(ping_s),
                   "client.pong_timeout_s=" + std::to_string(std::max(1, ping_s - 1)),
-                  "client.max_queue_bytes=8388608", "node.log_level=warn"};
+                  "client.max_queue_bytes=8388608", "node.log_level=warn",
+                  "http.max_connections_per_address=0"};  // every client is on 127.0.0.1
   if (http_threads > 0) no.overrides.push_back("http.threads=" + std::to_string(http_threads));
   return no;
 }

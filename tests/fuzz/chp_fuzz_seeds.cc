@@ -41,6 +41,10 @@ bool FrameSeeds(const fs::path& dir) {
   ok &= Write(dir, "kvset", Encode(KvSet{kUuid, "orders/o-1", Op::kSet, kValue, 0}));
   ok &= Write(dir, "kvset_ttl", Encode(KvSet{kUuid, "orders/o/2", Op::kSet, kValue, 60000}));
   ok &= Write(dir, "kvset_delete", Encode(KvSet{kUuid, "orders/o-1", Op::kDelete, "", 0}));
+  // CR-30 (ICANHAZ with a term) and CR-29 / CS-27 (APPLIED).
+  ok &= Write(dir, "icanhaz_term", Encode(Icanhaz{6, "orders", {"00112233aabbccdd", 41}, 7}));
+  ok &= Write(dir, "applied",
+              Encode(Applied{"backup-1", {{"orders", {"00112233aabbccdd", 41}}, {"x", {"", 0}}}}));
   ok &=
       Write(dir, "hello_ok", Encode(HelloOk{1, kProtocolVersion, "srv-1", "tcp://127.0.0.1:5556"}));
   ok &= Write(dir, "kvsync",
@@ -52,6 +56,8 @@ bool FrameSeeds(const fs::path& dir) {
               Encode(Kthxbai{2, "orders", {"00112233aabbccdd", 9}, 2, SyncMode::kSnapshot}));
   ok &= Write(dir, "kthxbai_resume",
               Encode(Kthxbai{3, "orders", {"00112233aabbccdd", 42}, 1, SyncMode::kResume}));
+  ok &= Write(dir, "kthxbai_term",
+              Encode(Kthxbai{3, "orders", {"00112233aabbccdd", 42}, 1, SyncMode::kResume, 7, 40}));
   ok &= Write(dir, "done", Encode(Done{4, 3}));
   ok &= Write(dir, "kvack", Encode(KvAck{kUuid, 0, {"00112233aabbccdd", 10}}));
   ok &= Write(dir, "error", Encode(Error{5, 2, "invalid subtree"}));

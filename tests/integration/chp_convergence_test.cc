@@ -397,7 +397,7 @@ TEST_F(ChpConvergence, ReplicasConvergeThroughPausesRestartsAndServerRestart) {
   }
   // The server holds no subtrees yet. The follow-all replica may still know some names: it hears
   // the welcome POSITIONs the other replicas' subscriptions cause, and starts each such subtree
-  // unborn, one snapshot each.
+  // unborn (CR-22), one snapshot each.
   EXPECT_EQ(Stats(all).snapshots, Followed(all));
 
   // --- Phase 1: writes, no faults.

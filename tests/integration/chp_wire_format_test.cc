@@ -1,4 +1,4 @@
-// Raw-wire tests of chorus-chp-server: keys (K-n), values (V-n) and frames (W-n).
+// Raw-wire tests of chorus-chp-server: keys (CK-n), values (CV-n) and frames (CW-n).
 // Shared helpers and the ChpWire fixture: chp_wire_support.h (which also explains how waits and
 // "no reply" are checked). The chp headers are deliberately not used.
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@ namespace {
 // =============================================================================================
 // §4 Keys
 
-TEST_F(ChpWire, K1_SubtreeNamesAreChecked) {
+TEST_F(ChpWire, CK1_SubtreeNamesAreChecked) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -70,7 +70,7 @@ TEST_F(ChpWire, K1_SubtreeNamesAreChecked) {
   EXPECT_EQ(subtrees, good.size());
 }
 
-TEST_F(ChpWire, K2_KeyPartRules) {
+TEST_F(ChpWire, CK2_KeyPartRules) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -95,7 +95,7 @@ TEST_F(ChpWire, K2_KeyPartRules) {
   EXPECT_EQ(snap.by_key().count("\xC3\xA9t\xC3\xA9"), 1u);
 }
 
-TEST_F(ChpWire, K3_FullKeyAtMost1024BytesComparedByteForByte) {
+TEST_F(ChpWire, CK3_FullKeyAtMost1024BytesComparedByteForByte) {
   StartServer();
   auto d = Dealer();
   const std::string k1024 = "k/" + std::string(1022, 'x');
@@ -113,7 +113,7 @@ TEST_F(ChpWire, K3_FullKeyAtMost1024BytesComparedByteForByte) {
   EXPECT_EQ(snap.by_key().at("cafe\xCC\x81").value, MpInt(2));
 }
 
-TEST_F(ChpWire, K4_TopicIsTheFullKeyAndSubtreePrefixIsExact) {
+TEST_F(ChpWire, CK4_TopicIsTheFullKeyAndSubtreePrefixIsExact) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -139,7 +139,7 @@ TEST_F(ChpWire, K4_TopicIsTheFullKeyAndSubtreePrefixIsExact) {
 // =============================================================================================
 // §5 Values
 
-TEST_F(ChpWire, V1_SetValueMustBeExactlyOneMsgpackObject) {
+TEST_F(ChpWire, CV1_SetValueMustBeExactlyOneMsgpackObject) {
   StartServer();
   auto d = Dealer();
   const std::vector<std::string> bad = {
@@ -148,7 +148,7 @@ TEST_F(ChpWire, V1_SetValueMustBeExactlyOneMsgpackObject) {
       "\x92\x01",                                     // array of 2 with 1 element
       std::string("\x01\x02", 2),                     // two objects
       std::string("\xd9\x05") + "ab",                 // str8 longer than the bytes
-      Nested(17),                                     // deeper than 16 (W-8)
+      Nested(17),                                     // deeper than 16 (CW-8)
       MapOf(1025),                                    // more than 1,024 pairs
       Pack().Ext(1, std::string(65'537, 'e')).str(),  // ext over 65,536 bytes
   };
@@ -174,7 +174,7 @@ TEST_F(ChpWire, V1_SetValueMustBeExactlyOneMsgpackObject) {
   }
 }
 
-TEST_F(ChpWire, V2_ValueOverMaxValueBytesIsRejected) {
+TEST_F(ChpWire, CV2_ValueOverMaxValueBytesIsRejected) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -188,7 +188,7 @@ TEST_F(ChpWire, V2_ValueOverMaxValueBytesIsRejected) {
   EXPECT_EQ(pub.value, ValueOfSize(kMaxValueBytes));
 }
 
-TEST_F(ChpWire, V3_ValueBytesAreStoredAndForwardedUnchanged) {
+TEST_F(ChpWire, CV3_ValueBytesAreStoredAndForwardedUnchanged) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -223,7 +223,7 @@ TEST_F(ChpWire, V3_ValueBytesAreStoredAndForwardedUnchanged) {
 // =============================================================================================
 // §6 Frames
 
-TEST_F(ChpWire, W1_BodiesThatAreNotOneArrayWithACodeAreDropped) {
+TEST_F(ChpWire, CW1_BodiesThatAreNotOneArrayWithACodeAreDropped) {
   StartServer();
   auto d = Dealer();
   const std::vector<std::pair<std::string, std::string>> bad = {
@@ -249,7 +249,7 @@ TEST_F(ChpWire, W1_BodiesThatAreNotOneArrayWithACodeAreDropped) {
   }
 }
 
-TEST_F(ChpWire, W2_AnyIntegerEncodingIsAcceptedAndTypesAreChecked) {
+TEST_F(ChpWire, CW2_AnyIntegerEncodingIsAcceptedAndTypesAreChecked) {
   StartServer();
   auto d = Dealer();
   // Long encodings of small values are fine.
@@ -295,7 +295,7 @@ TEST_F(ChpWire, W2_AnyIntegerEncodingIsAcceptedAndTypesAreChecked) {
   EXPECT_EQ(Set(d, "a/k", MpInt(2)).seq, 2u);
 }
 
-TEST_F(ChpWire, W3_TrailingElementsAreIgnoredMissingOnesAreMalformed) {
+TEST_F(ChpWire, CW3_TrailingElementsAreIgnoredMissingOnesAreMalformed) {
   StartServer();
   auto d = Dealer();
   const Body hello =
@@ -325,12 +325,12 @@ TEST_F(ChpWire, W3_TrailingElementsAreIgnoredMissingOnesAreMalformed) {
   EXPECT_EQ(Set(d, "a/k", MpInt(3)).seq, 2u) << "the short KVSET was not applied";
 }
 
-TEST_F(ChpWire, W4_UnknownAndWrongDirectionCodesAreDroppedWithoutReply) {
+TEST_F(ChpWire, CW4_UnknownAndWrongDirectionCodesAreDroppedWithoutReply) {
   StartServer();
   auto d = Dealer();
   const std::string u = NewUuid();
   std::vector<std::pair<std::string, std::string>> frames;
-  for (uint64_t code : {0, 13, 99, 200, 255}) {
+  for (uint64_t code : {0, 14, 99, 200, 255}) {
     frames.push_back({"code " + std::to_string(code), Pack().Array(3).U(code).U(1).U(7).str()});
   }
   // Codes the server sends, arriving on its command socket.
@@ -357,7 +357,7 @@ TEST_F(ChpWire, W4_UnknownAndWrongDirectionCodesAreDroppedWithoutReply) {
   EXPECT_EQ(AsDone(Call(d, Icanhaz(1, "*"))).subtrees, 0u);
 }
 
-TEST_F(ChpWire, W5_RepliesAreOneFrameAndEnvelopeFramesComeBack) {
+TEST_F(ChpWire, CW5_RepliesAreOneFrameAndEnvelopeFramesComeBack) {
   StartServer();
   auto d = Dealer();
   // The DEALER sees the body alone (RecvReply checks one frame).
@@ -389,11 +389,11 @@ TEST_F(ChpWire, W5_RepliesAreOneFrameAndEnvelopeFramesComeBack) {
   }
 }
 
-TEST_F(ChpWire, W6_PublisherMessagesAreTopicAndBody) {
+TEST_F(ChpWire, CW6_PublisherMessagesAreTopicAndBody) {
   StartServer({"--heartbeat-ms", "100"});
   auto d = Dealer();
   auto sub = Sub();
-  // TryRecvPub checks two frames and the topic of each message (W-6).
+  // TryRecvPub checks two frames and the topic of each message (CW-6).
   const HugzMsg hugz = AsHugz(Subscribe(sub, ""));
   EXPECT_EQ(hugz.version, 1u);
   ASSERT_EQ(Set(d, "a/x/y", MpInt(1)).status, kOk);
@@ -410,7 +410,7 @@ TEST_F(ChpWire, W6_PublisherMessagesAreTopicAndBody) {
   EXPECT_GT(seen, 0u) << "heartbeat traffic";
 }
 
-TEST_F(ChpWire, W7_UuidIs16BytesOpAtMost2) {
+TEST_F(ChpWire, CW7_UuidIs16BytesOpAtMost2) {
   StartServer();
   auto d = Dealer();
   const std::vector<std::pair<std::string, std::string>> bad = {
@@ -434,15 +434,15 @@ TEST_F(ChpWire, W7_UuidIs16BytesOpAtMost2) {
     SendBody(d, body);
     ExpectNoReply(d, what);
   }
-  // op 2 is well-formed but reserved to the server: KVACK kMalformed (S-8).
+  // op 2 is well-formed but reserved to the server: KVACK kMalformed (CS-8).
   EXPECT_EQ(Write(d, "a/k", kOpExpire, "").status, kMalformed);
   EXPECT_EQ(Set(d, "a/k", MpInt(1)).seq, 1u);
 }
 
-TEST_F(ChpWire, W8_OversizedBodiesAndDecoderLimitsAreMalformed) {
+TEST_F(ChpWire, CW8_OversizedBodiesAndDecoderLimitsAreMalformed) {
   StartServer();
   auto d = Dealer();
-  // Body size limit: exactly 16,778,240 bytes decodes (and its value is too large, V-2);
+  // Body size limit: exactly 16,778,240 bytes decodes (and its value is too large, CV-2);
   // one byte more is malformed.
   const std::string uuid = NewUuid();
   const std::string at_limit = KvSet(uuid, "a/k", kOpSet, ValueOfSize(kMaxBodyBytes - 31));
@@ -483,7 +483,7 @@ TEST_F(ChpWire, W8_OversizedBodiesAndDecoderLimitsAreMalformed) {
   // (Values breaking the limits get kBadValue: V1_*.)
 }
 
-TEST_F(ChpWire, W9_MalformedFramesAreDroppedAndOtherPeersKeepBeingServed) {
+TEST_F(ChpWire, CW9_MalformedFramesAreDroppedAndOtherPeersKeepBeingServed) {
   StartServer();
   auto bad = Dealer();
   auto good = Dealer();
@@ -515,7 +515,7 @@ TEST_F(ChpWire, W9_MalformedFramesAreDroppedAndOtherPeersKeepBeingServed) {
   }
 }
 
-TEST_F(ChpWire, W10_WellFormedInvalidContentIsAnswered) {
+TEST_F(ChpWire, CW10_WellFormedInvalidContentIsAnswered) {
   StartServer();
   auto d = Dealer();
   EXPECT_EQ(Set(d, "no-slash", MpInt(1)).status, kBadKey);
@@ -524,7 +524,7 @@ TEST_F(ChpWire, W10_WellFormedInvalidContentIsAnswered) {
   EXPECT_EQ(e.code, kBadKey);
 }
 
-TEST_F(ChpWire, W11_ServerSpeaksOnlyTheVersionAskedFor) {
+TEST_F(ChpWire, CW11_ServerSpeaksOnlyTheVersionAskedFor) {
   StartServer();
   auto d = Dealer();
   EXPECT_EQ(AsHelloOk(Call(d, Hello(1, 1))).version, 1u);

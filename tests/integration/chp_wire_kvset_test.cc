@@ -1,5 +1,5 @@
 // Raw-wire tests of chorus-chp-server: epochs and sequences, KVSET/KVACK, the UUID window and
-// publishing (S-3 .. S-12).
+// publishing (CS-3 .. CS-12).
 // Shared helpers and the ChpWire fixture: chp_wire_support.h (which also explains how waits and
 // "no reply" are checked). The chp headers are deliberately not used.
 #include <gtest/gtest.h>
@@ -20,7 +20,7 @@ namespace {
 // =============================================================================================
 // §7 Server: epochs and sequences
 
-TEST_F(ChpWire, S3_NewSubtreeGetsANewRandomHexEpoch) {
+TEST_F(ChpWire, CS3_NewSubtreeGetsANewRandomHexEpoch) {
   StartServer();
   std::string first_epoch;
   {
@@ -49,7 +49,7 @@ TEST_F(ChpWire, S3_NewSubtreeGetsANewRandomHexEpoch) {
   EXPECT_NE(again.epoch, first_epoch);
 }
 
-TEST_F(ChpWire, S4_SubtreeKeepsEpochAndSeqWhenEmptied) {
+TEST_F(ChpWire, CS4_SubtreeKeepsEpochAndSeqWhenEmptied) {
   StartServer();
   auto d = Dealer();
   const KvAckMsg set = Set(d, "e/k", MpInt(1));
@@ -69,7 +69,7 @@ TEST_F(ChpWire, S4_SubtreeKeepsEpochAndSeqWhenEmptied) {
   EXPECT_EQ(again.seq, 3u);
 }
 
-TEST_F(ChpWire, S5_SequenceStartsAtOneAndGrowsByOnePerChange) {
+TEST_F(ChpWire, CS5_SequenceStartsAtOneAndGrowsByOnePerChange) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -92,7 +92,7 @@ TEST_F(ChpWire, S5_SequenceStartsAtOneAndGrowsByOnePerChange) {
   }
 }
 
-TEST_F(ChpWire, S6_UnheldSubtreeIsReportedUnborn) {
+TEST_F(ChpWire, CS6_UnheldSubtreeIsReportedUnborn) {
   StartServer({"--heartbeat-ms", "60000"});
   auto d = Dealer();
   ASSERT_EQ(Set(d, "held/k", MpInt(1)).status, kOk);
@@ -115,7 +115,7 @@ TEST_F(ChpWire, S6_UnheldSubtreeIsReportedUnborn) {
 // =============================================================================================
 // §7 Server: updates
 
-TEST_F(ChpWire, S7_EveryKvSetGetsOneKvAck) {
+TEST_F(ChpWire, CS7_EveryKvSetGetsOneKvAck) {
   StartServer();
   auto d = Dealer();
   // Pipelined: accepted, rejected for each reason, no-op deletes and a duplicate.
@@ -150,7 +150,7 @@ TEST_F(ChpWire, S7_EveryKvSetGetsOneKvAck) {
   ExpectNoReply(d, "a truncated KVSET");
 }
 
-TEST_F(ChpWire, S8_RejectedKvSetsAreNotAppliedAndTakeNoSequence) {
+TEST_F(ChpWire, CS8_RejectedKvSetsAreNotAppliedAndTakeNoSequence) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -193,7 +193,7 @@ TEST_F(ChpWire, S8_RejectedKvSetsAreNotAppliedAndTakeNoSequence) {
   // (kFull needs max_keys, which the server binary does not expose: not tested here.)
 }
 
-TEST_F(ChpWire, S9_KvAckCarriesThePositionAfterTheChange) {
+TEST_F(ChpWire, CS9_KvAckCarriesThePositionAfterTheChange) {
   StartServer();
   auto d = Dealer();
   const KvAckMsg set = Set(d, "p/a", MpInt(1));
@@ -215,7 +215,7 @@ TEST_F(ChpWire, S9_KvAckCarriesThePositionAfterTheChange) {
   EXPECT_EQ(unborn.seq, 0u);
 }
 
-TEST_F(ChpWire, S10_DuplicateUuidGetsTheRememberedKvAckAndIsAppliedOnce) {
+TEST_F(ChpWire, CS10_DuplicateUuidGetsTheRememberedKvAckAndIsAppliedOnce) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -244,7 +244,7 @@ TEST_F(ChpWire, S10_DuplicateUuidGetsTheRememberedKvAckAndIsAppliedOnce) {
   EXPECT_EQ(snap.count("other"), 0u);
 }
 
-TEST_F(ChpWire, S10_RejectedKvSetsDoNotPushAcceptedUuidsOutOfTheWindow) {
+TEST_F(ChpWire, CS10_RejectedKvSetsDoNotPushAcceptedUuidsOutOfTheWindow) {
   // The window holds the most recent 65,536 KVSETs answered with status 0; rejected ones (which
   // the server MAY remember) must not evict them.
   StartServer();
@@ -259,8 +259,9 @@ TEST_F(ChpWire, S10_RejectedKvSetsDoNotPushAcceptedUuidsOutOfTheWindow) {
   EXPECT_EQ(Set(d, "w/y", MpInt(1)).seq, 2u) << "the retry was applied again";
 }
 
-TEST_F(ChpWire, S10_UuidIsTreatedAsNewAfterLeavingTheWindow) {
-  StartServer();
+TEST_F(ChpWire, CS10_UuidIsTreatedAsNewAfterLeavingTheWindow) {
+  // The count bound of the window (the time bound: ChpServerInproc.CS10_*).
+  StartServer({"--dedup-window", "65536", "--dedup-window-ms", "3600000"});
   auto d = Dealer();
   const std::string u = NewUuid();
   ASSERT_EQ(AsKvAck(Call(d, KvSet(u, "w/x", kOpSet, MpInt(1)))).seq, 1u);
@@ -276,7 +277,7 @@ TEST_F(ChpWire, S10_UuidIsTreatedAsNewAfterLeavingTheWindow) {
 // =============================================================================================
 // §7 Server: publishing
 
-TEST_F(ChpWire, S11_EachChangeIsPublishedOnceInSequenceOrder) {
+TEST_F(ChpWire, CS11_EachChangeIsPublishedOnceInSequenceOrder) {
   StartServer();
   auto d = Dealer();
   auto sub = Sub();
@@ -322,7 +323,7 @@ TEST_F(ChpWire, S11_EachChangeIsPublishedOnceInSequenceOrder) {
   EXPECT_EQ(NextKvPub(sub).topic, "m/end");
 }
 
-TEST_F(ChpWire, S12_PositionNeverRunsAheadOfPublishedChanges) {
+TEST_F(ChpWire, CS12_PositionNeverRunsAheadOfPublishedChanges) {
   StartServer({"--heartbeat-ms", "10"});
   auto d = Dealer();
   const KvAckMsg first = Set(d, "p/k", MpInt(0));

@@ -55,7 +55,7 @@ std::string MapOf(uint32_t pairs) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading msgpack, checking types as the spec types them (W-1, W-2)
+// Reading msgpack, checking types as the spec types them (CW-1, CW-2)
 
 const char* TypeName(const msgpack::object& o) {
   switch (o.type) {
@@ -139,7 +139,7 @@ HelloOkMsg AsHelloOk(const Body& b) {
 KvAckMsg AsKvAck(const Body& b) {
   b.Expect(kKvAck, 5);
   KvAckMsg m{b.B(1), b.U(2, UINT32_MAX), b.S(3), b.U(4)};
-  if (m.uuid.size() != 16) WireFail("KVACK UUID is not 16 bytes (W-7)");
+  if (m.uuid.size() != 16) WireFail("KVACK UUID is not 16 bytes (CW-7)");
   return m;
 }
 ErrorMsg AsError(const Body& b) {
@@ -197,13 +197,13 @@ void SendFrames(zmq::socket_t& s, const std::vector<std::string>& frames) {
   }
 }
 
-// A reply on a DEALER: the body alone, one frame (W-5).
+// A reply on a DEALER: the body alone, one frame (CW-5).
 std::optional<Body> TryRecvReply(zmq::socket_t& d, Ms timeout) {
   auto frames = RecvFrames(d, timeout);
   if (!frames) return std::nullopt;
   if (frames->size() != 1) {
     WireFail("a reply reached the DEALER as " + std::to_string(frames->size()) +
-             " frames, not one (W-5)");
+             " frames, not one (CW-5)");
   }
   return Body((*frames)[0].to_string());
 }
@@ -221,7 +221,7 @@ std::optional<PubMsg> TryRecvPub(zmq::socket_t& sub, Ms timeout) {
   auto frames = RecvFrames(sub, timeout);
   if (!frames) return std::nullopt;
   if (frames->size() != 2) {
-    WireFail("publisher message of " + std::to_string(frames->size()) + " frames (W-6)");
+    WireFail("publisher message of " + std::to_string(frames->size()) + " frames (CW-6)");
   }
   PubMsg m{(*frames)[0].to_string(), Body((*frames)[1].to_string())};
   const std::string& t = m.topic;
@@ -229,17 +229,17 @@ std::optional<PubMsg> TryRecvPub(zmq::socket_t& sub, Ms timeout) {
     case kKvPub: {
       const size_t slash = t.find('/');
       if (slash == 0 || slash == std::string::npos || slash + 1 == t.size() || t[0] == '$') {
-        WireFail("KVPUB topic '" + t + "' is not a full key (W-6)");
+        WireFail("KVPUB topic '" + t + "' is not a full key (CW-6)");
       }
       break;
     }
     case kPosition:
       if (t.size() < 2 || t.find('/') != t.size() - 1 || t[0] == '$') {
-        WireFail("POSITION topic '" + t + "' is not 'subtree/' (W-6)");
+        WireFail("POSITION topic '" + t + "' is not 'subtree/' (CW-6)");
       }
       break;
     case kHugz:
-      if (t != "$HUGZ") WireFail("HUGZ topic '" + t + "' is not $HUGZ (W-6)");
+      if (t != "$HUGZ") WireFail("HUGZ topic '" + t + "' is not $HUGZ (CW-6)");
       break;
     default:
       WireFail("unexpected command " + std::to_string(m.code()) + " on the publisher");
@@ -364,7 +364,7 @@ zmq::socket_t ChpWire::Sub() {
   return s;
 }
 
-// Subscribes and waits for the server's welcome (S-13): HUGZ for "" and "$HUGZ", POSITION for
+// Subscribes and waits for the server's welcome (CS-13): HUGZ for "" and "$HUGZ", POSITION for
 // "S/".
 PubMsg ChpWire::Subscribe(zmq::socket_t& sub, const std::string& topic) {
   sub.set(zmq::sockopt::subscribe, topic);
@@ -372,7 +372,7 @@ PubMsg ChpWire::Subscribe(zmq::socket_t& sub, const std::string& topic) {
   return WaitPub(sub, IsPosition(topic.substr(0, topic.size() - 1)));
 }
 
-// Distinct UUIDs that look random, like RFC 4122 version 4 ones.
+// Distinct UUIDs that look random, like RFC 4122 version 4 ones (CR-23).
 std::string ChpWire::UuidFor(uint64_t n) {
   std::string u;
   for (uint64_t half : {Mix(n), Mix(n ^ 0x5555555555555555ull)}) {
@@ -389,7 +389,7 @@ uint64_t ChpWire::Mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Sends a KVSET and returns its KVACK, checking the UUID (S-7).
+// Sends a KVSET and returns its KVACK, checking the UUID (CS-7).
 KvAckMsg ChpWire::Write(zmq::socket_t& d, std::string_view key, uint64_t op, std::string_view value,
                         uint64_t ttl_ms) {
   const std::string uuid = NewUuid();

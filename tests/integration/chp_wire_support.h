@@ -4,10 +4,10 @@
 // Each test starts the real server binary on ephemeral loopback ports and talks to it with plain
 // cppzmq DEALER and SUB sockets and msgpack built and read here with msgpack-cxx directly. The chp
 // headers and codec are deliberately not used, so the wire format is checked independently of our
-// own encoder and decoder. Test names carry the rule (W-n, K-n, V-n, S-n) they check.
+// own encoder and decoder. Test names carry the rule (CW-n, CK-n, CV-n, CS-n) they check.
 //
 // Waits are bounded (zmq::poll with a deadline), never sleeps. "No reply" is proved by a HELLO
-// sent after the frame under test: the server answers one peer's requests in order (S-19), so the
+// sent after the frame under test: the server answers one peer's requests in order (CS-19), so the
 // HELLO_OK must be the very next reply. "No KVPUB" is proved the same way with a later change of
 // the same subtree, whose KVPUB must come next with the next sequence.
 // Every test ends with SIGTERM and requires exit status 0 (TearDown), which also catches crashes.
@@ -34,6 +34,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "msgpack_pack.h"
 #include "test_util.h"
 
 namespace chp_wire_test {
@@ -87,68 +88,7 @@ inline constexpr size_t kUuidWindow = 65'536;
 // ---------------------------------------------------------------------------------------------
 // Writing msgpack
 
-class Pack {
- public:
-  Pack& Array(uint32_t n) {
-    pk_.pack_array(n);
-    return *this;
-  }
-  Pack& Map(uint32_t n) {
-    pk_.pack_map(n);
-    return *this;
-  }
-  Pack& U(uint64_t v) {  // shortest encoding
-    pk_.pack_uint64(v);
-    return *this;
-  }
-  Pack& I(int64_t v) {  // shortest encoding
-    pk_.pack_int64(v);
-    return *this;
-  }
-  Pack& U64(uint64_t v) {  // always 0xcf + 8 bytes
-    pk_.pack_fix_uint64(v);
-    return *this;
-  }
-  Pack& I64(int64_t v) {  // always 0xd3 + 8 bytes
-    pk_.pack_fix_int64(v);
-    return *this;
-  }
-  Pack& Nil() {
-    pk_.pack_nil();
-    return *this;
-  }
-  Pack& Double(double v) {  // always float64 (msgpack-cxx's pack_double packs 1.0 as an integer)
-    uint64_t bits = 0;
-    std::memcpy(&bits, &v, sizeof bits);
-    std::string raw = "\xcb";
-    for (int i = 7; i >= 0; --i) raw.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
-    return Raw(raw);
-  }
-  Pack& Str(std::string_view s) {
-    pk_.pack_str(static_cast<uint32_t>(s.size()));
-    pk_.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-    return *this;
-  }
-  Pack& Bin(std::string_view s) {
-    pk_.pack_bin(static_cast<uint32_t>(s.size()));
-    pk_.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
-    return *this;
-  }
-  Pack& Ext(int8_t type, std::string_view s) {
-    pk_.pack_ext(s.size(), type);
-    pk_.pack_ext_body(s.data(), static_cast<uint32_t>(s.size()));
-    return *this;
-  }
-  Pack& Raw(std::string_view bytes) {
-    buf_.write(bytes.data(), bytes.size());
-    return *this;
-  }
-  std::string str() const { return std::string(buf_.data(), buf_.size()); }
-
- private:
-  msgpack::sbuffer buf_;
-  msgpack::packer<msgpack::sbuffer> pk_{buf_};
-};
+using chorus::testing::Pack;  // tests/support/msgpack_pack.h
 
 std::string Hello(uint64_t version, uint64_t rid);
 std::string Icanhaz(uint64_t rid, std::string_view subtree, std::string_view epoch = "",
@@ -166,7 +106,7 @@ std::string Nested(int depth);
 std::string MapOf(uint32_t pairs);
 
 // ---------------------------------------------------------------------------------------------
-// Reading msgpack, checking types as the spec types them (W-1, W-2)
+// Reading msgpack, checking types as the spec types them (CW-1, CW-2)
 
 const char* TypeName(const msgpack::object& o);
 uint64_t AsU(const msgpack::object& o, const std::string& what,
@@ -175,7 +115,7 @@ std::string AsS(const msgpack::object& o, const std::string& what);
 std::string AsB(const msgpack::object& o, const std::string& what);
 const msgpack::object& Item(const msgpack::object& arr, size_t i, const std::string& what);
 
-// One body frame: exactly one msgpack array spanning the frame, element 0 a command code (W-1).
+// One body frame: exactly one msgpack array spanning the frame, element 0 a command code (CW-1).
 class Body {
  public:
   explicit Body(std::string bytes);
@@ -189,7 +129,7 @@ class Body {
   std::string B(size_t i) const { return AsB(At(i), Name() + "[" + std::to_string(i) + "]"); }
   const std::string& bytes() const { return bytes_; }
 
-  // Checks the command code and the minimum element count (W-3: more is allowed).
+  // Checks the command code and the minimum element count (CW-3: more is allowed).
   void Expect(uint64_t code, size_t elements) const;
 
  private:
@@ -253,12 +193,12 @@ std::optional<std::vector<zmq::message_t>> RecvFrames(zmq::socket_t& s, Ms timeo
 void SendBody(zmq::socket_t& s, std::string_view body);
 void SendFrames(zmq::socket_t& s, const std::vector<std::string>& frames);
 
-// A reply on a DEALER: the body alone, one frame (W-5).
+// A reply on a DEALER: the body alone, one frame (CW-5).
 std::optional<Body> TryRecvReply(zmq::socket_t& d, Ms timeout);
 Body RecvReply(zmq::socket_t& d, Ms timeout = kReplyTimeout);
 Body Call(zmq::socket_t& d, std::string_view body);
 
-// A publisher message: exactly [topic][body] (W-6).
+// A publisher message: exactly [topic][body] (CW-6).
 struct PubMsg {
   std::string topic;
   Body body;
@@ -339,16 +279,16 @@ class ChpWire : public ::testing::Test {
 
   zmq::socket_t Dealer(int rcvhwm = 0);
   zmq::socket_t Sub();
-  // Subscribes and waits for the server's welcome (S-13): HUGZ for "" and "$HUGZ", POSITION for
+  // Subscribes and waits for the server's welcome (CS-13): HUGZ for "" and "$HUGZ", POSITION for
   // "S/".
   PubMsg Subscribe(zmq::socket_t& sub, const std::string& topic);
 
-  // Distinct UUIDs that look random, like RFC 4122 version 4 ones.
+  // Distinct UUIDs that look random, like RFC 4122 version 4 ones (CR-23).
   static std::string UuidFor(uint64_t n);
   static uint64_t Mix(uint64_t x);  // splitmix64: a bijection, so distinct n give distinct UUIDs
   std::string NewUuid() { return UuidFor(++uuid_counter_); }
 
-  // Sends a KVSET and returns its KVACK, checking the UUID (S-7).
+  // Sends a KVSET and returns its KVACK, checking the UUID (CS-7).
   KvAckMsg Write(zmq::socket_t& d, std::string_view key, uint64_t op, std::string_view value,
                  uint64_t ttl_ms = 0);
   KvAckMsg Set(zmq::socket_t& d, std::string_view key, std::string_view value,
@@ -373,7 +313,7 @@ class ChpWire : public ::testing::Test {
 bool IsEpoch(const std::string& e);
 
 // ---------------------------------------------------------------------------------------------
-// Flow control (S-20, S-21)
+// Flow control (CS-20, CS-21)
 
 // The server's ROUTER SNDHWM (100,000 messages) is far above the ~400 messages of one
 // snapshot, so a slow reader alone never makes a send fail. The reader first asks for many small

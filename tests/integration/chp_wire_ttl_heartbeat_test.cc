@@ -1,5 +1,5 @@
-// Raw-wire tests of chorus-chp-server: HELLO (S-1, S-2), TTLs (S-23, S-24) and heartbeats and
-// positions (S-25, S-26).
+// Raw-wire tests of chorus-chp-server: HELLO (CS-1, CS-2), TTLs (CS-23, CS-24) and heartbeats and
+// positions (CS-25, CS-26).
 // Shared helpers and the ChpWire fixture: chp_wire_support.h (which also explains how waits and
 // "no reply" are checked). The chp headers are deliberately not used.
 #include <gtest/gtest.h>
@@ -20,7 +20,7 @@ namespace {
 // =============================================================================================
 // §3 Architecture, HELLO
 
-TEST_F(ChpWire, S1_XpubIsVerboseSoRepeatedSubscriptionsAreWelcomed) {
+TEST_F(ChpWire, CS1_XpubIsVerboseSoRepeatedSubscriptionsAreWelcomed) {
   // ZMQ_XPUB_VERBOSE: a subscription to a topic another SUB already holds still reaches the
   // server, which welcomes it. (ZMQ_ROUTER_MANDATORY is covered by S20_*; the XPUB SNDHWM value
   // is not observable on the wire.)
@@ -35,7 +35,7 @@ TEST_F(ChpWire, S1_XpubIsVerboseSoRepeatedSubscriptionsAreWelcomed) {
   EXPECT_EQ(AsHugz(Subscribe(second, "$HUGZ")).id, server_id_);
 }
 
-TEST_F(ChpWire, S2_HelloOkEchoesRequestAndGivesIdAndUsablePublisher) {
+TEST_F(ChpWire, CS2_HelloOkEchoesRequestAndGivesIdAndUsablePublisher) {
   StartServer();
   const std::regex tcp("^tcp://127\\.0\\.0\\.1:([0-9]+)$");
   std::smatch m;
@@ -63,7 +63,7 @@ TEST_F(ChpWire, S2_HelloOkEchoesRequestAndGivesIdAndUsablePublisher) {
   EXPECT_EQ(AsHugz(WaitPub(sub, IsHugz())).id, ok.id);
 }
 
-TEST_F(ChpWire, S2_UnsupportedVersionGetsErrorBadVersion) {
+TEST_F(ChpWire, CS2_UnsupportedVersionGetsErrorBadVersion) {
   StartServer();
   auto d = Dealer();
   for (uint64_t version : {uint64_t{0}, uint64_t{2}, uint64_t{0xffffffff}}) {
@@ -78,7 +78,7 @@ TEST_F(ChpWire, S2_UnsupportedVersionGetsErrorBadVersion) {
 // =============================================================================================
 // §7 Server: TTL
 
-TEST_F(ChpWire, S23_LaterSetReplacesTheTtlAndDeleteCancelsIt) {
+TEST_F(ChpWire, CS23_LaterSetReplacesTheTtlAndDeleteCancelsIt) {
   StartServer({"--heartbeat-ms", "100"});
   auto d = Dealer();
   auto sub = Sub();
@@ -109,7 +109,7 @@ TEST_F(ChpWire, S23_LaterSetReplacesTheTtlAndDeleteCancelsIt) {
   EXPECT_EQ(NextKvPub(sub).topic, "t/z");
 }
 
-TEST_F(ChpWire, S24_ExpiryIsPublishedAsASequencedDelete) {
+TEST_F(ChpWire, CS24_ExpiryIsPublishedAsASequencedDelete) {
   StartServer({"--heartbeat-ms", "100"});
   auto d = Dealer();
   auto sub = Sub();
@@ -145,7 +145,7 @@ TEST_F(ChpWire, S24_ExpiryIsPublishedAsASequencedDelete) {
 // =============================================================================================
 // §7 Server: heartbeats and positions
 
-TEST_F(ChpWire, S25_HugzEveryHeartbeatInterval) {
+TEST_F(ChpWire, CS25_HugzEveryHeartbeatInterval) {
   StartServer({"--heartbeat-ms", "100"});
   auto d = Dealer();
   ASSERT_EQ(Set(d, "a/k", MpInt(1)).status, kOk);
@@ -172,7 +172,7 @@ TEST_F(ChpWire, S25_HugzEveryHeartbeatInterval) {
   EXPECT_LE(max_gap, 1000u);
 }
 
-TEST_F(ChpWire, S26_ChangedSubtreeGetsAPositionAtTheNextTick) {
+TEST_F(ChpWire, CS26_ChangedSubtreeGetsAPositionAtTheNextTick) {
   StartServer({"--heartbeat-ms", "100"});
   auto d = Dealer();
   // More subtrees than one sweep slice (256), so a sweep alone would usually miss x.

@@ -152,6 +152,7 @@ TEST_P(GatewayWs, ClientThatNeverReadsIsClosedSlowWhileOthersGetEverything) {
   EXPECT_TRUE(engine_->ws_events(fast_id, "closed").empty());
 }
 
+// W-2: a message over the size limit is not read; the gateway closes with 1009.
 TEST_P(GatewayWs, OversizeClientMessageIsClosed1009) {
   StartEngine();
   auto o = Options();
@@ -168,15 +169,16 @@ TEST_P(GatewayWs, OversizeClientMessageIsClosed1009) {
   EXPECT_EQ(engine_->ws_events(id, "frame")[0].payload, std::string(1024, 'a'));
 }
 
-TEST_P(GatewayWs, BinaryMessageIsClosed1003) {
+// W-1 (docs/protocol/websocket.md): a binary frame closes with 3501 (bad request).
+TEST_P(GatewayWs, W1_BinaryMessageIsClosed3501) {
   StartEngine();
   StartServer();
   uint64_t id = 0;
   auto c = Connect(&id);
   ASSERT_TRUE(c->Send("\x01\x02", /*binary=*/true));
   EXPECT_TRUE(c->WaitClosed());
-  EXPECT_EQ(c->reason().code, websocket::close_code::unknown_data);
-  EXPECT_EQ(WaitClosedEvent(id), "1003");
+  EXPECT_EQ(c->reason().code, 3501);
+  EXPECT_EQ(WaitClosedEvent(id), "3501");
   EXPECT_TRUE(engine_->ws_events(id, "frame").empty());
 }
 

@@ -152,7 +152,10 @@ TEST_F(NodeHttpApi, PresenceAndPresenceStatsListNativeSubscribers) {
   Client a2 = Connect(ctx_, node_, "alice");
   Client b = Connect(ctx_, node_, "bob", R"({"name":"Bob"})");
   for (Client* c : {&a1, &a2}) ASSERT_TRUE(Subscribe(*c, "chat:room"));
-  auto sub = b->Call("subscribe", P({{"channel", "chat:room"}, {"info", R"({"seat":7})"}}));
+  // Channel info comes from the server side only: a subscription token's `info` (N-20).
+  const std::string token =
+      MakeHs256Token("test-secret", "bob", 0, R"({"seat":7})", R"("channel":"chat:room")");
+  auto sub = b->Call("subscribe", P({{"channel", "chat:room"}, {"token", token}}));
   ASSERT_TRUE(sub && sub->Has("result"));
 
   json p = Result(node_, "presence", {{"channel", "chat:room"}});

@@ -45,7 +45,8 @@ std::string Metric(const std::string& page, const std::string& series) {
 TEST(NodeNativeSlow, N16_SlowSubscriberIsClosedOthersKeepReceiving) {
   NodeOptions o;
   o.extra_toml = kFloodNamespace;
-  o.overrides = {"native.send_hwm=100"};
+  // The flood is the point here: no per-connection publish rate (N-19) between it and the node.
+  o.overrides = {"native.send_hwm=100", "limits.publications_per_second=0"};
   NodeProcess node(o);
   ASSERT_TRUE(node.ready()) << node.banner();
   zmq::context_t ctx;
@@ -187,20 +188,20 @@ TEST(NodeNativeSlow, N16_SlowSubscriberIsClosedOthersKeepReceiving) {
     EXPECT_TRUE(caught.empty());
     uint64_t from = last;
     while (from < kPubs) {
-      msgpack::sbuffer b;
-      msgpack::packer<msgpack::sbuffer> pk(b);
-      pk.pack_map(3);
-      pk.pack(std::string("channel"));
-      pk.pack(std::string("flood:x"));
-      pk.pack(std::string("limit"));
-      pk.pack(1000);
-      pk.pack(std::string("since"));
-      pk.pack_map(2);
-      pk.pack(std::string("offset"));
-      pk.pack_uint64(from);
-      pk.pack(std::string("epoch"));
-      pk.pack(epoch);
-      auto h = again.Call("history", std::string(b.data(), b.size()));
+      const std::string params = Pack()
+                                     .Map(3)
+                                     .Str("channel")
+                                     .Str("flood:x")
+                                     .Str("limit")
+                                     .U(1000)
+                                     .Str("since")
+                                     .Map(2)
+                                     .Str("offset")
+                                     .U(from)
+                                     .Str("epoch")
+                                     .Str(epoch)
+                                     .str();
+      auto h = again.Call("history", params);
       ASSERT_TRUE(h && h->Has("result")) << ErrorCode(h);
       const auto page = OffsetsOf(*h, "result.publications");
       ASSERT_FALSE(page.empty());

@@ -1,11 +1,18 @@
 // Raw-wire tests of the native protocol's rules (docs/protocol/native.md, "Rules"): one test
-// per MUST rule N-1..N-14 and N-18, against a real chorusd on loopback, speaking msgpack over a
-// DEALER by hand (no client library). N-16 is in node_native_slow_test.cc; recovery details (N-14,
-// N-15) in node_native_recovery_test.cc; per-command results in node_native_commands_test.cc.
+// per MUST rule N-1..N-14, N-17 and N-18, against a real chorusd on loopback, speaking msgpack over
+// a DEALER by hand (no client library). N-16 is in node_native_slow_test.cc; recovery details
+// (N-14, N-15) in node_native_recovery_test.cc; per-command results in
+// node_native_wire_commands_test.cc.
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,10 +23,6 @@ namespace chorus::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string Pack(const msgpack::sbuffer& b) {
-  return std::string(b.data(), b.size());
-}
 
 // A reply or push arriving on `s` within `timeout`, other than the given id's reply.
 bool NothingArrives(RawSession& s, std::chrono::milliseconds timeout = 300ms) {
@@ -98,6 +101,27 @@ TEST_F(NodeNativeWire, N2_ExpiredTokenIs109) {
   const int64_t past = static_cast<int64_t>(time(nullptr)) - 60;
   EXPECT_EQ(ErrorCode(s.Call("connect", P({{"token", MakeHs256Token("test-secret", "a", past)}}))),
             109u);
+}
+
+// Issue 10 ("Tokens"): a subscription token (one with `channel`) is not a connection token; a
+// token not yet valid (`nbf`) or of another audience / issuer (when configured) is refused.
+TEST_F(NodeNativeWire, N2_SubscriptionTokenNbfAudIssAre101) {
+  NodeOptions o;
+  o.insecure = false;
+  o.overrides = {"client.token_audience=chorus", "client.token_issuer=backend"};
+  StartNode(o);
+  RawSession s = Session();
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  const std::string good = R"("aud":"chorus","iss":"backend")";
+  for (const std::string& extra :
+       {good + R"(,"channel":"$private")", good + ",\"nbf\":" + std::to_string(now + 600),
+        std::string(R"("aud":"other","iss":"backend")"),
+        std::string(R"("aud":"chorus","iss":"other")"), std::string(R"("iss":"backend")")}) {
+    auto r = s.Call("connect", P({{"token", MakeHs256Token("test-secret", "a", 0, "", extra)}}));
+    EXPECT_EQ(ErrorCode(r), 101u) << extra;
+  }
+  auto ok = s.Call("connect", P({{"token", MakeHs256Token("test-secret", "a", 0, "", good)}}));
+  EXPECT_TRUE(ok && ok->Has("result")) << ErrorCode(ok);
 }
 
 TEST_F(NodeNativeWire, N2_NoTokenWithoutInsecureIs101) {
@@ -264,7 +288,6 @@ TEST_F(NodeNativeWire, N8_MissingOrMistypedParamsAre107) {
       {"subscribe", P({{"channel", "chat:a"}, {"recover", "yes"}})},
       {"subscribe", P({{"channel", "chat:a"}, {"offset", "3"}})},
       {"subscribe", P({{"channel", "chat:a"}, {"epoch", uint64_t{3}}})},
-      {"subscribe", P({{"channel", "chat:a"}, {"info", "{broken"}})},
       {"unsubscribe", P({})},
       {"publish", P({{"channel", "chat:a"}})},
       {"publish", P({{"data", "{}"}})},
@@ -282,16 +305,9 @@ TEST_F(NodeNativeWire, N8_MissingOrMistypedParamsAre107) {
     EXPECT_EQ(ErrorCode(s.Call(method, params)), 107u) << method;
   }
   // since.offset mistyped.
-  msgpack::sbuffer b;
-  msgpack::packer<msgpack::sbuffer> pk(b);
-  pk.pack_map(2);
-  pk.pack(std::string("channel"));
-  pk.pack(std::string("chat:a"));
-  pk.pack(std::string("since"));
-  pk.pack_map(1);
-  pk.pack(std::string("offset"));
-  pk.pack(std::string("1"));
-  EXPECT_EQ(ErrorCode(s.Call("history", Pack(b))), 107u);
+  const std::string mistyped =
+      Pack().Map(2).Str("channel").Str("chat:a").Str("since").Map(1).Str("offset").Str("1").str();
+  EXPECT_EQ(ErrorCode(s.Call("history", mistyped)), 107u);
   EXPECT_TRUE(s.Call("ping")->Has("result"));
 }
 
@@ -510,6 +526,97 @@ TEST_F(NodeNativeWire, N14_RecoveryIsAllOrNothing) {
   EXPECT_TRUE(OffsetsOf(*no, "result.publications").empty()) << "never a partial answer";
   EXPECT_EQ(no->Uint("result.offset"), 5u);
   EXPECT_EQ(no->Str("result.epoch"), epoch);
+}
+
+// --- Back-pressure ------------------------------------------------------------------------
+
+// 65,537 sessions, each on its own DEALER with routing id "n17-<i>", connect and disconnect in
+// order of i (a batch of sockets at a time, each waiting for the node's answer to its closed
+// session before the next batch); session 0 is then the one the node forgets. Over ipc://:
+// as many TCP connections would run through the loopback's ephemeral ports.
+TEST_F(NodeNativeWire, N17_AtMost65536ClosedSessionsAreRemembered) {
+  constexpr size_t kMemory = 65536;
+  constexpr size_t kBatch = 256;
+  char dir[] = "/tmp/chorus-n17-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string endpoint = std::string("ipc://") + dir + "/native";
+  NodeOptions o;
+  o.overrides = {"native.endpoint=" + endpoint};
+  StartNode(o);
+  ASSERT_EQ(node_->native(), endpoint);
+
+  const std::string connect_frame = Pack()
+                                        .Map(3)
+                                        .Str("id")
+                                        .U(1)
+                                        .Str("method")
+                                        .Str("connect")
+                                        .Str("params")
+                                        .Raw(P({{"user", "u"}}))
+                                        .str();
+  const std::string disconnect_frame = P({{"id", uint64_t{2}}, {"method", "disconnect"}});
+  const std::string ping_frame = P({{"id", uint64_t{3}}, {"method", "ping"}});
+
+  // Opens a DEALER as routing id "n17-<i>"; sends connect, disconnect and ping.
+  auto open = [&](size_t i) {
+    auto d = std::make_unique<zmq::socket_t>(ctx_, zmq::socket_type::dealer);
+    d->set(zmq::sockopt::linger, 0);
+    d->set(zmq::sockopt::routing_id, "n17-" + std::to_string(i));
+    d->connect(endpoint);
+    for (const std::string* f : {&connect_frame, &disconnect_frame, &ping_frame}) {
+      (void)d->send(zmq::buffer(*f), zmq::send_flags::none);
+    }
+    return d;
+  };
+  // The next frame on `d` within `timeout`, decoded.
+  auto frame = [](zmq::socket_t& d, std::chrono::milliseconds timeout) -> std::optional<Frame> {
+    zmq::pollitem_t item{static_cast<void*>(d), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
+    zmq::message_t m;
+    if (!d.recv(m, zmq::recv_flags::none)) return std::nullopt;
+    return Frame{msgpack::unpack(static_cast<const char*>(m.data()), m.size())};
+  };
+  // True when `d` receives the connect reply, then the disconnect push (3000) answering its
+  // ping: the session is closed and remembered.
+  auto closed = [&](zmq::socket_t& d) {
+    auto reply = frame(d, 10s);
+    auto push = reply ? frame(d, 10s) : std::nullopt;
+    return reply && reply->Uint("id") == 1 && reply->Has("result") && push &&
+           push->Str("push") == "disconnect" && push->Uint("data.code") == 3000;
+  };
+
+  // Sessions 0 and 1 stay open for the checks at the end.
+  auto first = open(0);
+  ASSERT_TRUE(closed(*first));
+  auto second = open(1);
+  ASSERT_TRUE(closed(*second));
+  for (size_t i = 2; i <= kMemory; i += kBatch) {
+    std::vector<std::unique_ptr<zmq::socket_t>> batch;
+    for (size_t j = i; j < std::min(i + kBatch, kMemory + 1); ++j) batch.push_back(open(j));
+    for (auto& d : batch) ASSERT_TRUE(closed(*d)) << "a session of the batch from " << i;
+  }
+
+  // 65,537 closed: the node remembers the last 65,536; session 0 is told it is unauthorized,
+  // session 1 why it was closed.
+  const std::string ping = P({{"id", uint64_t{4}}, {"method", "ping"}});
+  (void)first->send(zmq::buffer(ping), zmq::send_flags::none);
+  (void)second->send(zmq::buffer(ping), zmq::send_flags::none);
+  auto forgotten = frame(*first, 5s);
+  ASSERT_TRUE(forgotten);
+  EXPECT_EQ(ErrorCode(forgotten), 101u);
+  EXPECT_EQ(forgotten->Uint("id"), 4u);
+  auto remembered = frame(*second, 5s);
+  ASSERT_TRUE(remembered);
+  EXPECT_EQ(remembered->Str("push"), "disconnect");
+  EXPECT_EQ(remembered->Uint("data.code"), 3000u);
+  auto m = HttpRequest(node_->http_host(), node_->http_port(), "GET", "/metrics");
+  EXPECT_NE(m.body.find("chorus_queue_depth{queue=\"closed_sessions\"} 65536\n"),
+            std::string::npos);
+  first.reset();
+  second.reset();
+  EXPECT_TRUE(node_->Stop());
+  node_.reset();
+  rmdir(dir);
 }
 
 // --- Server-side subscriptions ------------------------------------------------------------

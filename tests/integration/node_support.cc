@@ -40,6 +40,11 @@ allow_publish_for_client = true
 [namespaces.nohist]
 presence = true
 allow_publish_for_client = true
+
+[namespaces.sync]
+history_size = 100
+history_ttl_ms = 600000
+allow_recovery = true
 )";
 
 NodeProcess::NodeProcess(NodeOptions o) {
@@ -59,7 +64,14 @@ NodeProcess::NodeProcess(NodeOptions o) {
     args.push_back("--set");
     args.push_back(s);
   }
-  proc_ = std::make_unique<ChildProcess>(CHORUSD_BIN, args);
+  if (o.launcher.empty()) {
+    proc_ = std::make_unique<ChildProcess>(CHORUSD_BIN, args);
+  } else {
+    std::vector<std::string> wrapped(o.launcher.begin() + 1, o.launcher.end());
+    wrapped.push_back(CHORUSD_BIN);
+    wrapped.insert(wrapped.end(), args.begin(), args.end());
+    proc_ = std::make_unique<ChildProcess>(o.launcher.front(), wrapped);
+  }
   banner_ = proc_->ReadLine(std::chrono::seconds(10));
   if (banner_.rfind("chorusd ready", 0) != 0) return;
   native_ = Field(banner_, "native");
@@ -130,42 +142,34 @@ RawSession::RawSession(zmq::context_t& ctx, const std::string& endpoint, int rcv
 }
 
 std::string P(const std::vector<std::pair<std::string, PValue>>& kv) {
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(static_cast<uint32_t>(kv.size()));
+  Pack p;
+  p.Map(static_cast<uint32_t>(kv.size()));
   for (const auto& [k, v] : kv) {
-    pk.pack(k);
+    p.Str(k);
     switch (v.kind) {
       case PValue::kStr:
-        pk.pack(v.s);
+        p.Str(v.s);
         break;
       case PValue::kUint:
-        pk.pack_uint64(v.u);
+        p.U(v.u);
         break;
       case PValue::kInt:
-        pk.pack_int64(v.i);
+        p.I(v.i);
         break;
       case PValue::kBool:
-        pk.pack(v.b);
+        p.Bool(v.b);
         break;
     }
   }
-  return std::string(buf.data(), buf.size());
+  return p.str();
 }
 
 uint64_t RawSession::Send(const std::string& method, const std::string& packed_params) {
   const uint64_t id = next_id_++;
-  msgpack::sbuffer buf;
-  msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_map(3);
-  pk.pack(std::string("id"));
-  pk.pack_uint64(id);
-  pk.pack(std::string("method"));
-  pk.pack(method);
-  pk.pack(std::string("params"));
-  std::string out(buf.data(), buf.size());
-  out += packed_params.empty() ? P({}) : packed_params;
-  SendRaw(out);
+  Pack p;
+  p.Map(3).Str("id").U(id).Str("method").Str(method).Str("params");
+  p.Raw(packed_params.empty() ? P({}) : packed_params);
+  SendRaw(p.str());
   return id;
 }
 

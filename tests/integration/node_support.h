@@ -14,6 +14,7 @@
 #include <msgpack.hpp>
 #include <zmq.hpp>
 
+#include "msgpack_pack.h"
 #include "test_util.h"
 
 namespace chorus::testing {
@@ -23,6 +24,7 @@ namespace chorus::testing {
 //  short:   history 3 / 60 s, allow_recovery, publish
 //  ttl:     history 100 / 500 ms, allow_recovery, publish
 //  nohist:  presence only, publish
+//  sync:    history 100 / 600 s, allow_recovery (the sync scheduler's progress channels)
 extern const char* const kTestNamespaces;
 
 struct NodeOptions {
@@ -31,6 +33,8 @@ struct NodeOptions {
   bool insecure = true;                // client.client_insecure
   std::string api_key = "test-key";
   std::string hmac_secret = "test-secret";
+  // A command chorusd runs under, e.g. {"/usr/bin/prlimit", "--nofile=256:256"}; empty = none.
+  std::vector<std::string> launcher;
 };
 
 class NodeProcess {
@@ -99,7 +103,8 @@ class RawSession {
   std::vector<Frame> replies_;
 };
 
-// Packs a params map from string / uint / bool values: P({{"channel", "chat:a"}, ...}).
+// Packs a params map from string / uint / bool values: P({{"channel", "chat:a"}, ...}) (with
+// the tests' one msgpack writer, Pack in tests/support/msgpack_pack.h, for anything else).
 struct PValue {
   enum Kind { kStr, kUint, kBool, kInt } kind;
   std::string s;

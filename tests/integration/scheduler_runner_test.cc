@@ -217,5 +217,15 @@ TEST(SchedulerRunner, BadInputGetsAClearErrorAndLeavesOtherJobsUntouched) {
   EXPECT_EQ(runner.Status(*good)->state, JobState::kSucceeded);
 }
 
+TEST(SchedulerRunner, CallsAfterStopAreAnsweredShuttingDown) {
+  Runner runner(RunnerConfig{}, [](const Lease&, TaskContext&) { return TaskOutcome{}; });
+  runner.Stop();
+  EXPECT_EQ(runner.Submit(JobSpec{"a", "normal", "/s", "/c"}, {TaskSpec{"t", "", false}}).error(),
+            Errc::kShuttingDown);
+  EXPECT_EQ(runner.Status(1).error(), Errc::kShuttingDown);
+  EXPECT_EQ(runner.Cancel(1).error(), Errc::kShuttingDown);
+  runner.Stop();  // idempotent
+}
+
 }  // namespace
 }  // namespace chorus::broker::scheduler

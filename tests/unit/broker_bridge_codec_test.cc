@@ -34,10 +34,14 @@ TEST(BridgeCodec, B1_FirstFrameTellsWebSocketFromHttp) {
   EXPECT_FALSE(IsWsMessage(Parts({kId1, "api", "publish", "{}"})));
   EXPECT_FALSE(IsWsMessage(Parts({"wss", "open", kId1, ""})));
   EXPECT_FALSE(IsWsMessage({}));
-  auto ws = DecodeGatewayMessage(Parts({"ws", "frame", kId1, "{}"}));
+  const Frames ws_frames =
+      Parts({"ws", "frame", kId1, "{}"});  // the decoded views point into these
+  auto ws = DecodeGatewayMessage(ws_frames);
   ASSERT_TRUE(ws);
   EXPECT_TRUE(std::holds_alternative<WsEvent>(*ws));
-  auto http = DecodeGatewayMessage(Parts({kId1, "api", "publish", "{}"}));
+  const Frames http_frames =
+      Parts({kId1, "api", "publish", "{}"});  // the decoded views point into these
+  auto http = DecodeGatewayMessage(http_frames);
   ASSERT_TRUE(http);
   EXPECT_TRUE(std::holds_alternative<HttpRequest>(*http));
   // Neither the tag nor an 8-byte id: malformed.
@@ -68,7 +72,8 @@ TEST(BridgeCodec, B3_HttpRequestIsFourFrames) {
             (std::vector<std::string>{kId1, "api", "publish", "{\"a\":1}"}));
   EXPECT_EQ(Strings(EncodeHttpRequest(2, kKindHealth, "", "")),
             (std::vector<std::string>{kId2, "health", "", ""}));
-  auto m = DecodeGatewayMessage(Parts({kIdBig, "metrics", "", ""}));
+  const Frames m_frames = Parts({kIdBig, "metrics", "", ""});  // the decoded views point into these
+  auto m = DecodeGatewayMessage(m_frames);
   ASSERT_TRUE(m);
   const auto& r = std::get<HttpRequest>(*m);
   EXPECT_EQ(r.id, 0x0102030405060708ull);
@@ -78,7 +83,9 @@ TEST(BridgeCodec, B3_HttpRequestIsFourFrames) {
   EXPECT_FALSE(DecodeGatewayMessage(Parts({kId1, "api", "publish"})));
   EXPECT_FALSE(DecodeGatewayMessage(Parts({kId1, "api", "publish", "{}", "x"})));
   // An unknown kind decodes (the engine answers it 404).
-  auto unknown = DecodeGatewayMessage(Parts({kId1, "bogus", "", ""}));
+  const Frames unknown_frames =
+      Parts({kId1, "bogus", "", ""});  // the decoded views point into these
+  auto unknown = DecodeGatewayMessage(unknown_frames);
   ASSERT_TRUE(unknown);
   EXPECT_EQ(std::get<HttpRequest>(*unknown).kind, "bogus");
 }
@@ -100,13 +107,17 @@ TEST(BridgeCodec, B4_ReplyEchoesIdWithThreeDigitStatus) {
 TEST(BridgeCodec, B6_WebSocketEventIsFourFramesWithAKnownEvent) {
   EXPECT_EQ(Strings(EncodeWsEvent(kEventOpen, 1, "127.0.0.1:5000")),
             (std::vector<std::string>{"ws", "open", kId1, "127.0.0.1:5000"}));
-  auto open = DecodeGatewayMessage(Parts({"ws", "open", kId1, "127.0.0.1:5000"}));
+  const Frames open_frames =
+      Parts({"ws", "open", kId1, "127.0.0.1:5000"});  // the decoded views point into these
+  auto open = DecodeGatewayMessage(open_frames);
   ASSERT_TRUE(open);
   const auto& e = std::get<WsEvent>(*open);
   EXPECT_EQ(e.kind, WsEvent::Kind::kOpen);
   EXPECT_EQ(e.conn_id, 1u);
   EXPECT_EQ(e.payload, "127.0.0.1:5000");
-  auto frame = DecodeGatewayMessage(Parts({"ws", "frame", kId2, "{\"id\":1}"}));
+  const Frames frame_frames =
+      Parts({"ws", "frame", kId2, "{\"id\":1}"});  // the decoded views point into these
+  auto frame = DecodeGatewayMessage(frame_frames);
   ASSERT_TRUE(frame);
   EXPECT_EQ(std::get<WsEvent>(*frame).kind, WsEvent::Kind::kFrame);
   EXPECT_EQ(std::get<WsEvent>(*frame).payload, "{\"id\":1}");
@@ -117,7 +128,9 @@ TEST(BridgeCodec, B6_WebSocketEventIsFourFramesWithAKnownEvent) {
 
 TEST(BridgeCodec, B8_ClosedCarriesTheCodeOrNone) {
   auto code = [](const std::string& payload) {
-    auto m = DecodeGatewayMessage(Parts({"ws", "closed", kId1, payload}));
+    const Frames m_frames =
+        Parts({"ws", "closed", kId1, payload});  // the decoded views point into these
+    auto m = DecodeGatewayMessage(m_frames);
     EXPECT_TRUE(m);
     const auto& e = std::get<WsEvent>(*m);
     EXPECT_EQ(e.kind, WsEvent::Kind::kClosed);

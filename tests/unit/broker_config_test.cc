@@ -247,7 +247,7 @@ TEST(BrokerConfigErrors, UnknownKeyAtEveryLevel) {
   EXPECT_EQ(ErrorOf("[native]\nport = 1"), "chorus.toml: native.port: unknown key");
   EXPECT_EQ(ErrorOf("[cluster]\nseed = []"), "chorus.toml: cluster.seed: unknown key");
   EXPECT_EQ(ErrorOf("[client]\ninsecure = true"), "chorus.toml: client.insecure: unknown key");
-  EXPECT_EQ(ErrorOf("[limits]\nmax_channels = 1"), "chorus.toml: limits.max_channels: unknown key");
+  EXPECT_EQ(ErrorOf("[limits]\nmax_channel = 1"), "chorus.toml: limits.max_channel: unknown key");
   EXPECT_EQ(ErrorOf("[namespaces.chat]\nhistroy_size = 10"),
             "chorus.toml: namespaces.chat.histroy_size: unknown key");
   // Dotted keys are the same tree as tables.
@@ -592,7 +592,7 @@ TEST(BrokerConfigDescribe, SummarisesWithoutSecrets) {
             "chp_command=tcp://127.0.0.1:0 chp_publisher=tcp://127.0.0.1:0 seeds=[] "
             "replication_factor=2 heartbeat_ms=500 dead_after_ms=2000 member_id=1 "
             "cluster_endpoint=tcp://127.0.0.1:0 raft=127.0.0.1:0 voters=[] partitions=256 "
-            "client_auth=none "
+            "client_auth=none scheduler=off "
             "channel_history=off namespaces=[]");
   c.node.id = "n1";
   c.api.key = "api-secret";
@@ -622,7 +622,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 5 + 1 + 2 + 12 + 6 + 16 + 3 + 16);
+  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 3 + 12 + 8 + 11 + 16 + 8 + 16);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");
@@ -658,6 +658,8 @@ TEST(BrokerConfigExample, ParsesAndShowsTheBuiltInDefaults) {
   ASSERT_TRUE(c.ok()) << c.error();
   // The example namespace is the only thing that is not a default.
   ASSERT_EQ(c->namespaces.count("chat"), 1u);
+  ASSERT_EQ(c->namespaces.count("sync"), 1u);
+  EXPECT_TRUE(c->namespaces.at("sync").HistoryEnabled());
   EXPECT_TRUE(c->namespaces.at("chat").presence);
   EXPECT_TRUE(c->MakeRegistry().Resolve("chat:room").ok());
   NodeConfig without_namespaces = *c;
@@ -673,6 +675,59 @@ TEST(BrokerConfigExample, DocumentsEveryKey) {
     if (key.rfind("namespaces.", 0) != 0) expected.insert(key);
   }
   EXPECT_EQ(in_file, expected);
+}
+
+// ---- [scheduler]
+// ---------------------------------------------------------------------
+
+TEST(BrokerConfigScheduler, ParsesTiersAndRejectsMalformedOnes) {
+  auto c = ParseConfig("[scheduler]\nslots = 8\ntiers = [\"free:1\", \"gold:5\"]\n", "t.toml");
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->scheduler.slots, 8u);
+  auto gold = ParseSchedulerTier(c->scheduler.tiers[1]);
+  ASSERT_TRUE(gold.has_value());
+  EXPECT_EQ(gold->name, "gold");
+  EXPECT_EQ(gold->quantum, 5u);
+  for (const char* bad : {"gold", "gold:0", "Gold:1", ":3", "gold:1001", "gold:x"}) {
+    auto r = ParseConfig(std::string("[scheduler]\ntiers = [\"") + bad + "\"]\n", "t.toml");
+    EXPECT_NE(r.error().find("scheduler.tiers[0]: expected"), std::string::npos) << r.error();
+  }
+  auto dup = ParseConfig("[scheduler]\ntiers = [\"a:1\", \"a:2\"]\n", "t.toml");
+  EXPECT_NE(dup.error().find("scheduler.tiers[1]: duplicate tier"), std::string::npos)
+      << dup.error();
+  auto none = ParseConfig("[scheduler]\ntiers = []\n", "t.toml");
+  EXPECT_NE(none.error().find("scheduler.tiers: must name at least one tier"), std::string::npos);
+  auto backoff = ParseConfig("[scheduler]\nbackoff_base_ms = 10\nbackoff_max_ms = 5\n", "t.toml");
+  EXPECT_NE(backoff.error().find("scheduler.backoff_max_ms: must be >="), std::string::npos);
+}
+
+TEST(BrokerConfigScheduler, EnabledNeedsRootsCatalogDirAndASyncNamespaceWithHistory) {
+  const std::string dir = ::testing::TempDir();
+  NodeConfig c;
+  EXPECT_NE(ApplyOverride(c, "scheduler.enabled", "true").error().find("scheduler.source_roots"),
+            std::string::npos);
+  EXPECT_NE(ApplyOverrides(c, {"scheduler.enabled=true", "scheduler.source_roots=relative/path"})
+                .error()
+                .find("must be an absolute path"),
+            std::string::npos);
+  EXPECT_NE(ApplyOverrides(c, {"scheduler.enabled=true", "scheduler.source_roots=/nonexistent/x"})
+                .error()
+                .find("must be an existing directory"),
+            std::string::npos);
+  const std::vector<std::string> base = {"scheduler.enabled=true", "scheduler.source_roots=" + dir};
+  auto no_catalog = ApplyOverrides(c, base);
+  EXPECT_NE(no_catalog.error().find("scheduler.catalog_dir"), std::string::npos)
+      << no_catalog.error();
+  std::vector<std::string> with_catalog = base;
+  with_catalog.push_back("scheduler.catalog_dir=" + dir);
+  auto no_ns = ApplyOverrides(c, with_catalog);
+  EXPECT_NE(no_ns.error().find("[namespaces.sync]"), std::string::npos) << no_ns.error();
+  with_catalog.push_back("namespaces.sync.history_size=10");
+  with_catalog.push_back("namespaces.sync.history_ttl_ms=60000");
+  auto ok = ApplyOverrides(c, with_catalog);
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_TRUE(c.scheduler.enabled);
+  EXPECT_NE(DescribeConfig(c).find("scheduler=on"), std::string::npos);
 }
 
 // The meta group's keys (docs/cluster.md §3.3): voters "<id>@host:port", 1, 3 or 5 of them,

@@ -142,6 +142,23 @@ TEST(BrokerNodeDecodeCommand, RejectsFramesThatAreNotAMap) {
   EXPECT_FALSE(DecodeCommand(full + "\x01", cmd));  // trailing bytes
 }
 
+// N-6: a container header that announces more elements than the frame can hold is refused
+// before the parser reserves room for them (a 5-byte map32 header once asked for 256 GiB, seen
+// under ASan), and so is nesting no command has (data and info are JSON text, N-21).
+TEST(BrokerNodeDecodeCommand, N6_HugeHeadersAndDeepNestingAreRefusedUnread) {
+  NativeCommand cmd;
+  EXPECT_FALSE(DecodeCommand(std::string("\xdf\xff\xff\xff\xff", 5), cmd));  // map32
+  EXPECT_FALSE(DecodeCommand(std::string("\xdd\xff\xff\xff\xff", 5), cmd));  // array32
+  // {"id":1,"method":"ping","params":{"x":[[[...]]]}} with 40 nested arrays.
+  std::string deep = "\x83\xa2id\x01\xa6method\xa4ping\xa6params\x81\xa1x";
+  deep += std::string(40, '\x91');
+  deep += '\x01';
+  EXPECT_FALSE(DecodeCommand(deep, cmd));
+  // The same shape three levels deep is an ordinary command.
+  std::string shallow = "\x83\xa2id\x01\xa6method\xa4ping\xa6params\x81\xa1x\x91\x91\x01";
+  EXPECT_TRUE(DecodeCommand(shallow, cmd));
+}
+
 TEST(BrokerNodeDecodeCommand, RejectsAMissingOrUnusableId) {
   NativeCommand cmd;
   const std::string no_id = Pack(1, [](Packer& pk) {

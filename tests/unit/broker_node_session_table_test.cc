@@ -89,5 +89,27 @@ TEST(SessionTable, N17_TheMemoryOfClosedPeersIsBoundedOldestFirst) {
   EXPECT_NE(t.FindClosed(native, "rid-4", 0), nullptr);
 }
 
+// A peer that reconnects and closes again is remembered once, as the newest: the bound holds and
+// the eviction order does not grow with its cycles (it once grew forever and let the memory pass
+// its bound: with a bound of 2, closes of A, A, B, C, D left 3 entries).
+TEST(SessionTable, N17_APeerThatCyclesStaysWithinTheBound) {
+  FakeTransport native(true);
+  SessionTable t(2);
+  const ClosedSession gone{3000, "connection closed", true};
+  auto cycle = [&](const std::string& rid) { t.Forget(t.Open(native, rid, 0, 0).id, &gone); };
+  for (const char* rid : {"A", "A", "B", "C", "D"}) cycle(rid);
+  EXPECT_EQ(t.closed_size(), 2u);
+  EXPECT_NE(t.FindClosed(native, "C", 0), nullptr);
+  EXPECT_NE(t.FindClosed(native, "D", 0), nullptr);
+  EXPECT_EQ(t.FindClosed(native, "A", 0), nullptr);
+  for (int i = 0; i < 10000; ++i) cycle("A");
+  EXPECT_EQ(t.closed_size(), 2u);
+  EXPECT_LE(t.closed_order_size(), 2u * 2u + 16u);
+  // The cycling peer is the newest; the oldest of the others went first.
+  EXPECT_NE(t.FindClosed(native, "A", 0), nullptr);
+  EXPECT_NE(t.FindClosed(native, "D", 0), nullptr);
+  EXPECT_EQ(t.FindClosed(native, "C", 0), nullptr);
+}
+
 }  // namespace
 }  // namespace chorus::broker::node

@@ -199,6 +199,25 @@ TEST_F(SyncTest, UnopenableCatalogFailsItsJobWithAClearErrorAfterRetries) {
   EXPECT_EQ(RunJob(s, Tasks(), Spec("bob")).state, JobState::kSucceeded);
 }
 
+TEST(SyncConfigTest, IsValidated) {
+  EXPECT_EQ(ValidateConfig(SyncConfig{}), "");
+  SyncConfig c;
+  c.files_per_task = 0;
+  EXPECT_NE(ValidateConfig(c), "");
+  c = {};
+  c.batch = BatchTunerConfig{4, 8, 2, 1000};  // initial below min
+  EXPECT_NE(ValidateConfig(c), "");
+  c = {};
+  c.batch.min = 0;
+  EXPECT_NE(ValidateConfig(c), "");
+  c = {};
+  c.pool.size = 0;
+  EXPECT_NE(ValidateConfig(c), "");
+  c = {};
+  c.manifest_batch = 0;
+  EXPECT_NE(ValidateConfig(c), "");
+}
+
 TEST(BatchTuner, GrowsOnFastFullBatchesShrinksOnSlowOrFailed) {
   BatchTuner t(BatchTunerConfig{2, 64, 16, 1000});
   t.OnSuccess(100, 16);

@@ -36,6 +36,10 @@ Result<Channel*> ChannelTable::Open(std::string_view channel, int64_t now_ms) {
   }
   auto resolved = registry_.Resolve(channel);
   if (!resolved) return resolved.error();
+  if (channels_.size() >= registry_.limits().max_channels) {
+    ++stats_.channels_refused;
+    return Errc::kLimitExceeded;
+  }
   auto ch = std::make_unique<Channel>();
   ch->name = std::string(channel);
   ch->options = resolved->options;
@@ -143,12 +147,14 @@ Result<HistoryResult> ChannelTable::History(std::string_view channel, const Hist
   auto resolved = registry_.Resolve(channel);
   if (!resolved) return resolved.error();
   if (!resolved->options->HistoryEnabled()) return Errc::kNotAvailable;
-  auto opened = Open(channel, now_ms);
-  if (!opened) return opened.error();
-  Channel* ch = *opened;
-  auto r = ch->history->Get(q, now_ms);
-  MaybeDrop(*ch, now_ms);
-  return r;
+  Channel* ch = Find(channel);
+  if (ch == nullptr) {  // not held here: nothing published, and reading creates nothing
+    if (q.since && (!q.since->epoch.empty() || q.since->offset > 0)) {
+      return Errc::kUnrecoverablePosition;
+    }
+    return HistoryResult{};
+  }
+  return ch->history->Get(q, now_ms);
 }
 
 Result<Unit> ChannelTable::RemoveHistory(std::string_view channel, int64_t now_ms) {

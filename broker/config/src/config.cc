@@ -97,6 +97,48 @@ Problem CheckClusterVoters(const ClusterSection& cl) {
   return std::nullopt;
 }
 
+// [scheduler]: distinct tiers, backoff_max >= backoff_base; when enabled, existing source roots
+// and catalog directory and a `sync` namespace with history (progress events and their state
+// after a reload, docs/scheduler.md "Running in chorusd").
+Problem CheckScheduler(const NodeConfig& c) {
+  const SchedulerSection& s = c.scheduler;
+  if (s.tiers.empty()) return "scheduler.tiers: must name at least one tier";
+  for (size_t i = 0; i < s.tiers.size(); ++i) {
+    const auto a = ParseSchedulerTier(s.tiers[i]);
+    for (size_t j = 0; a && j < i; ++j) {
+      const auto b = ParseSchedulerTier(s.tiers[j]);
+      if (b && a->name == b->name) {
+        return "scheduler.tiers[" + std::to_string(i) + "]: duplicate tier " + Quoted(a->name);
+      }
+    }
+  }
+  if (s.backoff_max_ms < s.backoff_base_ms) {
+    return "scheduler.backoff_max_ms: must be >= scheduler.backoff_base_ms = " +
+           std::to_string(s.backoff_base_ms) + " (got " + std::to_string(s.backoff_max_ms) + ")";
+  }
+  if (!s.enabled) return std::nullopt;
+  std::error_code ec;
+  if (s.source_roots.empty()) {
+    return "scheduler.source_roots: must name at least one directory when scheduler.enabled";
+  }
+  for (size_t i = 0; i < s.source_roots.size(); ++i) {
+    if (!std::filesystem::is_directory(s.source_roots[i], ec)) {
+      return "scheduler.source_roots[" + std::to_string(i) + "]: must be an existing directory " +
+             "(got " + Quoted(s.source_roots[i]) + ")";
+    }
+  }
+  if (s.catalog_dir.empty() || !std::filesystem::is_directory(s.catalog_dir, ec)) {
+    return "scheduler.catalog_dir: must be an existing directory when scheduler.enabled (got " +
+           Quoted(s.catalog_dir) + ")";
+  }
+  auto ns = c.namespaces.find("sync");
+  if (ns == c.namespaces.end() || !ns->second.HistoryEnabled()) {
+    return "scheduler.enabled: needs [namespaces.sync] with history_size and history_ttl_ms > 0 "
+           "(progress events go to channel sync:<user>)";
+  }
+  return std::nullopt;
+}
+
 Problem CheckCrossFields(const NodeConfig& c) {
   const ClusterSection& cl = c.cluster;
   if (cl.dead_after_ms <= cl.heartbeat_ms) {
@@ -123,7 +165,7 @@ Problem CheckCrossFields(const NodeConfig& c) {
            std::to_string(c.limits.max_publication_bytes) + " (got " +
            std::to_string(cli.max_queue_bytes) + ")";
   }
-  return std::nullopt;
+  return CheckScheduler(c);
 }
 
 bool IsWildcardHost(std::string_view host) {
@@ -252,6 +294,27 @@ std::string_view ToString(LogLevel level) {
   return "info";
 }
 
+std::optional<SchedulerTier> ParseSchedulerTier(std::string_view text) {
+  const size_t colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 32) return std::nullopt;
+  SchedulerTier t;
+  t.name = std::string(text.substr(0, colon));
+  for (char ch : t.name) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+    if (!ok) return std::nullopt;
+  }
+  const std::string_view q = text.substr(colon + 1);
+  if (q.empty() || q.size() > 4) return std::nullopt;
+  uint32_t quantum = 0;
+  for (char ch : q) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    quantum = quantum * 10 + static_cast<uint32_t>(ch - '0');
+  }
+  if (quantum < 1 || quantum > 1000) return std::nullopt;
+  t.quantum = quantum;
+  return t;
+}
+
 uint32_t EffectiveHttpThreads(const HttpSection& http, unsigned hardware_concurrency) {
   if (http.threads != 0) return http.threads;
   return std::clamp(hardware_concurrency / 2, 1u, kMaxAutoHttpThreads);
@@ -348,6 +411,7 @@ std::string DescribeConfig(const NodeConfig& c) {
       << " member_id=" << c.cluster.member_id << " cluster_endpoint=" << c.cluster.endpoint
       << " raft=" << c.cluster.raft_address << " voters=[" << voters << "]"
       << " partitions=" << c.cluster.partitions << " client_auth=" << auth
+      << " scheduler=" << (c.scheduler.enabled ? "on" : "off")
       << " channel_history=" << (c.channel.HistoryEnabled() ? "on" : "off") << " namespaces=["
       << namespaces << "]";
   return out.str();

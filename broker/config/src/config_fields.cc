@@ -122,11 +122,29 @@ Problem CheckHost(std::string_view v, const std::string& key) {
   return key + ": must be a host name or IP address (got " + Quoted(v) + ")";
 }
 
+Problem CheckOriginPattern(std::string_view v, const std::string& key) {
+  bool ok = !v.empty();
+  for (char c : v) ok = ok && static_cast<unsigned char>(c) > 0x20 && c != 0x7F;
+  if (ok) return std::nullopt;
+  return key + ": must be a non-empty origin pattern without spaces (got " + Quoted(v) + ")";
+}
+
 Problem CheckStaticDir(std::string_view v, const std::string& key) {
   if (v.empty()) return std::nullopt;  // no static files
   std::error_code ec;
   if (std::filesystem::is_directory(std::filesystem::path(v), ec)) return std::nullopt;
   return key + ": must be an existing directory (got " + Quoted(v) + ")";
+}
+
+Problem CheckTier(std::string_view v, const std::string& key) {
+  if (ParseSchedulerTier(v)) return std::nullopt;
+  return key + ": expected \"<name>:<quantum>\" with name ^[a-z0-9_-]{1,32}$ and quantum " +
+         "1..1000 (got " + Quoted(v) + ")";
+}
+
+Problem CheckAbsolutePath(std::string_view v, const std::string& key) {
+  if (!v.empty() && v.front() == '/') return std::nullopt;
+  return key + ": must be an absolute path (got " + Quoted(v) + ")";
 }
 
 bool ParsePort(std::string_view s, int64_t& port) {
@@ -358,12 +376,21 @@ const std::vector<NodeField>& NodeFields() {
          IntField("port", &HttpSection::port, 0, 65535),
          StringField("static_dir", &HttpSection::static_dir, CheckStaticDir),
          IntField("threads", &HttpSection::threads, 0, kMaxHttpThreads),
-         IntField("max_connections", &HttpSection::max_connections, 1, kI64Max)});
+         IntField("max_connections", &HttpSection::max_connections, 1, kI64Max),
+         IntField("reserved_descriptors", &HttpSection::reserved_descriptors, 16, kI64Max),
+         // issue 10 (harden2): per-address bound, head deadline, Origin check, /metrics key.
+         IntField("max_connections_per_address", &HttpSection::max_connections_per_address, 0,
+                  kI64Max),
+         IntField("header_timeout_ms", &HttpSection::header_timeout_ms, 100, 600'000),
+         StringsField("allowed_origins", &HttpSection::allowed_origins, CheckOriginPattern),
+         StringField("metrics_key", &HttpSection::metrics_key, nullptr)});
     AddSection<ApiSection>(out, "api", &NodeConfig::api,
                            {StringField("key", &ApiSection::key, nullptr)});
-    AddSection<NativeSection>(out, "native", &NodeConfig::native,
-                              {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
-                               IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000)});
+    AddSection<NativeSection>(
+        out, "native", &NodeConfig::native,
+        {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
+         IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000),
+         IntField("max_input_bytes", &NativeSection::max_input_bytes, 65536, kI64Max)});
     using C = ClusterSection;
     AddSection<C>(out, "cluster", &NodeConfig::cluster,
                   {StringField("chp_command", &C::chp_command, CheckBindEndpoint),
@@ -383,16 +410,37 @@ const std::vector<NodeField>& NodeFields() {
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),
                    StringField("token_rsa_public_key_file", &K::token_rsa_public_key_file, nullptr),
                    BoolField("client_insecure", &K::client_insecure),
+                   // issue 10 (harden2): token claims checked when set.
+                   StringField("token_audience", &K::token_audience, nullptr),
+                   StringField("token_issuer", &K::token_issuer, nullptr),
                    IntField("ping_interval_s", &K::ping_interval_s, 1, 3600),
                    IntField("pong_timeout_s", &K::pong_timeout_s, 1, 3600),
                    IntField("max_queue_bytes", &K::max_queue_bytes, 1, kI64Max)});
+    using S = SchedulerSection;
+    AddSection<S>(out, "scheduler", &NodeConfig::scheduler,
+                  {BoolField("enabled", &S::enabled), IntField("slots", &S::slots, 1, 1024),
+                   StringsField("tiers", &S::tiers, CheckTier),
+                   IntField("lease_ms", &S::lease_ms, 100, 3'600'000),
+                   IntField("max_attempts", &S::max_attempts, 1, 100),
+                   IntField("backoff_base_ms", &S::backoff_base_ms, 1, 3'600'000),
+                   IntField("backoff_max_ms", &S::backoff_max_ms, 1, 3'600'000),
+                   IntField("catalog_pool_size", &S::catalog_pool_size, 1, 256),
+                   IntField("progress_interval_ms", &S::progress_interval_ms, 50, 60'000),
+                   StringsField("source_roots", &S::source_roots, CheckAbsolutePath),
+                   StringField("catalog_dir", &S::catalog_dir, nullptr)});
     AddSection<ChannelOptions>(out, kDefaultOptionsKey, &NodeConfig::channel, ChannelFields());
     // Zero passes here so that NamespaceRegistry::Validate() reports it ("must be > 0").
     AddSection<Limits>(
         out, kLimitsKey, &NodeConfig::limits,
         {IntField("max_channel_length", &Limits::max_channel_length, 0, kI64Max),
          IntField("max_channels_per_connection", &Limits::max_channels_per_connection, 0, kI64Max),
-         IntField("max_publication_bytes", &Limits::max_publication_bytes, 0, kI64Max)});
+         IntField("max_publication_bytes", &Limits::max_publication_bytes, 0, kI64Max),
+         IntField("max_json_depth", &Limits::max_json_depth, 0, kI64Max),
+         IntField("max_channels", &Limits::max_channels, 0, kI64Max),
+         IntField("channel_creations_per_second", &Limits::channel_creations_per_second, 0,
+                  kI64Max),
+         IntField("publications_per_second", &Limits::publications_per_second, 0, kI64Max),
+         IntField("idle_channel_ttl_ms", &Limits::idle_channel_ttl_ms, kI64Min, kI64Max)});
     return out;
   }();
   return kFields;

@@ -104,6 +104,11 @@ std::optional<std::string> NamespaceRegistry::Validate() const {
   if (limits_.max_channels_per_connection == 0) {
     return Key(limits, "max_channels_per_connection") + ": must be > 0";
   }
+  if (limits_.max_json_depth == 0 || limits_.max_json_depth > kMaxJsonDepth) {
+    return Key(limits, "max_json_depth") + ": must be 1.." + std::to_string(kMaxJsonDepth);
+  }
+  if (limits_.max_channels == 0) return Key(limits, "max_channels") + ": must be > 0";
+  if (limits_.idle_channel_ttl_ms <= 0) return Key(limits, "idle_channel_ttl_ms") + ": must be > 0";
   if (limits_.max_publication_bytes == 0) {
     return Key(limits, "max_publication_bytes") + ": must be > 0";
   }

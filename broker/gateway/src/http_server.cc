@@ -73,7 +73,8 @@ bool Valid(const HttpOptions& o) {
          o.io_threads <= HttpOptions::kMaxIoThreads && o.max_connections > 0 &&
          o.max_in_flight > 0 && o.engine_timeout.count() > 0 && o.idle_timeout.count() > 0 &&
          o.max_header_bytes > 0 && o.max_ws_queue_bytes > 0 && o.max_ws_message_bytes > 0 &&
-         o.ws_handshake_timeout.count() > 0 && o.max_static_file_bytes > 0;
+         o.ws_handshake_timeout.count() > 0 && o.max_static_file_bytes > 0 &&
+         o.header_timeout.count() > 0;
 }
 
 // "chorus-http-<i>" (top, ps -L, /proc/<pid>/task/*/comm); Linux allows 15 characters.
@@ -99,6 +100,8 @@ class HttpServer::Impl {
       s->ctx.router.api_key = o.api_key;
       s->ctx.static_root = static_root;
       s->ctx.router.static_files = !static_root.empty();
+      s->ctx.router.metrics_key = o.metrics_key;
+      s->ctx.router.allowed_origins = o.allowed_origins;
       s->ctx.shard = i;
       s->ctx.shared = &shared_;
       s->ctx.counters = &shared_.counters;
@@ -282,7 +285,17 @@ class HttpServer::Impl {
     if (shard0.ctx.stopping || ec == asio::error::operation_aborted) return;
     if (ec) {
       // E.g. out of descriptors: retry shortly instead of spinning.
-      Log().warn("accept: {}", ec.message());
+      // Logged at most once per kAcceptLogEvery (at EMFILE it fails every retry).
+      const auto now = std::chrono::steady_clock::now();
+      if (accept_errors_logged_ == std::chrono::steady_clock::time_point{} ||
+          now - accept_errors_logged_ >= kAcceptLogEvery) {
+        Log().warn("accept: {} ({} more since the last report)", ec.message(),
+                   accept_errors_quiet_);
+        accept_errors_logged_ = now;
+        accept_errors_quiet_ = 0;
+      } else {
+        ++accept_errors_quiet_;
+      }
       retry_timer_->expires_after(std::chrono::milliseconds(50));
       retry_timer_->async_wait([this](const boost::system::error_code& e) {
         if (!e && !shards_[0]->ctx.stopping) Accept();
@@ -292,14 +305,21 @@ class HttpServer::Impl {
     tcp::socket socket = std::move(*accepting_);
     Shard& target = *accepting_for_;
     boost::system::error_code ignored;
-    if (OpenConnections() >= shard0.ctx.options.max_connections) {
+    const size_t per_address = shard0.ctx.options.max_connections_per_address;
+    std::string address;
+    if (per_address > 0) address = socket.remote_endpoint(ignored).address().to_string();
+    if (OpenConnections() >= shard0.ctx.options.max_connections ||
+        (per_address > 0 && !shared_.per_address.TryAdd(address, per_address))) {
       detail::Bump(shared_.counters.connections_rejected);
       socket.close(ignored);
     } else {
       detail::Bump(shared_.counters.connections_accepted);
       socket.set_option(tcp::no_delay(true), ignored);
       target.open.fetch_add(1, std::memory_order_relaxed);
-      Handoff(target, std::move(socket), detail::ConnectionSlot(&target.open));
+      Handoff(target, std::move(socket),
+              per_address > 0
+                  ? detail::ConnectionSlot(&target.open, &shared_.per_address, std::move(address))
+                  : detail::ConnectionSlot(&target.open));
     }
     Accept();
   }
@@ -353,6 +373,9 @@ class HttpServer::Impl {
   // Shard 0's thread only (the listener):
   std::optional<tcp::acceptor> acceptor_;
   std::optional<asio::steady_timer> retry_timer_;
+  static constexpr std::chrono::seconds kAcceptLogEvery{10};
+  std::chrono::steady_clock::time_point accept_errors_logged_{};
+  size_t accept_errors_quiet_ = 0;        // accept errors not logged since the last report
   std::optional<tcp::socket> accepting_;  // of accepting_for_'s io_context
   Shard* accepting_for_ = nullptr;
   size_t next_pick_ = 0;

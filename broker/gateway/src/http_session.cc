@@ -27,6 +27,8 @@ namespace http = beast::http;
 // is read and dropped (so the close is a FIN, not an RST that could destroy the response).
 constexpr size_t kDiscardBytes = 64 * 1024;
 constexpr std::chrono::seconds kDiscardTimeout{2};
+// What the wait for a kept-alive connection's next request reads at once.
+constexpr size_t kFirstRead = 4096;
 
 constexpr std::string_view kJson = "application/json";
 constexpr std::string_view kText = "text/plain; charset=utf-8";
@@ -69,6 +71,8 @@ Answer Own(int status, std::string_view allow = {}) {
       return Make(503, kJson, ErrorJson(kErrorInternal, "internal server error"));
     case 400:
       return Make(400, kText, "400 bad request\n");
+    case 403:
+      return Make(403, kText, "403 forbidden\n");
     case 404:
       return Make(404, kText, "404 page not found\n");
     case 405:
@@ -101,7 +105,22 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   }
 
  private:
+  // The next request head. On a kept-alive connection with nothing buffered, first wait (up to
+  // idle_timeout) for its first byte; from then (or from accept) the head must be complete
+  // within header_timeout (README "Bounds": a head that trickles is dropped).
   void ReadHead() {
+    if (closed_ || ctx_.stopping) return Close();
+    if (served_ == 0 || buffer_.size() != 0) return ReadHeadBytes();
+    stream_.expires_after(ctx_.options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec) return self->OnReadError(ec);
+                              self->buffer_.commit(n);
+                              self->ReadHeadBytes();
+                            });
+  }
+
+  void ReadHeadBytes() {
     if (closed_ || ctx_.stopping) return Close();
     parser_.emplace();
     head_request_ = false;
@@ -109,7 +128,8 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     // The body limit is applied after routing (OnHead). Not boost::none: Beast 1.74 compares
     // the length against an empty optional as "over the limit".
     parser_->body_limit(std::numeric_limits<uint64_t>::max());
-    stream_.expires_after(ctx_.options.idle_timeout);
+    stream_.expires_after(std::min<std::chrono::steady_clock::duration>(ctx_.options.header_timeout,
+                                                                        ctx_.options.idle_timeout));
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHead(ec); });
@@ -117,6 +137,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
 
   void OnHead(beast::error_code ec) {
     if (ec) return OnReadError(ec);
+    ++served_;
     Bump(ctx_.counters->requests);
     const auto& req = parser_->get();
     version_ = req.version();
@@ -130,6 +151,8 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     if (auto it = req.find(http::field::authorization); it != req.end()) {
       head.authorization = it->value();
     }
+    if (auto it = req.find(http::field::origin); it != req.end()) head.origin = it->value();
+    if (auto it = req.find(http::field::host); it != req.end()) head.host = it->value();
     head.websocket_upgrade = beast::websocket::is_upgrade(req);
     route_ = RouteRequest(head, ctx_.router);
     // What the router answers when the request must be rejected; otherwise 0.
@@ -312,6 +335,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   bool head_request_ = false;  // the current request is a HEAD: its answer has no body
   bool closed_ = false;
   size_t discarded_ = 0;
+  uint64_t served_ = 0;  // request heads read on this connection
   std::array<char, 4096> discard_{};
 };
 

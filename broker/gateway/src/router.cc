@@ -58,6 +58,31 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// `s` matches `pattern` ('*' = any run of bytes), ASCII case-insensitive.
+bool GlobIEquals(std::string_view pattern, std::string_view s) {
+  auto eq = [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) ==
+           std::tolower(static_cast<unsigned char>(b));
+  };
+  size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
+  while (i < s.size()) {
+    if (p < pattern.size() && pattern[p] != '*' && eq(pattern[p], s[i])) {
+      ++p;
+      ++i;
+    } else if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = i;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      i = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
 Route Reject(int status, std::string_view allow = {}) {
   Route r;
   r.kind = RouteKind::kReject;
@@ -101,6 +126,28 @@ bool Authorised(const RequestHead& head, std::string_view key) {
   return false;
 }
 
+bool BearerAuthorised(const RequestHead& head, std::string_view key) {
+  if (key.empty() || !head.authorization) return false;
+  std::string_view v = Trim(*head.authorization);
+  const size_t space = v.find_first_of(" \t");
+  if (space == std::string_view::npos || !IEqualsAscii(v.substr(0, space), "bearer")) return false;
+  return ConstantTimeEquals(Trim(v.substr(space)), key);
+}
+
+bool OriginAllowed(const RequestHead& head, const std::vector<std::string>& allowed) {
+  if (!head.origin) return true;  // not a browser: browsers always send Origin on an upgrade
+  const std::string_view origin = Trim(*head.origin);
+  if (allowed.empty()) {
+    const size_t sep = origin.find("://");
+    if (sep == std::string_view::npos || !head.host) return false;
+    return IEqualsAscii(origin.substr(sep + 3), Trim(*head.host));
+  }
+  for (const std::string& pattern : allowed) {
+    if (GlobIEquals(pattern, origin)) return true;
+  }
+  return false;
+}
+
 Route RouteRequest(const RequestHead& head, const RouterConfig& config) {
   std::string_view path = head.target;
   if (const size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
@@ -116,11 +163,16 @@ Route RouteRequest(const RequestHead& head, const RouterConfig& config) {
   if (path == "/health" || path == "/metrics") {
     if (head.method != "GET") return Reject(405, "GET");
     const std::string_view kind = path == "/health" ? bridge::kKindHealth : bridge::kKindMetrics;
+    if (path == "/metrics" && !config.metrics_key.empty() &&
+        !BearerAuthorised(head, config.metrics_key)) {
+      return Reject(401);
+    }
     return Engine(std::string(kind), "", /*takes_body=*/false);
   }
   if (path == kWebSocketPath) {
     if (head.method != "GET") return Reject(405, "GET");
     if (!head.websocket_upgrade) return Reject(400);
+    if (!OriginAllowed(head, config.allowed_origins)) return Reject(403);
     Route r;
     r.kind = RouteKind::kWebSocket;
     r.status = 0;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace chorus::broker::gateway::detail {
 
@@ -17,6 +18,8 @@ struct RequestHead {
   std::string_view target;  // origin-form, e.g. "/api/publish?x=1"
   std::optional<std::string_view> x_api_key;
   std::optional<std::string_view> authorization;
+  std::optional<std::string_view> origin;  // Origin (WebSocket upgrades)
+  std::optional<std::string_view> host;    // Host
   // A WebSocket opening handshake (RFC 6455 §4.2.1: HTTP/1.1 GET, "Connection: upgrade",
   // "Upgrade: websocket"), as the session's HTTP parser sees it.
   bool websocket_upgrade = false;
@@ -42,6 +45,8 @@ struct Route {
 struct RouterConfig {
   std::string api_key;        // "" disables /api/*
   bool static_files = false;  // HttpOptions::static_dir is set
+  std::string metrics_key;    // "" = /metrics open; else "Authorization: Bearer <key>" (401)
+  std::vector<std::string> allowed_origins;  // HttpOptions::allowed_origins (403)
 };
 
 // Routes (README "Routes"): /api/<method> (POST, authorised, 404 when the API is disabled),
@@ -63,6 +68,16 @@ std::optional<std::string> StaticPath(std::string_view path);
 // (scheme case-insensitive). X-API-Key is looked at first when both are present. The
 // comparison takes time that depends on the length of `key` only.
 bool Authorised(const RequestHead& head, std::string_view key);
+
+// The Origin check of a WebSocket upgrade (HttpOptions::allowed_origins): no Origin: true; an
+// empty list: the Origin's authority (after "scheme://") equals Host, ASCII case-insensitive;
+// else the Origin matches one pattern, ASCII case-insensitive, where '*' is any run of bytes
+// ("https://*.example.com", "*").
+bool OriginAllowed(const RequestHead& head, const std::vector<std::string>& allowed);
+
+// True when the request carries "Authorization: Bearer <key>" (scheme case-insensitive;
+// constant time in the length of `key`), as Prometheus sends its `authorization` credentials.
+bool BearerAuthorised(const RequestHead& head, std::string_view key);
 
 // Constant-time equality (for a given length of `expected`).
 bool ConstantTimeEquals(std::string_view given, std::string_view expected);

@@ -8,7 +8,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
@@ -52,6 +54,37 @@ inline void Drop(std::atomic<uint64_t>& c, uint64_t n) {
   c.fetch_sub(n, std::memory_order_relaxed);
 }
 
+// Open connections per client IP address (HttpOptions::max_connections_per_address): added to by
+// the acceptor (shard 0's thread), released by a ConnectionSlot on whichever shard thread ends
+// the connection. A mutex guards the map: it is touched once per connection, never per message.
+class AddressCounts {
+ public:
+  // Counts one more connection from `address`; false (nothing counted) when it has `limit`.
+  bool TryAdd(const std::string& address, size_t limit) {
+    std::lock_guard lock(mu_);
+    size_t& n = open_[address];
+    if (n >= limit) {
+      if (n == 0) open_.erase(address);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void Release(const std::string& address) {
+    std::lock_guard lock(mu_);
+    auto it = open_.find(address);
+    if (it != open_.end() && --it->second == 0) open_.erase(it);
+  }
+  size_t addresses() const {
+    std::lock_guard lock(mu_);
+    return open_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, size_t> open_;
+};
+
 // What every shard reads and writes; relaxed atomics only (no ordering is derived from them).
 struct SharedState {
   Counters counters;
@@ -60,6 +93,7 @@ struct SharedState {
   std::atomic<uint64_t> next_conn_id{1};
   // Requests waiting for the engine, all shards together (bounded by max_in_flight).
   std::atomic<size_t> in_flight{0};
+  AddressCounts per_address;  // used when HttpOptions::max_connections_per_address > 0
 };
 
 // One unit of the server-wide connection count (max_connections): taken by the acceptor for
@@ -70,11 +104,19 @@ class ConnectionSlot {
  public:
   ConnectionSlot() = default;
   explicit ConnectionSlot(std::atomic<size_t>* shard_open) : count_(shard_open) {}
-  ConnectionSlot(ConnectionSlot&& o) noexcept : count_(std::exchange(o.count_, nullptr)) {}
+  // Also gives back one connection of `address` in `addresses` (when not null).
+  ConnectionSlot(std::atomic<size_t>* shard_open, AddressCounts* addresses, std::string address)
+      : count_(shard_open), addresses_(addresses), address_(std::move(address)) {}
+  ConnectionSlot(ConnectionSlot&& o) noexcept
+      : count_(std::exchange(o.count_, nullptr)),
+        addresses_(std::exchange(o.addresses_, nullptr)),
+        address_(std::move(o.address_)) {}
   ConnectionSlot& operator=(ConnectionSlot&& o) noexcept {
     if (this != &o) {
       Release();
       count_ = std::exchange(o.count_, nullptr);
+      addresses_ = std::exchange(o.addresses_, nullptr);
+      address_ = std::move(o.address_);
     }
     return *this;
   }
@@ -86,8 +128,12 @@ class ConnectionSlot {
   void Release() {
     if (count_ != nullptr) count_->fetch_sub(1, std::memory_order_relaxed);
     count_ = nullptr;
+    if (addresses_ != nullptr) addresses_->Release(address_);
+    addresses_ = nullptr;
   }
   std::atomic<size_t>* count_ = nullptr;
+  AddressCounts* addresses_ = nullptr;
+  std::string address_;
 };
 
 // A live client connection (an HTTP or a WebSocket session). Close() cancels its

@@ -20,13 +20,13 @@ namespace chorus::broker::gateway::detail {
 namespace {
 
 using bridge::kCloseAbnormal;
+using bridge::kCloseBadRequest;
 using bridge::kCloseGoingAway;
 using bridge::kCloseNoStatus;
 using bridge::kCloseProtocolError;
 using bridge::kCloseSlow;
 using bridge::kCloseTooBig;
 using bridge::kCloseTryAgainLater;
-using bridge::kCloseUnsupportedData;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -144,7 +144,7 @@ class WsSession : public Connection,
       return Teardown();  // after error::closed Beast has answered the close and torn down
     }
     if (!ws_.got_text()) {
-      return CloseReported(kCloseUnsupportedData, "binary messages are not supported", kCloseGrace);
+      return CloseReported(kCloseBadRequest, "bad request", kCloseGrace);  // W-1
     }
     const auto data = in_.data();
     const std::string_view message(static_cast<const char*>(data.data()), data.size());

@@ -9,6 +9,7 @@
 #include "broker/node/log.h"
 #include "chp/types.h"
 #include "cluster_view.h"
+#include "sync_service.h"
 #include "transports.h"
 
 namespace chorus::broker::node {
@@ -25,7 +26,7 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
     : ctx_(ctx),
       options_(std::move(options)),
       registry_(options_.config.MakeRegistry()),
-      table_(registry_, nullptr, options_.channel_idle_drop_ms),
+      table_(registry_, nullptr, options_.config.limits.idle_channel_ttl_ms),
       native_(ctx, zmq::socket_type::router),
       bridge_(ctx, zmq::socket_type::router),
       rng_(std::random_device{}()),
@@ -67,13 +68,17 @@ Result<Unit> Engine::Bind() {
   try {
     native_.set(zmq::sockopt::router_mandatory, 1);
     native_.set(zmq::sockopt::sndhwm, static_cast<int>(cfg.native.send_hwm));
-    native_.set(zmq::sockopt::rcvhwm, 100'000);
+    // Back-pressure on pipelined commands, bounded in bytes (native.max_input_bytes): the
+    // receive pipe holds that many bytes of the largest frames; beyond, ZeroMQ stops reading
+    // the session's TCP socket.
+    const int64_t max_frame = static_cast<int64_t>(cfg.limits.max_publication_bytes + 64 * 1024);
+    const int64_t frames = std::max<int64_t>(1, cfg.native.max_input_bytes / max_frame);
+    native_.set(zmq::sockopt::rcvhwm, static_cast<int>(std::min<int64_t>(frames, 100'000)));
     native_.set(zmq::sockopt::linger, 0);
     // Reconnect storms (a node restart, a load balancer flip) arrive as bursts of connects:
     // ZeroMQ's default listen backlog of 100 drops SYNs and stretches them over seconds.
     native_.set(zmq::sockopt::backlog, 4096);
-    native_.set(zmq::sockopt::maxmsgsize,
-                static_cast<int64_t>(cfg.limits.max_publication_bytes + 64 * 1024));
+    native_.set(zmq::sockopt::maxmsgsize, max_frame);
     native_.bind(cfg.native.endpoint);
     native_endpoint_ = native_.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -100,6 +105,15 @@ Result<Unit> Engine::Bind() {
   } catch (const zmq::error_t& e) {
     Log().error("cannot connect the cluster view {}: {}", options_.cluster_view_endpoint, e.what());
     return Errc::kInternal;
+  }
+  if (cfg.scheduler.enabled) {
+    std::string why;
+    sync_ = SyncService::Create(cfg.scheduler, &why);
+    if (!sync_) {
+      Log().error("cannot start the sync scheduler: {}", why);
+      return Errc::kInternal;
+    }
+    next_sync_tick_ = chp::Clock::now();
   }
   return Unit{};
 }
@@ -133,10 +147,22 @@ void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point n
     Sweep(NowMs());
     next_sweep_ = now + kSweepInterval;
   }
+  if (sync_ && now >= next_sync_tick_) {
+    SyncTick();
+    RunPendingCloses();
+    next_sync_tick_ = now + std::chrono::milliseconds(sync_->interval_ms());
+  }
 }
 
 chp::Clock::time_point Engine::NextDeadline() const {
-  return next_sweep_;
+  return std::min(next_sweep_, next_sync_tick_);
+}
+
+void Engine::SyncTick() {
+  for (SyncService::Event& e : sync_->Tick(NowMs())) {
+    auto out = PublishAndDeliver(e.channel, std::move(e.data), std::nullopt, {});
+    if (!out) Log().warn("sync progress on {} not published: {}", e.channel, out.error().message());
+  }
 }
 
 void Engine::SendTo(Session& s, const std::string& body) {

@@ -1,13 +1,17 @@
 // The HTTP server API (Centrifugo-compatible, `POST /api/<method>`), /health and /metrics, as
 // the engine answers them through the gateway bridge (broker/gateway/README.md, "Bridge").
 // The gateway has checked the API key; the body is the request's JSON.
+#include <optional>
 #include <set>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
+#include "api_params.h"
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "broker/protocol/json_depth.h"
+#include "sync_service.h"
 #include "cluster_view.h"
 
 namespace chorus::broker::node {
@@ -28,8 +32,11 @@ json ErrorJson(const std::error_code& ec) {
   return ErrorJson(client ? static_cast<Errc>(ec.value()) : Errc::kInternal);
 }
 
-// Publication data is kept as compact JSON text; the API returns it as a JSON value.
+// Publication data is kept as compact JSON text; the API returns it as a JSON value. Text
+// nested deeper than any config allows (kMaxJsonDepth; e.g. replicated from elsewhere) is
+// returned as a string: the reply's dump() recurses once per level.
 json DataJson(const std::string& text) {
+  if (!JsonDepthAtMost(text, kMaxJsonDepth)) return json(text);
   auto j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   return j.is_discarded() ? json(text) : j;
 }
@@ -70,24 +77,16 @@ bool Glob(std::string_view pat, std::string_view s) {
   return p == pat.size();
 }
 
-// Reads an optional string field; false when present with another type.
-bool OptString(const json& params, const char* key, std::string& out) {
-  auto it = params.find(key);
-  if (it == params.end() || it->is_null()) return true;
-  if (!it->is_string()) return false;
-  out = it->get<std::string>();
-  return true;
-}
-
-// `{offset, epoch}` (history `since`, subscribe `recover_since`): "" or why it is malformed.
-std::string ReadPosition(const json& j, const std::string& what, StreamPosition& pos) {
-  if (!j.is_object()) return what + " must be an object";
-  if (auto o = j.find("offset"); o != j.end() && !o->is_null()) {
-    if (!o->is_number_unsigned()) return what + ".offset must be a non-negative integer";
-    pos.offset = o->get<uint64_t>();
-  }
-  if (!OptString(j, "epoch", pos.epoch)) return what + ".epoch must be a string";
-  return "";
+// `{offset, epoch}` (history `since`, subscribe `recover_since`), when present.
+std::optional<StreamPosition> ReadPosition(ApiParams& p, const char* key) {
+  const json* j = p.Object(key);
+  if (j == nullptr) return std::nullopt;
+  ApiParams q(*j, std::string(key) + ".");
+  StreamPosition pos;
+  q.Uint("offset", pos.offset);
+  q.String("epoch", pos.epoch);
+  p.Adopt(q);
+  return pos;
 }
 
 }  // namespace
@@ -167,22 +166,37 @@ class Engine::Api {
 
   static const Handler* Find(std::string_view method) {
     static const std::unordered_map<std::string_view, Handler> kTable = {
-        {"publish", &Publish},       {"broadcast", &Broadcast},
-        {"presence", &Presence},     {"presence_stats", &PresenceStatsOf},
-        {"history", &History},       {"history_remove", &HistoryRemove},
-        {"channels", &Channels},     {"info", &Info},
-        {"disconnect", &Disconnect}, {"unsubscribe", &Unsubscribe},
-        {"subscribe", &Subscribe},   {"send", &Send},
+        {"publish", &Publish},
+        {"broadcast", &Broadcast},
+        {"presence", &Presence},
+        {"presence_stats", &PresenceStatsOf},
+        {"history", &History},
+        {"history_remove", &HistoryRemove},
+        {"channels", &Channels},
+        {"info", &Info},
+        {"disconnect", &Disconnect},
+        {"unsubscribe", &Unsubscribe},
+        {"subscribe", &Subscribe},
+        {"send", &Send},
+        {"refresh", &Refresh},
+        {"batch", &Batch},
+        // The sync scheduler (sync_service.h, docs/scheduler.md "Running in chorusd").
+        {"sync_submit", &SyncSubmit},
+        {"sync_status", &SyncStatus},
+        {"sync_cancel", &SyncCancel},
         {"cluster", &Cluster},  // Chorus extra: the cluster map (engine_cluster.cc)
     };
     auto it = kTable.find(method);
     return it == kTable.end() ? nullptr : &it->second;
   }
 
-  static HttpAnswer Bad(std::string why) {
+  static json BadJson(const std::string& why) {
     json j = ErrorJson(Errc::kBadRequest);
     j["error"]["message"] = "bad request: " + why;
-    return HttpAnswer{400, "application/json", j.dump()};
+    return j;
+  }
+  static HttpAnswer Bad(const std::string& why) {
+    return HttpAnswer{400, "application/json", BadJson(why).dump()};
   }
   static HttpAnswer Ok(json result) {
     return HttpAnswer{200, "application/json", json{{"result", std::move(result)}}.dump()};
@@ -193,6 +207,28 @@ class Engine::Api {
   }
 
  private:
+  // ---- The sync scheduler: its service checks the params and answers.
+  static HttpAnswer SyncAnswer(const SyncService::Reply& r) {
+    return HttpAnswer{r.status, "application/json", r.body.dump()};
+  }
+  static HttpAnswer SyncDisabled() {
+    json j = ErrorJson(Errc::kNotAvailable);
+    j["error"]["message"] = "not available: the sync scheduler is disabled ([scheduler] enabled)";
+    return HttpAnswer{404, "application/json", j.dump()};
+  }
+  static HttpAnswer SyncSubmit(Call& c) {
+    if (!c.engine.sync_) return SyncDisabled();
+    return SyncAnswer(c.engine.sync_->Submit(c.params, c.now_ms));
+  }
+  static HttpAnswer SyncStatus(Call& c) {
+    if (!c.engine.sync_) return SyncDisabled();
+    return SyncAnswer(c.engine.sync_->Status(c.params));
+  }
+  static HttpAnswer SyncCancel(Call& c) {
+    if (!c.engine.sync_) return SyncDisabled();
+    return SyncAnswer(c.engine.sync_->Cancel(c.params));
+  }
+
   static json PublishOne(Engine& e, const std::string& ch, const json& data, bool skip_history,
                          std::map<std::string, std::string> tags) {
     std::string text = data.dump();
@@ -210,40 +246,32 @@ class Engine::Api {
     return {{"result", r}};
   }
 
-  static bool ReadTags(const json& params, std::map<std::string, std::string>& tags) {
-    auto it = params.find("tags");
-    if (it == params.end() || it->is_null()) return true;
-    if (!it->is_object()) return false;
-    for (auto& [k, v] : it->items()) {
-      if (!v.is_string()) return false;
-      tags[k] = v.get<std::string>();
-    }
-    return true;
-  }
-
   static HttpAnswer Publish(Call& c) {
-    if (c.channel.empty()) return Bad("channel is required");
-    if (!c.params.contains("data")) return Bad("data is required");
+    ApiParams p(c.params);
+    bool skip_history = false;
     std::map<std::string, std::string> tags;
-    if (!ReadTags(c.params, tags)) return Bad("tags must be an object of strings");
-    json r = PublishOne(c.engine, c.channel, c.params["data"],
-                        c.params.value("skip_history", false), tags);
+    const json* data = p.Required("data");
+    p.Bool("skip_history", skip_history);
+    p.StringMap("tags", tags);
+    if (c.channel.empty()) p.Fail("channel", "is required");
+    if (!p.ok()) return Bad(p.error());
+    json r = PublishOne(c.engine, c.channel, *data, skip_history, tags);
     return HttpAnswer{200, "application/json", r.dump()};
   }
 
   static HttpAnswer Broadcast(Call& c) {
-    auto it = c.params.find("channels");
-    if (it == c.params.end() || !it->is_array()) return Bad("channels must be an array");
-    if (!c.params.contains("data")) return Bad("data is required");
+    ApiParams p(c.params);
+    std::vector<std::string> channels;
+    bool skip_history = false;
     std::map<std::string, std::string> tags;
-    if (!ReadTags(c.params, tags)) return Bad("tags must be an object of strings");
-    for (const auto& ch : *it) {
-      if (!ch.is_string()) return Bad("channels must be strings");
-    }
+    if (p.Required("channels") != nullptr) p.StringList("channels", channels);
+    const json* data = p.Required("data");
+    p.Bool("skip_history", skip_history);
+    p.StringMap("tags", tags);
+    if (!p.ok()) return Bad(p.error());
     json responses = json::array();
-    for (const auto& ch : *it) {
-      responses.push_back(
-          PublishOne(c.engine, ch.get<std::string>(), c.params["data"], false, tags));
+    for (const std::string& ch : channels) {
+      responses.push_back(PublishOne(c.engine, ch, *data, skip_history, tags));
     }
     return Ok({{"responses", responses}});
   }
@@ -260,13 +288,13 @@ class Engine::Api {
       const PresenceStats st = ch ? ch->presence.Stats() : PresenceStats{};
       return Ok({{"num_clients", st.num_clients}, {"num_users", st.num_users}});
     }
+    ApiParams p(c.params);
     std::string cursor;
-    if (!OptString(c.params, "cursor", cursor)) return Bad("cursor must be a string");
-    size_t limit = opts.presence_page_size;
-    if (auto l = c.params.find("limit"); l != c.params.end() && !l->is_null()) {
-      if (!l->is_number_unsigned()) return Bad("limit must be a positive integer");
-      limit = std::clamp<size_t>(l->get<size_t>(), 1, opts.presence_page_size);
-    }
+    uint64_t limit = opts.presence_page_size;
+    p.String("cursor", cursor);
+    p.Uint("limit", limit);
+    if (!p.ok()) return Bad(p.error());
+    limit = std::clamp<uint64_t>(limit, 1, opts.presence_page_size);
     PresencePage page;
     if (ch) page = ch->presence.Page(cursor, limit);
     json presence = json::object();
@@ -281,21 +309,13 @@ class Engine::Api {
   static HttpAnswer History(Call& c) {
     if (c.channel.empty()) return Bad("channel is required");
     HistoryQuery q;
-    if (auto l = c.params.find("limit"); l != c.params.end() && !l->is_null()) {
-      if (!l->is_number_integer()) return Bad("limit must be an integer");
-      q.limit = l->get<int64_t>();
-    }
+    ApiParams p(c.params);
+    p.Int("limit", q.limit);
+    p.Bool("reverse", q.reverse);
+    q.since = ReadPosition(p, "since");
+    if (!p.ok()) return Bad(p.error());
     const auto max = static_cast<int64_t>(c.engine.options_.history_max_limit);
     q.limit = q.limit < 0 ? max : std::min(q.limit, max);
-    if (auto r = c.params.find("reverse"); r != c.params.end() && !r->is_null()) {
-      if (!r->is_boolean()) return Bad("reverse must be a boolean");
-      q.reverse = r->get<bool>();
-    }
-    if (auto s = c.params.find("since"); s != c.params.end() && !s->is_null()) {
-      StreamPosition pos;
-      if (std::string why = ReadPosition(*s, "since", pos); !why.empty()) return Bad(why);
-      q.since = pos;
-    }
     auto r = c.engine.table_.History(c.channel, q, c.now_ms);
     if (!r) return Err(r.error());
     json pubs = json::array();
@@ -312,7 +332,9 @@ class Engine::Api {
 
   static HttpAnswer Channels(Call& c) {
     std::string pattern;
-    if (!OptString(c.params, "pattern", pattern)) return Bad("pattern must be a string");
+    ApiParams p(c.params);
+    p.String("pattern", pattern);
+    if (!p.ok()) return Bad(p.error());
     json channels = json::object();
     c.engine.table_.ForEach([&](const Channel& ch) {
       if (ch.subscribers.empty()) return;  // Centrifugo lists active channels only
@@ -347,8 +369,11 @@ class Engine::Api {
   // and/or `client`; a reason in `why` when the params are wrong.
   static std::vector<SubscriberId> Targets(Call& c, std::string& why) {
     std::string user, client;
-    if (!OptString(c.params, "user", user) || !OptString(c.params, "client", client)) {
-      why = "user and client must be strings";
+    ApiParams p(c.params);
+    p.String("user", user);
+    p.String("client", client);
+    if (!p.ok()) {
+      why = p.error();
       return {};
     }
     if (user.empty() && client.empty()) {
@@ -368,8 +393,9 @@ class Engine::Api {
     std::string why;
     const std::vector<SubscriberId> targets = Targets(c, why);
     if (!why.empty()) return Bad(why);
-    auto d = c.params.find("data");
-    if (d == c.params.end() || d->is_null()) return Bad("data is required");
+    ApiParams p(c.params);
+    const json* d = p.Required("data");
+    if (!p.ok()) return Bad(p.error());
     const std::string data = d->dump();
     if (data.size() > c.engine.registry_.limits().max_publication_bytes) {
       return Err(Errc::kLimitExceeded);
@@ -387,13 +413,9 @@ class Engine::Api {
     if (!why.empty()) return Bad(why);
     if (c.channel.empty()) return Bad("channel is required");
     SubscribeRecovery from;
-    if (auto rs = c.params.find("recover_since"); rs != c.params.end() && !rs->is_null()) {
-      StreamPosition pos;
-      if (std::string bad = ReadPosition(*rs, "recover_since", pos); !bad.empty()) {
-        return Bad(bad);
-      }
-      from = {true, pos.epoch, pos.offset};
-    }
+    ApiParams p(c.params);
+    if (auto pos = ReadPosition(p, "recover_since")) from = {true, pos->epoch, pos->offset};
+    if (!p.ok()) return Bad(p.error());
     auto r = c.engine.ServerSubscribe(targets, c.channel, from);
     return r ? Ok(json::object()) : Err(r.error());
   }
@@ -415,105 +437,122 @@ class Engine::Api {
     return Ok(json::object());
   }
 
+  // Centrifugo's refresh: `expired: true` closes the user's sessions (or `client`'s) with 3005;
+  // else `expire_at` (Unix seconds) becomes their expiry: 0 or absent = none, a past time
+  // leaves it unchanged (as Centrifugo).
+  static HttpAnswer Refresh(Call& c) {
+    std::string why;
+    const std::vector<SubscriberId> targets = Targets(c, why);
+    if (!why.empty()) return Bad(why);
+    ApiParams p(c.params);
+    bool expired = false;
+    int64_t expire_at = 0;
+    p.Bool("expired", expired);
+    p.Int("expire_at", expire_at);
+    if (!p.ok()) return Bad(p.error());
+    const int64_t now_s = c.now_ms / 1000;
+    for (SubscriberId id : targets) {
+      Session* s = c.engine.FindSession(id);
+      if (s == nullptr || !s->connected) continue;
+      if (expired) {
+        c.engine.CloseSession(id, kDisconnectExpired, /*try_push=*/true);
+      } else if (expire_at <= 0) {
+        s->expires_s = 0;
+      } else if (expire_at > now_s) {
+        s->expires_s = expire_at;
+      }
+    }
+    return Ok(json::object());
+  }
+
+  // Centrifugo's batch: `{"commands":[...]}`, each `{"method":"publish","params":{...}}` or
+  // `{"publish":{...}}`, run in order; `{"replies":[...]}`, one per command: `{"<method>":
+  // result}` or `{"error":{code,message}}`. At most kMaxBatchCommands; no batch in a batch.
+  static constexpr size_t kMaxBatchCommands = 1000;
+
+  static HttpAnswer Batch(Call& c) {
+    ApiParams p(c.params);
+    const json* commands = p.Required("commands");
+    if (commands != nullptr && !commands->is_array()) p.Fail("commands", "must be an array");
+    if (p.ok() && commands->size() > kMaxBatchCommands) {
+      p.Fail("commands", "must have at most " + std::to_string(kMaxBatchCommands) + " entries");
+    }
+    if (!p.ok()) return Bad(p.error());
+    json replies = json::array();
+    for (const json& command : *commands) replies.push_back(BatchOne(c, command));
+    return HttpAnswer{200, "application/json", json{{"replies", std::move(replies)}}.dump()};
+  }
+
+  static json BatchOne(Call& c, const json& command) {
+    std::string method;
+    json params = json::object();
+    if (command.is_object() && command.contains("method")) {
+      ApiParams p(command);
+      p.String("method", method);
+      if (const json* q = p.Object("params")) params = *q;
+      if (!p.ok()) return BadJson(p.error());
+    } else if (command.is_object() && command.size() == 1 && command.begin()->is_object()) {
+      method = command.begin().key();
+      params = command.begin().value();
+    } else {
+      return BadJson("a command is {\"method\":..., \"params\":{...}} or {\"<method>\":{...}}");
+    }
+    const Handler* handler = method == "batch" ? nullptr : Find(method);
+    if (handler == nullptr) return ErrorJson(Errc::kMethodNotFound);
+    Call sub{c.engine, params, {}, c.now_ms};
+    ApiParams p(params);
+    p.String("channel", sub.channel);
+    if (!p.ok()) return BadJson(p.error());
+    json reply = json::parse((*handler)(sub).body, nullptr, /*allow_exceptions=*/false);
+    if (!reply.is_object()) return ErrorJson(Errc::kInternal);
+    if (auto r = reply.find("result"); r != reply.end()) return {{method, *r}};
+    return reply;  // {"error": ...}
+  }
+
   static HttpAnswer Disconnect(Call& c) {
     std::string why;
     const std::vector<SubscriberId> targets = Targets(c, why);
     if (!why.empty()) return Bad(why);
-    uint32_t code = kDisconnectForce.code;
+    uint64_t code = kDisconnectForce.code;
     std::string reason(kDisconnectForce.reason);
-    if (auto d = c.params.find("disconnect"); d != c.params.end() && !d->is_null()) {
-      if (!d->is_object()) return Bad("disconnect must be an object");
-      if (auto k = d->find("code"); k != d->end()) {
-        if (!k->is_number_unsigned() || k->get<uint64_t>() < kMinDisconnectCode ||
-            k->get<uint64_t>() > kMaxDisconnectCode) {
-          return Bad("disconnect.code must be " + std::to_string(kMinDisconnectCode) + ".." +
-                     std::to_string(kMaxDisconnectCode));
-        }
-        code = k->get<uint32_t>();
+    ApiParams p(c.params);
+    if (const json* d = p.Object("disconnect")) {
+      ApiParams q(*d, "disconnect.");
+      q.Uint("code", code);
+      q.String("reason", reason);
+      if (q.ok() && (code < kMinDisconnectCode || code > kMaxDisconnectCode)) {
+        q.Fail("code", "must be " + std::to_string(kMinDisconnectCode) + ".." +
+                           std::to_string(kMaxDisconnectCode));
       }
-      if (!OptString(*d, "reason", reason)) return Bad("disconnect.reason must be a string");
+      if (!q.ok()) return Bad(q.error());
     }
-    const bool reconnect = DisconnectReconnects(code);
-    for (SubscriberId id : targets) c.engine.CloseSession(id, code, reason, reconnect, true);
+    if (!p.ok()) return Bad(p.error());
+    const auto code32 = static_cast<uint32_t>(code);  // checked above
+    const bool reconnect = DisconnectReconnects(code32);
+    for (SubscriberId id : targets) c.engine.CloseSession(id, code32, reason, reconnect, true);
     return Ok(json::object());
   }
 };
 
 Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view body) {
+  // Checked before parsing: nothing deeper ever reaches a DOM that is dumped (the body object
+  // is one level above its values).
+  const size_t max_depth = registry_.limits().max_json_depth;
+  if (!JsonDepthAtMost(body, max_depth + 1)) {
+    return Api::Bad("JSON nested deeper than limits.max_json_depth = " + std::to_string(max_depth));
+  }
   json params = body.empty() ? json::object() : json::parse(body, nullptr, false);
   if (params.is_discarded()) return Api::Bad("body is not valid JSON");
   if (!params.is_object()) return Api::Bad("body must be a JSON object");
   Api::Call call{*this, params, {}, NowMs()};
-  if (!OptString(params, "channel", call.channel)) return Api::Bad("channel must be a string");
+  ApiParams p(params);
+  p.String("channel", call.channel);
+  if (!p.ok()) return Api::Bad(p.error());
   const Api::Handler* handler = Api::Find(method);
   if (handler == nullptr) {
     return HttpAnswer{404, "application/json", ErrorJson(Errc::kMethodNotFound).dump()};
   }
   return (*handler)(call);
-}
-
-Engine::HttpAnswer Engine::Metrics() const {
-  std::string out;
-  auto metric = [&](const char* name, const char* type, const char* help, auto value,
-                    const char* labels = "") {
-    out += "# HELP ";
-    out += name;
-    out += ' ';
-    out += help;
-    out += "\n# TYPE ";
-    out += name;
-    out += ' ';
-    out += type;
-    out += '\n';
-    out += name;
-    out += labels;
-    out += ' ';
-    out += std::to_string(value);
-    out += '\n';
-  };
-  size_t subs = 0;
-  sessions_.ForEach([&](const Session& s) { subs += s.subs.size(); });
-  const auto& ts = table_.stats();
-  const auto& cs = chp_->stats();
-  metric("chorus_connections", "gauge", "Client sessions connected.", sessions_.size());
-  metric("chorus_subscriptions", "gauge", "Subscriptions of connected sessions.", subs);
-  metric("chorus_channels", "gauge", "Channels with state on this node.", table_.size());
-  metric("chorus_publications_total", "counter", "Publications accepted.", ts.publications);
-  metric("chorus_deliveries_total", "counter", "Messages handed to subscriber connections.",
-         counters_.deliveries);
-  out += "# HELP chorus_drops_total Messages not delivered, by reason.\n";
-  out += "# TYPE chorus_drops_total counter\n";
-  out += "chorus_drops_total{reason=\"slow\"} " + std::to_string(counters_.drops_slow) + "\n";
-  out += "chorus_drops_total{reason=\"gone\"} " + std::to_string(counters_.drops_gone) + "\n";
-  out += "# HELP chorus_recovery_total Subscriptions that asked to recover, by outcome.\n";
-  out += "# TYPE chorus_recovery_total counter\n";
-  out += "chorus_recovery_total{outcome=\"recovered\"} " + std::to_string(ts.recovered) + "\n";
-  out +=
-      "chorus_recovery_total{outcome=\"not_recovered\"} " + std::to_string(ts.not_recovered) + "\n";
-  out += "# HELP chorus_disconnects_total Sessions closed, by close code.\n";
-  out += "# TYPE chorus_disconnects_total counter\n";
-  for (const auto& [code, n] : counters_.disconnects) {
-    out += "chorus_disconnects_total{code=\"" + std::to_string(code) + "\"} " + std::to_string(n) +
-           "\n";
-  }
-  metric("chorus_connects_total", "counter", "Sessions opened.", counters_.connects);
-  metric("chorus_native_commands_total", "counter", "Native protocol commands received.",
-         counters_.commands);
-  metric("chorus_native_malformed_total", "counter", "Native frames dropped as malformed.",
-         counters_.malformed);
-  metric("chorus_api_requests_total", "counter", "Bridge requests (API, health, metrics).",
-         counters_.api_requests);
-  metric("chorus_chp_changes_total", "counter", "Sequenced changes of the CHP state mirror.",
-         cs.changes);
-  metric("chorus_chp_write_errors_total", "counter", "CHP mirror writes refused.",
-         sink_->write_errors());
-  out += "# HELP chorus_queue_depth Bytes or entries waiting in bounded queues.\n";
-  out += "# TYPE chorus_queue_depth gauge\n";
-  out +=
-      "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) + "\n";
-  out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
-         std::to_string(sessions_.closed_size()) + "\n";
-  return {200, "text/plain; version=0.0.4", out};
 }
 
 }  // namespace chorus::broker::node

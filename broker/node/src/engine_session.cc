@@ -10,6 +10,7 @@
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
 #include "broker/protocol/client_json.h"
+#include "broker/protocol/json_depth.h"
 #include "chp/keys.h"
 
 namespace chorus::broker::node {
@@ -36,8 +37,10 @@ std::string RandomClientId(std::mt19937_64& rng) {
   return out;
 }
 
-bool IsJsonOrEmpty(const std::string& s) {
-  return s.empty() || nlohmann::json::accept(s);
+// JSON from a client (conn_info, publication data): nested at most `max_depth` levels (checked
+// first: nothing deeper is ever parsed, stored or re-serialised) and valid.
+bool IsBoundedJson(const std::string& s, size_t max_depth) {
+  return JsonDepthAtMost(s, max_depth) && nlohmann::json::accept(s);
 }
 
 uint32_t SecondsUntil(int64_t exp_s, int64_t now_s) {
@@ -131,7 +134,7 @@ Result<ConnectResult> Engine::OnConnect(Session& s, const ConnectRequest& r) {
   const int64_t now_s = NowMs() / 1000;
   std::vector<std::string> server_channels;
   if (!r.token.empty()) {
-    auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+    auto claims = VerifyToken(r.token, options_.token_keys, now_s, TokenKind::kConnection);
     if (!claims) return claims.error();  // 101 or 109 (N-2)
     s.user = claims->user;
     s.conn_info = claims->info;
@@ -144,7 +147,10 @@ Result<ConnectResult> Engine::OnConnect(Session& s, const ConnectRequest& r) {
   } else {
     return Errc::kUnauthorized;  // N-2
   }
-  if (!chp::IsValidUtf8(s.user) || !IsJsonOrEmpty(s.conn_info)) return Errc::kBadRequest;
+  if (!chp::IsValidUtf8(s.user)) return Errc::kBadRequest;
+  if (!s.conn_info.empty() && !IsBoundedJson(s.conn_info, registry_.limits().max_json_depth)) {
+    return Errc::kBadRequest;
+  }
   s.client = RandomClientId(rng_);
   ConnectResult out;
   if (auto subs = SubscribeServerSide(s, server_channels, r, out); !subs) return subs.error();
@@ -164,16 +170,18 @@ Result<ConnectResult> Engine::OnConnect(Session& s, const ConnectRequest& r) {
 
 Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& r) {
   if (r.channel.empty()) return Errc::kBadRequest;
-  if (!IsJsonOrEmpty(r.info)) return Errc::kBadRequest;
   auto resolved = table_.Resolve(r.channel);
   if (!resolved) return resolved.error();
   const ChannelOptions& opts = *resolved->options;
   const bool anonymous = s.user.empty();
-  std::string chan_info = r.info;
+  // Channel info comes only from the server side (a subscription token; N-20): a client's own
+  // `info` is ignored, as Centrifugo has no client-chosen channel info.
+  std::string chan_info;
   bool granted = s.insecure;
   if (!r.token.empty()) {
     // A subscription token grants this channel to this user (and carries its info).
-    auto claims = VerifyToken(r.token, options_.token_keys, NowMs() / 1000);
+    auto claims =
+        VerifyToken(r.token, options_.token_keys, NowMs() / 1000, TokenKind::kSubscription);
     if (!claims) return claims.error();
     if (claims->channel != r.channel || claims->user != s.user) return Errc::kPermissionDenied;
     if (!claims->info.empty()) chan_info = claims->info;
@@ -202,12 +210,20 @@ Result<SubscribeResult> Engine::OnSubscribe(Session& s, const SubscribeRequest& 
                           mode, nullptr);
 }
 
+bool Engine::ChargeChannelCreation(Session& s, std::string_view channel, bool keeps_state) {
+  if (!keeps_state || table_.Find(channel) != nullptr) return true;
+  return s.creation_rate.Take(registry_.limits().channel_creations_per_second, NowMs());
+}
+
 Result<SubscribeResult> Engine::SubscribeSession(Session& s, const std::string& channel,
                                                  const ChannelOptions& opts, std::string chan_info,
                                                  const SubscribeRecovery& from, SubscribeMode mode,
                                                  size_t* reply_bytes) {
   const bool anonymous = !s.insecure && s.user.empty();
   const bool recover = ShouldRecover(opts, anonymous, from.recover);
+  if (!mode.server_side && !ChargeChannelCreation(s, channel, true)) {
+    return Errc::kTooManyRequests;
+  }
   auto out = table_.Subscribe(channel, s.id, recover, from.epoch, from.offset, NowMs(),
                               options_.max_recovery);
   if (!out) return out.error();
@@ -324,8 +340,15 @@ Result<PublishResult> Engine::OnPublish(Session& s, const PublishRequest& r) {
   if (!s.insecure) {
     if (Errc e = CanPublish(*resolved->options, s.user.empty()); e != Errc::kOk) return e;
   }
-  if (r.data.size() > registry_.limits().max_publication_bytes) return Errc::kLimitExceeded;
-  if (!nlohmann::json::accept(r.data)) return Errc::kBadRequest;  // N-12
+  const Limits& limits = registry_.limits();
+  if (!s.publish_rate.Take(limits.publications_per_second, NowMs())) {
+    return Errc::kTooManyRequests;
+  }
+  if (r.data.size() > limits.max_publication_bytes) return Errc::kLimitExceeded;
+  if (!IsBoundedJson(r.data, limits.max_json_depth)) return Errc::kBadRequest;  // N-12, N-21
+  if (!ChargeChannelCreation(s, r.channel, resolved->options->HistoryEnabled())) {
+    return Errc::kTooManyRequests;
+  }
   std::string chan_info;
   if (auto sub = s.subs.find(r.channel); sub != s.subs.end()) chan_info = sub->second.chan_info;
   const PresenceEntry publisher{s.client, s.user, s.conn_info, chan_info};
@@ -385,7 +408,7 @@ Result<HistoryResultOut> Engine::OnHistory(Session& s, const HistoryRequest& r) 
 
 Result<RefreshResult> Engine::OnRefresh(Session& s, const RefreshRequest& r) {
   const int64_t now_s = NowMs() / 1000;
-  auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+  auto claims = VerifyToken(r.token, options_.token_keys, now_s, TokenKind::kConnection);
   if (!claims) return claims.error();
   if (claims->user != s.user) return Errc::kPermissionDenied;  // a token of another user
   s.expires_s = claims->exp_s;
@@ -398,7 +421,7 @@ Result<RefreshResult> Engine::OnRefresh(Session& s, const RefreshRequest& r) {
 Result<SubRefreshResult> Engine::OnSubRefresh(Session& s, const SubRefreshRequest& r) {
   if (!s.subs.count(r.channel)) return Errc::kBadRequest;
   const int64_t now_s = NowMs() / 1000;
-  auto claims = VerifyToken(r.token, options_.token_keys, now_s);
+  auto claims = VerifyToken(r.token, options_.token_keys, now_s, TokenKind::kSubscription);
   if (!claims) return claims.error();
   if (claims->channel != r.channel || claims->user != s.user) return Errc::kPermissionDenied;
   return SubRefreshResult{claims->exp_s != 0, SecondsUntil(claims->exp_s, now_s)};

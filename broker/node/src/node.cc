@@ -24,6 +24,8 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   eo.node_id = config.node.id.empty() ? RandomNodeId() : config.node.id;
   eo.bridge_endpoint = "inproc://chorus-engine-" + eo.node_id;
   eo.token_keys.hmac_secret = config.client.token_hmac_secret;
+  eo.token_keys.audience = config.client.token_audience;
+  eo.token_keys.issuer = config.client.token_issuer;
   if (!config.client.token_rsa_public_key_file.empty()) {
     std::ifstream in(config.client.token_rsa_public_key_file);
     if (!in) {
@@ -60,6 +62,10 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   ho.static_dir = config.http.static_dir;
   ho.io_threads = EffectiveHttpThreads(config.http, std::thread::hardware_concurrency());
   ho.max_connections = config.http.max_connections;
+  ho.max_connections_per_address = config.http.max_connections_per_address;
+  ho.header_timeout = std::chrono::milliseconds(config.http.header_timeout_ms);
+  ho.allowed_origins = config.http.allowed_origins;
+  ho.metrics_key = config.http.metrics_key;
   ho.engine_endpoint = ep.bridge;
   ho.max_body_bytes = std::max<size_t>(1 << 20, config.limits.max_publication_bytes * 2 + 4096);
   ho.max_ws_queue_bytes = config.client.max_queue_bytes;

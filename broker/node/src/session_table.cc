@@ -34,20 +34,45 @@ void SessionTable::Forget(SubscriberId id, const ClosedSession* closed) {
   const Session& s = it->second;
   PeerKey key{s.transport, s.routing_id, s.conn_id};
   by_peer_.erase(key);
-  if (closed != nullptr && s.transport->traits().remembers_closed) {
-    if (closed_.size() >= closed_memory_ && !closed_order_.empty()) {
-      closed_.erase(closed_order_.front());
-      closed_order_.pop_front();
-    }
-    if (closed_.emplace(key, *closed).second) closed_order_.push_back(std::move(key));
+  if (closed != nullptr && s.transport->traits().remembers_closed && closed_memory_ > 0) {
+    closed_.erase(key);  // a peer closed twice is remembered once, as the newest
+    while (closed_.size() >= closed_memory_) EvictOldest();
+    const uint64_t stamp = next_stamp_++;
+    closed_.emplace(key, Remembered{*closed, stamp});
+    closed_order_.push_back(OrderEntry{std::move(key), stamp});
+    if (closed_order_.size() > 2 * closed_memory_ + 16) CompactOrder();
   }
   sessions_.erase(it);
+}
+
+bool SessionTable::IsCurrent(const OrderEntry& e) const {
+  auto it = closed_.find(e.key);
+  return it != closed_.end() && it->second.stamp == e.stamp;
+}
+
+void SessionTable::EvictOldest() {
+  while (!closed_order_.empty()) {
+    OrderEntry e = std::move(closed_order_.front());
+    closed_order_.pop_front();
+    if (IsCurrent(e)) {
+      closed_.erase(e.key);
+      return;
+    }
+  }
+}
+
+void SessionTable::CompactOrder() {
+  std::deque<OrderEntry> kept;
+  for (auto& e : closed_order_) {
+    if (IsCurrent(e)) kept.push_back(std::move(e));
+  }
+  closed_order_.swap(kept);
 }
 
 const ClosedSession* SessionTable::FindClosed(const Transport& transport,
                                               std::string_view routing_id, uint64_t conn_id) const {
   auto it = closed_.find(PeerKey{&transport, std::string(routing_id), conn_id});
-  return it == closed_.end() ? nullptr : &it->second;
+  return it == closed_.end() ? nullptr : &it->second.closed;
 }
 
 void SessionTable::ForEach(const std::function<void(Session&)>& fn) {

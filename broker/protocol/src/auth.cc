@@ -1,8 +1,10 @@
 #include "broker/protocol/auth.h"
 
-#include <cerrno>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <memory>
+#include <optional>
 
 #include <jwt.h>
 #include <nlohmann/json.hpp>
@@ -55,9 +57,87 @@ std::string HeaderAlg(std::string_view token) {
   return alg != header.end() && alg->is_string() ? alg->get<std::string>() : "";
 }
 
+// A NumericDate (RFC 7519 section 2: seconds, "non-integer values can be represented"), floored;
+// nullopt when it is not a finite number in the int64 range.
+std::optional<int64_t> NumericDate(const nlohmann::json& v) {
+  if (v.is_number_integer()) {
+    if (v.is_number_unsigned() &&
+        v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return std::nullopt;
+    }
+    return v.get<int64_t>();
+  }
+  if (!v.is_number_float()) return std::nullopt;
+  const double d = std::floor(v.get<double>());
+  // 2^63 is exactly representable; every double below it converts without overflow.
+  if (!std::isfinite(d) || d < -9.2233720368547758e18 || d >= 9.2233720368547758e18) {
+    return std::nullopt;
+  }
+  return static_cast<int64_t>(d);
+}
+
+// `aud` (RFC 7519 section 4.1.3): a string or an array of strings, one of which must be ours.
+bool HasAudience(const nlohmann::json& aud, const std::string& want) {
+  if (aud.is_string()) return aud.get<std::string>() == want;
+  if (!aud.is_array()) return false;
+  for (const auto& a : aud) {
+    if (a.is_string() && a.get<std::string>() == want) return true;
+  }
+  return false;
+}
+
+// The claims of a token whose signature has been checked (the rules are in auth.h).
+Result<TokenClaims> ReadClaims(const nlohmann::json& g, const TokenKeys& keys, int64_t now_s,
+                               TokenKind kind) {
+  TokenClaims claims;
+  auto find = [&](const char* key) -> const nlohmann::json* {
+    auto it = g.find(key);
+    return it == g.end() || it->is_null() ? nullptr : &*it;
+  };
+  auto string_claim = [&](const char* key, std::string& out) {
+    const nlohmann::json* v = find(key);
+    if (v == nullptr) return true;
+    if (!v->is_string()) return false;
+    out = v->get<std::string>();
+    return true;
+  };
+  if (!string_claim("sub", claims.user) || !string_claim("channel", claims.channel)) {
+    return Errc::kUnauthorized;
+  }
+  if (kind == TokenKind::kConnection && !claims.channel.empty()) return Errc::kUnauthorized;
+  if (!keys.audience.empty()) {
+    const nlohmann::json* aud = find("aud");
+    if (aud == nullptr || !HasAudience(*aud, keys.audience)) return Errc::kUnauthorized;
+  }
+  if (!keys.issuer.empty()) {
+    std::string iss;
+    if (!string_claim("iss", iss) || iss != keys.issuer) return Errc::kUnauthorized;
+  }
+  if (const nlohmann::json* nbf = find("nbf")) {
+    const std::optional<int64_t> t = NumericDate(*nbf);
+    if (!t || *t > now_s) return Errc::kUnauthorized;
+  }
+  if (const nlohmann::json* exp = find("exp")) {
+    const std::optional<int64_t> t = NumericDate(*exp);
+    if (!t) return Errc::kUnauthorized;
+    if (*t <= now_s) return Errc::kTokenExpired;
+    claims.exp_s = *t;
+  }
+  if (const nlohmann::json* list = find("channels")) {
+    if (!list->is_array()) return Errc::kUnauthorized;
+    for (const auto& c : *list) {
+      if (!c.is_string()) return Errc::kUnauthorized;
+      claims.channels.push_back(c.get<std::string>());
+    }
+  }
+  if (const nlohmann::json* info = find("info")) claims.info = info->dump();
+  return claims;
+}
+
 }  // namespace
 
-Result<TokenClaims> VerifyToken(std::string_view token_view, const TokenKeys& keys, int64_t now_s) {
+Result<TokenClaims> VerifyToken(std::string_view token_view, const TokenKeys& keys, int64_t now_s,
+                                TokenKind kind) {
   if (token_view.empty() || token_view.size() > 16384) return Errc::kUnauthorized;
   const std::string token(token_view);
   const std::string alg = HeaderAlg(token);
@@ -75,30 +155,12 @@ Result<TokenClaims> VerifyToken(std::string_view token_view, const TokenKeys& ke
   std::unique_ptr<jwt_t, JwtFree> j(raw);
   if (jwt_alg_str(jwt_get_alg(j.get())) != alg) return Errc::kUnauthorized;
 
-  TokenClaims claims;
-  errno = 0;
-  const long exp = jwt_get_grant_int(j.get(), "exp");
-  if (errno == 0) {
-    claims.exp_s = exp;
-    if (exp <= now_s) return Errc::kTokenExpired;
-  }
-  if (const char* sub = jwt_get_grant(j.get(), "sub")) claims.user = sub;
-  if (const char* ch = jwt_get_grant(j.get(), "channel")) claims.channel = ch;
-  if (char* list = jwt_get_grants_json(j.get(), "channels")) {
-    auto parsed = nlohmann::json::parse(list, nullptr, /*allow_exceptions=*/false);
-    free(list);                                              // NOLINT: libjwt allocates with malloc
-    if (parsed.is_null()) parsed = nlohmann::json::array();  // libjwt's answer when absent
-    if (!parsed.is_array()) return Errc::kUnauthorized;
-    for (const auto& c : parsed) {
-      if (!c.is_string()) return Errc::kUnauthorized;
-      claims.channels.push_back(c.get<std::string>());
-    }
-  }
-  if (char* info = jwt_get_grants_json(j.get(), "info")) {
-    claims.info = info;
-    free(info);  // NOLINT: libjwt allocates with malloc
-  }
-  return claims;
+  char* all = jwt_get_grants_json(j.get(), nullptr);
+  if (all == nullptr) return Errc::kUnauthorized;
+  auto grants = nlohmann::json::parse(all, nullptr, /*allow_exceptions=*/false);
+  free(all);  // NOLINT: libjwt allocates with malloc
+  if (!grants.is_object()) return Errc::kUnauthorized;
+  return ReadClaims(grants, keys, now_s, kind);
 }
 
 }  // namespace chorus::broker

@@ -1,5 +1,8 @@
 #include "broker/protocol/native_codec.h"
 
+#include "broker/core/namespaces.h"
+#include "broker/protocol/json_depth.h"
+
 #include "broker/protocol/client_json.h"
 
 #include <algorithm>
@@ -83,7 +86,14 @@ bool DecodeCommand(std::string_view frame, NativeCommand& out) {
   out = NativeCommand{};
   size_t consumed = 0;
   try {
-    out.handle = msgpack::unpack(frame.data(), frame.size(), consumed);
+    // The parser reserves room for a container's elements when it reads the header: capping the
+    // counts by the frame size accepts the same frames and stops a 5-byte frame from asking for
+    // 256 GiB (seen under ASan). Commands nest a few maps; data and info are JSON text (N-21).
+    const size_t array_cap = std::min<size_t>(size_t{1} << 20, frame.size());
+    const size_t map_cap = std::min<size_t>(size_t{1} << 16, frame.size() / 2);
+    const msgpack::unpack_limit limit(array_cap, map_cap, /*str=*/frame.size(),
+                                      /*bin=*/frame.size(), /*ext=*/1u << 16, /*depth=*/16);
+    out.handle = msgpack::unpack(frame.data(), frame.size(), consumed, nullptr, nullptr, limit);
   } catch (const std::exception&) {
     return false;  // not msgpack, or truncated
   }
@@ -210,6 +220,9 @@ void PackClientInfo(Packer& pk, const PresenceEntry& e) {
 
 PresenceEntry ClientInfoFromJson(std::string_view json) {
   PresenceEntry e;
+  // The infos are re-serialised with dump(), which recurses once per level: nothing deeper
+  // than any config allows is read (kMaxJsonDepth, +1 for the ClientInfo object itself).
+  if (!JsonDepthAtMost(json, kMaxJsonDepth + 1)) return e;
   auto j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return e;
   auto str = [&](const char* key, std::string& out) {

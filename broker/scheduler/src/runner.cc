@@ -1,6 +1,7 @@
 #include "broker/scheduler/runner.h"
 
 #include <algorithm>
+#include <cassert>
 #include <exception>
 
 namespace chorus::broker::scheduler {
@@ -45,6 +46,7 @@ Runner::Runner(RunnerConfig config, Executor executor)
       start_(Clock::now()),
       inbox_(config_.inbox_capacity),
       work_(config_.scheduler.slots + config_.spare_workers) {
+  assert(ValidateConfig(config_).empty());
   owner_ = std::thread([this] { OwnerLoop(); });
   const uint32_t n = config_.scheduler.slots + config_.spare_workers;
   for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -63,6 +65,13 @@ void Runner::Stop() {
   (void)inbox_.Push(StopMsg{});
   owner_.join();
   inbox_.Close();
+  // API calls that raced with Stop get an answer, not a broken promise.
+  while (auto m = inbox_.PopFor(std::chrono::milliseconds(0))) {
+    if (auto* sub = std::get_if<SubmitMsg>(&*m)) sub->reply.set_value(Errc::kShuttingDown);
+    if (auto* c = std::get_if<CancelMsg>(&*m)) c->reply.set_value(Errc::kShuttingDown);
+    if (auto* st = std::get_if<StatusMsg>(&*m)) st->reply.set_value(Errc::kShuttingDown);
+    if (auto* sm = std::get_if<StatsMsg>(&*m)) sm->reply.set_value(SchedulerStats{});
+  }
   work_.Close();
   for (auto& w : workers_) w.join();
 }

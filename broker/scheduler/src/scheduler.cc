@@ -11,13 +11,17 @@ constexpr size_t kMaxUserLength = 128;
 constexpr size_t kMaxFieldLength = 4096;
 constexpr size_t kMaxKindLength = 64;
 
-bool ValidUser(const std::string& u) {
+}  // namespace
+
+bool IsValidUser(const std::string& u) {
   if (u.empty() || u.size() > kMaxUserLength) return false;
   return std::all_of(u.begin(), u.end(), [](unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
            c == '.' || c == '@' || c == '-';
   });
 }
+
+namespace {
 
 bool ValidField(const std::string& f, size_t max) {
   if (f.empty() || f.size() > max) return false;
@@ -42,7 +46,7 @@ std::string ValidateConfig(const SchedulerConfig& c) {
   if (c.backoff_base_ms < 0 || c.backoff_max_ms < c.backoff_base_ms) {
     return "backoff must satisfy 0 <= backoff_base_ms <= backoff_max_ms";
   }
-  if (c.first_token == 0) return "first_token must be positive";
+  if (c.first_token == 0 || c.first_id == 0) return "first_token and first_id must be positive";
   if (c.max_jobs == 0 || c.max_live_tasks == 0) return "max_jobs and max_live_tasks must be > 0";
   return {};
 }
@@ -82,7 +86,11 @@ const char* ToString(TaskState s) {
 }
 
 Scheduler::Scheduler(SchedulerConfig config)
-    : config_(std::move(config)), slots_(config_.slots, 0), next_token_(config_.first_token) {
+    : config_(std::move(config)),
+      slots_(config_.slots, 0),
+      next_job_(config_.first_id),
+      next_task_(config_.first_id),
+      next_token_(config_.first_token) {
   assert(ValidateConfig(config_).empty());
   for (const auto& t : config_.tiers) quantum_by_tier_[t.name] = t.quantum;
 }
@@ -94,7 +102,7 @@ Result<Unit> Scheduler::ValidateTask(const TaskSpec& t) const {
 }
 
 Result<JobId> Scheduler::Submit(const JobSpec& spec, std::vector<TaskSpec> tasks, int64_t now) {
-  if (!ValidUser(spec.user) || !ValidField(spec.source, kMaxFieldLength) ||
+  if (!IsValidUser(spec.user) || !ValidField(spec.source, kMaxFieldLength) ||
       !ValidField(spec.catalog, kMaxFieldLength) || tasks.empty()) {
     return Errc::kBadRequest;
   }

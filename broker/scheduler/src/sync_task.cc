@@ -2,6 +2,7 @@
 #include "broker/scheduler/sync_task.h"
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <sstream>
 
@@ -44,8 +45,25 @@ int64_t NowUs() {
 
 }  // namespace
 
+std::string ValidateConfig(const SyncConfig& c) {
+  if (c.files_per_task == 0 || c.manifest_batch == 0 || c.max_rounds == 0) {
+    return "files_per_task, manifest_batch and max_rounds must be positive";
+  }
+  if (c.batch.min == 0 || c.batch.min > c.batch.initial || c.batch.initial > c.batch.max) {
+    return "batch sizes must satisfy 1 <= min <= initial <= max";
+  }
+  if (c.batch.target_latency_us <= 0) return "batch target latency must be positive";
+  if (c.pool.size == 0) return "pool size must be positive";
+  if (c.pool.acquire_timeout.count() < 0 || c.pool.backoff_base.count() < 0 ||
+      c.pool.backoff_max < c.pool.backoff_base) {
+    return "pool timeouts must satisfy 0 <= backoff_base <= backoff_max, acquire_timeout >= 0";
+  }
+  return {};
+}
+
 SyncTasks::SyncTasks(SyncConfig config, SourceFactory sources)
     : config_(std::move(config)), sources_(std::move(sources)) {
+  assert(ValidateConfig(config_).empty());
   if (!sources_) {
     sources_ = [](const std::string& s) { return std::make_unique<DirectorySource>(s); };
   }

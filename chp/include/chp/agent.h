@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,7 +36,13 @@ struct AgentOptions {
   size_t max_queue = 100'000;                        // updates queued per subtree while it syncs
   size_t max_outstanding = 64;                       // sync requests in flight per connection
   size_t max_unacked = 10'000;                       // KVSETs awaiting KVACK
+  // CR-32: a KVSET unacknowledged this long after it was first sent is given up and reported
+  // as kTimeout; less than the server's dedup window (CS-10), so a retry is never applied twice.
+  std::chrono::milliseconds kvset_give_up{8000};
   int rcv_hwm = 100'000;
+  // Non-empty: report applied positions to the server under this name (CR-29, APPLIED), so a
+  // primary knows how far this replica got. At most kMaxReplicaNameBytes.
+  std::string name;
 };
 
 struct AgentStats {
@@ -46,7 +53,10 @@ struct AgentStats {
   uint64_t errors = 0;     // ERROR replies
   uint64_t malformed = 0;  // frames dropped as undecodable
   uint64_t kvset_retries = 0;
-  uint64_t updates = 0;  // KVPUB received
+  uint64_t kvset_given_up = 0;  // KVSETs reported as kTimeout (CR-32)
+  uint64_t updates = 0;         // KVPUB received
+  uint64_t stalls = 0;          // polls far past the link deadline (not counted as silence)
+  uint64_t applied_sent = 0;    // APPLIED frames sent (CR-29)
 };
 
 class ReplicaAgent final : public Pollable {
@@ -90,9 +100,11 @@ class ReplicaAgent final : public Pollable {
     Clock::time_point deadline;
   };
   struct Unacked {
+    Uuid uuid;
     std::string body;
     AckHandler on_ack;
     Clock::time_point deadline;
+    Clock::time_point give_up;
   };
   struct UuidHash {
     size_t operator()(const Uuid& u) const noexcept;
@@ -107,6 +119,11 @@ class ReplicaAgent final : public Pollable {
   void HandlePub(PubMessage&& m);
   void SendRequests(Clock::time_point now);
   void CheckTimeouts(Clock::time_point now);
+  void ResendUnacked(Clock::time_point now);
+  // CR-29: remember a subtree whose position may have moved; send them all at the end of a poll.
+  void MarkApplied(const SubtreeReplica& r, const Position& before);
+  void MarkAllApplied();
+  void SendApplied();
   bool SendBody(const std::string& body);
   SubtreeReplica* ReplicaFor(const std::string& subtree, bool create);
   SubtreeReplica& AddReplica(const std::string& subtree);
@@ -124,7 +141,7 @@ class ReplicaAgent final : public Pollable {
   std::optional<zmq::socket_t> sub_;
   Link link_ = Link::kIdle;
   size_t endpoint_index_ = 0;
-  std::vector<bool> refused_;  // endpoints that answered HELLO with kBadVersion
+  std::vector<bool> refused_;  // endpoints that answered HELLO with kBadVersion (CR-4)
   std::string server_id_;
   uint64_t next_request_id_ = 1;
   uint64_t hello_request_id_ = 0;
@@ -145,8 +162,12 @@ class ReplicaAgent final : public Pollable {
   } all_state_ = AllState::kWaitSubscribe;
   uint64_t all_request_id_ = 0;
 
-  std::unordered_map<Uuid, Unacked, UuidHash> unacked_;
+  // KVSETs awaiting KVACK in the order first sent (re-sent in that order, so a retried set and
+  // delete of one key cannot swap), indexed by UUID.
+  std::list<Unacked> unacked_;
+  std::unordered_map<Uuid, std::list<Unacked>::iterator, UuidHash> unacked_index_;
   std::mt19937_64 rng_;
+  std::vector<std::string> applied_dirty_;  // subtrees to report (CR-29), may repeat
 };
 
 }  // namespace chorus::chp

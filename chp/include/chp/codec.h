@@ -13,6 +13,7 @@ namespace chorus::chp {
 std::string Encode(const Hello& m);
 std::string Encode(const Icanhaz& m);
 std::string Encode(const KvSet& m);
+std::string Encode(const Applied& m);
 std::string Encode(const HelloOk& m);
 std::string Encode(const KvSync& m);
 std::string Encode(const Kthxbai& m);

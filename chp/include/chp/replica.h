@@ -22,7 +22,11 @@ namespace chorus::chp {
 struct ReplicaEntry {
   std::string value;
   uint64_t seq = 0;
-  bool operator==(const ReplicaEntry&) const = default;
+  // CR-31: when the server will expire it, on this process's monotonic clock (ms; 0: no TTL):
+  // the ttl_ms received added to the time it was applied here. Never acted on (CR-20); kept so
+  // a promoted copy carries remaining TTLs. Not part of equality (content is value and seq).
+  int64_t expires_at_ms = 0;
+  bool operator==(const ReplicaEntry& o) const { return value == o.value && seq == o.seq; }
 };
 using EntryMap = std::unordered_map<std::string, ReplicaEntry>;
 
@@ -70,6 +74,10 @@ class SubtreeReplica {
   void OnRequestFailed();
   // Back to kWaitSubscribe (the agent resubscribed on a new connection).
   void OnResubscribe();
+  // The server behind the connection changed (new server id): a request in flight is lost and a
+  // live copy may be stale. Syncing or live -> kNeedSync (resume from the position); the local
+  // copy is kept.
+  void OnServerChanged();
 
   void OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs);
   void OnPosition(const Position& p);
@@ -81,6 +89,12 @@ class SubtreeReplica {
   uint64_t request_id() const { return request_id_; }
   const std::string& subtree() const { return subtree_; }
   const Position& position() const { return position_; }
+  // CR-30: the term of the last accepted KTHXBAI and the seq it began at.
+  uint64_t term() const { return term_; }
+  uint64_t term_start() const { return term_start_; }
+  // The full copy as snapshot records with remaining TTLs (CR-31) at `now_ms` (monotonic), for a
+  // backup to adopt it as primary (Server::Adopt, CS-29).
+  std::vector<Record> SnapshotRecords(int64_t now_ms) const;
   const EntryMap& entries() const { return entries_; }
   const ReplicaStats& stats() const { return stats_; }
 
@@ -99,6 +113,8 @@ class SubtreeReplica {
   size_t max_queue_;
   State state_ = State::kWaitSubscribe;
   Position position_;
+  uint64_t term_ = 0;
+  uint64_t term_start_ = 0;
   EntryMap entries_;
   bool want_full_ = false;
   uint64_t request_id_ = 0;

@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -33,34 +34,60 @@ struct ServerOptions {
   size_t max_value_bytes = kDefaultMaxValueBytes;
   size_t positions_per_sweep = 256;  // unchanged subtrees announced per heartbeat
   size_t max_positions_per_tick = 10'000;
-  size_t dedup_window = 65'536;                // KVSET UUIDs remembered
-  size_t max_pending_bytes = size_t{1} << 30;  // queued reply bytes, all peers together
+  // CS-10: accepted KVSET UUIDs are remembered for dedup_window_ms, and at most dedup_window of
+  // them (past it the oldest go early, counted in dedup_evicted_early).
+  std::chrono::milliseconds dedup_window_ms{10'000};
+  size_t dedup_window = 1'048'576;
+  // Reply flow control (CS-22): a peer's replies go to its ROUTER pipe until reply_pipe_hwm
+  // messages wait there, then to a byte-counted queue. A reply that begins while the peer has
+  // more than max_peer_pending_bytes queued is dropped whole; a reply that would take all peers'
+  // queues past max_pending_bytes drops that peer's queue and the rest of the reply.
+  size_t max_pending_bytes = size_t{1} << 30;        // queued reply bytes, all peers together
+  size_t max_peer_pending_bytes = size_t{32} << 20;  // queued bytes that refuse a peer's next reply
+  int reply_pipe_hwm = 32;                           // ROUTER SNDHWM (messages per peer pipe)
   size_t snapshot_batch_records = 512;
   size_t snapshot_batch_bytes = 256 * 1024;
   int publisher_hwm = 100'000;
-  int command_hwm = 100'000;
+  int command_hwm = 1'000;  // ROUTER RCVHWM (commands per peer pipe waiting to be read)
+  // ZMQ_MAXMSGSIZE of the command socket (CS-1): a peer sending a larger frame is disconnected
+  // by libzmq before the frame is buffered. Above the frame limit (CW-8), so a body just over
+  // it is still received and counted as malformed.
+  int64_t max_command_bytes = static_cast<int64_t>(kMaxFrameBytes) + 64 * 1024;
+  size_t max_applied = 1'000'000;    // (replica, subtree) applied positions recorded (CS-27)
+  size_t removal_announcements = 8;  // heartbeat ticks a dropped subtree is announced (CS-28)
   StoreOptions store;
 };
 
 struct ServerStats {
   uint64_t changes = 0;  // sequenced changes (sets, deletes, expiries)
   uint64_t expiries = 0;
-  uint64_t kvsets = 0;           // KVSET commands received
-  uint64_t kvset_rejected = 0;   // answered with a non-zero status
-  uint64_t duplicates = 0;       // KVSETs answered from the UUID window
-  uint64_t snapshots = 0;        // full snapshots served (per subtree)
-  uint64_t resumes = 0;          // resume streams served
-  uint64_t malformed = 0;        // frames dropped as undecodable
-  uint64_t unknown = 0;          // frames with an unknown command code
-  uint64_t dropped_replies = 0;  // peers whose queued replies were discarded (gone or over cap)
-  uint64_t published = 0;        // messages handed to the publisher
-  size_t pending_bytes = 0;      // reply bytes queued behind a full ROUTER pipe now
+  uint64_t kvsets = 0;               // KVSET commands received
+  uint64_t kvset_rejected = 0;       // answered with a non-zero status
+  uint64_t duplicates = 0;           // KVSETs answered from the UUID window
+  uint64_t dedup_evicted_early = 0;  // UUIDs evicted by the count cap before their time
+  uint64_t snapshots = 0;            // full snapshots served (per subtree)
+  uint64_t resumes = 0;              // resume streams served
+  uint64_t malformed = 0;            // frames dropped as undecodable
+  uint64_t unknown = 0;              // frames with an unknown command code
+  uint64_t dropped_replies = 0;      // peers whose queued replies were discarded (gone or over cap)
+  uint64_t published = 0;            // messages handed to the publisher
+  uint64_t applied = 0;              // positions recorded from APPLIED (CS-27)
+  uint64_t applied_ignored = 0;   // APPLIED frames or positions ignored (bad name, subtree, bound)
+  uint64_t dropped_subtrees = 0;  // subtrees dropped (CS-28)
+  size_t pending_bytes = 0;       // reply bytes queued behind a full ROUTER pipe now
   size_t pending_peak = 0;
+  size_t pending_peers = 0;         // peers with queued replies now
+  size_t peer_pending_peak = 0;     // the most reply bytes one peer had queued
+  uint64_t dropped_over_peer = 0;   // queues dropped for max_peer_pending_bytes
+  uint64_t dropped_over_total = 0;  // queues dropped for max_pending_bytes
 };
 
 class Server final : public Pollable {
  public:
   using Observer = std::function<void(const Change&)>;
+  // Called for every applied position recorded from APPLIED (CS-27), on the owner thread.
+  using AppliedObserver =
+      std::function<void(std::string_view replica, std::string_view subtree, const Position&)>;
 
   // Binds both sockets. Errors (bad endpoint, address in use) are returned, with the zmq
   // message logged.
@@ -76,6 +103,21 @@ class Server final : public Pollable {
   Result<Position> Erase(std::string_view key);
   // Called for every sequenced change, after it is published.
   void set_observer(Observer obs) { observer_ = std::move(obs); }
+  void set_applied_observer(AppliedObserver obs) { applied_observer_ = std::move(obs); }
+
+  // The position `replica` last reported for `subtree` with APPLIED (CS-27), if any.
+  std::optional<Position> AppliedPosition(std::string_view replica, std::string_view subtree) const;
+  // Forgets every position recorded for `replica` (a replica that left the cluster).
+  void ForgetReplica(std::string_view replica);
+  // Drops a subtree (CS-28): entries, backlog, applied positions; announced as unborn at once and
+  // on the next removal_announcements heartbeat ticks. False when it is not held.
+  bool Drop(std::string_view subtree);
+  // CS-29: a promoted backup takes a subtree it does not hold from its replica copy: epoch and
+  // seq of `at`, continuing `prev_term` (the copy's term) under `term` (> prev_term, e.g. the
+  // partition epoch). `entries` are snapshot records (remaining TTLs). Replicas on the old line
+  // resume (CS-30). Errors: kBadKey, kBusy (held), kMalformed (term), kFull.
+  Result<Position> Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
+                         uint64_t term, const std::vector<Record>& entries);
 
   // Polls this server alone for up to `max_wait`.
   void RunOnce(std::chrono::milliseconds max_wait) { PollOnce({this}, max_wait); }
@@ -105,8 +147,10 @@ class Server final : public Pollable {
   void HandleCommand(std::vector<std::string>&& envelope, std::string_view body);
   void HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m);
   void HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m);
+  void HandleApplied(Applied&& m);
   void ServeSubtree(const std::vector<std::string>& envelope, uint64_t request_id,
-                    const std::string& name, const Subtree* st, const Position& from);
+                    const std::string& name, const Subtree* st, const Position& from,
+                    uint64_t from_term);
   void Reply(const std::vector<std::string>& envelope, std::string body);
   SendResult TrySend(const Outgoing& out);
   void FlushPending();
@@ -129,13 +173,22 @@ class Server final : public Pollable {
   LogOnce log_once_;
 
   std::unordered_map<std::string, PeerQueue> pending_;
+  bool reply_begins_ = false;   // the next Reply starts a new reply
+  bool reply_dropped_ = false;  // the reply under way is dropped (peer over its bound)
   Clock::time_point pollout_backoff_until_{};
 
   struct UuidHash {
     size_t operator()(const Uuid& u) const noexcept;
   };
   std::unordered_map<Uuid, KvAck, UuidHash> acks_;
-  std::deque<Uuid> ack_order_;
+  std::deque<std::pair<Uuid, int64_t>> ack_order_;  // accepted UUIDs and when (monotonic ms)
+  void EvictAcks(int64_t now_ms);
+
+  AppliedObserver applied_observer_;
+  // subtree -> replica -> last reported position (CS-27)
+  std::unordered_map<std::string, std::unordered_map<std::string, Position>> applied_;
+  size_t applied_pairs_ = 0;
+  std::unordered_map<std::string, size_t> removed_;  // dropped subtree -> announcements left
 
   std::unordered_set<std::string> dirty_;  // subtrees changed since the last heartbeat
   std::string pub_body_;                   // KVPUB encode buffer, reused

@@ -19,6 +19,9 @@ namespace chorus::chp {
 
 struct StoreOptions {
   size_t max_keys = 10'000'000;
+  // Key and value bytes of all entries together (CS-8): a set that would grow the store past it
+  // is refused with kFull. Bounds what writers (KVSET from any peer) can make the server hold.
+  size_t max_bytes = size_t{1} << 30;
   size_t backlog_records = 256;            // per subtree
   size_t backlog_bytes = 256 * 1024;       // per subtree (values + keys)
   std::function<std::string()> new_epoch;  // default: 16 random hex digits
@@ -37,6 +40,12 @@ struct Subtree {
   std::deque<Record> backlog;  // consecutive changes ending at `seq`
   size_t backlog_bytes = 0;
   size_t value_bytes = 0;
+  // CS-29: who writes this history. A subtree created here starts at term 0 from seq 1; one
+  // adopted at (epoch, n) continues the previous term's line from n + 1 under a new term.
+  uint64_t term = 0;
+  uint64_t term_start = 1;
+  uint64_t prev_term = 0;
+  bool has_prev_term = false;
 
   Position position() const { return {epoch, seq}; }
 };
@@ -74,6 +83,9 @@ class Store {
 
   // Removes every entry whose TTL ran out by `now_ms`; calls `on_expired` for each, in order.
   size_t Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired);
+  // Removes a subtree with its entries and backlog (CS-28); false when it is not held. Not a
+  // change: no sequence. Created again, it gets a new epoch.
+  bool Drop(std::string_view subtree);
   // Milliseconds of the earliest pending expiry, or -1.
   int64_t NextExpiry() const;
 
@@ -81,10 +93,22 @@ class Store {
   Position PositionOf(std::string_view subtree) const;
   const std::unordered_map<std::string, Subtree>& subtrees() const { return subtrees_; }
   size_t key_count() const { return key_count_; }
+  // Key and value bytes of all entries (what max_bytes bounds).
+  size_t bytes() const { return bytes_; }
 
   // Records after `from` when the subtree's backlog still covers them (spec §Resume): fills `out`
   // and returns true; false means the caller must send a full snapshot.
-  bool ResumeFrom(std::string_view subtree, const Position& from, std::vector<Record>& out) const;
+  // `from_term` is the term of `from` (CS-30: resume only from a position on this line).
+  bool ResumeFrom(std::string_view subtree, const Position& from, std::vector<Record>& out,
+                  uint64_t from_term = 0) const;
+  // CS-30: (from, from_term) is on the line of `st`.
+  static bool OnLine(const Subtree& st, const Position& from, uint64_t from_term);
+
+  // CS-29: takes a subtree it does not hold at `at` (a promoted backup's copy, `entries` as
+  // snapshot records with remaining TTLs) under `term`, continuing `prev_term`'s line from
+  // at.seq + 1. kBusy when held, kMalformed when term <= prev_term, kFull over a bound.
+  Result<const Subtree*> Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
+                               uint64_t term, const std::vector<Record>& entries, int64_t now_ms);
 
   // The remaining TTL of an entry at `now_ms` (0: none).
   static uint64_t RemainingTtl(const StoredEntry& e, int64_t now_ms);
@@ -110,6 +134,7 @@ class Store {
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
   size_t ttl_entries_ = 0;
   size_t key_count_ = 0;
+  size_t bytes_ = 0;
   Record spill_;  // the last appended record when the backlog could not keep it
 };
 

@@ -49,6 +49,7 @@ enum class Command : uint8_t {
   kKvPub = 10,
   kPosition = 11,
   kHugz = 12,
+  kApplied = 13,
 };
 
 using Uuid = std::array<uint8_t, 16>;
@@ -84,6 +85,7 @@ struct Icanhaz {
   uint64_t request_id = 0;
   std::string subtree;
   Position from;
+  uint64_t term = 0;  // the term of `from` (CR-30)
   bool operator==(const Icanhaz&) const = default;
 };
 struct KvSet {
@@ -94,7 +96,20 @@ struct KvSet {
   uint64_t ttl_ms = 0;
   bool operator==(const KvSet&) const = default;
 };
-using CommandMessage = std::variant<Hello, Icanhaz, KvSet>;
+// The positions a replica has applied (CR-29, CS-27). No answer.
+struct AppliedEntry {
+  std::string subtree;
+  Position position;
+  bool operator==(const AppliedEntry&) const = default;
+};
+struct Applied {
+  std::string replica;  // the replica's configured name
+  std::vector<AppliedEntry> positions;
+  bool operator==(const Applied&) const = default;
+};
+inline constexpr size_t kMaxReplicaNameBytes = 255;
+inline constexpr size_t kMaxAppliedPerFrame = 1024;
+using CommandMessage = std::variant<Hello, Icanhaz, KvSet, Applied>;
 
 // --- server -> replica (command socket) ---
 struct HelloOk {
@@ -116,6 +131,8 @@ struct Kthxbai {
   Position position;
   uint64_t count = 0;
   SyncMode mode = SyncMode::kSnapshot;
+  uint64_t term = 0;        // the subtree's term (CS-29)
+  uint64_t term_start = 0;  // the first seq of that term
   bool operator==(const Kthxbai&) const = default;
 };
 struct Done {

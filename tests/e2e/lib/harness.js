@@ -76,7 +76,9 @@ function merge(base, extra) {
 export function defaultConfig() {
   return {
     node: { log_level: 'info' },
-    http: { address: '127.0.0.1', port: 0 },
+    // Pages are served by chorusd but may dial its WebSocket through lib/proxy.js (another
+    // port): the Origin check (http.allowed_origins, default same-origin) must allow that.
+    http: { address: '127.0.0.1', port: 0, allowed_origins: ['http://127.0.0.1:*'] },
     api: { key: API_KEY },
     native: { endpoint: 'tcp://127.0.0.1:0' },
     cluster: { chp_command: 'tcp://127.0.0.1:0', chp_publisher: 'tcp://127.0.0.1:0' },

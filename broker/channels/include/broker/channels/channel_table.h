@@ -63,6 +63,7 @@ struct TableStats {
   uint64_t recovered = 0;
   uint64_t not_recovered = 0;
   uint64_t channels_dropped = 0;
+  uint64_t channels_refused = 0;  // Open refused: Limits::max_channels reached
 };
 
 class ChannelTable {
@@ -81,7 +82,8 @@ class ChannelTable {
     return registry_.Resolve(channel);
   }
   Channel* Find(std::string_view channel);
-  // Finds or creates (validating the name first).
+  // Finds or creates (validating the name first). A new channel beyond Limits::max_channels is
+  // refused with kLimitExceeded (counted in stats().channels_refused).
   Result<Channel*> Open(std::string_view channel, int64_t now_ms);
 
   // Appends a publication (history on: next offset, capped, mirrored) and returns it with the
@@ -112,6 +114,8 @@ class ChannelTable {
   std::vector<PresenceEvent> Join(Channel& ch, PresenceEntry entry, int64_t now_ms);
   std::vector<PresenceEvent> Leave(Channel& ch, std::string_view client, int64_t now_ms);
 
+  // Reads never create a channel: one the node does not hold answers an empty page at position
+  // {offset 0, epoch ""} (a `since` with an epoch or an offset > 0 is then unrecoverable, 112).
   Result<HistoryResult> History(std::string_view channel, const HistoryQuery& q, int64_t now_ms);
   Result<Unit> RemoveHistory(std::string_view channel, int64_t now_ms);
 

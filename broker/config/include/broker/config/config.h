@@ -1,8 +1,9 @@
 // Configuration of the broker node `chorusd`: one typed value (NodeConfig), parsed from TOML and
 // validated in config.cc, then passed by constructor to the components that need a part of it.
 // The TOML layout mirrors the structs: `[node]`, `[http]`, `[api]`, `[native]`, `[cluster]`,
-// `[client]`, `[channel]`, `[limits]`, `[namespaces.<name>]`. Every key, with its default, is in
-// deploy/chorus.example.toml; the rules are in docs/operations.md ("Broker configuration").
+// `[client]`, `[scheduler]`, `[channel]`, `[limits]`, `[namespaces.<name>]`. Every key, with its
+// default, is in deploy/chorus.example.toml; the rules are in docs/operations.md ("Broker
+// configuration").
 #pragma once
 
 #include <cstddef>
@@ -46,6 +47,22 @@ struct HttpSection {
   // Open HTTP and WebSocket connections, all threads together; one more is accepted and closed
   // at once. >= 1.
   size_t max_connections = 10'000;
+  // Descriptors kept out of the HTTP listener's reach for native clients, CHP peers and the
+  // node's own sockets. At start chorusd raises the soft descriptor limit to the hard one and
+  // lowers max_connections (with a warning) so that max_connections + reserved_descriptors
+  // fit; it refuses to start when fewer than 16 connections would be left. >= 16.
+  size_t reserved_descriptors = 256;
+  // Hardening (issue 10; docs/operations.md "Security"). Open connections from one client IP
+  // address; 0 = no bound (behind a load balancer every connection comes from its address).
+  size_t max_connections_per_address = 1'000;
+  // A request head must arrive complete within this (from accept, or from its first byte on a
+  // kept-alive connection); a head that trickles is dropped. 100..600000.
+  int64_t header_timeout_ms = 10'000;
+  // WebSocket upgrade Origin patterns ('*' = any run); empty = same origin only (Origin host
+  // equals Host); no Origin header (not a browser) is always allowed; ["*"] allows all.
+  std::vector<std::string> allowed_origins;
+  // "" = GET /metrics open (on this listener); else "Authorization: Bearer <metrics_key>".
+  std::string metrics_key;
   bool operator==(const HttpSection&) const = default;
 };
 
@@ -66,6 +83,10 @@ struct NativeSection {
   // Messages queued for one session in its ZeroMQ pipe; one more and the session is closed as
   // slow (3008). 16..10000000.
   int64_t send_hwm = 10'000;
+  // Pipelined commands of one session the node holds before it stops reading that session's
+  // socket (back-pressure through TCP): ZeroMQ's receive pipe, counted in frames of the
+  // largest size (limits.max_publication_bytes + 64 KiB), at least one. >= 65536.
+  int64_t max_input_bytes = 8 << 20;
   bool operator==(const NativeSection&) const = default;
 };
 
@@ -103,11 +124,43 @@ struct ClientSection {
   std::string token_hmac_secret;          // HS256 connection tokens; "" = not accepted
   std::string token_rsa_public_key_file;  // PEM file for RS256 tokens; "" = not accepted
   bool client_insecure = false;           // accept any connect without a token (development)
-  int64_t ping_interval_s = 25;           // 1..3600
-  int64_t pong_timeout_s = 8;             // 1..3600, < ping_interval_s
-  size_t max_queue_bytes = 1 << 20;       // per connection; >= limits.max_publication_bytes
+  // Centrifugo's token_audience / token_issuer: "" = not checked; else every token's `aud`
+  // must be (or, as an array, contain) this value / its `iss` must equal this value.
+  std::string token_audience;
+  std::string token_issuer;
+  int64_t ping_interval_s = 25;      // 1..3600
+  int64_t pong_timeout_s = 8;        // 1..3600, < ping_interval_s
+  size_t max_queue_bytes = 1 << 20;  // per connection; >= limits.max_publication_bytes
   bool operator==(const ClientSection&) const = default;
 };
+
+// [scheduler]: the sync scheduler (broker/scheduler, docs/scheduler.md "Running in chorusd").
+// Disabled by default; when enabled the node needs `source_roots`, an existing `catalog_dir`
+// and a `[namespaces.sync]` with history (progress events go to channel `sync:<user>`).
+struct SchedulerSection {
+  bool enabled = false;
+  uint32_t slots = 4;  // tasks running at once on this node: 1..1024
+  // "<name>:<quantum>" per tier (names ^[a-z0-9_-]{1,32}$, quantum 1..1000), distinct names.
+  std::vector<std::string> tiers{"normal:1", "premium:3"};
+  int64_t lease_ms = 30'000;           // 100..3600000: a lease not renewed within this expires
+  uint32_t max_attempts = 4;           // 1..100: runs of a task before it is failed
+  int64_t backoff_base_ms = 500;       // 1..3600000: retry n+1 waits base * 2^(n-1)...
+  int64_t backoff_max_ms = 60'000;     // ... capped here; >= backoff_base_ms
+  uint32_t catalog_pool_size = 4;      // 1..256: SQLite connections per catalog
+  int64_t progress_interval_ms = 250;  // 50..60000: at most one progress event per job this often
+  // A job's source must be a directory under one of these (absolute, existing when enabled).
+  std::vector<std::string> source_roots;
+  // Catalogs are `<catalog_dir>/<name>.db`; "" allowed only when disabled.
+  std::string catalog_dir;
+  bool operator==(const SchedulerSection&) const = default;
+};
+
+// A tier of [scheduler] tiers, parsed ("premium:3" -> {"premium", 3}); nullopt when malformed.
+struct SchedulerTier {
+  std::string name;
+  uint32_t quantum = 1;
+};
+std::optional<SchedulerTier> ParseSchedulerTier(std::string_view text);
 
 struct NodeConfig {
   NodeSection node;
@@ -116,6 +169,7 @@ struct NodeConfig {
   NativeSection native;
   ClusterSection cluster;
   ClientSection client;
+  SchedulerSection scheduler;
   ChannelOptions channel;  // [channel]: options of channels without a namespace
   // [namespaces.<name>]: as in Centrifugo, a namespace does NOT inherit from [channel]; a key
   // it does not set takes the built-in default of ChannelOptions.

@@ -38,14 +38,31 @@ struct ChannelOptions {
   bool operator==(const ChannelOptions&) const = default;
 };
 
+// Bounds on what clients and API callers can make a node hold or do (docs/operations.md,
+// "Security"). A rate of 0 means "no limit".
 struct Limits {
   size_t max_channel_length = 255;  // bytes
   size_t max_channels_per_connection = 128;
   size_t max_publication_bytes = 65536;
+  // Nesting of JSON from outside (API bodies, native data and infos): 1..kMaxJsonDepth. The
+  // WebSocket path is fixed at 64 (W-6).
+  size_t max_json_depth = 64;
+  size_t max_channels = 100'000;  // channels with state on this node; one more is refused (106)
+  // Channels one connection may create per second (token bucket of one second's worth); one
+  // more is refused with 111.
+  size_t channel_creations_per_second = 1000;
+  // Publishes one connection may make per second (one second's worth of burst); 111 beyond.
+  size_t publications_per_second = 10'000;
+  // An empty channel (no subscriber, no presence, no retained publication) that keeps a stream
+  // position is dropped after this long idle (its epoch and offset are then lost).
+  int64_t idle_channel_ttl_ms = 300'000;
   bool operator==(const Limits&) const = default;
 };
 
 inline constexpr uint32_t kMaxPresencePageSize = 10'000;
+// The largest Limits::max_json_depth: every recursive walk of a JSON value (nlohmann's dump())
+// stays far inside a thread's stack at this depth.
+inline constexpr size_t kMaxJsonDepth = 1000;
 inline constexpr char kNamespaceBoundary = ':';
 inline constexpr char kPrivatePrefix = '$';
 

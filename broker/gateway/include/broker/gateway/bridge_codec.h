@@ -48,6 +48,8 @@ inline constexpr uint16_t kCloseNormal = 1000;
 inline constexpr uint16_t kCloseGoingAway = 1001;
 inline constexpr uint16_t kCloseProtocolError = 1002;
 inline constexpr uint16_t kCloseUnsupportedData = 1003;
+// Centrifugo's "bad request" disconnect: a binary frame on the JSON protocol (W-1).
+inline constexpr uint16_t kCloseBadRequest = 3501;
 inline constexpr uint16_t kCloseNoStatus = 1005;
 inline constexpr uint16_t kCloseAbnormal = 1006;
 inline constexpr uint16_t kCloseTooBig = 1009;

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -39,7 +40,20 @@ struct HttpOptions {
   size_t max_connections = 10000;  // open HTTP + WebSocket connections; over it: accept, close
   size_t max_in_flight = 10000;    // requests waiting for the engine; over it: 503
   std::chrono::seconds idle_timeout{60};  // a connection silent (or not reading) this long: closed
-  uint32_t max_header_bytes = 8192;       // larger request heads: 431
+  // A request head must be complete this long after its first byte may come (from accept, or
+  // from the first byte after an idle keep-alive wait): a head that trickles is dropped
+  // (slowloris). README "Bounds".
+  std::chrono::milliseconds header_timeout{10000};
+  // Open connections from one client IP address, all shards together; over it: accept, close
+  // (counted in connections_rejected). 0 = no per-address bound.
+  size_t max_connections_per_address = 0;
+  // WebSocket upgrades: Origin patterns allowed (README "WebSocket", "Origin"). Empty = same
+  // origin only (the Origin's host[:port] equals the Host header); a request without Origin
+  // (not a browser) is always allowed; "*" allows every origin. Refused: 403.
+  std::vector<std::string> allowed_origins;
+  // "" = GET /metrics is open; else it requires "Authorization: Bearer <metrics_key>" (401).
+  std::string metrics_key;
+  uint32_t max_header_bytes = 8192;  // larger request heads: 431
   // WebSocket (README "WebSocket"). Bytes queued for one connection (waiting or being
   // written); over it the connection is closed with 3008 "slow".
   size_t max_ws_queue_bytes = 1 << 20;
@@ -55,7 +69,7 @@ struct HttpOptions {
 // /metrics, not for logic).
 struct HttpStats {
   uint64_t connections_accepted = 0;  // sessions started
-  uint64_t connections_rejected = 0;  // closed at once because of max_connections
+  uint64_t connections_rejected = 0;  // closed at once: max_connections(_per_address)
   uint64_t requests = 0;              // complete request heads parsed
   uint64_t forwarded = 0;             // requests sent to the engine
   uint64_t engine_replies = 0;        // replies matched to a waiting request

@@ -41,16 +41,16 @@ namespace chorus::broker::node {
 class NativeTransport;    // transports.h
 struct ClusterView;       // cluster_view.h
 class WsBridgeTransport;  // transports.h
+class SyncService;        // sync_service.h
 
 struct EngineOptions {
   NodeConfig config;
   std::string node_id;
   std::string bridge_endpoint;  // inproc:// ROUTER for the gateway
   TokenKeys token_keys;
-  int64_t channel_idle_drop_ms = 24ll * 3600 * 1000;  // history position kept this long idle
-  size_t history_max_limit = 1000;                    // largest history page (limit < 0 or more)
-  size_t max_recovery = 1000;    // more missed publications than this: recovered:false
-  size_t closed_memory = 65536;  // N-17: routing ids of closed sessions remembered
+  size_t history_max_limit = 1000;  // largest history page (limit < 0 or more)
+  size_t max_recovery = 1000;       // more missed publications than this: recovered:false
+  size_t closed_memory = 65536;     // N-17: routing ids of closed sessions remembered
   // The ClusterAgent's inproc PAIR that sends applied cluster maps; "" = none (cluster_agent.h).
   std::string cluster_view_endpoint;
 };
@@ -116,6 +116,9 @@ class Engine final : public chp::Pollable {
                                            const ChannelOptions& opts, std::string chan_info,
                                            const SubscribeRecovery& from, SubscribeMode mode,
                                            size_t* reply_bytes);
+  // False when `channel` is not held yet, would keep state (`keeps_state`), and `s` has used
+  // up its Limits::channel_creations_per_second.
+  bool ChargeChannelCreation(Session& s, std::string_view channel, bool keeps_state);
   Result<Unit> SubscribeServerSide(Session& s, const std::vector<std::string>& channels,
                                    const ConnectRequest& r, ConnectResult& out);
   Result<Unit> ServerSubscribe(const std::vector<SubscriberId>& targets, const std::string& channel,
@@ -179,6 +182,8 @@ class Engine final : public chp::Pollable {
   void AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRequest& request);
   HttpAnswer Health() const;
   HttpAnswer Metrics() const;
+  // Publishes the sync scheduler's due progress events on their `sync:<user>` channels.
+  void SyncTick();
 
   // The cluster map from the ClusterAgent (engine_cluster.cc).
   void ReadClusterView();
@@ -204,6 +209,9 @@ class Engine final : public chp::Pollable {
 
   zmq::socket_t cluster_view_;            // PAIR, connected to the ClusterAgent
   std::unique_ptr<ClusterView> cluster_;  // the latest applied map (never null)
+  // The sync scheduler when [scheduler] enabled (its runner's threads own the scheduler state).
+  std::unique_ptr<SyncService> sync_;
+  chp::Clock::time_point next_sync_tick_ = chp::Clock::time_point::max();
 };
 
 // Runs an Engine on a thread of its own (the engine thread). Start returns once the sockets

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "broker/channels/channel_table.h"  // SubscriberId
+#include "broker/core/rate_limit.h"
 #include "broker/node/transport.h"
 
 namespace chorus::broker::node {
@@ -41,6 +42,8 @@ struct Session {
   int64_t last_ping_ms = 0;                               // the node's last ping (WebSocket)
   int64_t expires_s = 0;                                  // connection token expiry (0: none)
   std::map<std::string, Subscription, std::less<>> subs;  // by channel
+  TokenBucket publish_rate;                               // Limits::publications_per_second
+  TokenBucket creation_rate;                              // Limits::channel_creations_per_second
 };
 
 // Why a session was closed, as a later command from its peer is told (N-17).
@@ -66,6 +69,8 @@ class SessionTable {
 
   size_t size() const { return sessions_.size(); }
   size_t closed_size() const { return closed_.size(); }
+  // Entries of the eviction order, stale ones included (bounded by 2 * closed_memory + 16).
+  size_t closed_order_size() const { return closed_order_.size(); }
   // Every session (unordered). `fn` must not open or forget sessions.
   void ForEach(const std::function<void(Session&)>& fn);
   void ForEach(const std::function<void(const Session&)>& fn) const;
@@ -88,8 +93,24 @@ class SessionTable {
   SubscriberId next_id_ = 1;
   std::unordered_map<SubscriberId, Session> sessions_;
   std::unordered_map<PeerKey, SubscriberId, PeerHash> by_peer_;
-  std::unordered_map<PeerKey, ClosedSession, PeerHash> closed_;
-  std::deque<PeerKey> closed_order_;
+  // A remembered close and the stamp of its entry in `closed_order_`. A peer that reconnects
+  // leaves a stale entry there (its stamp no longer matches): eviction skips those, and the order
+  // is compacted when stale entries dominate, so memory stays bounded by `closed_memory_`.
+  struct Remembered {
+    ClosedSession closed;
+    uint64_t stamp = 0;
+  };
+  struct OrderEntry {
+    PeerKey key;
+    uint64_t stamp = 0;
+  };
+  bool IsCurrent(const OrderEntry& e) const;
+  void EvictOldest();
+  void CompactOrder();
+
+  std::unordered_map<PeerKey, Remembered, PeerHash> closed_;
+  std::deque<OrderEntry> closed_order_;
+  uint64_t next_stamp_ = 1;
 };
 
 }  // namespace chorus::broker::node

@@ -9,6 +9,7 @@
 #include <deque>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -40,6 +41,7 @@ struct SchedulerConfig {
   int64_t backoff_base_ms = 500;  // delay before attempt n+1 is base * 2^(n-1), capped
   int64_t backoff_max_ms = 60'000;
   LeaseToken first_token = 1;         // tokens grow from here (a new primary starts above the old)
+  uint64_t first_id = 1;              // job and task ids grow from here (unique per node and term)
   size_t max_jobs = 10'000;           // jobs remembered (finished ones are forgotten oldest first)
   size_t max_live_tasks = 1'000'000;  // tasks not yet finished, over all jobs
   size_t max_errors_per_job = 32;     // further errors are counted, not kept
@@ -60,6 +62,8 @@ inline bool IsFinal(JobState s) {
 // What a caller submits. `user` is used in channel and key names (`sync:<user>`), so it is
 // limited to [A-Za-z0-9_.@-], 1..128 bytes; `source` and `catalog` are opaque to the core
 // (non-empty, <= 4096 bytes, no control characters).
+bool IsValidUser(const std::string& user);  // [A-Za-z0-9_.@-], 1..128 bytes
+
 struct JobSpec {
   std::string user;
   std::string tier = "normal";
@@ -130,6 +134,14 @@ struct SchedulerStats {
   std::map<std::string, uint64_t> completed_by_tier;
 };
 
+// One replicated key/value of the scheduler's state: key `sync:<user>/job/<job>` or
+// `sync:<user>/task/<job>/<task>` (CHP subtree `sync:<user>`), value one msgpack array.
+// docs/scheduler.md, "Replication as CHP key/values".
+struct StateEntry {
+  std::string key, value;
+  bool operator==(const StateEntry&) const = default;
+};
+
 class Scheduler {
  public:
   explicit Scheduler(SchedulerConfig config);  // `config` must pass ValidateConfig
@@ -160,6 +172,18 @@ class Scheduler {
   int64_t NextWakeMs() const;
   SchedulerStats Stats() const;
   const SchedulerConfig& config() const { return config_; }
+
+  // Every remembered job and every unfinished task, ordered by key id. Leases (slot, token,
+  // deadline) are not part of it.
+  std::vector<StateEntry> ExportState() const;
+  // A scheduler holding `state` (e.g. read back by a new primary): tasks that were running are
+  // pending again (they run again: at-least-once), backoffs keep their end, counts and errors
+  // are kept. `config.first_token` / `first_id` should be above the old owner's (ids already in
+  // `state` are kept and the next ids start above them). Errors: kBadRequest (malformed key or
+  // value, task of an unknown or finished job, duplicate), kUnknownTier.
+  static Result<std::unique_ptr<Scheduler>> Restore(SchedulerConfig config,
+                                                    const std::vector<StateEntry>& state,
+                                                    int64_t now);
 
  private:
   struct Task {
@@ -197,6 +221,10 @@ class Scheduler {
   void AddError(JobEntry& job, std::string error);
   void ReleaseBackoff(int64_t now);
   void Forget();
+  Result<Unit> RestoreJob(const std::string& user, JobId id, const std::string& value);
+  Result<Unit> RestoreTask(const std::string& user, JobId job, TaskId id, const std::string& value,
+                           int64_t now);
+  void FinishRestore(int64_t now);
 
   SchedulerConfig config_;
   std::unordered_map<std::string, uint32_t> quantum_by_tier_;
@@ -209,8 +237,8 @@ class Scheduler {
   std::set<std::pair<int64_t, TaskId>> backoff_;  // (not_before, task)
   std::vector<TaskId> slots_;                     // 0 = free
   std::vector<Revoked> revoked_;
-  JobId next_job_ = 1;
-  TaskId next_task_ = 1;
+  JobId next_job_;
+  TaskId next_task_;
   LeaseToken next_token_;
   uint64_t running_ = 0, live_tasks_ = 0, ready_count_ = 0;
   SchedulerStats counters_;

@@ -48,6 +48,9 @@ struct SyncConfig {
   std::function<void(uint32_t rows, bool ok)> on_batch;  // test hook: every batch write
 };
 
+// Empty when `config` is usable, else the reason.
+std::string ValidateConfig(const SyncConfig& config);
+
 struct SyncCounters {
   std::atomic<uint64_t> lists{0}, unchanged{0}, files_hashed{0}, rows_skipped{0};
 };
@@ -56,6 +59,8 @@ class SyncTasks {
  public:
   using SourceFactory = std::function<std::unique_ptr<Source>(const std::string& source)>;
 
+  // `config` must pass ValidateConfig. `sources` makes a Source from a job's source string
+  // (default: DirectorySource).
   explicit SyncTasks(SyncConfig config, SourceFactory sources = {});
   ~SyncTasks();
 

@@ -1,0 +1,80 @@
+// /metrics as the engine answers it through the gateway bridge: Prometheus text of the engine's
+// own counters and gauges (docs/broker-node.md, "Observability"), plus the scheduler's when it
+// runs. Owned by the engine thread, like everything it reads.
+#include <string>
+
+#include "broker/node/engine.h"
+#include "sync_service.h"
+
+namespace chorus::broker::node {
+
+Engine::HttpAnswer Engine::Metrics() const {
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, auto value,
+                    const char* labels = "") {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+    out += name;
+    out += labels;
+    out += ' ';
+    out += std::to_string(value);
+    out += '\n';
+  };
+  size_t subs = 0;
+  sessions_.ForEach([&](const Session& s) { subs += s.subs.size(); });
+  const auto& ts = table_.stats();
+  const auto& cs = chp_->stats();
+  metric("chorus_connections", "gauge", "Client sessions connected.", sessions_.size());
+  metric("chorus_subscriptions", "gauge", "Subscriptions of connected sessions.", subs);
+  metric("chorus_channels", "gauge", "Channels with state on this node.", table_.size());
+  metric("chorus_channels_limit", "gauge", "Channels this node may hold (limits.max_channels).",
+         registry_.limits().max_channels);
+  metric("chorus_channels_refused_total", "counter",
+         "New channels refused because limits.max_channels was reached.", ts.channels_refused);
+  metric("chorus_publications_total", "counter", "Publications accepted.", ts.publications);
+  metric("chorus_deliveries_total", "counter", "Messages handed to subscriber connections.",
+         counters_.deliveries);
+  out += "# HELP chorus_drops_total Messages not delivered, by reason.\n";
+  out += "# TYPE chorus_drops_total counter\n";
+  out += "chorus_drops_total{reason=\"slow\"} " + std::to_string(counters_.drops_slow) + "\n";
+  out += "chorus_drops_total{reason=\"gone\"} " + std::to_string(counters_.drops_gone) + "\n";
+  out += "# HELP chorus_recovery_total Subscriptions that asked to recover, by outcome.\n";
+  out += "# TYPE chorus_recovery_total counter\n";
+  out += "chorus_recovery_total{outcome=\"recovered\"} " + std::to_string(ts.recovered) + "\n";
+  out +=
+      "chorus_recovery_total{outcome=\"not_recovered\"} " + std::to_string(ts.not_recovered) + "\n";
+  out += "# HELP chorus_disconnects_total Sessions closed, by close code.\n";
+  out += "# TYPE chorus_disconnects_total counter\n";
+  for (const auto& [code, n] : counters_.disconnects) {
+    out += "chorus_disconnects_total{code=\"" + std::to_string(code) + "\"} " + std::to_string(n) +
+           "\n";
+  }
+  metric("chorus_connects_total", "counter", "Sessions opened.", counters_.connects);
+  metric("chorus_native_commands_total", "counter", "Native protocol commands received.",
+         counters_.commands);
+  metric("chorus_native_malformed_total", "counter", "Native frames dropped as malformed.",
+         counters_.malformed);
+  metric("chorus_api_requests_total", "counter", "Bridge requests (API, health, metrics).",
+         counters_.api_requests);
+  metric("chorus_chp_changes_total", "counter", "Sequenced changes of the CHP state mirror.",
+         cs.changes);
+  metric("chorus_chp_write_errors_total", "counter", "CHP mirror writes refused.",
+         sink_->write_errors());
+  out += "# HELP chorus_queue_depth Bytes or entries waiting in bounded queues.\n";
+  out += "# TYPE chorus_queue_depth gauge\n";
+  out +=
+      "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) + "\n";
+  out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
+         std::to_string(sessions_.closed_size()) + "\n";
+  if (sync_) out += sync_->MetricsText();
+  return {200, "text/plain; version=0.0.4", out};
+}
+
+}  // namespace chorus::broker::node

@@ -1,0 +1,117 @@
+// SyncService: the sync scheduler (broker/scheduler) as one chorusd node runs it
+// (docs/scheduler.md, "Running in chorusd"). It turns the server API's sync_submit, sync_status
+// and sync_cancel params into Runner calls, checks every input first (a source must be an
+// existing directory under [scheduler] source_roots; a catalog is a name under catalog_dir that
+// SQLite can open), and turns job state into progress events for channel `sync:<user>`.
+//
+// Threads and ownership: the SyncService object belongs to the engine thread (it is the
+// engine's member; only the engine thread calls it). Every piece of scheduler state belongs to
+// the Runner's owner thread and the tasks run on the Runner's worker threads; the engine thread
+// reaches them only by messages (Runner::Submit/Status/Cancel/Stats post to the owner's bounded
+// inbox and wait for its answer, which the owner gives without doing I/O). No lock of the
+// engine is shared with those threads. Publishing the progress events stays on the engine
+// thread: Tick() returns them and the engine publishes them through the normal channel path.
+//
+// Seams for the cluster (not built): a node will submit a job only when it is the primary of
+// `sync:<user>`'s partition; Submit/Cancel would then be forwarded, and the watched jobs
+// rebuilt from the replicated job keys after a failover (docs/scheduler.md).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "broker/config/config.h"
+#include "broker/scheduler/runner.h"
+#include "broker/scheduler/sync_task.h"
+
+namespace chorus::broker::node {
+
+class SyncService {
+ public:
+  // An API answer: the HTTP status and the body ({"result": ...} or {"error": {code, message}}).
+  struct Reply {
+    int status = 200;
+    nlohmann::json body;
+  };
+  // A progress event to publish: its channel (`sync:<user>`) and data (JSON text).
+  struct Event {
+    std::string channel;
+    std::string data;
+  };
+  struct Counters {
+    uint64_t submitted = 0, rejected = 0, progress_events = 0;
+  };
+
+  // The configuration must have passed ValidateConfig (enabled, roots and catalog_dir exist).
+  // Empty error and a started runner, or the reason it cannot run.
+  static std::unique_ptr<SyncService> Create(const SchedulerSection& config, std::string* error);
+  ~SyncService();  // stops the runner (waits for running tasks to notice their revoked lease)
+  SyncService(const SyncService&) = delete;
+  SyncService& operator=(const SyncService&) = delete;
+
+  // params {user, tier?, source, catalog} -> {job}.
+  Reply Submit(const nlohmann::json& params, int64_t now_ms);
+  // params {job} -> {job: {...}}; or {user} -> {jobs: [...]} (most recent first).
+  Reply Status(const nlohmann::json& params);
+  // params {job} -> {}.
+  Reply Cancel(const nlohmann::json& params);
+
+  // The progress events due at `now_ms`: per watched job at most one per progress interval when
+  // something changed, and one final event when it ends (then it is no longer watched).
+  std::vector<Event> Tick(int64_t now_ms);
+  int64_t interval_ms() const { return config_.progress_interval_ms; }
+
+  scheduler::SchedulerStats Stats() { return runner_->Stats(); }
+  // The scheduler's lines of /metrics (Prometheus text): `chorus_scheduler_*`.
+  std::string MetricsText();
+  const Counters& counters() const { return counters_; }
+  size_t watched() const { return watched_.size(); }
+
+  // The progress event data of a job (exposed for tests of the format).
+  static nlohmann::json ProgressJson(const scheduler::JobInfo& info, int64_t elapsed_ms,
+                                     bool final);
+  static nlohmann::json JobJson(const scheduler::JobInfo& info);
+
+ private:
+  struct Watch {
+    std::string user;
+    int64_t started_ms = 0;
+    int64_t last_pub_ms = 0;
+    bool published = false;
+    scheduler::JobState state = scheduler::JobState::kQueued;
+    scheduler::JobCounts counts;
+  };
+
+  explicit SyncService(SchedulerSection config);
+  Reply TrySubmit(const nlohmann::json& params, int64_t now_ms);
+  // "" and the canonical directory, or the reason `source` is refused (status in *status).
+  std::string ResolveSource(const std::string& source, std::string* resolved, int* status) const;
+  // "" and the catalog's path, or the reason the catalog name or file is refused.
+  std::string ResolveCatalog(const std::string& name, std::string* path);
+  void Remember(scheduler::JobId id, const std::string& user, int64_t now_ms);
+
+  const SchedulerSection config_;
+  std::vector<std::string> roots_;  // canonical source roots
+  std::string catalog_dir_;         // canonical
+  std::string default_tier_;
+  std::set<std::string> opened_catalogs_;  // names SQLite opened once (bounded)
+  // Declared before the runner: the runner's workers use the tasks until the runner stops.
+  std::unique_ptr<scheduler::SyncTasks> tasks_;
+  std::unique_ptr<scheduler::Runner> runner_;
+  std::map<scheduler::JobId, Watch> watched_;  // unfinished jobs submitted here
+  // The last jobs of each user (for sync_status by user) and all remembered jobs, oldest first.
+  std::unordered_map<std::string, std::deque<scheduler::JobId>> by_user_;
+  std::deque<std::pair<scheduler::JobId, std::string>> remembered_;
+  Counters counters_;
+};
+
+}  // namespace chorus::broker::node

@@ -1,6 +1,0 @@
-# Integration tests of the node's HTTP server API against a real chorusd (node_support.h).
-find_package(nlohmann_json REQUIRED)
-chorus_test(node_http_api_test LABEL integration SOURCES node_http_api_test.cc
-            LIBS chorus_node_test_support nlohmann_json::nlohmann_json)
-chorus_test(node_http_errors_test LABEL integration SOURCES node_http_errors_test.cc
-            LIBS chorus_node_test_support nlohmann_json::nlohmann_json)
