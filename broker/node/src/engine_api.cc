@@ -11,8 +11,8 @@
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
 #include "broker/protocol/json_depth.h"
-#include "sync_service.h"
 #include "cluster_view.h"
+#include "sync_service.h"
 
 namespace chorus::broker::node {
 namespace {

@@ -79,8 +79,13 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   }
   n->http_ = std::move(*http);
   n->addresses_ = {config.node.id.empty() ? "" : config.node.id,
-                   config.http.address + ":" + std::to_string(n->http_->port()), ep.native,
-                   ep.chp_command, ep.chp_publisher, 0, "", ""};
+                   config.http.address + ":" + std::to_string(n->http_->port()),
+                   ep.native,
+                   ep.chp_command,
+                   ep.chp_publisher,
+                   0,
+                   "",
+                   ""};
   // The node id the engine chose (random when not configured) is the bridge's suffix.
   n->addresses_.node_id = ep.bridge.substr(std::string("inproc://chorus-engine-").size());
   n->addresses_.member_id = n->cluster_->addresses().member_id;
