@@ -80,13 +80,15 @@ function readBody(req) {
   return new Promise((resolve, reject) => {
     let size = 0;
     const chunks = [];
-    req.on('data', (c) => {
+    const onData = (c) => {
       size += c.length;
-      if (size > kMaxBody) {
-        reject(Object.assign(new Error('body too large'), { status: 413 }));
-        req.destroy();
-      } else chunks.push(c);
-    });
+      if (size <= kMaxBody) return chunks.push(c);
+      // Refuse; the rest is read and dropped (the answer closes the connection).
+      req.off('data', onData);
+      req.resume();
+      return reject(Object.assign(new Error('body too large'), { status: 413 }));
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
@@ -154,6 +156,7 @@ export async function startSyncServer({
       'Access-Control-Allow-Headers': 'Authorization, Content-Type',
       'Access-Control-Allow-Methods': 'GET, POST',
       Vary: 'Origin',
+      Connection: 'close',
     };
     if (req.method === 'OPTIONS') {
       res.writeHead(204, headers).end();
