@@ -136,6 +136,9 @@ class Engine final : public chp::Pollable {
   void ReadNative();
   void HandleNative(const std::string& routing_id, std::string_view frame);
   void ReplyNative(const std::string& routing_id, const std::string& body);
+  // The sync methods of a connected native session (N-22, N-23); false when `frame`'s method
+  // is not one of them. engine_native.cc.
+  bool HandleNativeSync(Session& s, std::string_view frame);
 
   // WebSocket sessions through the gateway bridge (engine_ws.cc).
   void HandleWsEvent(const std::string& gateway, const bridge::WsEvent& event);
