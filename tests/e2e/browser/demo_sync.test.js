@@ -20,9 +20,9 @@ const CLIENT_JS = resolve(here, '../../../client/js');
 const OUTPUT = resolve(here, '../output');
 const { makeDemoSources, startSyncServer } = await import(join(CLIENT_JS, 'demo/sync_server.mjs'));
 
-// One slot and 2000 sparse files of 1 MiB (2 GiB read and hashed in 8 sync tasks of 256 files):
+// One slot and 3000 sparse files of 1 MiB (3 GiB read and hashed in 12 sync tasks of 256 files):
 // seconds on any machine, so a reload after the first task lands mid-job.
-const BIG_FILES = 2000;
+const BIG_FILES = 3000;
 const SMALL_FILES = 40;
 
 function job(page, id) {
