@@ -121,6 +121,20 @@ export async function startSyncPanel({ client, user, token, params }) {
   } catch (e) {
     note(`sync endpoint: ${e.message}`);
   }
+  // Labels for the jobs found in history (a reloaded page did not submit them).
+  const label = () =>
+    call('/jobs', {}).then(
+      ({ jobs }) => {
+        for (const { job, source } of jobs) {
+          sources.set(job, source);
+          const p = watch.job(job);
+          if (p) render(p, sources);
+        }
+      },
+      () => {}, // labels only: the bars work without them
+    );
+  watch.on('sync', label);
+  if (watch.synced) label();
   $('sync-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const source = $('sync-source').value;

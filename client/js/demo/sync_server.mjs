@@ -9,6 +9,8 @@
 //
 //   POST /submit  {source, tier}   Authorization: Bearer <token>  -> {job}
 //   POST /cancel  {job}            Authorization: Bearer <token>  -> {}   (the user's jobs only)
+//   POST /jobs    {}               Authorization: Bearer <token>  -> {jobs: [{job, source}]}
+//                                  (the user's last jobs on the node, to label the bars)
 //   GET  /sources                                                 -> {sources: [name...], tiers}
 // CORS: only `origin` (the page's, i.e. the node's HTTP address) may call it from a browser.
 //
@@ -110,7 +112,7 @@ export async function startSyncServer({
     if (req.method === 'GET' && req.url === '/sources') {
       return { status: 200, body: { sources: listSources(sourcesRoot), tiers: DEMO_TIERS } };
     }
-    if (req.method !== 'POST' || (req.url !== '/submit' && req.url !== '/cancel')) {
+    if (req.method !== 'POST' || !['/submit', '/cancel', '/jobs'].includes(req.url)) {
       return { status: 404, body: { error: { message: 'not found' } } };
     }
     const auth = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
@@ -136,6 +138,16 @@ export async function startSyncServer({
       }
       const r = await callApi('sync_submit', { user, tier, source: join(sourcesRoot, source), catalog });
       return { status: r.status, body: r.body.result ? { ...r.body.result, source } : r.body };
+    }
+    if (req.url === '/jobs') {
+      const r = await callApi('sync_status', { user });
+      if (r.status !== 200) return r;
+      const prefix = `${sourcesRoot.replace(/\/+$/, '')}/`;
+      const jobs = (r.body.result?.jobs ?? []).map((j) => ({
+        job: j.id,
+        source: j.source.startsWith(prefix) ? j.source.slice(prefix.length) : j.source,
+      }));
+      return { status: 200, body: { jobs } };
     }
     const job = params?.job;
     if (!Number.isSafeInteger(job) || job <= 0) {

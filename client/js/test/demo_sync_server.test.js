@@ -53,6 +53,12 @@ describe('startSyncServer', () => {
         calls.push({ method: req.url, key: req.headers['x-api-key'], params });
         let out = { result: {} };
         if (req.url === '/api/sync_submit') out = { result: { job: 9 } };
+        if (req.url === '/api/sync_status' && params.user) {
+          const src = (name) => join(root, 'src', name);
+          out = { result: { jobs: [{ id: 3, user: params.user, source: src('photos') }, { id: 2, user: params.user, source: '/elsewhere/x' }] } };
+          res.writeHead(200).end(JSON.stringify(out));
+          return;
+        }
         if (req.url === '/api/sync_status') {
           const user = jobs.get(params.job);
           if (!user) {
@@ -118,6 +124,15 @@ describe('startSyncServer', () => {
     assert.equal((await post('/submit', 'x'.repeat(5000))).status, 413);
     assert.equal((await post('/other', {})).status, 404);
     assert.deepEqual(calls, []);
+  });
+
+  test("lists the token user's jobs with source names", async () => {
+    calls.length = 0;
+    const r = await post('/jobs', {});
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { jobs: [{ job: 3, source: 'photos' }, { job: 2, source: '/elsewhere/x' }] });
+    assert.deepEqual(calls.map((c) => c.params), [{ user: 'alice' }]);
+    assert.equal((await post('/jobs', {}, null)).status, 401);
   });
 
   test("cancels the user's own job only", async () => {
