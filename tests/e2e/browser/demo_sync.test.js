@@ -2,8 +2,8 @@
 // chorusd with the sync scheduler on (issue 13, "Headless Chromium"): the page submits a sync
 // through the demo's sync endpoint (client/js/demo/sync_server.mjs, as scripts/run-demo.sh
 // runs it), its progress bar moves live, the page is reloaded mid-job and shows the job's
-// current state from history on sync:<user>, the bar reaches 100% with the final event, and a
-// reload after the end shows the finished state again. Screenshot: tests/e2e/output/demo_sync.png.
+// current state from history on sync:<user>, survives a reconnect, the bar reaches 100% with the
+// final event, and a reload after the end shows the finished state again. Screenshot: tests/e2e/output/demo_sync.png.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -111,6 +111,15 @@ describe('demo page: sync panel', () => {
           const restored = await jobState(page, 1);
           assert.equal(restored.final, false, `reloaded mid-job: ${JSON.stringify(restored)}`);
           assert.ok(restored.percent >= before.percent, `${restored.percent} >= ${before.percent}`);
+
+          // The connection drops (a server disconnect with a reconnect code) while the job runs:
+          // the page reconnects, the SDK recovers sync:alice and the watch goes on from there.
+          await page.evaluate(() => {
+            window.e2eReconnects = 0;
+            window.chorusDemo.client.centrifuge.on('connected', () => window.e2eReconnects++);
+          });
+          await node.api('disconnect', { user: 'alice', disconnect: { code: 3100, reason: 'sync reconnect' } });
+          await page.waitForFunction(() => window.e2eReconnects >= 1, null, { timeout: 15000 });
 
           // The bar reaches 100% with the final event.
           await job(page, 1).and(page.locator('[data-final="true"]')).waitFor({ timeout: 120000 });
