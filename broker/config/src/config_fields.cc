@@ -353,7 +353,9 @@ const std::vector<NodeField>& NodeFields() {
         out, "native", &NodeConfig::native,
         {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
          IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000),
-         IntField("max_input_bytes", &NativeSection::max_input_bytes, 65536, kI64Max)});
+         IntField("max_input_bytes", &NativeSection::max_input_bytes, 65536, kI64Max),
+         IntField("max_connections_per_address", &NativeSection::max_connections_per_address, 0,
+                  kI64Max)});
     using C = ClusterSection;
     AddSection<C>(out, "cluster", &NodeConfig::cluster,
                   {StringField("chp_command", &C::chp_command, CheckBindEndpoint),
@@ -361,7 +363,9 @@ const std::vector<NodeField>& NodeFields() {
                    StringsField("seeds", &C::seeds, CheckSeed),
                    IntField("replication_factor", &C::replication_factor, 1, 5),
                    IntField("heartbeat_ms", &C::heartbeat_ms, 10, 60'000),
-                   IntField("dead_after_ms", &C::dead_after_ms, 1, 600'000)});
+                   IntField("dead_after_ms", &C::dead_after_ms, 1, 600'000),
+                   IntField("chp_max_connections_per_address", &C::chp_max_connections_per_address,
+                            0, kI64Max)});
     using K = ClientSection;
     AddSection<K>(out, "client", &NodeConfig::client,
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <future>
 
+#include "address_guard.h"
 #include "broker/node/log.h"
 #include "chp/types.h"
 #include "sync_service.h"
@@ -53,6 +54,18 @@ Result<Unit> Engine::Bind() {
   so.publisher_endpoint = cfg.cluster.chp_publisher;
   so.server_id = options_.node_id;
   so.heartbeat_interval = std::chrono::milliseconds(cfg.cluster.heartbeat_ms);
+  if (cfg.native.max_connections_per_address > 0 ||
+      cfg.cluster.chp_max_connections_per_address > 0) {
+    auto guard = AddressGuard::Create(ctx_);
+    if (!guard) return guard.error();
+    guard_ = std::move(*guard);
+  }
+  if (guard_ && cfg.cluster.chp_max_connections_per_address > 0) {
+    so.before_bind = [this, limit = cfg.cluster.chp_max_connections_per_address](
+                         zmq::socket_t& socket, std::string_view role) {
+      if (!guard_->Watch(socket, "chp_" + std::string(role), limit)) throw zmq::error_t();
+    };
+  }
   auto server = chp::Server::Create(ctx_, so);
   if (!server) {
     Log().error("cannot bind the CHP endpoints {} / {}: {}", so.command_endpoint,
@@ -76,6 +89,9 @@ Result<Unit> Engine::Bind() {
     // ZeroMQ's default listen backlog of 100 drops SYNs and stretches them over seconds.
     native_.set(zmq::sockopt::backlog, 4096);
     native_.set(zmq::sockopt::maxmsgsize, max_frame);
+    if (guard_ && !guard_->Watch(native_, "native", cfg.native.max_connections_per_address)) {
+      return Errc::kInternal;
+    }
     native_.bind(cfg.native.endpoint);
     native_endpoint_ = native_.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -122,10 +138,11 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
 size_t Engine::AddPollItems(std::vector<zmq::pollitem_t>& items) {
   items.push_back({native_.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({bridge_.handle(), 0, ZMQ_POLLIN, 0});
-  return 2;
+  return 2 + (guard_ ? guard_->AddPollItems(items) : 0);
 }
 
 void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point now) {
+  if (guard_) guard_->HandleEvents(items + 2);
   if (items[0].revents & ZMQ_POLLIN) ReadNative();
   if (items[1].revents & ZMQ_POLLIN) ReadBridge();
   RunPendingCloses();

@@ -3,6 +3,7 @@
 // runs. Owned by the engine thread, like everything it reads.
 #include <string>
 
+#include "address_guard.h"
 #include "broker/node/engine.h"
 #include "sync_service.h"
 
@@ -73,6 +74,16 @@ Engine::HttpAnswer Engine::Metrics() const {
       "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) + "\n";
   out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
          std::to_string(sessions_.closed_size()) + "\n";
+  if (guard_) {
+    out +=
+        "# HELP chorus_connections_refused_per_address_total Connections refused during the "
+        "handshake: their address held the listener's per-address bound.\n";
+    out += "# TYPE chorus_connections_refused_per_address_total counter\n";
+    for (const auto& [listener, n] : guard_->refused()) {
+      out += "chorus_connections_refused_per_address_total{listener=\"" + listener + "\"} " +
+             std::to_string(n) + "\n";
+    }
+  }
   if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
 }

@@ -87,6 +87,9 @@ struct NativeSection {
   // socket (back-pressure through TCP): ZeroMQ's receive pipe, counted in frames of the
   // largest size (limits.max_publication_bytes + 64 KiB), at least one. >= 65536.
   int64_t max_input_bytes = 8 << 20;
+  // Open connections from one client IP address (TCP); one more is refused during its
+  // handshake (a ZAP handler, docs/operations.md "Security"). 0 = no bound.
+  size_t max_connections_per_address = 1'000;
   bool operator==(const NativeSection&) const = default;
 };
 
@@ -99,6 +102,9 @@ struct ClusterSection {
   uint32_t replication_factor = 2;  // 1..5: the primary and R-1 backups of each channel
   int64_t heartbeat_ms = 500;       // 10..60000
   int64_t dead_after_ms = 2000;     // silence after which a node is dead; > heartbeat_ms
+  // Open connections from one IP address to each CHP socket (command, publisher); one more is
+  // refused during its handshake. Peers are other nodes and tools: a few each. 0 = no bound.
+  size_t chp_max_connections_per_address = 64;
   bool operator==(const ClusterSection&) const = default;
 };
 
