@@ -357,15 +357,21 @@ const std::vector<NodeField>& NodeFields() {
          IntField("max_connections_per_address", &NativeSection::max_connections_per_address, 0,
                   kI64Max)});
     using C = ClusterSection;
-    AddSection<C>(out, "cluster", &NodeConfig::cluster,
-                  {StringField("chp_command", &C::chp_command, CheckBindEndpoint),
-                   StringField("chp_publisher", &C::chp_publisher, CheckBindEndpoint),
-                   StringsField("seeds", &C::seeds, CheckSeed),
-                   IntField("replication_factor", &C::replication_factor, 1, 5),
-                   IntField("heartbeat_ms", &C::heartbeat_ms, 10, 60'000),
-                   IntField("dead_after_ms", &C::dead_after_ms, 1, 600'000),
-                   IntField("chp_max_connections_per_address", &C::chp_max_connections_per_address,
-                            0, kI64Max)});
+    AddSection<C>(
+        out, "cluster", &NodeConfig::cluster,
+        {StringField("chp_command", &C::chp_command, CheckBindEndpoint),
+         StringField("chp_publisher", &C::chp_publisher, CheckBindEndpoint),
+         StringsField("seeds", &C::seeds, CheckSeed),
+         IntField("replication_factor", &C::replication_factor, 1, 5),
+         IntField("heartbeat_ms", &C::heartbeat_ms, 10, 60'000),
+         IntField("dead_after_ms", &C::dead_after_ms, 1, 600'000),
+         IntField("chp_max_connections_per_address", &C::chp_max_connections_per_address, 0,
+                  kI64Max),
+         IntField("chp_reply_pipe_hwm", &C::chp_reply_pipe_hwm, 1, 100'000),
+         IntField("chp_max_peer_pending_bytes", &C::chp_max_peer_pending_bytes, 65536, kI64Max),
+         IntField("chp_max_pending_bytes", &C::chp_max_pending_bytes, 65536, kI64Max),
+         IntField("chp_max_command_bytes", &C::chp_max_command_bytes, 65536, kI64Max),
+         IntField("chp_max_store_bytes", &C::chp_max_store_bytes, 1 << 20, kI64Max)});
     using K = ClientSection;
     AddSection<K>(out, "client", &NodeConfig::client,
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),

@@ -54,6 +54,11 @@ Result<Unit> Engine::Bind() {
   so.publisher_endpoint = cfg.cluster.chp_publisher;
   so.server_id = options_.node_id;
   so.heartbeat_interval = std::chrono::milliseconds(cfg.cluster.heartbeat_ms);
+  so.reply_pipe_hwm = static_cast<int>(cfg.cluster.chp_reply_pipe_hwm);
+  so.max_peer_pending_bytes = cfg.cluster.chp_max_peer_pending_bytes;
+  so.max_pending_bytes = cfg.cluster.chp_max_pending_bytes;
+  so.max_command_bytes = static_cast<int64_t>(cfg.cluster.chp_max_command_bytes);
+  so.store.max_bytes = cfg.cluster.chp_max_store_bytes;
   if (cfg.native.max_connections_per_address > 0 ||
       cfg.cluster.chp_max_connections_per_address > 0) {
     auto guard = AddressGuard::Create(ctx_);

@@ -133,6 +133,12 @@ class Server final : public Pollable {
 
   const Store& store() const { return store_; }
   const ServerStats& stats() const { return stats_; }
+  // Reply messages queued behind full ROUTER pipes now, all peers (O(peers); for metrics).
+  size_t pending_messages() const {
+    size_t n = 0;
+    for (const auto& [peer, q] : pending_) n += q.frames.size();
+    return n;
+  }
 
  private:
   struct Outgoing {
