@@ -535,7 +535,10 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
   if (!JsonDepthAtMost(body, max_depth + 1)) {
     return Api::Bad("JSON nested deeper than limits.max_json_depth = " + std::to_string(max_depth));
   }
-  json params = body.empty() ? json::object() : json::parse(body, nullptr, false);
+  // A NUL byte would end nlohmann's input early: `{...}\0junk` is not valid JSON.
+  json params = body.empty()       ? json::object()
+                : HasNulByte(body) ? json(json::value_t::discarded)
+                                   : json::parse(body, nullptr, false);
   if (params.is_discarded()) return Api::Bad("body is not valid JSON");
   if (!params.is_object()) return Api::Bad("body must be a JSON object");
   Api::Call call{*this, params, {}, NowMs()};
