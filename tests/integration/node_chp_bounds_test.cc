@@ -44,13 +44,15 @@ chp::Uuid UuidOf(uint8_t i) {
 class NodeChpBounds : public NodeFixture {};
 
 TEST_F(NodeChpBounds, APeerThatNeverReadsIsBoundedInBytesAndShownInMetrics) {
-  constexpr size_t kPeerBound = 1 << 20;
+  // Larger than what the pipe (4 x 256 KiB) and the kernel's loopback buffers (a few MiB) can
+  // take, so part of what waits for the peer stays in the server's queue.
+  constexpr size_t kPeerBound = 16 << 20;
   NodeOptions o;
   o.overrides = {"cluster.chp_max_peer_pending_bytes=" + std::to_string(kPeerBound),
-                 "cluster.chp_max_pending_bytes=4194304", "cluster.chp_reply_pipe_hwm=4"};
+                 "cluster.chp_max_pending_bytes=67108864", "cluster.chp_reply_pipe_hwm=4"};
   StartNode(o);
   EXPECT_EQ(MetricValue(*node_, "chorus_chp_peer_pending_limit_bytes"), int64_t{kPeerBound});
-  EXPECT_EQ(MetricValue(*node_, "chorus_chp_pending_limit_bytes"), 4194304);
+  EXPECT_EQ(MetricValue(*node_, "chorus_chp_pending_limit_bytes"), 67108864);
   // A writer fills subtree "flood" with 6 x 512 KiB (anyone reaching the port may: no CHP
   // authentication yet).
   zmq::socket_t writer(ctx_, zmq::socket_type::dealer);
