@@ -174,13 +174,4 @@ std::map<std::string, uint64_t> AddressGuard::refused() const {
   return out;
 }
 
-size_t AddressGuard::open(const std::string& name, const std::string& address) const {
-  for (const auto& l : listeners_) {
-    if (l->name != name) continue;
-    auto it = l->open_by_address.find(address);
-    return it == l->open_by_address.end() ? 0 : it->second;
-  }
-  return 0;
-}
-
 }  // namespace chorus::broker::node

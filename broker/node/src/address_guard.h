@@ -43,8 +43,6 @@ class AddressGuard {
 
   // Connections refused so far, by listener name (every watched name present).
   std::map<std::string, uint64_t> refused() const;
-  // Open connections counted now from `address` on listener `name` (tests, metrics).
-  size_t open(const std::string& name, const std::string& address) const;
 
  private:
   struct Listener {
