@@ -312,6 +312,11 @@ TEST(BrokerConfigErrors, ChannelOptionRulesFromValidate) {
 TEST(BrokerConfigErrors, CrossFieldRules) {
   EXPECT_EQ(ErrorOf("[cluster]\nheartbeat_ms = 500\ndead_after_ms = 500"),
             "chorus.toml: cluster.dead_after_ms: must be > cluster.heartbeat_ms = 500 (got 500)");
+  EXPECT_EQ(ErrorOf("[cluster]\nchp_max_pending_bytes = 1048576"),
+            "chorus.toml: cluster.chp_max_pending_bytes: must be >= "
+            "cluster.chp_max_peer_pending_bytes = 33554432 (got 1048576)");
+  EXPECT_EQ(ErrorOf("[cluster]\nchp_reply_pipe_hwm = 0"),
+            "chorus.toml: cluster.chp_reply_pipe_hwm: must be 1..100000 (got 0)");
   EXPECT_EQ(ErrorOf("[cluster]\nheartbeat_ms = 3000"),
             "chorus.toml: cluster.dead_after_ms: must be > cluster.heartbeat_ms = 3000 "
             "(got 2000)");
@@ -622,7 +627,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 3 + 12 + 8 + 11 + 16 + 8 + 16);
+  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 4 + 18 + 8 + 11 + 16 + 8 + 16);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");

@@ -141,6 +141,11 @@ Problem CheckScheduler(const NodeConfig& c) {
 
 Problem CheckCrossFields(const NodeConfig& c) {
   const ClusterSection& cl = c.cluster;
+  if (cl.chp_max_pending_bytes < cl.chp_max_peer_pending_bytes) {
+    return "cluster.chp_max_pending_bytes: must be >= cluster.chp_max_peer_pending_bytes = " +
+           std::to_string(cl.chp_max_peer_pending_bytes) + " (got " +
+           std::to_string(cl.chp_max_pending_bytes) + ")";
+  }
   if (cl.dead_after_ms <= cl.heartbeat_ms) {
     return "cluster.dead_after_ms: must be > cluster.heartbeat_ms = " +
            std::to_string(cl.heartbeat_ms) + " (got " + std::to_string(cl.dead_after_ms) + ")";

@@ -390,7 +390,9 @@ const std::vector<NodeField>& NodeFields() {
         out, "native", &NodeConfig::native,
         {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
          IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000),
-         IntField("max_input_bytes", &NativeSection::max_input_bytes, 65536, kI64Max)});
+         IntField("max_input_bytes", &NativeSection::max_input_bytes, 65536, kI64Max),
+         IntField("max_connections_per_address", &NativeSection::max_connections_per_address, 0,
+                  kI64Max)});
     using C = ClusterSection;
     AddSection<C>(out, "cluster", &NodeConfig::cluster,
                   {StringField("chp_command", &C::chp_command, CheckBindEndpoint),
@@ -404,7 +406,14 @@ const std::vector<NodeField>& NodeFields() {
                    StringField("raft_address", &C::raft_address, CheckRaftAddress),
                    StringsField("voters", &C::voters, CheckVoter),
                    StringField("data_dir", &C::data_dir, nullptr),
-                   IntField("partitions", &C::partitions, 1, 65536)});
+                   IntField("partitions", &C::partitions, 1, 65536),
+         IntField("chp_max_connections_per_address", &C::chp_max_connections_per_address, 0,
+                  kI64Max),
+         IntField("chp_reply_pipe_hwm", &C::chp_reply_pipe_hwm, 1, 100'000),
+         IntField("chp_max_peer_pending_bytes", &C::chp_max_peer_pending_bytes, 65536, kI64Max),
+         IntField("chp_max_pending_bytes", &C::chp_max_pending_bytes, 65536, kI64Max),
+         IntField("chp_max_command_bytes", &C::chp_max_command_bytes, 65536, kI64Max),
+         IntField("chp_max_store_bytes", &C::chp_max_store_bytes, 1 << 20, kI64Max)});
     using K = ClientSection;
     AddSection<K>(out, "client", &NodeConfig::client,
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <future>
 
+#include "address_guard.h"
 #include "broker/node/log.h"
 #include "chp/types.h"
 #include "cluster_view.h"
@@ -56,6 +57,23 @@ Result<Unit> Engine::Bind() {
   so.publisher_endpoint = cfg.cluster.chp_publisher;
   so.server_id = options_.node_id;
   so.heartbeat_interval = std::chrono::milliseconds(cfg.cluster.heartbeat_ms);
+  so.reply_pipe_hwm = static_cast<int>(cfg.cluster.chp_reply_pipe_hwm);
+  so.max_peer_pending_bytes = cfg.cluster.chp_max_peer_pending_bytes;
+  so.max_pending_bytes = cfg.cluster.chp_max_pending_bytes;
+  so.max_command_bytes = static_cast<int64_t>(cfg.cluster.chp_max_command_bytes);
+  so.store.max_bytes = cfg.cluster.chp_max_store_bytes;
+  if (cfg.native.max_connections_per_address > 0 ||
+      cfg.cluster.chp_max_connections_per_address > 0) {
+    auto guard = AddressGuard::Create(ctx_);
+    if (!guard) return guard.error();
+    guard_ = std::move(*guard);
+  }
+  if (guard_ && cfg.cluster.chp_max_connections_per_address > 0) {
+    so.before_bind = [this, limit = cfg.cluster.chp_max_connections_per_address](
+                         zmq::socket_t& socket, std::string_view role) {
+      if (!guard_->Watch(socket, "chp_" + std::string(role), limit)) throw zmq::error_t();
+    };
+  }
   auto server = chp::Server::Create(ctx_, so);
   if (!server) {
     Log().error("cannot bind the CHP endpoints {} / {}: {}", so.command_endpoint,
@@ -79,6 +97,9 @@ Result<Unit> Engine::Bind() {
     // ZeroMQ's default listen backlog of 100 drops SYNs and stretches them over seconds.
     native_.set(zmq::sockopt::backlog, 4096);
     native_.set(zmq::sockopt::maxmsgsize, max_frame);
+    if (guard_ && !guard_->Watch(native_, "native", cfg.native.max_connections_per_address)) {
+      return Errc::kInternal;
+    }
     native_.bind(cfg.native.endpoint);
     native_endpoint_ = native_.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -135,10 +156,11 @@ size_t Engine::AddPollItems(std::vector<zmq::pollitem_t>& items) {
   items.push_back({native_.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({bridge_.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({cluster_view_.handle(), 0, ZMQ_POLLIN, 0});
-  return 3;
+  return 3 + (guard_ ? guard_->AddPollItems(items) : 0);
 }
 
 void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point now) {
+  if (guard_) guard_->HandleEvents(items + 3);
   if (items[0].revents & ZMQ_POLLIN) ReadNative();
   if (items[1].revents & ZMQ_POLLIN) ReadBridge();
   if (items[2].revents & ZMQ_POLLIN) ReadClusterView();

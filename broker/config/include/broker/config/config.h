@@ -87,6 +87,9 @@ struct NativeSection {
   // socket (back-pressure through TCP): ZeroMQ's receive pipe, counted in frames of the
   // largest size (limits.max_publication_bytes + 64 KiB), at least one. >= 65536.
   int64_t max_input_bytes = 8 << 20;
+  // Open connections from one client IP address (TCP); one more is refused during its
+  // handshake (a ZAP handler, docs/operations.md "Security"). 0 = no bound.
+  size_t max_connections_per_address = 1'000;
   bool operator==(const NativeSection&) const = default;
 };
 
@@ -116,6 +119,20 @@ struct ClusterSection {
   // directory removed at exit (nothing survives a restart).
   std::string data_dir;
   uint32_t partitions = 256;  // 1..65536, fixed when the cluster is created (C-5)
+  // Open connections from one IP address to each CHP socket (command, publisher); one more is
+  // refused during its handshake. Peers are other nodes and tools: a few each. 0 = no bound.
+  size_t chp_max_connections_per_address = 64;
+  // The CHP server's bounds (chp::ServerOptions, docs/protocol/chp.md CS-1, CS-8, CS-22):
+  // replies wait in a peer's ROUTER pipe up to chp_reply_pipe_hwm messages (1..100000), then in
+  // a byte-counted queue: a peer with more than chp_max_peer_pending_bytes queued (>= 65536) gets
+  // no further reply, and all peers together hold at most chp_max_pending_bytes (>= the per-peer
+  // bound). A command frame over chp_max_command_bytes (>= 65536) disconnects its peer before it
+  // is buffered; the mirror's keys and values take at most chp_max_store_bytes (>= 1 MiB).
+  int64_t chp_reply_pipe_hwm = 32;
+  size_t chp_max_peer_pending_bytes = size_t{32} << 20;
+  size_t chp_max_pending_bytes = size_t{1} << 30;
+  size_t chp_max_command_bytes = 1024 + (size_t{16} << 20) + 64 * 1024;  // chp::ServerOptions'
+  size_t chp_max_store_bytes = size_t{1} << 30;
   bool operator==(const ClusterSection&) const = default;
 };
 

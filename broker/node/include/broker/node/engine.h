@@ -38,6 +38,7 @@
 
 namespace chorus::broker::node {
 
+class AddressGuard;       // address_guard.h
 class NativeTransport;    // transports.h
 struct ClusterView;       // cluster_view.h
 class WsBridgeTransport;  // transports.h
@@ -193,6 +194,9 @@ class Engine final : public chp::Pollable {
 
   zmq::context_t& ctx_;
   EngineOptions options_;
+  // Per-address connection bounds of the native and CHP listeners (ZAP); null when none is set.
+  // Declared before the sockets it watches, so it is destroyed after them.
+  std::unique_ptr<AddressGuard> guard_;
   NamespaceRegistry registry_;
   std::unique_ptr<chp::Server> chp_;
   std::unique_ptr<ChpStateSink> sink_;
