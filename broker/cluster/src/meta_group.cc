@@ -33,6 +33,7 @@ struct MetaGroup::Impl {
   bool tick_started = false;
   std::unique_ptr<detail::ControllerLoop> controller;  // with run_controller, after raft_start
   bool raft_started = false;
+  bool raft_closed = false;  // OnRaftClosed ran
   bool stopping = false;
   // Cross-thread queue of tasks for the loop thread.
   std::mutex mu;
@@ -70,9 +71,9 @@ struct MetaGroup::Impl {
   }
 
   // Stopping takes two steps. BeginStop refuses new work and waits (a 2 ms timer, at most
-  // kDrainMs) until every log entry appended is on disk; FinishStop then closes raft. libraft
-  // 0.15 crashes when raft_close cancels a disk append in flight (appendLeaderCb releases
-  // entries the close already released: SIGSEGV on SIGTERM soon after start).
+  // kDrainMs) until every log entry appended is on disk and applied; FinishStop then closes
+  // raft. libraft 0.15 crashes when raft_close cancels work in flight: a disk append (SIGSEGV
+  // in the log's reference counts) or, seen in the e2e suite, a pending request (double free).
   static constexpr uint64_t kDrainMs = 1000;
 
   void BeginStop() {
@@ -93,16 +94,35 @@ struct MetaGroup::Impl {
 
   static void OnDrain(uv_timer_t* handle) {
     auto* self = static_cast<Impl*>(handle->data);
-    const bool stored = self->raft.last_stored >= raft_last_index(&self->raft);
-    if (!stored && uv_now(&self->loop) < self->drain_deadline) return;
+    // Settled: every entry is on disk and applied, so no apply, barrier or change callback
+    // is pending and raft_close has nothing to cancel.
+    const raft_index last = raft_last_index(&self->raft);
+    const bool settled = self->raft.last_stored >= last && raft_last_applied(&self->raft) >= last;
+    if (!settled && uv_now(&self->loop) < self->drain_deadline) return;
     uv_timer_stop(handle);
     uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
     self->FinishStop();
   }
 
   void FinishStop() {
-    if (raft_started) raft_close(&raft, nullptr);
+    if (raft_started) {
+      raft.data = this;
+      raft_close(&raft, &Impl::OnRaftClosed);
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup), nullptr);
+  }
+
+  // libraft 0.15's io close callback can run twice (canonical/raft#341), freeing the address,
+  // the log and the configuration again: seen as "double free" aborts on SIGTERM in the e2e
+  // suite. The first run ends here: its frees are done, so the pointers are cleared and a second
+  // run frees nothing (raft_free(NULL), an empty log, an empty configuration).
+  static void OnRaftClosed(struct raft* r) {
+    auto* self = static_cast<Impl*>(r->data);
+    if (self->raft_closed) return;
+    self->raft_closed = true;
+    r->address = nullptr;
+    r->log = raft_log{};
+    raft_configuration_init(&r->configuration);
   }
 
   // Loop thread body. Initialisation result goes to `ready`.
