@@ -160,71 +160,20 @@ void Server::HandleCommand(std::vector<std::string>&& envelope, std::string_view
 }
 
 Result<Position> Server::ApplyChecked(std::string_view key, Op op, std::string_view value,
-                                      uint64_t ttl_ms) {
+                                      uint64_t ttl_ms, const Uuid& uuid) {
   auto parts = SplitKey(key);
   if (!parts) return parts.error();
   // The clock matters only for a TTL (reading it is a measurable part of a Set).
   const int64_t now_ms = ttl_ms == 0 ? 0 : MonotonicMs();
-  auto applied = store_.ApplyRef(parts->subtree, parts->key, op, value, ttl_ms, now_ms);
+  auto applied = store_.ApplyRef(parts->subtree, parts->key, op, value, ttl_ms, now_ms, uuid);
   if (!applied) return applied.error();
   if (applied->subtree == nullptr) return Position{};
   Position pos = applied->subtree->position();  // as applied, before any observer runs
   if (applied->changed) {
-    Change c{parts->subtree, applied->subtree->epoch, applied->record};
+    Change c{parts->subtree, applied->subtree->epoch, applied->record, applied->subtree->term};
     PublishChange(c);
   }
   return pos;
-}
-
-void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
-  ++stats_.kvsets;
-  // S: a repeated UUID is answered with the first answer and not applied again.
-  if (auto it = acks_.find(m.uuid); it != acks_.end()) {
-    ++stats_.duplicates;
-    Reply(envelope, Encode(it->second));
-    return;
-  }
-  KvAck ack{m.uuid, 0, {}};
-  Errc status = Errc::kOk;
-  if (m.op == Op::kExpire) {
-    status = Errc::kMalformed;  // op 2 is the server's own
-  } else if (m.value.size() > options_.max_value_bytes) {
-    status = Errc::kValueTooLarge;
-  } else if (m.op == Op::kSet && !IsMsgpackValue(m.value)) {
-    status = Errc::kBadValue;
-  } else {
-    auto pos = ApplyChecked(m.key, m.op, m.value, m.ttl_ms);
-    if (pos) {
-      ack.position = std::move(*pos);
-    } else {
-      status = static_cast<Errc>(pos.error().value());
-    }
-  }
-  ack.status = static_cast<uint32_t>(status);
-  if (status != Errc::kOk) {
-    ++stats_.kvset_rejected;
-  } else {
-    // CS-10: the window holds accepted KVSETs only, so rejected ones cannot evict them.
-    acks_.emplace(m.uuid, ack);
-    const int64_t now_ms = MonotonicMs();
-    ack_order_.emplace_back(m.uuid, now_ms);
-    while (ack_order_.size() > options_.dedup_window) {
-      ++stats_.dedup_evicted_early;
-      acks_.erase(ack_order_.front().first);
-      ack_order_.pop_front();
-    }
-    EvictAcks(now_ms);
-  }
-  Reply(envelope, Encode(ack));
-}
-
-void Server::EvictAcks(int64_t now_ms) {
-  // CS-10: the window is time-based; the count cap above only bounds memory.
-  const int64_t window = options_.dedup_window_ms.count();
-  while (!ack_order_.empty() && ack_order_.front().second + window <= now_ms) {
-    acks_.erase(ack_order_.front().first);
-    ack_order_.pop_front();
-  }
 }
 
 void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m) {
@@ -277,19 +226,21 @@ void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t req
                                    st->term, st->term_start}));
     return;
   }
-  Position pos;
+  Kthxbai end{request_id, name, {}, 0, SyncMode::kSnapshot};
   if (st != nullptr) {
     const int64_t now = MonotonicMs();
     for (const auto& [key, e] : st->entries) {
       add(Record{key, Op::kSet, e.value, Store::RemainingTtl(e, now), e.seq});
     }
-    pos = st->position();
+    end.position = st->position();
+    end.term = st->term;
+    end.term_start = st->term_start;
+    end.window = WindowOf(name, now);  // CS-31
   }
   flush();
   ++stats_.snapshots;
-  Reply(envelope,
-        Encode(Kthxbai{request_id, name, pos, count, SyncMode::kSnapshot,
-                       st != nullptr ? st->term : 0, st != nullptr ? st->term_start : 0}));
+  end.count = count;
+  Reply(envelope, Encode(end));
 }
 
 // Replies go out in order per peer. A full pipe (EAGAIN under ROUTER_MANDATORY) queues the rest
@@ -431,7 +382,7 @@ void Server::Publish(std::string_view topic, std::string_view body) {
 
 void Server::PublishChange(const Change& c) {
   // Hot path: encode straight from the change into a reused buffer (no KvPub copy of the record).
-  EncodeKvPubBody(c.epoch, *c.record, pub_body_);
+  EncodeKvPubBody(c.epoch, *c.record, c.term, pub_body_);
   Publish(JoinKey(c.subtree, c.record->key), pub_body_);
   if (pub_body_.capacity() > (size_t{1} << 16)) std::string().swap(pub_body_);  // after a big value
   ++stats_.changes;
@@ -442,7 +393,12 @@ void Server::PublishChange(const Change& c) {
 }
 
 void Server::PublishPosition(std::string_view subtree) {
-  const PositionMsg m{std::string(subtree), store_.PositionOf(subtree)};
+  PositionMsg m{std::string(subtree), {}};
+  if (const Subtree* st = store_.Find(subtree)) {
+    m.position = st->position();
+    m.term = st->term;  // CS-33
+    m.term_start = st->term_start;
+  }
   Publish(Topic(m), Encode(m));
 }
 

@@ -64,6 +64,7 @@ struct ServerStats {
   uint64_t kvsets = 0;               // KVSET commands received
   uint64_t kvset_rejected = 0;       // answered with a non-zero status
   uint64_t duplicates = 0;           // KVSETs answered from the UUID window
+  uint64_t conflicts = 0;            // conditional KVSETs refused (CS-32)
   uint64_t dedup_evicted_early = 0;  // UUIDs evicted by the count cap before their time
   uint64_t snapshots = 0;            // full snapshots served (per subtree)
   uint64_t resumes = 0;              // resume streams served
@@ -116,8 +117,11 @@ class Server final : public Pollable {
   // seq of `at`, continuing `prev_term` (the copy's term) under `term` (> prev_term, e.g. the
   // partition epoch). `entries` are snapshot records (remaining TTLs). Replicas on the old line
   // resume (CS-30). Errors: kBadKey, kBusy (held), kMalformed (term), kFull.
+  // `window` is the UUID window the backup received with the subtree (CS-31): a retry of one of
+  // those updates is answered from it and not applied again.
   Result<Position> Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
-                         uint64_t term, const std::vector<Record>& entries);
+                         uint64_t term, const std::vector<Record>& entries,
+                         const std::vector<WindowEntry>& window = {});
 
   // Polls this server alone for up to `max_wait`.
   void RunOnce(std::chrono::milliseconds max_wait) { PollOnce({this}, max_wait); }
@@ -160,7 +164,9 @@ class Server final : public Pollable {
   void Heartbeat(Clock::time_point now);
   void ExpireDue(Clock::time_point now);
   Result<Position> ApplyChecked(std::string_view key, Op op, std::string_view value,
-                                uint64_t ttl_ms);
+                                uint64_t ttl_ms, const Uuid& uuid = {});
+  // CS-32: the key's seq when it differs from `expected` (0: absent), else nothing.
+  std::optional<uint64_t> Conflict(std::string_view key, uint64_t expected) const;
 
   ServerOptions options_;
   zmq::socket_t router_;
@@ -181,8 +187,23 @@ class Server final : public Pollable {
     size_t operator()(const Uuid& u) const noexcept;
   };
   std::unordered_map<Uuid, KvAck, UuidHash> acks_;
-  std::deque<std::pair<Uuid, int64_t>> ack_order_;  // accepted UUIDs and when (monotonic ms)
+  struct AckSlot {
+    Uuid uuid;
+    int64_t at_ms;        // when it was answered (monotonic ms)
+    std::string subtree;  // empty: no subtree (a delete in an unborn subtree)
+  };
+  std::deque<AckSlot> ack_order_;  // accepted UUIDs, oldest first
+  // CS-31: each subtree's accepted updates (a subsequence of ack_order_), for snapshots.
+  struct WindowSlot {
+    Uuid uuid;
+    uint64_t seq;
+    int64_t at_ms;
+  };
+  std::unordered_map<std::string, std::deque<WindowSlot>, StringHash, std::equal_to<>> windows_;
+  void Remember(const KvAck& ack, std::string_view subtree, int64_t at_ms);
+  void PopOldestAck();
   void EvictAcks(int64_t now_ms);
+  std::vector<WindowEntry> WindowOf(std::string_view subtree, int64_t now_ms) const;
 
   AppliedObserver applied_observer_;
   // subtree -> replica -> last reported position (CS-27)
