@@ -59,7 +59,7 @@ Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOption
     s->xpub_.set(zmq::sockopt::maxmsgsize, int64_t{4096});
     s->router_.set(zmq::sockopt::linger, 0);
     s->xpub_.set(zmq::sockopt::xpub_verbose, 1);
-    s->xpub_.set(zmq::sockopt::sndhwm, s->options_.publisher_hwm);
+    s->xpub_.set(zmq::sockopt::sndhwm, s->publisher_hwm());  // CS-35
     s->xpub_.set(zmq::sockopt::linger, 0);
     s->router_.bind(s->options_.command_endpoint);
     s->xpub_.bind(s->options_.publisher_endpoint);
@@ -91,6 +91,7 @@ Clock::time_point Server::NextDeadline() const {
     next = std::min(next, Clock::time_point(std::chrono::milliseconds(expiry)));
   }
   if (!pending_.empty()) next = std::min(next, pollout_backoff_until_);
+  if (StreamRunnable()) next = Clock::time_point{};  // a `*` reply can go on now (CS-34)
   return next;
 }
 
@@ -101,6 +102,7 @@ void Server::HandleEvents(const zmq::pollitem_t* items, Clock::time_point now) {
   }
   if ((items[1].revents & ZMQ_POLLIN) != 0) ReadSubscriptions();
   if ((items[0].revents & ZMQ_POLLIN) != 0) ReadCommands();
+  if (!streams_.empty()) AdvanceStreams();
   ExpireDue(now);
   if (now >= next_heartbeat_) Heartbeat(now);
 }
@@ -178,12 +180,7 @@ Result<Position> Server::ApplyChecked(std::string_view key, Op op, std::string_v
 
 void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m) {
   if (m.subtree == kAllSubtrees) {
-    uint64_t n = 0;
-    for (const auto& [name, st] : store_.subtrees()) {
-      ServeSubtree(envelope, m.request_id, name, &st, Position{}, 0);
-      ++n;
-    }
-    Reply(envelope, Encode(Done{m.request_id, n}));
+    StartStream(envelope, m.request_id);  // CS-34: streamed subtree by subtree
     return;
   }
   if (!IsValidSubtree(m.subtree)) {
@@ -263,11 +260,14 @@ void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
     }
   }
   if (reply_dropped_) return;
+  reply_bytes_ += body.size();
   if (it == pending_.end()) {
     Outgoing out{envelope, std::move(body)};
     switch (TrySend(out)) {
       case SendResult::kSent:
+        return;
       case SendResult::kGone:
+        reply_gone_ = true;
         return;
       case SendResult::kAgain:
         break;

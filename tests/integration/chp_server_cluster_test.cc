@@ -6,6 +6,10 @@
 // chp_wire_support (not our codec). Every wait is a condition with a deadline.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <fstream>
+
 #include "chp/server.h"
 #include "chp_wire_support.h"
 
@@ -115,6 +119,13 @@ class ChpServerCluster : public ::testing::Test {
   zmq::context_t ctx_;
   std::vector<Server*> servers_;
 };
+
+size_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
 
 // Distinct 16-byte UUIDs (CW-7).
 std::string Uid(uint64_t n) {
@@ -324,6 +335,113 @@ TEST_F(ChpServerCluster, CS33_KvPubAndPositionCarryTheTerm) {
   ASSERT_TRUE(end2.has_value());
   EXPECT_EQ(AsKthxbai(*end2).mode, kModeResume);
   EXPECT_EQ(recs2.size(), 1u);
+}
+
+// CS-34: a `*` reply is streamed: while its peer does not read, the server queues at most
+// stream_chunk_bytes plus one subtree's snapshot for it, not the whole reply (6.4 MiB here). A
+// subtree dropped before its turn gets no KTHXBAI, DONE counts those sent, and a later request
+// of the same peer is answered between two subtrees, before the DONE.
+TEST_F(ChpServerCluster, CS34_StarReplyIsStreamedWithinTheChunkBound) {
+  ServerOptions o;
+  o.stream_chunk_bytes = 64 * 1024;
+  auto server = Make(o);
+  ASSERT_TRUE(server);
+  servers_ = {server.get()};
+  constexpr int kSubtrees = 200;
+  for (int i = 0; i < kSubtrees; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      const std::string key = "t" + std::to_string(i) + "/k" + std::to_string(j);
+      ASSERT_TRUE(server->Set(key, ValueOfSize(8192)).ok());
+    }
+  }
+  zmq::socket_t d(ctx_, zmq::socket_type::dealer);
+  d.set(zmq::sockopt::linger, 0);
+  d.set(zmq::sockopt::rcvhwm, 1);
+  d.set(zmq::sockopt::rcvbuf, 4096);
+  d.connect(server->command_endpoint());
+  SendBody(d, Icanhaz(1, "*"));
+  // Not reading: the stream stalls once the peer's queue is past the chunk bound.
+  ASSERT_TRUE(Until([&] { return server->stats().pending_bytes > o.stream_chunk_bytes; }));
+  for (int i = 0; i < 50; ++i) server->RunOnce(1ms);  // it stays stalled while nothing is read
+  EXPECT_EQ(server->active_streams(), 1u);
+  const size_t one_subtree = 4 * (8192 + 64) + 1024;
+  EXPECT_LE(server->stats().peer_pending_peak, o.stream_chunk_bytes + one_subtree + 64 * 1024)
+      << "queued at most the chunk bound plus one subtree's reply";
+  // Half of the subtrees dropped now: those not yet sent get no KTHXBAI.
+  for (int i = kSubtrees / 2; i < kSubtrees; ++i) server->Drop("t" + std::to_string(i));
+  SendBody(d, Hello(1, 77));
+  std::map<std::string, uint64_t> counts;
+  std::optional<uint64_t> done;
+  size_t frames = 0, hello_at = 0, done_at = 0;
+  ASSERT_TRUE(Until([&] {
+    while (auto b = TryRecvReply(d, 0ms)) {
+      ++frames;
+      if (b->code() == kKthxbai) {
+        const KthxbaiMsg k = AsKthxbai(*b);
+        EXPECT_EQ(k.rid, 1u);
+        counts[k.subtree] = k.count;
+      } else if (b->code() == kHelloOk) {
+        hello_at = frames;
+      } else if (b->code() == kDone) {
+        done = AsDone(*b).subtrees;
+        done_at = frames;
+      }
+    }
+    return done.has_value();
+  }));
+  EXPECT_EQ(*done, counts.size());
+  for (int i = 0; i < kSubtrees / 2; ++i) {
+    EXPECT_EQ(counts["t" + std::to_string(i)], 4u) << i;
+  }
+  EXPECT_LT(counts.size(), static_cast<size_t>(kSubtrees)) << "dropped subtrees were skipped";
+  EXPECT_GT(hello_at, 0u);
+  EXPECT_LT(hello_at, done_at) << "answered between two subtrees of the stream";
+  EXPECT_EQ(server->active_streams(), 0u);
+}
+
+// CS-35: the XPUB SNDHWM comes from a byte budget over the largest message, so a subscriber that
+// does not read pins at most publisher_max_bytes in the server: 128 MiB published to it grow the
+// process by far less; with the byte bound off (and no count bound) the same grows it by most.
+TEST_F(ChpServerCluster, CS35_PublisherPipeIsBoundedInBytes) {
+  {
+    auto defaults = Make();
+    ASSERT_TRUE(defaults);
+    EXPECT_EQ(defaults->publisher_hwm(), 4091) << "4 GiB / (1 MiB + 1,088)";
+  }
+  auto run = [&](size_t max_bytes) -> size_t {
+    ServerOptions o;
+    o.max_value_bytes = 64 * 1024;
+    o.publisher_max_bytes = max_bytes;
+    o.publisher_hwm = 1'000'000;
+    auto server = Make(o);
+    if (!server) return 0;
+    servers_ = {server.get()};
+    if (max_bytes != 0) {
+      EXPECT_EQ(server->publisher_hwm(), static_cast<int>(max_bytes / (64 * 1024 + 1088)));
+    }
+    zmq::socket_t sub(ctx_, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::linger, 0);
+    sub.set(zmq::sockopt::rcvhwm, 1);
+    sub.set(zmq::sockopt::rcvbuf, 4096);
+    sub.connect(server->publisher_endpoint());
+    sub.set(zmq::sockopt::subscribe, "p/");
+    std::optional<PubMsg> welcome;
+    EXPECT_TRUE(Until([&] { return (welcome = TryRecvPub(sub, 0ms)).has_value(); }));
+    const size_t before = ResidentBytes();
+    const std::string value = ValueOfSize(64 * 1024 - 16);
+    for (int i = 0; i < 2048; ++i) {  // 128 MiB to one key: the store holds one value
+      EXPECT_TRUE(server->Set("p/k", value).ok());
+      if (i % 64 == 0) server->RunOnce(0ms);
+    }
+    for (int i = 0; i < 20; ++i) server->RunOnce(1ms);
+    const size_t after = ResidentBytes();
+    servers_.clear();
+    return after > before ? after - before : 0;
+  };
+  const size_t bounded = run(size_t{4} << 20);
+  EXPECT_LT(bounded, size_t{40} << 20) << "4 MiB budget: " << bounded << " bytes grown";
+  const size_t unbounded = run(0);
+  EXPECT_GT(unbounded, size_t{64} << 20) << "without the bound the pipe holds most of 128 MiB";
 }
 
 }  // namespace

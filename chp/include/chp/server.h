@@ -47,7 +47,14 @@ struct ServerOptions {
   int reply_pipe_hwm = 32;                           // ROUTER SNDHWM (messages per peer pipe)
   size_t snapshot_batch_records = 512;
   size_t snapshot_batch_bytes = 256 * 1024;
+  // XPUB SNDHWM in messages; 0 turns off every publisher bound (benchmarks), also CS-35's.
   int publisher_hwm = 100'000;
+  // CS-35: what one subscriber's XPUB pipe may hold, in bytes: the SNDHWM is at most this over
+  // the largest message (max_value_bytes + 1,088). 0: no byte bound.
+  size_t publisher_max_bytes = size_t{4} << 30;
+  // CS-34: a `*` reply goes on while its peer has at most this many reply bytes queued, and at
+  // most this many bytes of it are sent per poll (plus one subtree's reply).
+  size_t stream_chunk_bytes = size_t{1} << 20;
   int command_hwm = 1'000;  // ROUTER RCVHWM (commands per peer pipe waiting to be read)
   // ZMQ_MAXMSGSIZE of the command socket (CS-1): a peer sending a larger frame is disconnected
   // by libzmq before the frame is buffered. Above the frame limit (CW-8), so a body just over
@@ -75,6 +82,8 @@ struct ServerStats {
   uint64_t applied = 0;              // positions recorded from APPLIED (CS-27)
   uint64_t applied_ignored = 0;   // APPLIED frames or positions ignored (bad name, subtree, bound)
   uint64_t dropped_subtrees = 0;  // subtrees dropped (CS-28)
+  uint64_t streams = 0;           // `*` replies begun (CS-34)
+  uint64_t streams_ended = 0;     // `*` replies ended early (dropped, peer gone, replaced)
   size_t pending_bytes = 0;       // reply bytes queued behind a full ROUTER pipe now
   size_t pending_peak = 0;
   size_t pending_peers = 0;         // peers with queued replies now
@@ -132,6 +141,10 @@ class Server final : public Pollable {
 
   const Store& store() const { return store_; }
   const ServerStats& stats() const { return stats_; }
+  // The XPUB SNDHWM set from publisher_hwm and publisher_max_bytes (CS-35).
+  int publisher_hwm() const;
+  // `*` replies under way (CS-34).
+  size_t active_streams() const { return streams_.size(); }
 
  private:
   struct Outgoing {
@@ -156,6 +169,11 @@ class Server final : public Pollable {
                     const std::string& name, const Subtree* st, const Position& from,
                     uint64_t from_term);
   void Reply(const std::vector<std::string>& envelope, std::string body);
+  // CS-34: `*` replies, streamed subtree by subtree (server_stream.cc).
+  void StartStream(const std::vector<std::string>& envelope, uint64_t request_id);
+  void AdvanceStreams();
+  bool StreamRunnable() const;
+  size_t QueuedFor(const std::string& peer) const;
   SendResult TrySend(const Outgoing& out);
   void FlushPending();
   void Publish(std::string_view topic, std::string_view body);
@@ -181,6 +199,16 @@ class Server final : public Pollable {
   std::unordered_map<std::string, PeerQueue> pending_;
   bool reply_begins_ = false;   // the next Reply starts a new reply
   bool reply_dropped_ = false;  // the reply under way is dropped (peer over its bound)
+  bool reply_gone_ = false;     // a reply frame found its peer gone (EHOSTUNREACH)
+  size_t reply_bytes_ = 0;      // body bytes handed to Reply (counts what a stream sent)
+  struct Stream {
+    std::vector<std::string> envelope;
+    uint64_t request_id = 0;
+    std::vector<std::string> names;  // the subtrees held when the request was handled
+    size_t next = 0;
+    uint64_t sent = 0;  // KTHXBAIs sent
+  };
+  std::unordered_map<std::string, Stream> streams_;  // by peer identity: one per peer
   Clock::time_point pollout_backoff_until_{};
 
   struct UuidHash {
