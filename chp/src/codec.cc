@@ -390,7 +390,8 @@ std::string Encode(const KvAck& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  const bool conflict = m.status == static_cast<uint32_t>(Errc::kConflict);
+  // CS-32: the key's seq goes with kConflict (and whenever set, so decoding round-trips).
+  const bool conflict = m.status == static_cast<uint32_t>(Errc::kConflict) || m.key_seq != 0;
   PackHead(p, Command::kKvAck, conflict ? 6 : 5);
   PackUuid(p, m.uuid);
   p.pack_uint32(m.status);
