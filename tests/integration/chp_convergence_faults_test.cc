@@ -43,6 +43,39 @@ std::string Value(uint64_t n) {
   return std::string(b.data(), b.size());
 }
 
+// A backup's observer as a cluster owner would write it: forwards to the checker and keeps the
+// UUIDs of the client updates it applied (KVPUB element 6, CS-31) with their seqs and times, the
+// window to hand to Server::Adopt on promotion.
+class WindowKeeper final : public ReplicaObserver {
+ public:
+  explicit WindowKeeper(ReplicaObserver* inner) : inner_(inner) {}
+  void OnReset(std::string_view subtree, const Position& p, const EntryMap& e) override {
+    inner_->OnReset(subtree, p, e);
+  }
+  void OnChange(std::string_view subtree, std::string_view epoch, const Record& r) override {
+    inner_->OnChange(subtree, epoch, r);
+    if (r.uuid != Uuid{}) seen_[std::string(subtree)].push_back({r.uuid, r.seq, MonotonicMs()});
+  }
+  std::vector<WindowEntry> Window(const std::string& subtree, int64_t now) const {
+    std::vector<WindowEntry> out;
+    auto it = seen_.find(subtree);
+    if (it == seen_.end()) return out;
+    for (const auto& [uuid, seq, at] : it->second) {
+      out.push_back({uuid, seq, static_cast<uint64_t>(now - at)});
+    }
+    return out;
+  }
+
+ private:
+  struct Seen {
+    Uuid uuid;
+    uint64_t seq;
+    int64_t at;
+  };
+  ReplicaObserver* inner_;
+  std::map<std::string, std::vector<Seen>> seen_;
+};
+
 struct Follower {
   std::string name;
   bool all = false;
@@ -72,11 +105,17 @@ class ChpConvergenceFaults : public ::testing::Test {
     o.request_timeout = 1000ms;
     return o;
   }
-  void Start(Follower& f, std::vector<std::string> endpoints) {
+  void Start(Follower& f, std::vector<std::string> endpoints, WindowKeeper** keeper = nullptr) {
     f.watch = std::make_unique<WatchChecker>(f.name, log_, [this](std::string_view s) {
       return serving_ ? serving_->store().PositionOf(s).epoch : std::string();
     });
-    f.agent = std::make_unique<ReplicaAgent>(ctx_, Agent(std::move(endpoints)), f.watch.get());
+    ReplicaObserver* obs = f.watch.get();
+    if (keeper != nullptr) {
+      keepers_.push_back(std::make_unique<WindowKeeper>(obs));
+      *keeper = keepers_.back().get();
+      obs = *keeper;
+    }
+    f.agent = std::make_unique<ReplicaAgent>(ctx_, Agent(std::move(endpoints)), obs);
     if (f.all) {
       f.agent->FollowAll();
     } else {
@@ -198,6 +237,7 @@ class ChpConvergenceFaults : public ::testing::Test {
   std::unique_ptr<LossyLink> link_;
   std::unique_ptr<ReplicaAgent> writer_;
   std::vector<Follower*> followers_;
+  std::vector<std::unique_ptr<WindowKeeper>> keepers_;
   std::mt19937_64 rng_{20261203};
   uint64_t writes_ = 0, failed_ = 0;
 };
@@ -384,12 +424,16 @@ TEST_F(ChpConvergenceFaults, FailoverToAPromotedBackupSharingTheHistory) {
   a_ = MakeServer();
   b_ = MakeServer();
   serving_ = a_.get();
-  writer_ = std::make_unique<ReplicaAgent>(ctx_, Agent({a_->command_endpoint()}));
+  // The writer reaches the primary through a link that can lose its KVACKs.
+  link_ = std::make_unique<LossyLink>(ctx_, a_->command_endpoint(), a_->publisher_endpoint());
+  writer_ = std::make_unique<ReplicaAgent>(
+      ctx_, Agent({link_->command_endpoint(), b_->command_endpoint()}));
   Follower backup{"backup", true, {}, nullptr, nullptr};
   Follower some{"some", false, {}, nullptr, nullptr};
   Follower all{"all", true, {}, nullptr, nullptr};
   for (int i = 0; i < kSubtrees; i += 3) some.follows.push_back(Name(i));
-  Start(backup, {a_->command_endpoint()});
+  WindowKeeper* keeper = nullptr;
+  Start(backup, {a_->command_endpoint()}, &keeper);
   Start(some, {a_->command_endpoint(), b_->command_endpoint()});
   Start(all, {a_->command_endpoint(), b_->command_endpoint()});
   followers_ = {&backup, &some, &all};
@@ -398,23 +442,51 @@ TEST_F(ChpConvergenceFaults, FailoverToAPromotedBackupSharingTheHistory) {
   ExpectConverged("before failover");
   const uint64_t some_snapshots = Snapshots(some);
 
+  // 100 updates the primary applies and the backup receives, whose KVACKs are lost: the writer
+  // will retry them on the promoted server, which must answer from the adopted window (CS-31).
+  link_->set_reply_filter([](const ReplyMessage& m) { return std::holds_alternative<KvAck>(m); });
+  constexpr int kRetried = 100;
+  const uint64_t f0_before = a_->store().PositionOf(Name(0)).seq;
+  for (int i = 0; i < kRetried; ++i) {
+    ASSERT_TRUE(writer_->Set(Name(0) + "/retried" + std::to_string(i), Value(++writes_)).ok());
+  }
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        Poll();
+        const SubtreeReplica* r = backup.agent->Find(Name(0));
+        const Position at = a_->store().PositionOf(Name(0));
+        return at.seq == f0_before + kRetried && r != nullptr && r->live() && r->position() == at &&
+               writer_->unacked() == static_cast<size_t>(kRetried);
+      },
+      20s));
+
   // Promotion: the backup's copies become the new primary's subtrees, under term + 1.
   const int64_t now = MonotonicMs();
   for (const auto& [name, r] : backup.agent->replicas()) {
     if (r.position().epoch.empty()) continue;
-    auto adopted = b_->Adopt(name, r.position(), r.term(), r.term() + 1, r.SnapshotRecords(now));
+    auto adopted = b_->Adopt(name, r.position(), r.term(), r.term() + 1, r.SnapshotRecords(now),
+                             keeper->Window(name, now));
     ASSERT_TRUE(adopted.ok()) << name << ": " << adopted.error().message();
   }
+  const Position f0 = b_->store().PositionOf(Name(0));
   followers_ = {&some, &all};
   backup.agent.reset();
-  writer_.reset();
+  link_.reset();
   a_.reset();
   serving_ = b_.get();
   Quiesce("after failover");
   ExpectConverged("after failover");
   EXPECT_EQ(Snapshots(some), some_snapshots) << "on the promoted server's line: no snapshot";
+  EXPECT_EQ(b_->stats().duplicates, static_cast<uint64_t>(kRetried))
+      << "every retried KVSET answered from the adopted window";
+  // None applied a second time: the promoted server's changes of f0 since the adoption are only
+  // expiries of adopted TTL entries.
+  for (const auto& [seq, e] : log_.histories[ChangeId(Name(0), f0.epoch, 0)]) {
+    if (seq > f0.seq) {
+      EXPECT_EQ(e.op, Op::kExpire) << seq << " " << e.key;
+    }
+  }
 
-  writer_ = std::make_unique<ReplicaAgent>(ctx_, Agent({b_->command_endpoint()}));
   Write(1500);
   Quiesce("writes on the promoted server");
   ExpectConverged("writes on the promoted server");

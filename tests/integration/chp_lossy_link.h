@@ -45,6 +45,10 @@ class LossyLink final : public Pollable {
 
   const std::string& command_endpoint() const { return command_endpoint_; }
   void set_filter(Filter f) { filter_ = std::move(f); }
+  // Returns true to drop a reply on its way to a replica (e.g. KVACKs: lost acknowledgements).
+  void set_reply_filter(std::function<bool(const ReplyMessage&)> f) {
+    reply_filter_ = std::move(f);
+  }
   uint64_t dropped() const { return dropped_; }
 
   size_t AddPollItems(std::vector<zmq::pollitem_t>& items) override {
@@ -71,6 +75,10 @@ class LossyLink final : public Pollable {
       if (replies && !frames.empty()) {
         // HELLO_OK: the replica must subscribe here, not at the server (CR-2 keeps our port).
         auto decoded = DecodeReply(frames.back().to_string_view());
+        if (decoded && reply_filter_ && reply_filter_(*decoded)) {
+          ++dropped_;
+          continue;
+        }
         if (decoded) {
           if (auto* ok = std::get_if<HelloOk>(&*decoded)) {
             ok->publisher = publisher_endpoint_;
@@ -101,6 +109,7 @@ class LossyLink final : public Pollable {
   zmq::socket_t front_cmd_, back_cmd_, front_pub_, back_pub_;
   std::string command_endpoint_, publisher_endpoint_;
   Filter filter_;
+  std::function<bool(const ReplyMessage&)> reply_filter_;
   uint64_t dropped_ = 0;
 };
 
