@@ -132,8 +132,8 @@ class ChpConvergenceFaults : public ::testing::Test {
     for (Follower* f : followers_) parts.push_back(f->agent.get());
     PollOnce(parts, 5ms);
   }
-  // `n` random sets, deletes and short TTLs, at most 200 awaiting their KVACK.
-  void Write(int n) {
+  // `n` random sets, deletes and (with `ttls`) short TTLs, at most 200 awaiting their KVACK.
+  void Write(int n, bool ttls = true) {
     for (int i = 0; i < n; ++i) {
       ASSERT_TRUE(EventuallyTrue(
           [&] {
@@ -149,8 +149,8 @@ class ChpConvergenceFaults : public ::testing::Test {
       if (kind < 20) {
         ASSERT_TRUE(writer_->Erase(key, on_ack).ok());
       } else {
-        ASSERT_TRUE(
-            writer_->Set(key, Value(++writes_), kind < 30 ? 100 + rng_() % 300 : 0, on_ack).ok());
+        const uint64_t ttl = ttls && kind < 30 ? 100 + rng_() % 300 : 0;
+        ASSERT_TRUE(writer_->Set(key, Value(++writes_), ttl, on_ack).ok());
       }
       if (i % 25 == 0) Poll();
     }
@@ -493,6 +493,60 @@ TEST_F(ChpConvergenceFaults, FailoverToAPromotedBackupSharingTheHistory) {
   EXPECT_EQ(Snapshots(some), some_snapshots);
   for (const auto& [name, st] : b_->store().subtrees()) {
     EXPECT_EQ(st.term, 1u) << name;
+  }
+}
+
+// Histories told apart (CS-29, CS-30, CR-30): the backup falls behind (not polled) while the
+// primary takes more changes, which one follower applies; the backup is then promoted and the
+// primary goes away. For the subtrees that changed meanwhile the follower is off the new
+// primary's line (it applied changes the new primary never had, at the same seqs): it must take
+// a snapshot and lose them; for the others it is on the line and resumes without one. No TTLs
+// here, so the new primary makes no change at a seq the old one used.
+TEST_F(ChpConvergenceFaults, FailoverOffTheLineReSnapshotsOnTheLineResumes) {
+  a_ = MakeServer();
+  b_ = MakeServer();
+  serving_ = a_.get();
+  writer_ = std::make_unique<ReplicaAgent>(ctx_, Agent({a_->command_endpoint()}));
+  Follower backup{"backup", true, {}, nullptr, nullptr};
+  Follower ahead{"ahead", false, {}, nullptr, nullptr};
+  for (int i = 0; i < kSubtrees; ++i) ahead.follows.push_back(Name(i));
+  Start(backup, {a_->command_endpoint()});
+  Start(ahead, {a_->command_endpoint(), b_->command_endpoint()});
+  followers_ = {&backup, &ahead};
+  Write(1200, /*ttls=*/false);
+  Quiesce("before the backup falls behind");
+  ExpectConverged("before the backup falls behind");
+
+  followers_ = {&ahead};  // the backup is not polled: it misses what follows
+  std::set<std::string> changed;
+  for (int i = 0; i < 40; ++i) {
+    const std::string subtree = Name(i % 4);  // f0..f3 only
+    changed.insert(subtree);
+    ASSERT_TRUE(writer_->Set(subtree + "/late" + std::to_string(i), Value(++writes_)).ok());
+  }
+  Quiesce("ahead of the backup");
+  const uint64_t snapshots = Snapshots(ahead);
+
+  const int64_t now = MonotonicMs();
+  for (const auto& [name, r] : backup.agent->replicas()) {
+    if (r.position().epoch.empty()) continue;
+    ASSERT_TRUE(b_->Adopt(name, r.position(), r.term(), r.term() + 1, r.SnapshotRecords(now)).ok());
+  }
+  backup.agent.reset();
+  writer_.reset();
+  a_.reset();
+  serving_ = b_.get();
+  Quiesce("after failover");
+  ExpectConverged("after failover");
+  EXPECT_EQ(Snapshots(ahead) - snapshots, changed.size())
+      << "a snapshot exactly for the subtrees where the follower was off the new line";
+  for (const std::string& name : changed) {
+    const SubtreeReplica* r = ahead.agent->Find(name);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->term(), 1u) << name << " took the new term with the snapshot";
+    for (const auto& [key, e] : r->entries()) {
+      EXPECT_EQ(key.rfind("late", 0), std::string::npos) << name << ": kept a lost write";
+    }
   }
 }
 
