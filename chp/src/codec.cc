@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <optional>
 
 #include "chp/keys.h"
 #include "codec_raw.h"
@@ -53,6 +54,7 @@ class Reader {
   }
   bool ok() const { return ok_; }
   size_t size() const { return size_; }
+  size_t pos() const { return pos_; }
 
   template <typename T>
   Reader& Uint(T& out) {
@@ -103,6 +105,22 @@ class Reader {
         o.via.u64 <= static_cast<uint64_t>(std::numeric_limits<T>::max())) {
       out = static_cast<T>(o.via.u64);
     }
+    return *this;
+  }
+  // A trailing UUID (CW-3): bin of 16 bytes; absent or anything else leaves `out` as it is.
+  Reader& OptUuid(Uuid& out) {
+    if (!ok_ || pos_ >= size_) return *this;
+    const msgpack::object& o = items_[pos_++];
+    if (o.type == msgpack::type::BIN && o.via.bin.size == out.size()) {
+      std::copy_n(reinterpret_cast<const uint8_t*>(o.via.bin.ptr), out.size(), out.begin());
+    }
+    return *this;
+  }
+  // A trailing optional u64 (CW-3): present only when it is an unsigned integer.
+  Reader& OptUint64(std::optional<uint64_t>& out) {
+    if (!ok_ || pos_ >= size_) return *this;
+    const msgpack::object& o = items_[pos_++];
+    if (o.type == msgpack::type::POSITIVE_INTEGER) out = o.via.u64;
     return *this;
   }
   Reader& ArrayField(const msgpack::object*& out) {
@@ -182,8 +200,29 @@ bool ReadCommand(const msgpack::object& root, Command& cmd) {
 
 bool ReadRecord(const msgpack::object& o, Record& r) {
   Reader rd(o);
-  rd.Str(r.key).OpField(r.op).Bin(r.value).Uint(r.ttl_ms).Uint(r.seq);
+  rd.Str(r.key).OpField(r.op).Bin(r.value).Uint(r.ttl_ms).Uint(r.seq).OptUuid(r.uuid);
   return rd.ok();
+}
+
+bool IsZero(const Uuid& u) {
+  for (uint8_t b : u) {
+    if (b != 0) return false;
+  }
+  return true;
+}
+
+// KTHXBAI element 9 (CS-31): [[uuid bin(16), seq u64, age_ms u64], ...]. Absent or not an
+// array: no window. A malformed entry makes the frame malformed.
+bool ReadWindow(Reader& rd, std::vector<WindowEntry>& out) {
+  const msgpack::object* o = rd.ok() && rd.pos() < rd.size() ? rd.Next() : nullptr;
+  if (o == nullptr || o->type != msgpack::type::ARRAY) return true;
+  out.resize(o->via.array.size);
+  for (uint32_t i = 0; i < o->via.array.size; ++i) {
+    Reader er(o->via.array.ptr[i]);
+    er.UuidField(out[i].uuid).Uint(out[i].seq).Uint(out[i].age_ms);
+    if (!er.ok()) return false;
+  }
+  return true;
 }
 
 // The body of a KVPUB exactly as Encode writes it (six elements, the usual formats): fills `m`
@@ -196,13 +235,23 @@ bool FastKvPub(std::string_view body, KvPub& m) {
   uint64_t seq = 0;
   uint64_t op = 0;
   uint64_t ttl = 0;
+  uint64_t term = 0;
   std::string_view epoch;
   std::string_view value;
-  if (!rd.Array(n) || n != 6 || !rd.Uint(code) || code != static_cast<uint64_t>(Command::kKvPub) ||
-      !rd.Str(epoch) || !rd.Uint(seq) || !rd.Uint(op) || op > static_cast<uint64_t>(Op::kExpire) ||
-      !rd.Bin(value) || !rd.Uint(ttl) || !rd.AtEnd()) {
+  std::string_view uuid;
+  if (!rd.Array(n) || (n != 6 && n != 8) || !rd.Uint(code) ||
+      code != static_cast<uint64_t>(Command::kKvPub) || !rd.Str(epoch) || !rd.Uint(seq) ||
+      !rd.Uint(op) || op > static_cast<uint64_t>(Op::kExpire) || !rd.Bin(value) || !rd.Uint(ttl)) {
     return false;
   }
+  if (n == 8) {
+    // CS-31 / CS-33: the update's UUID (nil for none) and the subtree's term.
+    if (!rd.Nil() && (!rd.Bin(uuid) || uuid.size() != m.record.uuid.size())) return false;
+    if (!rd.Uint(term)) return false;
+  }
+  if (!rd.AtEnd()) return false;
+  if (!uuid.empty()) std::memcpy(m.record.uuid.data(), uuid.data(), uuid.size());
+  m.term = term;
   m.epoch.assign(epoch);
   m.record.seq = seq;
   m.record.op = static_cast<Op>(op);
@@ -240,12 +289,13 @@ std::string Encode(const KvSet& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  PackHead(p, Command::kKvSet, 6);
+  PackHead(p, Command::kKvSet, m.expected_seq ? 7 : 6);
   PackUuid(p, m.uuid);
   PackStr(p, m.key);
   p.pack_uint8(static_cast<uint8_t>(m.op));
   PackBin(p, m.value);
   p.pack_uint64(m.ttl_ms);
+  if (m.expected_seq) p.pack_uint64(*m.expected_seq);
   return out;
 }
 
@@ -289,12 +339,14 @@ std::string Encode(const KvSync& m) {
   PackStr(p, m.subtree);
   p.pack_array(static_cast<uint32_t>(m.records.size()));
   for (const Record& r : m.records) {
-    p.pack_array(5);
+    const bool uuid = !IsZero(r.uuid);  // CS-31: a resumed change carries its update's UUID
+    p.pack_array(uuid ? 6 : 5);
     PackStr(p, r.key);
     p.pack_uint8(static_cast<uint8_t>(r.op));
     PackBin(p, r.value);
     p.pack_uint64(r.ttl_ms);
     p.pack_uint64(r.seq);
+    if (uuid) PackUuid(p, r.uuid);
   }
   return out;
 }
@@ -303,7 +355,7 @@ std::string Encode(const Kthxbai& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  PackHead(p, Command::kKthxbai, 9);
+  PackHead(p, Command::kKthxbai, m.window.empty() ? 9 : 10);
   p.pack_uint64(m.request_id);
   PackStr(p, m.subtree);
   PackStr(p, m.position.epoch);
@@ -312,6 +364,15 @@ std::string Encode(const Kthxbai& m) {
   p.pack_uint8(static_cast<uint8_t>(m.mode));
   p.pack_uint64(m.term);
   p.pack_uint64(m.term_start);
+  if (!m.window.empty()) {
+    p.pack_array(static_cast<uint32_t>(m.window.size()));
+    for (const WindowEntry& w : m.window) {
+      p.pack_array(3);
+      PackUuid(p, w.uuid);
+      p.pack_uint64(w.seq);
+      p.pack_uint64(w.age_ms);
+    }
+  }
   return out;
 }
 
@@ -329,11 +390,14 @@ std::string Encode(const KvAck& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  PackHead(p, Command::kKvAck, 5);
+  // CS-32: the key's seq goes with kConflict (and whenever set, so decoding round-trips).
+  const bool conflict = m.status == static_cast<uint32_t>(Errc::kConflict) || m.key_seq != 0;
+  PackHead(p, Command::kKvAck, conflict ? 6 : 5);
   PackUuid(p, m.uuid);
   p.pack_uint32(m.status);
   PackStr(p, m.position.epoch);
   p.pack_uint64(m.position.seq);
+  if (conflict) p.pack_uint64(m.key_seq);  // CS-32
   return out;
 }
 
@@ -350,22 +414,29 @@ std::string Encode(const Error& m) {
 
 std::string Encode(const KvPub& m) {
   std::string out;
-  EncodeKvPubBody(m.epoch, m.record, out);
+  EncodeKvPubBody(m.epoch, m.record, m.term, out);
   return out;
 }
 
-void EncodeKvPubBody(std::string_view epoch, const Record& record, std::string& out) {
+void EncodeKvPubBody(std::string_view epoch, const Record& record, uint64_t term,
+                     std::string& out) {
   // Written directly (the hot path of every change) with exactly the packer's encodings; the
   // codec tests and the fuzz round trip compare it with the packer-based decoders.
-  out.resize(32 + epoch.size() + record.value.size());
+  out.resize(64 + epoch.size() + record.value.size());
   RawWriter w(out.data());
-  w.ArrayHeader(6);
+  w.ArrayHeader(8);
   w.Uint(static_cast<uint8_t>(Command::kKvPub));
   w.Str(epoch);
   w.Uint(record.seq);
   w.Uint(static_cast<uint8_t>(record.op));
   w.Bin(record.value);
   w.Uint(record.ttl_ms);
+  if (IsZero(record.uuid)) {  // CS-31: the UUID of the update, nil for none
+    w.Nil();
+  } else {
+    w.Bin(std::string_view(reinterpret_cast<const char*>(record.uuid.data()), record.uuid.size()));
+  }
+  w.Uint(term);  // CS-33
   out.resize(static_cast<size_t>(w.end() - out.data()));
 }
 
@@ -373,9 +444,11 @@ std::string Encode(const PositionMsg& m) {
   std::string out;
   StringSink sink{&out};
   Packer p(sink);
-  PackHead(p, Command::kPosition, 3);
+  PackHead(p, Command::kPosition, 5);
   PackStr(p, m.position.epoch);
   p.pack_uint64(m.position.seq);
+  p.pack_uint64(m.term);  // CS-33
+  p.pack_uint64(m.term_start);
   return out;
 }
 
@@ -422,6 +495,7 @@ Result<CommandMessage> DecodeCommand(std::string_view body) {
     case Command::kKvSet: {
       KvSet m;
       rd.UuidField(m.uuid).Str(m.key).OpField(m.op).Bin(m.value).Uint(m.ttl_ms);
+      rd.OptUint64(m.expected_seq);  // CS-32
       if (rd.ok()) return CommandMessage{std::move(m)};
       break;
     }
@@ -476,6 +550,7 @@ Result<ReplyMessage> DecodeReply(std::string_view body) {
       uint8_t mode = 0;
       rd.Uint(m.request_id).Str(m.subtree).Str(m.position.epoch).Uint(m.position.seq);
       rd.Uint(m.count).Uint(mode).OptUint(m.term).OptUint(m.term_start);
+      if (!ReadWindow(rd, m.window)) break;
       if (rd.ok() && mode <= static_cast<uint8_t>(SyncMode::kResume)) {
         m.mode = static_cast<SyncMode>(mode);
         return ReplyMessage{std::move(m)};
@@ -491,6 +566,7 @@ Result<ReplyMessage> DecodeReply(std::string_view body) {
     case Command::kKvAck: {
       KvAck m;
       rd.UuidField(m.uuid).Uint(m.status).Str(m.position.epoch).Uint(m.position.seq);
+      rd.OptUint(m.key_seq);
       if (rd.ok()) return ReplyMessage{std::move(m)};
       break;
     }
@@ -535,7 +611,7 @@ Result<PubMessage> detail::DecodePubGeneric(std::string_view topic, std::string_
       m.subtree.assign(parts->subtree);
       m.record.key.assign(parts->key);
       rd.Str(m.epoch).Uint(m.record.seq).OpField(m.record.op).Bin(m.record.value);
-      rd.Uint(m.record.ttl_ms);
+      rd.Uint(m.record.ttl_ms).OptUuid(m.record.uuid).OptUint(m.term);
       if (rd.ok()) return PubMessage{std::move(m)};
       break;
     }
@@ -544,7 +620,7 @@ Result<PubMessage> detail::DecodePubGeneric(std::string_view topic, std::string_
       PositionMsg m;
       m.subtree.assign(topic.substr(0, topic.size() - 1));
       if (!IsValidSubtree(m.subtree)) return Errc::kMalformed;
-      rd.Str(m.position.epoch).Uint(m.position.seq);
+      rd.Str(m.position.epoch).Uint(m.position.seq).OptUint(m.term).OptUint(m.term_start);
       if (rd.ok()) return PubMessage{std::move(m)};
       break;
     }

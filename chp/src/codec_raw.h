@@ -46,6 +46,12 @@ class RawReader {
     if (t >= 0xc4 && t <= 0xc6) return BigEndian(size_t{1} << (t - 0xc4), n) && Bytes(n, s);
     return false;
   }
+  // msgpack nil: consumed when present.
+  bool Nil() {
+    if (p_ == end_ || *p_ != 0xc0) return false;
+    ++p_;
+    return true;
+  }
 
  private:
   // The value is in the type byte itself.
@@ -125,6 +131,7 @@ class RawWriter {
     }
     Copy(s);
   }
+  void Nil() { *p_++ = 0xc0; }
 
  private:
   void Tagged(uint8_t tag, size_t width, uint64_t v) {

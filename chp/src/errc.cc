@@ -35,6 +35,8 @@ class Category final : public std::error_category {
         return "unknown command";
       case Errc::kBadVersion:
         return "unsupported protocol version";
+      case Errc::kConflict:
+        return "expected sequence does not match";
     }
     return "unknown chp error " + std::to_string(ev);
   }

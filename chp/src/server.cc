@@ -59,7 +59,7 @@ Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOption
     s->xpub_.set(zmq::sockopt::maxmsgsize, int64_t{4096});
     s->router_.set(zmq::sockopt::linger, 0);
     s->xpub_.set(zmq::sockopt::xpub_verbose, 1);
-    s->xpub_.set(zmq::sockopt::sndhwm, s->options_.publisher_hwm);
+    s->xpub_.set(zmq::sockopt::sndhwm, s->publisher_hwm());  // CS-35
     s->xpub_.set(zmq::sockopt::linger, 0);
     if (s->options_.before_bind) {
       s->options_.before_bind(s->router_, "command");
@@ -95,6 +95,7 @@ Clock::time_point Server::NextDeadline() const {
     next = std::min(next, Clock::time_point(std::chrono::milliseconds(expiry)));
   }
   if (!pending_.empty()) next = std::min(next, pollout_backoff_until_);
+  if (StreamRunnable()) next = Clock::time_point{};  // a `*` reply can go on now (CS-34)
   return next;
 }
 
@@ -105,6 +106,7 @@ void Server::HandleEvents(const zmq::pollitem_t* items, Clock::time_point now) {
   }
   if ((items[1].revents & ZMQ_POLLIN) != 0) ReadSubscriptions();
   if ((items[0].revents & ZMQ_POLLIN) != 0) ReadCommands();
+  if (!streams_.empty()) AdvanceStreams();
   ExpireDue(now);
   if (now >= next_heartbeat_) Heartbeat(now);
 }
@@ -164,81 +166,25 @@ void Server::HandleCommand(std::vector<std::string>&& envelope, std::string_view
 }
 
 Result<Position> Server::ApplyChecked(std::string_view key, Op op, std::string_view value,
-                                      uint64_t ttl_ms) {
+                                      uint64_t ttl_ms, const Uuid& uuid) {
   auto parts = SplitKey(key);
   if (!parts) return parts.error();
   // The clock matters only for a TTL (reading it is a measurable part of a Set).
   const int64_t now_ms = ttl_ms == 0 ? 0 : MonotonicMs();
-  auto applied = store_.ApplyRef(parts->subtree, parts->key, op, value, ttl_ms, now_ms);
+  auto applied = store_.ApplyRef(parts->subtree, parts->key, op, value, ttl_ms, now_ms, uuid);
   if (!applied) return applied.error();
   if (applied->subtree == nullptr) return Position{};
   Position pos = applied->subtree->position();  // as applied, before any observer runs
   if (applied->changed) {
-    Change c{parts->subtree, applied->subtree->epoch, applied->record};
+    Change c{parts->subtree, applied->subtree->epoch, applied->record, applied->subtree->term};
     PublishChange(c);
   }
   return pos;
 }
 
-void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
-  ++stats_.kvsets;
-  // S: a repeated UUID is answered with the first answer and not applied again.
-  if (auto it = acks_.find(m.uuid); it != acks_.end()) {
-    ++stats_.duplicates;
-    Reply(envelope, Encode(it->second));
-    return;
-  }
-  KvAck ack{m.uuid, 0, {}};
-  Errc status = Errc::kOk;
-  if (m.op == Op::kExpire) {
-    status = Errc::kMalformed;  // op 2 is the server's own
-  } else if (m.value.size() > options_.max_value_bytes) {
-    status = Errc::kValueTooLarge;
-  } else if (m.op == Op::kSet && !IsMsgpackValue(m.value)) {
-    status = Errc::kBadValue;
-  } else {
-    auto pos = ApplyChecked(m.key, m.op, m.value, m.ttl_ms);
-    if (pos) {
-      ack.position = std::move(*pos);
-    } else {
-      status = static_cast<Errc>(pos.error().value());
-    }
-  }
-  ack.status = static_cast<uint32_t>(status);
-  if (status != Errc::kOk) {
-    ++stats_.kvset_rejected;
-  } else {
-    // CS-10: the window holds accepted KVSETs only, so rejected ones cannot evict them.
-    acks_.emplace(m.uuid, ack);
-    const int64_t now_ms = MonotonicMs();
-    ack_order_.emplace_back(m.uuid, now_ms);
-    while (ack_order_.size() > options_.dedup_window) {
-      ++stats_.dedup_evicted_early;
-      acks_.erase(ack_order_.front().first);
-      ack_order_.pop_front();
-    }
-    EvictAcks(now_ms);
-  }
-  Reply(envelope, Encode(ack));
-}
-
-void Server::EvictAcks(int64_t now_ms) {
-  // CS-10: the window is time-based; the count cap above only bounds memory.
-  const int64_t window = options_.dedup_window_ms.count();
-  while (!ack_order_.empty() && ack_order_.front().second + window <= now_ms) {
-    acks_.erase(ack_order_.front().first);
-    ack_order_.pop_front();
-  }
-}
-
 void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m) {
   if (m.subtree == kAllSubtrees) {
-    uint64_t n = 0;
-    for (const auto& [name, st] : store_.subtrees()) {
-      ServeSubtree(envelope, m.request_id, name, &st, Position{}, 0);
-      ++n;
-    }
-    Reply(envelope, Encode(Done{m.request_id, n}));
+    StartStream(envelope, m.request_id);  // CS-34: streamed subtree by subtree
     return;
   }
   if (!IsValidSubtree(m.subtree)) {
@@ -281,19 +227,21 @@ void Server::ServeSubtree(const std::vector<std::string>& envelope, uint64_t req
                                    st->term, st->term_start}));
     return;
   }
-  Position pos;
+  Kthxbai end{request_id, name, {}, 0, SyncMode::kSnapshot};
   if (st != nullptr) {
     const int64_t now = MonotonicMs();
     for (const auto& [key, e] : st->entries) {
       add(Record{key, Op::kSet, e.value, Store::RemainingTtl(e, now), e.seq});
     }
-    pos = st->position();
+    end.position = st->position();
+    end.term = st->term;
+    end.term_start = st->term_start;
+    end.window = WindowOf(name, now);  // CS-31
   }
   flush();
   ++stats_.snapshots;
-  Reply(envelope,
-        Encode(Kthxbai{request_id, name, pos, count, SyncMode::kSnapshot,
-                       st != nullptr ? st->term : 0, st != nullptr ? st->term_start : 0}));
+  end.count = count;
+  Reply(envelope, Encode(end));
 }
 
 // Replies go out in order per peer. A full pipe (EAGAIN under ROUTER_MANDATORY) queues the rest
@@ -316,11 +264,14 @@ void Server::Reply(const std::vector<std::string>& envelope, std::string body) {
     }
   }
   if (reply_dropped_) return;
+  reply_bytes_ += body.size();
   if (it == pending_.end()) {
     Outgoing out{envelope, std::move(body)};
     switch (TrySend(out)) {
       case SendResult::kSent:
+        return;
       case SendResult::kGone:
+        reply_gone_ = true;
         return;
       case SendResult::kAgain:
         break;
@@ -435,7 +386,7 @@ void Server::Publish(std::string_view topic, std::string_view body) {
 
 void Server::PublishChange(const Change& c) {
   // Hot path: encode straight from the change into a reused buffer (no KvPub copy of the record).
-  EncodeKvPubBody(c.epoch, *c.record, pub_body_);
+  EncodeKvPubBody(c.epoch, *c.record, c.term, pub_body_);
   Publish(JoinKey(c.subtree, c.record->key), pub_body_);
   if (pub_body_.capacity() > (size_t{1} << 16)) std::string().swap(pub_body_);  // after a big value
   ++stats_.changes;
@@ -446,7 +397,12 @@ void Server::PublishChange(const Change& c) {
 }
 
 void Server::PublishPosition(std::string_view subtree) {
-  const PositionMsg m{std::string(subtree), store_.PositionOf(subtree)};
+  PositionMsg m{std::string(subtree), {}};
+  if (const Subtree* st = store_.Find(subtree)) {
+    m.position = st->position();
+    m.term = st->term;  // CS-33
+    m.term_start = st->term_start;
+  }
   Publish(Topic(m), Encode(m));
 }
 

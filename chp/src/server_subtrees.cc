@@ -51,11 +51,21 @@ void Server::ForgetReplica(std::string_view replica) {
 }
 
 Result<Position> Server::Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
-                               uint64_t term, const std::vector<Record>& entries) {
+                               uint64_t term, const std::vector<Record>& entries,
+                               const std::vector<WindowEntry>& window) {
   if (!IsValidSubtree(subtree)) return Errc::kBadKey;
-  auto st = store_.Adopt(subtree, at, prev_term, term, entries, MonotonicMs());
+  const int64_t now = MonotonicMs();
+  auto st = store_.Adopt(subtree, at, prev_term, term, entries, now);
   if (!st) return st.error();
   removed_.erase(std::string(subtree));
+  // CS-31: the updates of the backup's window are remembered as answered (status 0, the seq
+  // they got on the old primary), for what is left of their time in the window.
+  windows_.erase(std::string(subtree));
+  const int64_t span = options_.dedup_window_ms.count();
+  for (const WindowEntry& w : window) {
+    if (w.age_ms >= static_cast<uint64_t>(span) || w.seq > at.seq) continue;
+    Remember(KvAck{w.uuid, 0, {at.epoch, w.seq}}, subtree, now - static_cast<int64_t>(w.age_ms));
+  }
   PublishPosition(subtree);
   return (*st)->position();
 }
@@ -69,6 +79,7 @@ bool Server::Drop(std::string_view subtree) {
     applied_.erase(it);
   }
   dirty_.erase(name);
+  windows_.erase(name);
   PublishPosition(subtree);  // unborn now (CS-6)
   if (options_.removal_announcements > 0) removed_[name] = options_.removal_announcements;
   return true;

@@ -26,7 +26,7 @@ Subtree& Store::GetOrCreate(std::string_view subtree) {
 }
 
 const Record* Store::Append(Subtree& st, std::string_view key, Op op, std::string_view value,
-                            uint64_t ttl_ms) {
+                            uint64_t ttl_ms, const Uuid& uuid) {
   const uint64_t seq = ++st.seq;
   st.backlog_bytes += key.size() + value.size();
   if (!st.backlog.empty() && st.backlog.size() >= options_.backlog_records) {
@@ -41,9 +41,10 @@ const Record* Store::Append(Subtree& st, std::string_view key, Op op, std::strin
     slot.op = op;
     slot.ttl_ms = ttl_ms;
     slot.seq = seq;
+    slot.uuid = uuid;
     st.backlog.push_back(std::move(slot));
   } else {
-    st.backlog.push_back(Record{std::string(key), op, std::string(value), ttl_ms, seq});
+    st.backlog.push_back(Record{std::string(key), op, std::string(value), ttl_ms, seq, uuid});
   }
   while (!st.backlog.empty() && (st.backlog.size() > options_.backlog_records ||
                                  st.backlog_bytes > options_.backlog_bytes)) {
@@ -72,7 +73,8 @@ Result<Store::Applied> Store::Apply(std::string_view subtree, std::string_view k
 }
 
 Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_view key, Op op,
-                                          std::string_view value, uint64_t ttl_ms, int64_t now_ms) {
+                                          std::string_view value, uint64_t ttl_ms, int64_t now_ms,
+                                          const Uuid& uuid) {
   if (ttl_ms > kMaxTtlMs) return Errc::kBadTtl;
   if (op == Op::kSet) {
     Subtree* existing = nullptr;
@@ -98,7 +100,7 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
     if (e.expires_at_ms != 0) --ttl_entries_;
     e.value.assign(value);
     e.expires_at_ms = ttl_ms == 0 ? 0 : now_ms + static_cast<int64_t>(ttl_ms);
-    const Record* rec = Append(st, key, Op::kSet, value, ttl_ms);
+    const Record* rec = Append(st, key, Op::kSet, value, ttl_ms, uuid);
     e.seq = rec->seq;
     if (e.expires_at_ms != 0) {
       ++ttl_entries_;
@@ -119,7 +121,7 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
   bytes_ -= eit->first.size() + eit->second.value.size();
   st.entries.erase(eit);
   --key_count_;
-  return AppliedRef{&st, true, Append(st, key, Op::kDelete, {}, 0)};
+  return AppliedRef{&st, true, Append(st, key, Op::kDelete, {}, 0, uuid)};
 }
 
 size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired) {
@@ -143,7 +145,7 @@ size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& o
     --key_count_;
     --ttl_entries_;
     const Record* rec = Append(st, x.key, Op::kExpire, {}, 0);
-    if (on_expired) on_expired(Change{it->first, st.epoch, rec});
+    if (on_expired) on_expired(Change{it->first, st.epoch, rec, st.term});
     ++n;
   }
   return n;

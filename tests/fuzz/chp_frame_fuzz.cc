@@ -59,7 +59,7 @@ void FuzzPub(std::string_view topic, std::string_view body) {
   if (const auto* pub = std::get_if<KvPub>(&*decoded)) {
     // The server's hot-path encoder writes the same bytes as Encode(KvPub).
     std::string fast;
-    EncodeKvPubBody(pub->epoch, pub->record, fast);
+    EncodeKvPubBody(pub->epoch, pub->record, pub->term, fast);
     Check(fast == Encode(*pub), "EncodeKvPubBody differs from Encode(KvPub)");
   }
   const std::string topic2 = PubTopic(*decoded);

@@ -72,6 +72,29 @@ bool FrameSeeds(const fs::path& dir) {
   ok &= Write(dir, "position", PubInput(Topic(pos), Encode(pos)));
   ok &= Write(dir, "hugz",
               PubInput(kHugzTopic, Encode(Hugz{kProtocolVersion, "srv-1", 1700000000000, 3})));
+  // Issue 11: conditional KVSET and kConflict (CS-32), the UUID window in KTHXBAI and the UUID in
+  // resume records and KVPUB (CS-31), terms on KVPUB and POSITION (CS-33).
+  KvSet cond{kUuid, "orders/o-1", Op::kSet, kValue, 0};
+  cond.expected_seq = 41;
+  ok &= Write(dir, "kvset_conditional", Encode(cond));
+  cond.expected_seq = 0;
+  ok &= Write(dir, "kvset_if_absent", Encode(cond));
+  KvAck conflict{kUuid, 12, {"00112233aabbccdd", 50}};
+  conflict.key_seq = 41;
+  ok &= Write(dir, "kvack_conflict", Encode(conflict));
+  Kthxbai window{2, "orders", {"00112233aabbccdd", 9}, 2, SyncMode::kSnapshot, 3, 5};
+  window.window = {WindowEntry{kUuid, 8, 120}, WindowEntry{{}, 9, 0}};
+  ok &= Write(dir, "kthxbai_window", Encode(window));
+  Record resumed{"o-1", Op::kSet, kValue, 0, 10};
+  resumed.uuid = kUuid;
+  ok &= Write(dir, "kvsync_resume_uuid", Encode(KvSync{3, "orders", {resumed}}));
+  KvPub tagged{"orders", "00112233aabbccdd", resumed};
+  tagged.term = 7;
+  ok &= Write(dir, "kvpub_uuid_term", PubInput(Topic(tagged), Encode(tagged)));
+  PositionMsg termed{"orders", {"00112233aabbccdd", 11}};
+  termed.term = 7;
+  termed.term_start = 9;
+  ok &= Write(dir, "position_term", PubInput(Topic(termed), Encode(termed)));
   ok &= Write(dir, "value_map",
               "\x82\xa1"
               "a\x01\xa1"

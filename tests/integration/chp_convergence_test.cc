@@ -1,7 +1,8 @@
 // Fault test: replicas converge to the server under random writes, TTLs, paused replicas (HWM
 // drops), replica restarts and a server restart. In the manner of etcd's watch checks (every
 // change a replica reports is the server's change at that (subtree, epoch, seq), in order, with
-// no duplicates or holes between resets) and Redis's psync2 test (after the faults every replica
+// no duplicates or holes between resets; every reset's content is the server's state at its
+// position; chp_convergence_support.h) and Redis's psync2 test (after the faults every replica
 // holds exactly the server's data, and the full resyncs are explained by the faults).
 //
 // Everything runs on the test thread: one PollOnce over the server, the writer and the replicas
@@ -26,6 +27,7 @@
 
 #include "chp/agent.h"
 #include "chp/server.h"
+#include "chp_convergence_support.h"
 #include "test_util.h"
 
 namespace chorus::chp {
@@ -49,113 +51,6 @@ std::string PackStr(const std::string& s) {
   msgpack::pack(b, s);
   return std::string(b.data(), b.size());
 }
-
-std::string ChangeId(std::string_view subtree, std::string_view epoch, uint64_t seq) {
-  std::string id(subtree);
-  id += '\0';
-  id += epoch;
-  id += '\0';
-  id += std::to_string(seq);
-  return id;
-}
-
-// Every change any server published, by (subtree, epoch, seq).
-struct ServerLog {
-  struct Entry {
-    std::string key;
-    Op op;
-    size_t value_hash;
-  };
-  std::unordered_map<std::string, Entry> changes;
-  void Add(const Change& c) {
-    const bool fresh =
-        changes
-            .emplace(ChangeId(c.subtree, c.epoch, c.record->seq),
-                     Entry{c.record->key, c.record->op, std::hash<std::string>{}(c.record->value)})
-            .second;
-    EXPECT_TRUE(fresh) << "the server reused (subtree, epoch, seq)";
-  }
-};
-
-// The watch check: the changes a replica reports continue its last reset or change without a
-// hole or a repeat, each is the server's change at that position, and replaying resets and
-// changes rebuilds exactly the replica's content.
-class WatchChecker final : public ReplicaObserver {
- public:
-  explicit WatchChecker(std::string name, const ServerLog& log)
-      : name_(std::move(name)), log_(log) {}
-
-  void OnReset(std::string_view subtree, const Position& p, const EntryMap& entries) override {
-    Stream& s = streams_[std::string(subtree)];
-    s.known = true;
-    s.position = p;
-    s.shadow = entries;
-    ++resets;
-  }
-  void OnChange(std::string_view subtree, std::string_view epoch, const Record& r) override {
-    Stream& s = streams_[std::string(subtree)];
-    ++changes;
-    const bool in_order = s.known && (s.position.epoch.empty() ? r.seq == 1
-                                                               : epoch == s.position.epoch &&
-                                                                     r.seq == s.position.seq + 1);
-    if (!in_order) {
-      Violation() << "out of order: " << subtree << " at (" << s.position.epoch << ", "
-                  << s.position.seq << ") got (" << epoch << ", " << r.seq << ")";
-    }
-    auto it = log_.changes.find(ChangeId(subtree, epoch, r.seq));
-    if (it == log_.changes.end()) {
-      Violation() << "never published: " << subtree << " (" << epoch << ", " << r.seq << ")";
-    } else if (it->second.key != r.key || it->second.op != r.op ||
-               it->second.value_hash != std::hash<std::string>{}(r.value)) {
-      Violation() << "differs from the server's change: " << subtree << " (" << epoch << ", "
-                  << r.seq << ") key " << r.key;
-    }
-    s.position = Position{std::string(epoch), r.seq};
-    if (r.op == Op::kSet) {
-      s.shadow[r.key] = ReplicaEntry{r.value, r.seq};
-    } else {
-      s.shadow.erase(r.key);
-    }
-  }
-
-  const EntryMap* Shadow(const std::string& subtree) const {
-    auto it = streams_.find(subtree);
-    return it == streams_.end() ? nullptr : &it->second.shadow;
-  }
-
-  uint64_t resets = 0;
-  uint64_t changes = 0;
-  uint64_t violations = 0;
-  std::vector<std::string> first_violations;
-
- private:
-  struct Stream {
-    bool known = false;
-    Position position;
-    EntryMap shadow;
-  };
-  struct Sink {
-    std::ostringstream os;
-    WatchChecker* w;
-    ~Sink() {
-      if (w->first_violations.size() < 20)
-        w->first_violations.push_back(w->name_ + ": " + os.str());
-    }
-    template <typename T>
-    Sink& operator<<(const T& v) {
-      os << v;
-      return *this;
-    }
-  };
-  Sink Violation() {
-    ++violations;
-    return Sink{{}, this};
-  }
-
-  std::string name_;
-  const ServerLog& log_;
-  std::map<std::string, Stream> streams_;
-};
 
 struct Replica {
   std::string name;
@@ -224,7 +119,9 @@ class ChpConvergence : public ::testing::Test {
     o.rcv_hwm = 1000;
     o.request_timeout = 1000ms;
     if (r.watch) retired_.push_back(std::move(r.watch));
-    r.watch = std::make_unique<WatchChecker>(r.name, log_);
+    r.watch = std::make_unique<WatchChecker>(r.name, log_, [this](std::string_view s) {
+      return server_ ? server_->store().PositionOf(s).epoch : std::string();
+    });
     r.agent = std::make_unique<ReplicaAgent>(ctx_, o, r.watch.get());
     if (r.all) {
       r.agent->FollowAll();

@@ -26,9 +26,10 @@ std::string Encode(const PositionMsg& m);
 std::string Encode(const Hugz& m);
 std::string Topic(const KvPub& m);
 std::string Topic(const PositionMsg& m);
-// The body of a KvPub for `record` in `epoch`, written into `out` (its content replaced, its
-// capacity reused): the server's publish path. Same bytes as Encode(KvPub{..., epoch, record}).
-void EncodeKvPubBody(std::string_view epoch, const Record& record, std::string& out);
+// The body of a KvPub for `record` in `epoch` under `term`, written into `out` (its content
+// replaced, its capacity reused): the server's publish path. Same bytes as
+// Encode(KvPub{..., epoch, record, term}).
+void EncodeKvPubBody(std::string_view epoch, const Record& record, uint64_t term, std::string& out);
 
 Result<CommandMessage> DecodeCommand(std::string_view body);
 Result<ReplyMessage> DecodeReply(std::string_view body);

@@ -24,6 +24,7 @@ enum class Errc : uint32_t {
   kUnreachable = 9,      // peer not connected
   kUnknownCommand = 10,  // command code not understood
   kBadVersion = 11,      // protocol version not supported
+  kConflict = 12,        // a conditional KVSET's expected seq does not match the key's (CS-32)
 };
 
 const std::error_category& ChpCategory();

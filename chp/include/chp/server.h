@@ -47,7 +47,14 @@ struct ServerOptions {
   int reply_pipe_hwm = 32;                           // ROUTER SNDHWM (messages per peer pipe)
   size_t snapshot_batch_records = 512;
   size_t snapshot_batch_bytes = 256 * 1024;
+  // XPUB SNDHWM in messages; 0 turns off every publisher bound (benchmarks), also CS-35's.
   int publisher_hwm = 100'000;
+  // CS-35: what one subscriber's XPUB pipe may hold, in bytes: the SNDHWM is at most this over
+  // the largest message (max_value_bytes + 1,088). 0: no byte bound.
+  size_t publisher_max_bytes = size_t{4} << 30;
+  // CS-34: a `*` reply goes on while its peer has at most this many reply bytes queued, and at
+  // most this many bytes of it are sent per poll (plus one subtree's reply).
+  size_t stream_chunk_bytes = size_t{1} << 20;
   int command_hwm = 1'000;  // ROUTER RCVHWM (commands per peer pipe waiting to be read)
   // ZMQ_MAXMSGSIZE of the command socket (CS-1): a peer sending a larger frame is disconnected
   // by libzmq before the frame is buffered. Above the frame limit (CW-8), so a body just over
@@ -69,6 +76,7 @@ struct ServerStats {
   uint64_t kvsets = 0;               // KVSET commands received
   uint64_t kvset_rejected = 0;       // answered with a non-zero status
   uint64_t duplicates = 0;           // KVSETs answered from the UUID window
+  uint64_t conflicts = 0;            // conditional KVSETs refused (CS-32)
   uint64_t dedup_evicted_early = 0;  // UUIDs evicted by the count cap before their time
   uint64_t snapshots = 0;            // full snapshots served (per subtree)
   uint64_t resumes = 0;              // resume streams served
@@ -79,6 +87,8 @@ struct ServerStats {
   uint64_t applied = 0;              // positions recorded from APPLIED (CS-27)
   uint64_t applied_ignored = 0;   // APPLIED frames or positions ignored (bad name, subtree, bound)
   uint64_t dropped_subtrees = 0;  // subtrees dropped (CS-28)
+  uint64_t streams = 0;           // `*` replies begun (CS-34)
+  uint64_t streams_ended = 0;     // `*` replies ended early (dropped, peer gone, replaced)
   size_t pending_bytes = 0;       // reply bytes queued behind a full ROUTER pipe now
   size_t pending_peak = 0;
   size_t pending_peers = 0;         // peers with queued replies now
@@ -121,8 +131,11 @@ class Server final : public Pollable {
   // seq of `at`, continuing `prev_term` (the copy's term) under `term` (> prev_term, e.g. the
   // partition epoch). `entries` are snapshot records (remaining TTLs). Replicas on the old line
   // resume (CS-30). Errors: kBadKey, kBusy (held), kMalformed (term), kFull.
+  // `window` is the UUID window the backup received with the subtree (CS-31): a retry of one of
+  // those updates is answered from it and not applied again.
   Result<Position> Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
-                         uint64_t term, const std::vector<Record>& entries);
+                         uint64_t term, const std::vector<Record>& entries,
+                         const std::vector<WindowEntry>& window = {});
 
   // Polls this server alone for up to `max_wait`.
   void RunOnce(std::chrono::milliseconds max_wait) { PollOnce({this}, max_wait); }
@@ -133,6 +146,10 @@ class Server final : public Pollable {
 
   const Store& store() const { return store_; }
   const ServerStats& stats() const { return stats_; }
+  // The XPUB SNDHWM set from publisher_hwm and publisher_max_bytes (CS-35).
+  int publisher_hwm() const;
+  // `*` replies under way (CS-34).
+  size_t active_streams() const { return streams_.size(); }
   // Reply messages queued behind full ROUTER pipes now, all peers (O(peers); for metrics).
   size_t pending_messages() const {
     size_t n = 0;
@@ -163,6 +180,11 @@ class Server final : public Pollable {
                     const std::string& name, const Subtree* st, const Position& from,
                     uint64_t from_term);
   void Reply(const std::vector<std::string>& envelope, std::string body);
+  // CS-34: `*` replies, streamed subtree by subtree (server_stream.cc).
+  void StartStream(const std::vector<std::string>& envelope, uint64_t request_id);
+  void AdvanceStreams();
+  bool StreamRunnable() const;
+  size_t QueuedFor(const std::string& peer) const;
   SendResult TrySend(const Outgoing& out);
   void FlushPending();
   void Publish(std::string_view topic, std::string_view body);
@@ -171,7 +193,9 @@ class Server final : public Pollable {
   void Heartbeat(Clock::time_point now);
   void ExpireDue(Clock::time_point now);
   Result<Position> ApplyChecked(std::string_view key, Op op, std::string_view value,
-                                uint64_t ttl_ms);
+                                uint64_t ttl_ms, const Uuid& uuid = {});
+  // CS-32: the key's seq when it differs from `expected` (0: absent), else nothing.
+  std::optional<uint64_t> Conflict(std::string_view key, uint64_t expected) const;
 
   ServerOptions options_;
   zmq::socket_t router_;
@@ -186,14 +210,39 @@ class Server final : public Pollable {
   std::unordered_map<std::string, PeerQueue> pending_;
   bool reply_begins_ = false;   // the next Reply starts a new reply
   bool reply_dropped_ = false;  // the reply under way is dropped (peer over its bound)
+  bool reply_gone_ = false;     // a reply frame found its peer gone (EHOSTUNREACH)
+  size_t reply_bytes_ = 0;      // body bytes handed to Reply (counts what a stream sent)
+  struct Stream {
+    std::vector<std::string> envelope;
+    uint64_t request_id = 0;
+    std::vector<std::string> names;  // the subtrees held when the request was handled
+    size_t next = 0;
+    uint64_t sent = 0;  // KTHXBAIs sent
+  };
+  std::unordered_map<std::string, Stream> streams_;  // by peer identity: one per peer
   Clock::time_point pollout_backoff_until_{};
 
   struct UuidHash {
     size_t operator()(const Uuid& u) const noexcept;
   };
   std::unordered_map<Uuid, KvAck, UuidHash> acks_;
-  std::deque<std::pair<Uuid, int64_t>> ack_order_;  // accepted UUIDs and when (monotonic ms)
+  struct AckSlot {
+    Uuid uuid;
+    int64_t at_ms;        // when it was answered (monotonic ms)
+    std::string subtree;  // empty: no subtree (a delete in an unborn subtree)
+  };
+  std::deque<AckSlot> ack_order_;  // accepted UUIDs, oldest first
+  // CS-31: each subtree's accepted updates (a subsequence of ack_order_), for snapshots.
+  struct WindowSlot {
+    Uuid uuid;
+    uint64_t seq;
+    int64_t at_ms;
+  };
+  std::unordered_map<std::string, std::deque<WindowSlot>, StringHash, std::equal_to<>> windows_;
+  void Remember(const KvAck& ack, std::string_view subtree, int64_t at_ms);
+  void PopOldestAck();
   void EvictAcks(int64_t now_ms);
+  std::vector<WindowEntry> WindowOf(std::string_view subtree, int64_t now_ms) const;
 
   AppliedObserver applied_observer_;
   // subtree -> replica -> last reported position (CS-27)

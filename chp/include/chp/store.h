@@ -55,6 +55,7 @@ struct Change {
   std::string_view subtree;
   std::string_view epoch;
   const Record* record;
+  uint64_t term = 0;  // the subtree's term (CS-33)
 };
 
 class Store {
@@ -78,8 +79,10 @@ class Store {
     bool changed = false;
     const Record* record = nullptr;
   };
+  // `uuid` is the client update's (CS-31), kept with the change in the backlog.
   Result<AppliedRef> ApplyRef(std::string_view subtree, std::string_view key, Op op,
-                              std::string_view value, uint64_t ttl_ms, int64_t now_ms);
+                              std::string_view value, uint64_t ttl_ms, int64_t now_ms,
+                              const Uuid& uuid = {});
 
   // Removes every entry whose TTL ran out by `now_ms`; calls `on_expired` for each, in order.
   size_t Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired);
@@ -126,7 +129,7 @@ class Store {
   // Appends a change with the next seq to the backlog; returns the stored record (in the backlog,
   // or in `spill_` when it alone exceeds the backlog caps).
   const Record* Append(Subtree& st, std::string_view key, Op op, std::string_view value,
-                       uint64_t ttl_ms);
+                       uint64_t ttl_ms, const Uuid& uuid = {});
   void CompactExpiries();
 
   StoreOptions options_;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -52,8 +53,6 @@ enum class Command : uint8_t {
   kApplied = 13,
 };
 
-using Uuid = std::array<uint8_t, 16>;
-
 // A subtree's position: its epoch (empty while the subtree has never existed) and the sequence of
 // its last change (0 when none).
 struct Position {
@@ -62,16 +61,32 @@ struct Position {
   bool operator==(const Position&) const = default;
 };
 
+using Uuid = std::array<uint8_t, 16>;
+
 // One change (in an update or resume stream) or one entry (in a snapshot) of a subtree.
 // `key` is relative to the subtree; `ttl_ms` is the remaining time to live, 0 for none.
+// `uuid` is the UUID of the client update that made the change (CS-31), all zero for none (a
+// local write, an expiry, or a snapshot entry).
 struct Record {
   std::string key;
   Op op = Op::kSet;
   std::string value;
   uint64_t ttl_ms = 0;
   uint64_t seq = 0;
+  Uuid uuid{};
   bool operator==(const Record&) const = default;
 };
+
+// One accepted client update of a subtree's UUID window (CS-31): its UUID, the seq of the
+// subtree after it (its change, or the current seq for a delete that changed nothing) and how
+// long ago the server answered it.
+struct WindowEntry {
+  Uuid uuid{};
+  uint64_t seq = 0;
+  uint64_t age_ms = 0;
+  bool operator==(const WindowEntry&) const = default;
+};
+inline constexpr size_t kMaxWindowPerKthxbai = 65'536;
 
 // --- replica -> server (command socket) ---
 struct Hello {
@@ -94,6 +109,8 @@ struct KvSet {
   Op op = Op::kSet;
   std::string value;
   uint64_t ttl_ms = 0;
+  // CS-32: apply only when the key's seq (of the change that last wrote it; 0: absent) is this.
+  std::optional<uint64_t> expected_seq{};
   bool operator==(const KvSet&) const = default;
 };
 // The positions a replica has applied (CR-29, CS-27). No answer.
@@ -131,8 +148,9 @@ struct Kthxbai {
   Position position;
   uint64_t count = 0;
   SyncMode mode = SyncMode::kSnapshot;
-  uint64_t term = 0;        // the subtree's term (CS-29)
-  uint64_t term_start = 0;  // the first seq of that term
+  uint64_t term = 0;                  // the subtree's term (CS-29)
+  uint64_t term_start = 0;            // the first seq of that term
+  std::vector<WindowEntry> window{};  // snapshot only: the subtree's UUID window (CS-31)
   bool operator==(const Kthxbai&) const = default;
 };
 struct Done {
@@ -142,8 +160,9 @@ struct Done {
 };
 struct KvAck {
   Uuid uuid{};
-  uint32_t status = 0;  // Errc value, 0 = applied
-  Position position;    // position after the change (or the current one for a no-op)
+  uint32_t status = 0;   // Errc value, 0 = applied
+  Position position;     // position after the change (or the current one for a no-op)
+  uint64_t key_seq = 0;  // kConflict only (CS-32): the key's seq (0: absent)
   bool operator==(const KvAck&) const = default;
 };
 struct Error {
@@ -159,11 +178,14 @@ struct KvPub {
   std::string subtree;
   std::string epoch;
   Record record;
+  uint64_t term = 0;  // the subtree's term (CS-33)
   bool operator==(const KvPub&) const = default;
 };
 struct PositionMsg {
   std::string subtree;
   Position position;
+  uint64_t term = 0;  // CS-33: the subtree's term and the seq it began at
+  uint64_t term_start = 0;
   bool operator==(const PositionMsg&) const = default;
 };
 struct Hugz {
