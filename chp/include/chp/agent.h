@@ -5,14 +5,15 @@
 // To follow several servers from one thread, poll several agents with PollOnce.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -34,8 +35,10 @@ struct AgentOptions {
   std::chrono::milliseconds subscribe_timeout{500};  // no welcome POSITION: sync anyway
   std::chrono::milliseconds request_timeout{3000};   // no progress on a sync or KVSET: re-send
   size_t max_queue = 100'000;                        // updates queued per subtree while it syncs
-  size_t max_outstanding = 64;                       // sync requests in flight per connection
-  size_t max_unacked = 10'000;                       // KVSETs awaiting KVACK
+  // CR-9: sync requests in flight per connection; subtrees waiting for a slot are served in the
+  // order they came to need a sync (FIFO), so none starves.
+  size_t max_outstanding = 256;
+  size_t max_unacked = 10'000;  // KVSETs awaiting KVACK
   // CR-32: a KVSET unacknowledged this long after it was first sent is given up and reported
   // as kTimeout; less than the server's dedup window (CS-10), so a retry is never applied twice.
   std::chrono::milliseconds kvset_give_up{8000};
@@ -95,15 +98,24 @@ class ReplicaAgent final : public Pollable {
 
  private:
   enum class Link { kIdle, kHello, kSubscribing, kLive };
+  using State = SubtreeReplica::State;
   struct Outstanding {
     std::string subtree;  // empty for the "*" request
     Clock::time_point deadline;
+  };
+  // Agent-side bookkeeping of one followed subtree: the state last counted in state_counts_ and
+  // whether it sits in the need-sync or wait-subscribe queue. Kept in step by Note().
+  struct Slot {
+    SubtreeReplica* replica = nullptr;
+    State counted = State::kWaitSubscribe;
+    bool queued = false;   // in need_sync_
+    bool waiting = false;  // in wait_subscribe_
   };
   struct Unacked {
     Uuid uuid;
     std::string body;
     AckHandler on_ack;
-    Clock::time_point deadline;
+    Clock::time_point deadline;  // next retry (also the key in retries_)
     Clock::time_point give_up;
   };
   struct UuidHash {
@@ -116,19 +128,34 @@ class ReplicaAgent final : public Pollable {
   void ReadReplies(Clock::time_point now);
   void ReadPublisher(Clock::time_point now);
   void HandleReply(ReplyMessage&& m, Clock::time_point now);
+  void HandleSyncFrame(ReplyMessage&& m, Clock::time_point now);
   void HandlePub(PubMessage&& m);
   void SendRequests(Clock::time_point now);
+  void EndSubscribeWait();
   void CheckTimeouts(Clock::time_point now);
+  void CheckUnacked(Clock::time_point now);
   void ResendUnacked(Clock::time_point now);
   // CR-29: remember a subtree whose position may have moved; send them all at the end of a poll.
   void MarkApplied(const SubtreeReplica& r, const Position& before);
   void MarkAllApplied();
   void SendApplied();
   bool SendBody(const std::string& body);
-  SubtreeReplica* ReplicaFor(const std::string& subtree, bool create);
-  SubtreeReplica& AddReplica(const std::string& subtree);
+  Slot* SlotFor(const std::string& subtree, bool create);
+  Slot& AddReplica(const std::string& subtree);
+  void RemoveReplica(const std::string& subtree);
+  // Counts the replica's state and queues it when it needs a sync or waits for its
+  // subscription. Called after every call that may change a replica's state.
+  void Note(Slot& s);
   void ExtendSubscribeDeadline();
   bool WaitingForSubscriptions() const;
+  // Outstanding requests and their deadlines (request_deadlines_) change together.
+  void AddOutstanding(uint64_t id, std::string subtree, Clock::time_point deadline);
+  void ExtendOutstanding(std::unordered_map<uint64_t, Outstanding>::iterator it,
+                         Clock::time_point deadline);
+  void EraseOutstanding(std::unordered_map<uint64_t, Outstanding>::iterator it);
+  void ClearOutstanding();
+  void SetRetry(uint64_t order, Unacked& u, Clock::time_point deadline);
+  void EraseUnacked(std::map<uint64_t, Unacked>::iterator it);
   Result<Uuid> SendSet(KvSet m, AckHandler on_ack);
 
   zmq::context_t& ctx_;
@@ -149,9 +176,15 @@ class ReplicaAgent final : public Pollable {
   Clock::time_point subscribe_deadline_{};
 
   std::map<std::string, SubtreeReplica, std::less<>> replicas_;  // sorted: iteration order matters
-  // Hash index of replicas_ for the per-publication lookup; kept in step with replicas_.
-  std::unordered_map<std::string, SubtreeReplica*, StringHash, std::equal_to<>> replica_index_;
+  // Hash index of replicas_ with the agent's bookkeeping; kept in step with replicas_.
+  std::unordered_map<std::string, Slot, StringHash, std::equal_to<>> slots_;
+  std::array<size_t, 4> state_counts_{};  // replicas per State, as last noted
+  // Subtrees that need a sync, in the order they came to need it (CR-9); entries are checked
+  // when taken, so one that left need-sync meanwhile is skipped.
+  std::deque<std::string> need_sync_;
+  std::deque<std::string> wait_subscribe_;  // subtrees waiting for their subscription (CR-6)
   std::unordered_map<uint64_t, Outstanding> outstanding_;
+  std::set<std::pair<Clock::time_point, uint64_t>> request_deadlines_;  // (deadline, request id)
 
   bool follow_all_ = false;
   enum class AllState {
@@ -162,10 +195,13 @@ class ReplicaAgent final : public Pollable {
   } all_state_ = AllState::kWaitSubscribe;
   uint64_t all_request_id_ = 0;
 
-  // KVSETs awaiting KVACK in the order first sent (re-sent in that order, so a retried set and
-  // delete of one key cannot swap), indexed by UUID.
-  std::list<Unacked> unacked_;
-  std::unordered_map<Uuid, std::list<Unacked>::iterator, UuidHash> unacked_index_;
+  // KVSETs awaiting KVACK keyed by the order first sent (re-sent in that order, so a retried set
+  // and delete of one key cannot swap; given up in that order), indexed by UUID, and their retry
+  // deadlines in deadline order: a poll touches only the ones due.
+  std::map<uint64_t, Unacked> unacked_;
+  std::unordered_map<Uuid, uint64_t, UuidHash> unacked_index_;
+  std::set<std::pair<Clock::time_point, uint64_t>> retries_;  // (deadline, order)
+  uint64_t next_unacked_order_ = 0;
   std::mt19937_64 rng_;
   std::vector<std::string> applied_dirty_;  // subtrees to report (CR-29), may repeat
 };
