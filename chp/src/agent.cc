@@ -46,7 +46,8 @@ const std::string& ReplicaAgent::endpoint() const {
 }
 
 ReplicaAgent::Slot& ReplicaAgent::AddReplica(const std::string& subtree) {
-  auto [it, inserted] = replicas_.try_emplace(subtree, subtree, options_.max_queue);
+  auto [it, inserted] =
+      replicas_.try_emplace(subtree, subtree, options_.max_queue, options_.max_queue_bytes);
   if (!inserted) return slots_.find(std::string_view(subtree))->second;
   Slot& s = slots_.emplace(subtree, Slot{&it->second, it->second.state()}).first->second;
   ++state_counts_[static_cast<size_t>(s.counted)];
@@ -58,6 +59,7 @@ void ReplicaAgent::RemoveReplica(const std::string& subtree) {
   auto it = slots_.find(std::string_view(subtree));
   if (it == slots_.end()) return;
   --state_counts_[static_cast<size_t>(it->second.counted)];
+  queued_bytes_ -= it->second.queued_bytes;
   slots_.erase(it);  // queue entries naming it are skipped when taken
   replicas_.erase(subtree);
 }
@@ -423,6 +425,13 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
       } else if (all_state_ == AllState::kSyncing) {
         (void)r.MakeRequest(all_request_id_);
       }
+    }
+    if (!r.live() &&
+        queued_bytes_ + SubtreeReplica::QueuedBytes(pub->record) > options_.max_total_queue_bytes) {
+      // CR-11: the queues of all subtrees together are full; this subtree's goes (and it syncs
+      // again after its current sync), so the bound holds whatever the number of subtrees.
+      r.DiscardQueue();
+      Note(*s);
     }
     if (options_.name.empty()) {
       r.OnUpdate(pub->epoch, std::move(pub->record), observer_);

@@ -12,6 +12,8 @@ namespace chorus::chp {
 
 void ReplicaAgent::Note(Slot& s) {
   const State st = s.replica->state();
+  queued_bytes_ = queued_bytes_ - s.queued_bytes + s.replica->queued_bytes();
+  s.queued_bytes = s.replica->queued_bytes();
   if (st != s.counted) {
     --state_counts_[static_cast<size_t>(s.counted)];
     ++state_counts_[static_cast<size_t>(st)];

@@ -38,5 +38,44 @@ TEST_F(ChpReplicaWire, CR9_RequestsGoOutInTheOrderSubtreesNeedThem) {
   EXPECT_EQ(order, (std::vector<std::string>{"z", "m", "a"}));
 }
 
+// CR-11 (issue 11): the queues of all subtrees together are bounded in bytes
+// (max_total_queue_bytes): the update that would pass the bound discards its subtree's queue,
+// that subtree syncs again after its current sync, the others keep theirs.
+TEST_F(ChpReplicaWire, CR11_QueuesOfAllSubtreesBoundedInBytes) {
+  FakeServer& f = AddFake();
+  AgentOptions o = Opts({&f});
+  const std::string value = V(std::string(1000, 'v'));
+  const size_t per_update = 1 + value.size() + SubtreeReplica::kQueuedOverheadBytes;  // key "k"
+  o.max_total_queue_bytes = 3 * per_update;
+  o.request_timeout = 30s;
+  ReplicaAgent a(ctx_, o);
+  ASSERT_TRUE(a.Follow("a").ok());
+  ASSERT_TRUE(a.Follow("b").ok());
+  Handshake(a, f, {"$HUGZ", "a/", "b/"});
+  f.Publish("a/", PositionF("E", 1));
+  f.Publish("b/", PositionF("F", 1));
+  Cmd ra = TakeIcanhaz(a, f, "a");
+  Cmd rb = TakeIcanhaz(a, f, "b");
+  // Both syncing: a queues two updates, b one (3 in all: at the bound), then b one more.
+  f.Publish("a/k", KvPubF("E", 2, kSet, value));
+  f.Publish("a/k", KvPubF("E", 3, kSet, value));
+  f.Publish("b/k", KvPubF("F", 2, kSet, value));
+  PubBarrier(a, f);
+  EXPECT_EQ(a.queued_bytes(), 3 * per_update);
+  f.Publish("b/k", KvPubF("F", 3, kSet, value));
+  PubBarrier(a, f);
+  EXPECT_EQ(a.Find("b")->stats().overflows, 1u) << "b's update would pass the bound";
+  EXPECT_EQ(a.Find("a")->stats().overflows, 0u);
+  EXPECT_EQ(a.queued_bytes(), 2 * per_update) << "a's queue kept, b's released";
+  // a replays its queue after the snapshot; b finishes its sync, then syncs again from there.
+  ServeSnapshot(a, f, ra, {"E", 1}, {SetR("x", "1", 1)});
+  EXPECT_EQ(Pos(a, "a"), (Position{"E", 3}));
+  f.Send(rb.identity, KthxbaiF(rb.U(1), "b", "F", 1, 0, kSnap));
+  Cmd again = TakeIcanhaz(a, f, "b");
+  EXPECT_EQ(again.S(3), "F") << "resumes from the position of the sync it finished";
+  EXPECT_EQ(again.U(4), 1u);
+  EXPECT_EQ(a.queued_bytes(), 0u);
+}
+
 }  // namespace
 }  // namespace chorus::chp::replica_wire

@@ -34,7 +34,11 @@ struct AgentOptions {
   std::chrono::milliseconds silence_timeout{2000};   // publisher silent: fail over
   std::chrono::milliseconds subscribe_timeout{500};  // no welcome POSITION: sync anyway
   std::chrono::milliseconds request_timeout{3000};   // no progress on a sync or KVSET: re-send
-  size_t max_queue = 100'000;                        // updates queued per subtree while it syncs
+  // CR-11: updates queued per subtree while it syncs, in number and in bytes (key and value
+  // plus 24 per update), and the bytes queued for all subtrees together.
+  size_t max_queue = 100'000;
+  size_t max_queue_bytes = SubtreeReplica::kDefaultMaxQueueBytes;
+  size_t max_total_queue_bytes = size_t{256} << 20;
   // CR-9: sync requests in flight per connection; subtrees waiting for a slot are served in the
   // order they came to need a sync (FIFO), so none starves.
   size_t max_outstanding = 256;
@@ -95,6 +99,8 @@ class ReplicaAgent final : public Pollable {
   const AgentStats& stats() const { return stats_; }
   ReplicaStats TotalReplicaStats() const;
   size_t unacked() const { return unacked_.size(); }
+  // Bytes of updates queued by subtrees that are not live (CR-11), all subtrees together.
+  size_t queued_bytes() const { return queued_bytes_; }
 
  private:
   enum class Link { kIdle, kHello, kSubscribing, kLive };
@@ -108,8 +114,9 @@ class ReplicaAgent final : public Pollable {
   struct Slot {
     SubtreeReplica* replica = nullptr;
     State counted = State::kWaitSubscribe;
-    bool queued = false;   // in need_sync_
-    bool waiting = false;  // in wait_subscribe_
+    bool queued = false;      // in need_sync_
+    bool waiting = false;     // in wait_subscribe_
+    size_t queued_bytes = 0;  // replica->queued_bytes() as last counted in queued_bytes_
   };
   struct Unacked {
     Uuid uuid;
@@ -179,6 +186,7 @@ class ReplicaAgent final : public Pollable {
   // Hash index of replicas_ with the agent's bookkeeping; kept in step with replicas_.
   std::unordered_map<std::string, Slot, StringHash, std::equal_to<>> slots_;
   std::array<size_t, 4> state_counts_{};  // replicas per State, as last noted
+  size_t queued_bytes_ = 0;               // update queues of all replicas, as last noted
   // Subtrees that need a sync, in the order they came to need it (CR-9); entries are checked
   // when taken, so one that left need-sync meanwhile is skipped.
   std::deque<std::string> need_sync_;
