@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <zmq_addon.hpp>
 
@@ -125,9 +126,32 @@ void ReplicaAgent::Connect(Clock::time_point now) {
   link_deadline_ = now + options_.connect_timeout;
 }
 
+const char* LinkEventName(LinkEvent e) {
+  switch (e) {
+    case LinkEvent::kUp:
+      return "up";
+    case LinkEvent::kDown:
+      return "down";
+    case LinkEvent::kServerChanged:
+      return "server-changed";
+  }
+  return "?";
+}
+
+void ReplicaAgent::ReportLink(LinkEvent e, std::string previous) {
+  if (e == LinkEvent::kUp || e == LinkEvent::kDown) {
+    if (reported_up_ == (e == LinkEvent::kUp)) return;  // edges only
+    reported_up_ = e == LinkEvent::kUp;
+  }
+  if (options_.on_link) options_.on_link(LinkState{e, endpoint(), server_id_, std::move(previous)});
+}
+
 void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
   ++stats_.failovers;
-  Log().warn("chp agent: {} {}; trying the next endpoint", endpoint(), why);
+  const bool peer = options_.mode == AgentOptions::Mode::kPeer;
+  Log().warn("chp agent: {} {}; {}", endpoint(), why,
+             peer ? "reconnecting" : "trying the next endpoint");
+  ReportLink(LinkEvent::kDown);
   dealer_.reset();
   sub_.reset();
   ClearOutstanding();
@@ -139,7 +163,7 @@ void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
   if (follow_all_) all_state_ = AllState::kWaitSubscribe;
   // Cyclically to the next endpoint, skipping those that refused our version (CR-4); when every
   // one did, stay idle.
-  for (size_t i = 1; i <= options_.endpoints.size(); ++i) {
+  for (size_t i = 1; i <= options_.endpoints.size() && !peer; ++i) {
     const size_t next = (endpoint_index_ + i) % options_.endpoints.size();
     if (!refused_[next]) {
       endpoint_index_ = next;
@@ -156,6 +180,10 @@ void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
 void ReplicaAgent::OnHelloOk(const HelloOk& m, Clock::time_point now) {
   if (link_ != Link::kHello || m.request_id != hello_request_id_) return;
   ++stats_.connects;
+  if (!server_id_.empty() && m.server_id != server_id_) {
+    std::string previous = std::exchange(server_id_, m.server_id);
+    ReportLink(LinkEvent::kServerChanged, std::move(previous));
+  }
   server_id_ = m.server_id;
   sub_.emplace(ctx_, zmq::socket_type::sub);
   sub_->set(zmq::sockopt::linger, 0);
@@ -392,7 +420,7 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
       // again now rather than after the request timeout; the epochs tell replicas to re-snapshot.
       Log().info("chp agent: {} is now server {} (was {})", endpoint(), hugz->server_id,
                  server_id_);
-      server_id_ = hugz->server_id;
+      std::string previous = std::exchange(server_id_, hugz->server_id);
       ClearOutstanding();
       // Every followed subtree resyncs, the live ones too (CR-28): for a subtree the new server
       // does not hold, its one welcome POSITION may be lost and nothing else would tell. Each
@@ -406,8 +434,12 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
       // (DONE resets the ones it does not list) removes them.
       if (follow_all_ && all_state_ != AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
       ResendUnacked(Clock::now());
+      if (!previous.empty()) ReportLink(LinkEvent::kServerChanged, std::move(previous));
     }
-    if (link_ == Link::kSubscribing) link_ = Link::kLive;
+    if (link_ == Link::kSubscribing) {
+      link_ = Link::kLive;
+      ReportLink(LinkEvent::kUp);
+    }
     if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
     return;
   }

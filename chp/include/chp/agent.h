@@ -28,8 +28,31 @@
 
 namespace chorus::chp {
 
+// CR-33: what the link to the server did. Reported to AgentOptions::on_link.
+enum class LinkEvent {
+  kUp,             // HELLO answered and the publisher heard from: the link is live
+  kDown,           // a live link was lost (publisher silent, HELLO refused)
+  kServerChanged,  // another server (a new server id) answers at the endpoint
+};
+struct LinkState {
+  LinkEvent event = LinkEvent::kUp;
+  std::string endpoint;            // the command endpoint of the link
+  std::string server_id;           // the server id now (kDown: the one lost)
+  std::string previous_server_id;  // kServerChanged: the id before
+};
+const char* LinkEventName(LinkEvent e);
+
 struct AgentOptions {
-  std::vector<std::string> endpoints;  // command endpoints of one logical server, failover order
+  // Failover: endpoints of one logical server, tried in order (the tools' mode). Peer: one
+  // cluster peer, endpoints.front() only; after silence the agent reconnects to it instead of
+  // moving on, and the owner learns the link's state from on_link (CR-33).
+  enum class Mode { kFailover, kPeer };
+  Mode mode = Mode::kFailover;
+  std::vector<std::string> endpoints;  // command endpoints, failover order
+  // Link state changes, on the agent's thread, in order: kDown once per live link lost, kUp once
+  // per link that becomes live, kServerChanged once per new server id, before the kUp that
+  // follows it when HELLO_OK tells. Both modes report; the callback must not destroy the agent.
+  std::function<void(const LinkState&)> on_link;
   std::chrono::milliseconds connect_timeout{1000};   // HELLO unanswered: try the next endpoint
   std::chrono::milliseconds silence_timeout{2000};   // publisher silent: fail over
   std::chrono::milliseconds subscribe_timeout{500};  // no welcome POSITION: sync anyway
@@ -130,6 +153,7 @@ class ReplicaAgent final : public Pollable {
   };
 
   void Connect(Clock::time_point now);
+  void ReportLink(LinkEvent e, std::string previous = {});
   void Failover(Clock::time_point now, const char* why);
   void OnHelloOk(const HelloOk& m, Clock::time_point now);
   void ReadReplies(Clock::time_point now);
@@ -181,6 +205,7 @@ class ReplicaAgent final : public Pollable {
   uint64_t hello_request_id_ = 0;
   Clock::time_point link_deadline_{};  // HELLO or silence deadline
   Clock::time_point subscribe_deadline_{};
+  bool reported_up_ = false;  // kUp reported and no kDown since (CR-33)
 
   std::map<std::string, SubtreeReplica, std::less<>> replicas_;  // sorted: iteration order matters
   // Hash index of replicas_ with the agent's bookkeeping; kept in step with replicas_.
