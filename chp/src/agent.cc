@@ -188,6 +188,10 @@ void ReplicaAgent::OnHelloOk(const HelloOk& m, Clock::time_point now) {
   sub_.emplace(ctx_, zmq::socket_type::sub);
   sub_->set(zmq::sockopt::linger, 0);
   sub_->set(zmq::sockopt::rcvhwm, options_.rcv_hwm);
+  // A SUB sends its subscriptions through its send pipe and libzmq drops them silently at the
+  // SNDHWM (default 1,000): with more followed subtrees, some would never be subscribed. It
+  // sends nothing else, so the pipe holds at most one message per followed subtree (CR-34).
+  sub_->set(zmq::sockopt::sndhwm, 0);
   sub_->connect(PublisherFor(endpoint(), m.publisher));
   sub_->set(zmq::sockopt::subscribe, kHugzTopic);
   if (follow_all_) {

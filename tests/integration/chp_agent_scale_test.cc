@@ -103,6 +103,28 @@ TEST(ChpAgentScale, CR9_IdlePollCostDoesNotGrowWithFollowedSubtrees) {
   EXPECT_LT(t_large, 10 * t_small + 0.002) << "per-poll work grows with the subtrees followed";
 }
 
+// CR-34 (found by chp_bench d): libzmq drops a SUB's subscriptions silently past its SNDHWM
+// (1,000 by default): with 3,000 subtrees followed, before the fix about a third were never
+// subscribed, synced by snapshot all the same (after the subscribe timeout) and then missed
+// every update. Every followed subtree must receive its updates.
+TEST(ChpAgentScale, CR34_EveryFollowedSubtreeIsSubscribed) {
+  constexpr size_t kSubtrees = 3'000;
+  Synced s(kSubtrees);
+  ASSERT_TRUE(s.AllLive(30s));
+  for (size_t i = 0; i < kSubtrees; ++i)
+    (void)s.server->Set("s" + std::to_string(i) + "/k", "\x02");
+  size_t caught_up = 0;
+  EXPECT_TRUE(EventuallyTrue(
+      [&] {
+        for (int i = 0; i < 20; ++i) s.Pump();
+        caught_up = 0;
+        for (const auto& [name, r] : s.agent->replicas()) caught_up += r.position().seq == 2;
+        return caught_up == kSubtrees;
+      },
+      10s))
+      << caught_up << " of " << kSubtrees << " subtrees got their update";
+}
+
 // CS-26 (issue 11): the sweep is time-based: with 20,000 subtrees every one is announced within
 // two sweep periods (1 s each by default) of subscribing, not one slice of 256 per heartbeat
 // (which took 39 s here; 195 s for 100,000). Seen on a raw SUB socket: the POSITION frames'
