@@ -380,6 +380,7 @@ int main(int argc, char** argv) {
   std::string phases = "abcd";
   size_t scale_subtrees = 0;
   uint64_t scale_updates = 0;
+  int scale_sweep_ms = 1000;
   app.add_flag("--smoke", smoke, "small sizes, one round (a few seconds)");
   app.add_option("--messages", messages, "messages for a) and b) (default 2000000; smoke 50000)");
   app.add_option("--snapshot-keys", snapshot_keys,
@@ -396,6 +397,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(size_t{2}, size_t{1'000'000}));
   app.add_option("--scale-updates", scale_updates,
                  "steady-state updates in d) (default 1000000; smoke 20000)");
+  app.add_option("--scale-sweep-ms", scale_sweep_ms, "the server's sweep_period in d) (CS-26)")
+      ->check(CLI::Range(100, 3'600'000));
   CLI11_PARSE(app, argc, argv);
   if (messages == 0) messages = smoke ? 50'000 : 2'000'000;
   if (snapshot_keys == 0) snapshot_keys = smoke ? 100'000 : 1'000'000;
@@ -449,7 +452,7 @@ int main(int argc, char** argv) {
   // d) once, after the others (it holds the machine for a while at full size).
   chp_bench::ScaleResult scale;
   if (run('d')) {
-    scale = chp_bench::RunScale(scale_subtrees, scale_updates);
+    scale = chp_bench::RunScale(scale_subtrees, scale_updates, scale_sweep_ms);
     chp_bench::PrintScale("(one run)", scale, raw.per_s);
     ok = ok && scale.ok;
     std::fflush(stdout);

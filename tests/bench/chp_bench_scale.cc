@@ -49,7 +49,7 @@ std::string Name(size_t i) {
 
 }  // namespace
 
-ScaleResult RunScale(size_t subtrees, uint64_t updates) {
+ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms) {
   ScaleResult result;
   result.subtrees = subtrees;
   const size_t probe = subtrees - 1;
@@ -64,6 +64,7 @@ ScaleResult RunScale(size_t subtrees, uint64_t updates) {
     zmq::context_t ctx(1);
     ServerOptions so;
     so.publisher_hwm = LinkHwm(subtrees);
+    so.sweep_period = milliseconds(sweep_ms);
     auto created = Server::Create(ctx, so);
     if (!created) {
       bound.set_value("");

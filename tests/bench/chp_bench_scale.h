@@ -23,7 +23,8 @@ struct ScaleResult {
 };
 
 // Runs the whole of d) with `subtrees` subtrees and `updates` steady-state updates.
-ScaleResult RunScale(size_t subtrees, uint64_t updates);
+// sweep_ms: the server's sweep_period (CS-26).
+ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms = 1000);
 void PrintScale(const char* tag, const ScaleResult& r, double raw_per_s);
 
 }  // namespace chp_bench
