@@ -14,6 +14,7 @@ PKGS=(
   curl chromium
   redis-server nats-server libnats-dev
   nginx libnginx-mod-nchan
+  haproxy openssl
 )
 # libraft-dev and libuv1-dev: the cluster map's Raft group (broker/cluster, docs/cluster.md).
 # libsqlite3-dev: the sync scheduler's catalog (broker/scheduler, docs/scheduler.md).
@@ -21,6 +22,8 @@ PKGS=(
 # started as children by the bench and its smoke test (tests/bench/peer_*.h).
 # nginx and libnginx-mod-nchan: ws_fanout's peer (Nchan), an nginx child with a config of its
 # own (tests/bench/nchan_peer.h); the ws_fanout smoke test fails without them.
+# haproxy and openssl: node_haproxy_test checks deploy/haproxy.cfg (`haproxy -c`, and a real
+# HAProxy with a self-signed certificate in front of chorusd); it skips when haproxy is missing.
 # Node.js >= 20 runs client/js and the e2e tests; Debian's nodejs (18) only when none is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 

@@ -1,22 +1,48 @@
 #!/usr/bin/env bash
 # The main job of the README's Quick start: builds Chorus and the browser demo, starts one node
-# (chorusd with deploy/demo.toml) serving the demo chat page, prints its address, shows the
-# node's replicated state with chorus-snapshot, and runs until Ctrl-C.
+# (chorusd with deploy/demo.toml) serving the demo chat page, with the sync scheduler on over a
+# temporary source tree and catalog dir, and the demo's sync endpoint
+# (client/js/demo/sync_server.mjs: the page's way to submit syncs without the API key); prints
+# the addresses, shows the node's replicated state with chorus-snapshot, runs until Ctrl-C.
 #   scripts/run-demo.sh                    until Ctrl-C
 #   DEMO_SECONDS=10 scripts/run-demo.sh    stop by itself
 #   DEMO_PORT=8080 scripts/run-demo.sh     another HTTP port (default 8000; 0 = any free port)
+#   DEMO_NO_BUILD=1 scripts/run-demo.sh    use build/release as it is (chorusd must be built)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh release
+[ -n "${DEMO_NO_BUILD:-}" ] || bash scripts/build.sh release
 bash scripts/install-node-deps.sh client/js
 (cd client/js && npm run --silent build >/dev/null)
 
 bin=build/release
 out=$(mktemp)
+work=$(mktemp -d)  # sources/, catalogs/, static/ (the built page plus demo-config.json)
+node_pid=
+sync_pid=
+cleanup() {
+  for pid in $sync_pid $node_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$out" "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/catalogs" "$work/static"
+cp client/js/demo/dist/index.html "$work/static/"
+# Demo sources for the sync panel: sparse files (no disk used; every byte is still read and
+# hashed), sized so that a sync takes a few seconds and the progress bar visibly moves.
+node --input-type=module -e "
+  import { makeDemoSources } from './client/js/demo/sync_server.mjs';
+  makeDemoSources('$work/sources', {
+    documents: { files: 300, bytes: 64 << 10 },
+    photos: { files: 1200, bytes: 1 << 20 },
+    music: { files: 3000, bytes: 1 << 20 },
+  });"
 "$bin/broker/node/chorusd" --config deploy/demo.toml --set "http.port=${DEMO_PORT:-8000}" \
-  --set "http.static_dir=client/js/demo/dist" --set node.log_level=warn >"$out" &
+  --set "http.static_dir=$work/static" --set node.log_level=warn \
+  --set scheduler.enabled=true --set "scheduler.source_roots=$work/sources" \
+  --set "scheduler.catalog_dir=$work/catalogs" >"$out" &
 node_pid=$!
-trap 'kill $node_pid 2>/dev/null || true; wait $node_pid 2>/dev/null || true; rm -f "$out"' EXIT
 for _ in $(seq 1 200); do
   grep -q '^chorusd ready' "$out" && break
   kill -0 $node_pid 2>/dev/null || { echo "run-demo: chorusd exited (port busy? try DEMO_PORT=0)" >&2; exit 1; }
@@ -26,6 +52,21 @@ line=$(grep '^chorusd ready' "$out") || { echo "run-demo: chorusd did not start"
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
 http=$(field http)
 
+# The sync endpoint (holds the API key; takes the user from the page's demo token), and the
+# page's pointer to it.
+sync_out="$work/sync-server.out"
+DEMO_API_KEY=demo-api-key node client/js/demo/sync_server.mjs --api "http://$http" \
+  --origin "http://$http" --sources "$work/sources" --secret chorus-demo-secret >"$sync_out" &
+sync_pid=$!
+for _ in $(seq 1 200); do
+  grep -q '^sync-server ready' "$sync_out" && break
+  kill -0 $sync_pid 2>/dev/null || { echo "run-demo: the sync endpoint exited" >&2; exit 1; }
+  sleep 0.05  # waiting for the endpoint's ready line
+done
+sync_url=$(sed -n 's/^sync-server ready url=\(.*\)$/\1/p' "$sync_out")
+[ -n "$sync_url" ] || { echo "run-demo: the sync endpoint did not start" >&2; exit 1; }
+printf '{"syncEndpoint": "%s"}\n' "$sync_url" >"$work/static/demo-config.json"
+
 # A first message, through the server API, so the room has history when the page opens.
 curl -fsS -o /dev/null -X POST -H 'X-API-Key: demo-api-key' \
   -d '{"channel":"chat:lobby","data":{"nick":"chorus","text":"Welcome to the Chorus demo room."}}' \
@@ -34,6 +75,7 @@ curl -fsS -o /dev/null -X POST -H 'X-API-Key: demo-api-key' \
 echo "$line"
 echo
 echo "  Demo chat page:   http://$http/            (open it in two browser windows)"
+echo "  Sync panel:       on the same page; sources in $work/sources, endpoint $sync_url"
 echo "  Server API:       http://$http/api/<method>  (X-API-Key: demo-api-key)"
 echo "  Metrics:          http://$http/metrics"
 echo "  Native clients:   $(field native)   e.g. $bin/client/cpp/chorus-chat-example --help"

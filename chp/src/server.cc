@@ -61,6 +61,10 @@ Result<std::unique_ptr<Server>> Server::Create(zmq::context_t& ctx, ServerOption
     s->xpub_.set(zmq::sockopt::xpub_verbose, 1);
     s->xpub_.set(zmq::sockopt::sndhwm, s->options_.publisher_hwm);
     s->xpub_.set(zmq::sockopt::linger, 0);
+    if (s->options_.before_bind) {
+      s->options_.before_bind(s->router_, "command");
+      s->options_.before_bind(s->xpub_, "publisher");
+    }
     s->router_.bind(s->options_.command_endpoint);
     s->xpub_.bind(s->options_.publisher_endpoint);
     s->command_endpoint_ = s->router_.get(zmq::sockopt::last_endpoint);

@@ -271,5 +271,40 @@ TEST_F(NodeHardening, NativeSubscribeInfoIsIgnored) {
   EXPECT_EQ(pub->Str("data.info.chan_info"), "");
 }
 
+// JSON that ends early: nlohmann's parser takes a NUL byte for the end of its input, so
+// `{...}\0junk` passed as valid and the junk was stored and relayed verbatim (native data is kept
+// as the client's text). API bodies and native JSON are refused whole: 400 "body is not valid
+// JSON" / 107, and nothing reaches history. Trailing garbage without a NUL is refused too.
+TEST_F(NodeHardening, JsonWithANulByteOrTrailingGarbageIsRefused) {
+  StartNode();
+  const std::vector<std::string> tails = {std::string("\0", 1), std::string("\0junk", 5),
+                                          std::string("\0}", 2), " junk", "}"};
+  const std::string body = R"({"channel":"chat:nul","data":{"a":1}})";
+  for (const std::string& tail : tails) {
+    HttpResult r = Api(*node_, "publish", body + tail);
+    EXPECT_EQ(r.status, 400) << "tail of " << tail.size() << " bytes: " << r.body;
+    EXPECT_NE(r.body.find("not valid JSON"), std::string::npos) << r.body;
+  }
+  RawSession s = Session();
+  ASSERT_FALSE(ConnectAs(s, "u").empty());
+  for (const std::string& tail : tails) {
+    auto r = s.Call("publish", P({{"channel", "chat:nul"}, {"data", R"({"a":1})" + tail}}));
+    EXPECT_EQ(ErrorCode(r), 107u) << "tail of " << tail.size() << " bytes";
+  }
+  RawSession t = Session();
+  EXPECT_EQ(ErrorCode(t.Call("connect", P({{"user", "v"}, {"info", std::string("{}\0x", 4)}}))),
+            107u)
+      << "connect info";
+  HttpResult h = Api(*node_, "history", R"({"channel":"chat:nul","limit":-1})");
+  ASSERT_EQ(h.status, 200);
+  json j = json::parse(h.body, nullptr, false);
+  ASSERT_TRUE(j.is_object() && j.contains("result")) << h.body;
+  EXPECT_TRUE(!j["result"].contains("publications") || j["result"]["publications"].empty())
+      << h.body;
+  // The same data without the tail is accepted.
+  EXPECT_EQ(Api(*node_, "publish", body).status, 200);
+  EXPECT_EQ(ErrorCode(s.Call("publish", P({{"channel", "chat:nul"}, {"data", R"({"a":1})"}}))), 0u);
+}
+
 }  // namespace
 }  // namespace chorus::testing

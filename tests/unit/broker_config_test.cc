@@ -312,6 +312,11 @@ TEST(BrokerConfigErrors, ChannelOptionRulesFromValidate) {
 TEST(BrokerConfigErrors, CrossFieldRules) {
   EXPECT_EQ(ErrorOf("[cluster]\nheartbeat_ms = 500\ndead_after_ms = 500"),
             "chorus.toml: cluster.dead_after_ms: must be > cluster.heartbeat_ms = 500 (got 500)");
+  EXPECT_EQ(ErrorOf("[cluster]\nchp_max_pending_bytes = 1048576"),
+            "chorus.toml: cluster.chp_max_pending_bytes: must be >= "
+            "cluster.chp_max_peer_pending_bytes = 33554432 (got 1048576)");
+  EXPECT_EQ(ErrorOf("[cluster]\nchp_reply_pipe_hwm = 0"),
+            "chorus.toml: cluster.chp_reply_pipe_hwm: must be 1..100000 (got 0)");
   EXPECT_EQ(ErrorOf("[cluster]\nheartbeat_ms = 3000"),
             "chorus.toml: cluster.dead_after_ms: must be > cluster.heartbeat_ms = 3000 "
             "(got 2000)");
@@ -590,8 +595,10 @@ TEST(BrokerConfigDescribe, SummarisesWithoutSecrets) {
   EXPECT_EQ(DescribeConfig(c),
             "node=(random) log_level=info http=127.0.0.1:8000 api=off native=tcp://127.0.0.1:0 "
             "chp_command=tcp://127.0.0.1:0 chp_publisher=tcp://127.0.0.1:0 seeds=[] "
-            "replication_factor=2 heartbeat_ms=500 dead_after_ms=2000 client_auth=none "
-            "scheduler=off channel_history=off namespaces=[]");
+            "replication_factor=2 heartbeat_ms=500 dead_after_ms=2000 member_id=1 "
+            "cluster_endpoint=tcp://127.0.0.1:0 raft=127.0.0.1:0 voters=[] partitions=256 "
+            "client_auth=none scheduler=off "
+            "channel_history=off namespaces=[]");
   c.node.id = "n1";
   c.api.key = "api-secret";
   c.client.token_hmac_secret = "hmac-secret";
@@ -620,7 +627,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 3 + 6 + 8 + 11 + 16 + 8 + 16);
+  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 4 + 18 + 8 + 11 + 16 + 8 + 16);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");
@@ -728,20 +735,47 @@ TEST(BrokerConfigScheduler, EnabledNeedsRootsCatalogDirAndASyncNamespaceWithHist
   EXPECT_NE(DescribeConfig(c).find("scheduler=on"), std::string::npos);
 }
 
-// cluster.seeds, replication_factor and dead_after_ms are read but not used until the cluster
-// exists: chorusd warns about each one set to something other than its default.
-TEST(BrokerConfigUnused, ClusterKeysSetAwayFromTheirDefaultAreListed) {
+// The meta group's keys (docs/cluster.md §3.3): voters "<id>@host:port", 1, 3 or 5 of them,
+// this member among them, raft_address left default or equal to its entry.
+TEST(BrokerConfigCluster, VotersAreParsedAndValidated) {
   NodeConfig c;
-  EXPECT_TRUE(UnusedClusterKeys(c).empty());
-  ASSERT_TRUE(ApplyOverrides(c, {"cluster.seeds=tcp://10.0.0.2:5570", "cluster.dead_after_ms=3000",
-                                 "cluster.heartbeat_ms=600"})
+  EXPECT_EQ(c.cluster.member_id, 1u);
+  EXPECT_TRUE(ClusterVoters(c.cluster).empty());
+  ASSERT_TRUE(ApplyOverrides(c, {"cluster.member_id=2",
+                                 "cluster.voters=1@127.0.0.1:7001,2@127.0.0.1:7002,3@h3:7003",
+                                 "cluster.partitions=64", "cluster.data_dir=/tmp/x"})
                   .ok());
-  EXPECT_EQ(UnusedClusterKeys(c),
-            (std::vector<std::string>{"cluster.seeds", "cluster.dead_after_ms"}));
-  ASSERT_TRUE(ApplyOverride(c, "cluster.replication_factor", "3").ok());
-  EXPECT_EQ(UnusedClusterKeys(c),
-            (std::vector<std::string>{"cluster.seeds", "cluster.replication_factor",
-                                      "cluster.dead_after_ms"}));
+  EXPECT_EQ(
+      ClusterVoters(c.cluster),
+      (std::vector<ClusterVoter>{{1, "127.0.0.1:7001"}, {2, "127.0.0.1:7002"}, {3, "h3:7003"}}));
+  EXPECT_EQ(c.cluster.partitions, 64u);
+  EXPECT_TRUE(ApplyOverride(c, "cluster.raft_address", "127.0.0.1:7002").ok());
+  EXPECT_EQ(ApplyOverride(c, "cluster.raft_address", "127.0.0.1:7009").error(),
+            "--set: cluster.raft_address: must equal this member's entry in cluster.voters "
+            "(127.0.0.1:7002) or be left unset (got \"127.0.0.1:7009\")");
+  EXPECT_EQ(ApplyOverride(c, "cluster.member_id", "4").error(),
+            "--set: cluster.voters: must contain cluster.member_id = 4");
+  EXPECT_EQ(ApplyOverride(c, "cluster.voters", "1@a:1,2@a:2").error(),
+            "--set: cluster.voters: must hold 1, 3 or 5 voters (got 2)");
+  EXPECT_EQ(ApplyOverride(c, "cluster.voters", "1@a:1,2@a:2,2@a:3").error(),
+            "--set: cluster.voters[2]: duplicate of cluster.voters[1]");
+  EXPECT_EQ(ApplyOverride(c, "cluster.voters", "1@a:1,2@a:0,3@a:3").error(),
+            "--set: cluster.voters[1]: expected <member_id>@<host>:<port> with member_id >= 1 "
+            "and port 1..65535 (got \"2@a:0\")");
+  EXPECT_EQ(ApplyOverride(c, "cluster.voters", "0@a:1").error(),
+            "--set: cluster.voters[0]: expected <member_id>@<host>:<port> with member_id >= 1 "
+            "and port 1..65535 (got \"0@a:1\")");
+  EXPECT_FALSE(ApplyOverride(c, "cluster.partitions", "0").ok());
+  EXPECT_FALSE(ApplyOverride(c, "cluster.partitions", "65537").ok());
+  EXPECT_FALSE(ApplyOverride(c, "cluster.member_id", "0").ok());
+  NodeConfig alone;
+  EXPECT_TRUE(ApplyOverride(alone, "cluster.raft_address", "127.0.0.1:0").ok());
+  EXPECT_EQ(ApplyOverride(alone, "cluster.raft_address", "*:7000").error(),
+            "--set: cluster.raft_address: expected host:port with a host that is not a wildcard "
+            "(got \"*:7000\")");
+  EXPECT_EQ(ApplyOverride(alone, "cluster.endpoint", "tcp://127.0.0.1:7100").ok(), true);
+  EXPECT_EQ(ApplyOverride(alone, "native.endpoint", "tcp://127.0.0.1:7100").error(),
+            "--set: cluster.endpoint: tcp port 7100 is already used by native.endpoint");
 }
 
 }  // namespace

@@ -308,6 +308,22 @@ TEST(JsonDecode, MalformedFrameIsRefusedWhole) {  // W-5
   }
 }
 
+// W-5 (issue 10): a NUL byte ends nlohmann's input early; the WebSocket codec (simdjson) must
+// not take `{...}\0junk` for a valid line either, whether the NUL ends the line, the data value
+// or sits inside a string.
+TEST(JsonDecode, NulBytesAreMalformed) {  // W-5
+  for (std::string frame : {
+           std::string("{\"ping\":{},\"id\":1}\0", 19),
+           std::string("{\"ping\":{},\"id\":1}\0junk", 23),
+           std::string("{\"publish\":{\"channel\":\"c\",\"data\":{\"a\":1}\0},\"id\":1}", 50),
+           std::string("{\"publish\":{\"channel\":\"c\",\"data\":\"a\0b\"},\"id\":1}", 47),
+       }) {
+    const DecodedFrame f = DecodeFrame(frame);
+    EXPECT_TRUE(f.malformed) << frame.size();
+    EXPECT_TRUE(f.commands.empty()) << frame.size();
+  }
+}
+
 TEST(JsonDecode, InvalidUtf8IsMalformed) {  // W-5
   for (std::string frame : {
            std::string("{\"subscribe\":{\"channel\":\"\xff\"},\"id\":1}"),

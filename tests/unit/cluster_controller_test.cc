@@ -17,7 +17,7 @@ Heartbeat Hb(MemberId id, uint64_t inc = 1) {
 
 class ClusterControllerTest : public ::testing::Test {
  protected:
-  ClusterControllerTest() : ctl_(ControllerConfig{kDead, 8}) {
+  ClusterControllerTest() : ctl_(ControllerConfig{kDead, 8, 0}) {
     EXPECT_TRUE(map_.Apply(Bootstrap{32, 2}).ok());
     ctl_.OnElected(now_);
   }
@@ -87,6 +87,31 @@ TEST_F(ClusterControllerTest, FreshClusterAddsMembersAndAssignsEveryPartition) {
   for (const Partition& p : map_.partitions()) EXPECT_EQ(p.replicas.size(), 2u) << p;
   Converge({1, 2, 3});
   ExpectPlacementIsTarget();
+}
+
+// The node's setting for a multi-voter cluster: the first placement waits for heartbeats.
+TEST(ClusterControllerInitialPlacement, FreshClusterIsPlacedOnlyAfterTheDelay) {
+  Controller ctl(ControllerConfig{kDead, 8, /*initial_placement_delay_ms=*/500});
+  ClusterMap map;
+  ASSERT_TRUE(map.Apply(Bootstrap{16, 2}).ok());
+  ctl.OnElected(1000);
+  ctl.OnHeartbeat(Hb(1, 1), 1000);
+  auto apply = [&](int64_t now) {
+    for (const Command& c : ctl.Decide(map, now)) EXPECT_TRUE(map.Apply(c).ok()) << c;
+  };
+  apply(1000);
+  ASSERT_EQ(map.members().size(), 1u);
+  for (const Partition& p : map.partitions()) EXPECT_EQ(p.primary, 0u) << p;
+  ctl.OnHeartbeat(Hb(1, 1), 1400);
+  ctl.OnHeartbeat(Hb(2, 1), 1400);
+  apply(1400);
+  ASSERT_EQ(map.members().size(), 2u);
+  for (const Partition& p : map.partitions()) EXPECT_EQ(p.primary, 0u) << p;
+  apply(1500);
+  for (const Partition& p : map.partitions()) {
+    EXPECT_NE(p.primary, 0u) << p;
+    EXPECT_EQ(p.replicas.size(), 2u) << p;  // both members, not the first one alone
+  }
 }
 
 TEST_F(ClusterControllerTest, NewControllerWaitsAGracePeriodBeforeDeclaringDeath) {

@@ -48,7 +48,7 @@ Sim::Sim(const SimConfig& config)
   for (unsigned i = 0; i < config.servers; ++i) {
     fsms_.push_back(std::make_unique<MetaFsm>());
     fsms_[i]->set_observer([this, i](const MetaFsm& fsm) { OnApplied(i, fsm); });
-    ctl_.emplace_back(ControllerConfig{config.dead_after_ms, 4});
+    ctl_.emplace_back(ControllerConfig{config.dead_after_ms, 4, 0});
     raft_fixture_grow(&f_, fsms_[i]->fsm());
   }
   raft_configuration conf;

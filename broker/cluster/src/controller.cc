@@ -139,9 +139,12 @@ std::vector<Command> Controller::Decide(const ClusterMap& map, int64_t now_ms) c
     if (grown.size() != part->in_sync.size()) plan.Propose(SetInSync{p, part->version, grown});
   }
 
-  // 4. Unassigned partitions (a fresh cluster).
+  // 4. Unassigned partitions (a fresh cluster: after initial_placement_delay_ms in office).
   target = target_now();
-  for (PartitionId p = 0; p < map.partition_count(); ++p) {
+  bool fresh = true;
+  for (const Partition& part : plan.map().partitions()) fresh = fresh && part.primary == 0;
+  const bool hold = fresh && now_ms - elected_ms_ < config_.initial_placement_delay_ms;
+  for (PartitionId p = 0; !hold && p < map.partition_count(); ++p) {
     const Partition& part = *plan.map().FindPartition(p);
     if (part.primary == 0 && !target[p].replicas.empty()) {
       plan.Propose(AssignPartition{p, part.version, target[p].replicas});

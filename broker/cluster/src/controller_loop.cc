@@ -58,7 +58,7 @@ void ControllerLoop::Tick(int64_t now_ms) {
 }
 
 void ControllerLoop::OnHeartbeat(const Heartbeat& hb, int64_t now_ms, LeasePromise promise) {
-  if (!Leads()) {
+  if (stopping_ || !Leads()) {
     promise->set_value(Errc::kNotLeader);
     return;
   }
@@ -76,7 +76,16 @@ void ControllerLoop::OnReport(const ReplicaReport& report) {
   controller_.OnReport(report);
 }
 
+void ControllerLoop::Stop() {
+  stopping_ = true;
+}
+
 void ControllerLoop::StartBarrier() {
+  if (stopping_) {
+    for (auto& p : waiting_) p->set_value(Errc::kNotLeader);
+    waiting_.clear();
+    return;
+  }
   auto* req = new BarrierRequest{};
   req->self = this;
   req->alive = alive_;
@@ -103,7 +112,14 @@ void ControllerLoop::BarrierDone(struct raft_barrier* barrier, int status) {
   if (*req->alive) {
     ControllerLoop* self = req->self;
     self->barrier_inflight_ = false;
-    if (!self->waiting_.empty() && self->Leads()) self->StartBarrier();
+    if (status != 0) {
+      // Leadership lost or raft closing: start no other barrier from inside libraft's cleanup
+      // (it still reads as leader there); the heartbeats waiting fail now and are sent again.
+      for (auto& p : self->waiting_) p->set_value(Errc::kNotLeader);
+      self->waiting_.clear();
+    } else if (!self->waiting_.empty() && self->Leads()) {
+      self->StartBarrier();
+    }
   }
   delete req;
 }

@@ -31,6 +31,10 @@ class ControllerLoop {
   // when this member does not lead; kBadState when the map holds this incarnation dead (C-24).
   void OnHeartbeat(const Heartbeat& hb, int64_t now_ms, LeasePromise promise);
   void OnReport(const ReplicaReport& report);
+  // Before raft_close: no barrier is started any more. raft_close fails the pending barrier
+  // while raft still reads as leader; starting a new one from that callback corrupted libraft's
+  // request queue (SIGSEGV on SIGTERM soon after start, node_cluster_test).
+  void Stop();
 
  private:
   struct BarrierRequest;
@@ -46,6 +50,7 @@ class ControllerLoop {
   uint64_t generation_ = 0;  // +1 per term led: proposal callbacks of an older term are ignored
   unsigned inflight_ = 0;    // proposals of the current batch not yet completed
   bool barrier_inflight_ = false;
+  bool stopping_ = false;
   std::vector<LeasePromise> waiting_;  // heartbeats waiting for the next barrier
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -28,6 +28,8 @@ struct MetaGroup::Impl {
   struct raft raft {};
   MetaFsm fsm;
   uv_timer_t tick{};
+  uv_timer_t drain{};  // BeginStop's wait for appends in flight
+  uint64_t drain_deadline = 0;
   bool tick_started = false;
   std::unique_ptr<detail::ControllerLoop> controller;  // with run_controller, after raft_start
   bool raft_started = false;
@@ -67,13 +69,38 @@ struct MetaGroup::Impl {
     }
   }
 
+  // Stopping takes two steps. BeginStop refuses new work and waits (a 2 ms timer, at most
+  // kDrainMs) until every log entry appended is on disk; FinishStop then closes raft. libraft
+  // 0.15 crashes when raft_close cancels a disk append in flight (appendLeaderCb releases
+  // entries the close already released: SIGSEGV on SIGTERM soon after start).
+  static constexpr uint64_t kDrainMs = 1000;
+
   void BeginStop() {
     if (stopping) return;
     stopping = true;
+    if (controller) controller->Stop();
     if (tick_started) {
       uv_timer_stop(&tick);
       uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+      tick_started = false;
     }
+    if (!raft_started) return FinishStop();
+    drain_deadline = uv_now(&loop) + kDrainMs;
+    drain.data = this;
+    uv_timer_init(&loop, &drain);
+    uv_timer_start(&drain, &Impl::OnDrain, 0, 2);
+  }
+
+  static void OnDrain(uv_timer_t* handle) {
+    auto* self = static_cast<Impl*>(handle->data);
+    const bool stored = self->raft.last_stored >= raft_last_index(&self->raft);
+    if (!stored && uv_now(&self->loop) < self->drain_deadline) return;
+    uv_timer_stop(handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+    self->FinishStop();
+  }
+
+  void FinishStop() {
     if (raft_started) raft_close(&raft, nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup), nullptr);
   }

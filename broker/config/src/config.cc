@@ -69,6 +69,34 @@ Problem ReadRoot(const toml::table& root, NodeConfig& c) {
 
 // ---- Cross-field rules ------------------------------------------------------------------------
 
+// cluster.voters (each entry's syntax is checked by its field): distinct ids and addresses,
+// 1, 3 or 5 of them (C-2), this member among them with raft_address left default or equal.
+Problem CheckClusterVoters(const ClusterSection& cl) {
+  if (cl.voters.empty()) return std::nullopt;
+  const std::vector<ClusterVoter> voters = ClusterVoters(cl);
+  if (voters.size() != 1 && voters.size() != 3 && voters.size() != 5) {
+    return "cluster.voters: must hold 1, 3 or 5 voters (got " + std::to_string(voters.size()) + ")";
+  }
+  const ClusterVoter* self = nullptr;
+  for (size_t i = 0; i < voters.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (voters[i].id == voters[j].id || voters[i].address == voters[j].address) {
+        return "cluster.voters[" + std::to_string(i) + "]: duplicate of cluster.voters[" +
+               std::to_string(j) + "]";
+      }
+    }
+    if (voters[i].id == cl.member_id) self = &voters[i];
+  }
+  if (self == nullptr) {
+    return "cluster.voters: must contain cluster.member_id = " + std::to_string(cl.member_id);
+  }
+  if (cl.raft_address != ClusterSection{}.raft_address && cl.raft_address != self->address) {
+    return "cluster.raft_address: must equal this member's entry in cluster.voters (" +
+           self->address + ") or be left unset (got \"" + cl.raft_address + "\")";
+  }
+  return std::nullopt;
+}
+
 // [scheduler]: distinct tiers, backoff_max >= backoff_base; when enabled, existing source roots
 // and catalog directory and a `sync` namespace with history (progress events and their state
 // after a reload, docs/scheduler.md "Running in chorusd").
@@ -113,6 +141,11 @@ Problem CheckScheduler(const NodeConfig& c) {
 
 Problem CheckCrossFields(const NodeConfig& c) {
   const ClusterSection& cl = c.cluster;
+  if (cl.chp_max_pending_bytes < cl.chp_max_peer_pending_bytes) {
+    return "cluster.chp_max_pending_bytes: must be >= cluster.chp_max_peer_pending_bytes = " +
+           std::to_string(cl.chp_max_peer_pending_bytes) + " (got " +
+           std::to_string(cl.chp_max_pending_bytes) + ")";
+  }
   if (cl.dead_after_ms <= cl.heartbeat_ms) {
     return "cluster.dead_after_ms: must be > cluster.heartbeat_ms = " +
            std::to_string(cl.heartbeat_ms) + " (got " + std::to_string(cl.dead_after_ms) + ")";
@@ -125,6 +158,7 @@ Problem CheckCrossFields(const NodeConfig& c) {
       }
     }
   }
+  if (auto p = CheckClusterVoters(cl)) return p;
   const ClientSection& cli = c.client;
   if (cli.pong_timeout_s >= cli.ping_interval_s) {
     return "client.pong_timeout_s: must be < client.ping_interval_s = " +
@@ -159,7 +193,8 @@ Problem CheckListeners(const NodeConfig& c) {
   const std::pair<std::string_view, const std::string*> endpoints[] = {
       {"native.endpoint", &c.native.endpoint},
       {"cluster.chp_command", &c.cluster.chp_command},
-      {"cluster.chp_publisher", &c.cluster.chp_publisher}};
+      {"cluster.chp_publisher", &c.cluster.chp_publisher},
+      {"cluster.endpoint", &c.cluster.endpoint}};
   for (const auto& [key, text] : endpoints) {
     Endpoint ep;
     if (ParseEndpoint(*text, std::string(key), /*bind=*/true, ep)) continue;  // checked before
@@ -364,6 +399,8 @@ std::string DescribeConfig(const NodeConfig& c) {
   }
   std::string seeds;
   for (const std::string& s : c.cluster.seeds) seeds += (seeds.empty() ? "" : ",") + s;
+  std::string voters;
+  for (const std::string& v : c.cluster.voters) voters += (voters.empty() ? "" : ",") + v;
   std::string namespaces;
   for (const auto& [name, options] : c.namespaces) {
     namespaces += (namespaces.empty() ? "" : ",") + name;
@@ -376,7 +413,10 @@ std::string DescribeConfig(const NodeConfig& c) {
       << " chp_publisher=" << c.cluster.chp_publisher << " seeds=[" << seeds << "]"
       << " replication_factor=" << c.cluster.replication_factor
       << " heartbeat_ms=" << c.cluster.heartbeat_ms << " dead_after_ms=" << c.cluster.dead_after_ms
-      << " client_auth=" << auth << " scheduler=" << (c.scheduler.enabled ? "on" : "off")
+      << " member_id=" << c.cluster.member_id << " cluster_endpoint=" << c.cluster.endpoint
+      << " raft=" << c.cluster.raft_address << " voters=[" << voters << "]"
+      << " partitions=" << c.cluster.partitions << " client_auth=" << auth
+      << " scheduler=" << (c.scheduler.enabled ? "on" : "off")
       << " channel_history=" << (c.channel.HistoryEnabled() ? "on" : "off") << " namespaces=["
       << namespaces << "]";
   return out.str();
@@ -391,16 +431,13 @@ std::vector<std::string> ConfigKeys() {
   return keys;
 }
 
-std::vector<std::string> UnusedClusterKeys(const NodeConfig& config) {
-  const ClusterSection defaults;
-  const ClusterSection& c = config.cluster;
-  std::vector<std::string> keys;
-  if (c.seeds != defaults.seeds) keys.emplace_back("cluster.seeds");
-  if (c.replication_factor != defaults.replication_factor) {
-    keys.emplace_back("cluster.replication_factor");
+std::vector<ClusterVoter> ClusterVoters(const ClusterSection& cluster) {
+  std::vector<ClusterVoter> out;
+  for (const std::string& v : cluster.voters) {
+    ClusterVoter voter;
+    if (config_detail::ParseVoter(v, voter.id, voter.address)) out.push_back(voter);
   }
-  if (c.dead_after_ms != defaults.dead_after_ms) keys.emplace_back("cluster.dead_after_ms");
-  return keys;
+  return out;
 }
 
 }  // namespace chorus::broker

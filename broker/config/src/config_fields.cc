@@ -194,6 +194,43 @@ Problem CheckSeed(std::string_view v, const std::string& key) {
   return ParseEndpoint(v, key, /*bind=*/false, ep);
 }
 
+bool ParseRaftAddress(std::string_view v, bool allow_zero) {
+  const size_t colon = v.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const std::string_view host = v.substr(0, colon);
+  int64_t port = 0;
+  if (!ParsePort(v.substr(colon + 1), port) || (port == 0 && !allow_zero)) return false;
+  return !CheckHost(host, "").has_value() && host != "*" && host != "0.0.0.0" && host != "::";
+}
+
+bool ParseVoter(std::string_view v, uint64_t& id, std::string& address) {
+  const size_t at = v.find('@');
+  if (at == std::string_view::npos || at == 0 || at > 19) return false;
+  uint64_t n = 0;
+  for (char c : v.substr(0, at)) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (n == 0 || n > static_cast<uint64_t>(kI64Max)) return false;
+  if (!ParseRaftAddress(v.substr(at + 1), /*allow_zero=*/false)) return false;
+  id = n;
+  address = std::string(v.substr(at + 1));
+  return true;
+}
+
+Problem CheckRaftAddress(std::string_view v, const std::string& key) {
+  if (ParseRaftAddress(v, /*allow_zero=*/true)) return std::nullopt;
+  return key + ": expected host:port with a host that is not a wildcard (got " + Quoted(v) + ")";
+}
+
+Problem CheckVoter(std::string_view v, const std::string& key) {
+  uint64_t id = 0;
+  std::string address;
+  if (ParseVoter(v, id, address)) return std::nullopt;
+  return key + ": expected <member_id>@<host>:<port> with member_id >= 1 and port 1..65535 (got " +
+         Quoted(v) + ")";
+}
+
 // ---- Field tables -----------------------------------------------------------------------------
 
 template <typename S>
@@ -353,7 +390,9 @@ const std::vector<NodeField>& NodeFields() {
         out, "native", &NodeConfig::native,
         {StringField("endpoint", &NativeSection::endpoint, CheckBindEndpoint),
          IntField("send_hwm", &NativeSection::send_hwm, 16, 10'000'000),
-         IntField("max_input_bytes", &NativeSection::max_input_bytes, 65536, kI64Max)});
+         IntField("max_input_bytes", &NativeSection::max_input_bytes, 65536, kI64Max),
+         IntField("max_connections_per_address", &NativeSection::max_connections_per_address, 0,
+                  kI64Max)});
     using C = ClusterSection;
     AddSection<C>(out, "cluster", &NodeConfig::cluster,
                   {StringField("chp_command", &C::chp_command, CheckBindEndpoint),
@@ -361,7 +400,20 @@ const std::vector<NodeField>& NodeFields() {
                    StringsField("seeds", &C::seeds, CheckSeed),
                    IntField("replication_factor", &C::replication_factor, 1, 5),
                    IntField("heartbeat_ms", &C::heartbeat_ms, 10, 60'000),
-                   IntField("dead_after_ms", &C::dead_after_ms, 1, 600'000)});
+                   IntField("dead_after_ms", &C::dead_after_ms, 1, 600'000),
+                   IntField("member_id", &C::member_id, 1, kI64Max),
+                   StringField("endpoint", &C::endpoint, CheckBindEndpoint),
+                   StringField("raft_address", &C::raft_address, CheckRaftAddress),
+                   StringsField("voters", &C::voters, CheckVoter),
+                   StringField("data_dir", &C::data_dir, nullptr),
+                   IntField("partitions", &C::partitions, 1, 65536),
+         IntField("chp_max_connections_per_address", &C::chp_max_connections_per_address, 0,
+                  kI64Max),
+         IntField("chp_reply_pipe_hwm", &C::chp_reply_pipe_hwm, 1, 100'000),
+         IntField("chp_max_peer_pending_bytes", &C::chp_max_peer_pending_bytes, 65536, kI64Max),
+         IntField("chp_max_pending_bytes", &C::chp_max_pending_bytes, 65536, kI64Max),
+         IntField("chp_max_command_bytes", &C::chp_max_command_bytes, 65536, kI64Max),
+         IntField("chp_max_store_bytes", &C::chp_max_store_bytes, 1 << 20, kI64Max)});
     using K = ClientSection;
     AddSection<K>(out, "client", &NodeConfig::client,
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),

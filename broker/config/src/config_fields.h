@@ -59,6 +59,10 @@ std::string_view Trim(std::string_view s);
 // Reads `v` as an endpoint to bind (`bind`: port 0..65535 or *) or to connect to (a host that
 // is not a wildcard and a port 1..65535).
 Problem ParseEndpoint(std::string_view v, const std::string& key, bool bind, Endpoint& ep);
+// A Raft address "host:port" (host not a wildcard; port 1..65535, or 0 when `allow_zero`).
+bool ParseRaftAddress(std::string_view v, bool allow_zero);
+// One cluster.voters entry "<member_id>@<host>:<port>"; false when malformed.
+bool ParseVoter(std::string_view v, uint64_t& id, std::string& address);
 
 // Every key outside [namespaces], in file order; the keys of a namespace (and of [channel]).
 const std::vector<NodeField>& NodeFields();

@@ -285,7 +285,9 @@ class HttpServer::Impl {
     if (shard0.ctx.stopping || ec == asio::error::operation_aborted) return;
     if (ec) {
       // E.g. out of descriptors: retry shortly instead of spinning.
-      // Logged at most once per kAcceptLogEvery (at EMFILE it fails every retry).
+      // Logged at most once per kAcceptLogEvery (at EMFILE it fails every retry, 20 times a
+      // second); the first accept that works after a logged failure reports how many were not
+      // logged. So at most two lines per kAcceptLogEvery (docs/operations.md "Descriptors").
       const auto now = std::chrono::steady_clock::now();
       if (accept_errors_logged_ == std::chrono::steady_clock::time_point{} ||
           now - accept_errors_logged_ >= kAcceptLogEvery) {
@@ -293,6 +295,7 @@ class HttpServer::Impl {
                    accept_errors_quiet_);
         accept_errors_logged_ = now;
         accept_errors_quiet_ = 0;
+        accept_error_reported_ = true;
       } else {
         ++accept_errors_quiet_;
       }
@@ -301,6 +304,12 @@ class HttpServer::Impl {
         if (!e && !shards_[0]->ctx.stopping) Accept();
       });
       return;
+    }
+    if (accept_error_reported_) {
+      Log().warn("accept: working again ({} more failures since the last report, not logged)",
+                 accept_errors_quiet_);
+      accept_errors_quiet_ = 0;
+      accept_error_reported_ = false;
     }
     tcp::socket socket = std::move(*accepting_);
     Shard& target = *accepting_for_;
@@ -376,6 +385,7 @@ class HttpServer::Impl {
   static constexpr std::chrono::seconds kAcceptLogEvery{10};
   std::chrono::steady_clock::time_point accept_errors_logged_{};
   size_t accept_errors_quiet_ = 0;        // accept errors not logged since the last report
+  bool accept_error_reported_ = false;    // a failure was logged and no accept worked since
   std::optional<tcp::socket> accepting_;  // of accepting_for_'s io_context
   Shard* accepting_for_ = nullptr;
   size_t next_pick_ = 0;

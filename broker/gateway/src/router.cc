@@ -58,7 +58,9 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// `s` matches `pattern` ('*' = any run of bytes), ASCII case-insensitive.
+// `s` matches `pattern` ('*' = any run of bytes), ASCII case-insensitive. The same matcher as
+// broker::GlobMatch (broker/core/glob.h) with {question_mark = false, ignore_ascii_case =
+// true}; kept here because the gateway may not use core (README, "Dependency rule").
 bool GlobIEquals(std::string_view pattern, std::string_view s) {
   auto eq = [](char a, char b) {
     return std::tolower(static_cast<unsigned char>(a)) ==

@@ -6,8 +6,10 @@
 #include <cstring>
 #include <future>
 
+#include "address_guard.h"
 #include "broker/node/log.h"
 #include "chp/types.h"
+#include "cluster_view.h"
 #include "sync_service.h"
 #include "transports.h"
 
@@ -32,7 +34,9 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
       started_(chp::Clock::now()),
       native_transport_(std::make_unique<NativeTransport>(native_)),
       ws_transport_(std::make_unique<WsBridgeTransport>(bridge_)),
-      sessions_(options_.closed_memory) {
+      sessions_(options_.closed_memory),
+      cluster_view_(ctx, zmq::socket_type::pair),
+      cluster_(std::make_unique<ClusterView>()) {
   // The gateway closes a slow connection on its own with the same code the engine uses.
   static_assert(bridge::kCloseSlow == kDisconnectSlow.code);
 }
@@ -53,6 +57,23 @@ Result<Unit> Engine::Bind() {
   so.publisher_endpoint = cfg.cluster.chp_publisher;
   so.server_id = options_.node_id;
   so.heartbeat_interval = std::chrono::milliseconds(cfg.cluster.heartbeat_ms);
+  so.reply_pipe_hwm = static_cast<int>(cfg.cluster.chp_reply_pipe_hwm);
+  so.max_peer_pending_bytes = cfg.cluster.chp_max_peer_pending_bytes;
+  so.max_pending_bytes = cfg.cluster.chp_max_pending_bytes;
+  so.max_command_bytes = static_cast<int64_t>(cfg.cluster.chp_max_command_bytes);
+  so.store.max_bytes = cfg.cluster.chp_max_store_bytes;
+  if (cfg.native.max_connections_per_address > 0 ||
+      cfg.cluster.chp_max_connections_per_address > 0) {
+    auto guard = AddressGuard::Create(ctx_);
+    if (!guard) return guard.error();
+    guard_ = std::move(*guard);
+  }
+  if (guard_ && cfg.cluster.chp_max_connections_per_address > 0) {
+    so.before_bind = [this, limit = cfg.cluster.chp_max_connections_per_address](
+                         zmq::socket_t& socket, std::string_view role) {
+      if (!guard_->Watch(socket, "chp_" + std::string(role), limit)) throw zmq::error_t();
+    };
+  }
   auto server = chp::Server::Create(ctx_, so);
   if (!server) {
     Log().error("cannot bind the CHP endpoints {} / {}: {}", so.command_endpoint,
@@ -76,6 +97,9 @@ Result<Unit> Engine::Bind() {
     // ZeroMQ's default listen backlog of 100 drops SYNs and stretches them over seconds.
     native_.set(zmq::sockopt::backlog, 4096);
     native_.set(zmq::sockopt::maxmsgsize, max_frame);
+    if (guard_ && !guard_->Watch(native_, "native", cfg.native.max_connections_per_address)) {
+      return Errc::kInternal;
+    }
     native_.bind(cfg.native.endpoint);
     native_endpoint_ = native_.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
@@ -92,6 +116,15 @@ Result<Unit> Engine::Bind() {
     bridge_.bind(options_.bridge_endpoint);
   } catch (const zmq::error_t& e) {
     Log().error("cannot bind the gateway bridge {}: {}", options_.bridge_endpoint, e.what());
+    return Errc::kInternal;
+  }
+  try {
+    cluster_view_.set(zmq::sockopt::linger, 0);
+    cluster_view_.set(zmq::sockopt::rcvhwm, 16);
+    if (!options_.cluster_view_endpoint.empty())
+      cluster_view_.connect(options_.cluster_view_endpoint);
+  } catch (const zmq::error_t& e) {
+    Log().error("cannot connect the cluster view {}: {}", options_.cluster_view_endpoint, e.what());
     return Errc::kInternal;
   }
   if (cfg.scheduler.enabled) {
@@ -122,12 +155,15 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
 size_t Engine::AddPollItems(std::vector<zmq::pollitem_t>& items) {
   items.push_back({native_.handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({bridge_.handle(), 0, ZMQ_POLLIN, 0});
-  return 2;
+  items.push_back({cluster_view_.handle(), 0, ZMQ_POLLIN, 0});
+  return 3 + (guard_ ? guard_->AddPollItems(items) : 0);
 }
 
 void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point now) {
+  if (guard_) guard_->HandleEvents(items + 3);
   if (items[0].revents & ZMQ_POLLIN) ReadNative();
   if (items[1].revents & ZMQ_POLLIN) ReadBridge();
+  if (items[2].revents & ZMQ_POLLIN) ReadClusterView();
   RunPendingCloses();
   if (now >= next_sweep_) {
     Sweep(NowMs());

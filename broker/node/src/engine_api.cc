@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "api_params.h"
+#include "broker/core/glob.h"
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
 #include "broker/protocol/json_depth.h"
+#include "cluster_view.h"
 #include "sync_service.h"
 
 namespace chorus::broker::node {
@@ -53,27 +55,6 @@ json PublicationJson(const Publication& p) {
   if (p.info) j["info"] = DataJson(*p.info);
   if (!p.tags.empty()) j["tags"] = p.tags;
   return j;
-}
-
-// Glob match with '*' (any run) and '?' (one byte), as Centrifugo's channels pattern.
-bool Glob(std::string_view pat, std::string_view s) {
-  size_t p = 0, i = 0, star = std::string_view::npos, mark = 0;
-  while (i < s.size()) {
-    if (p < pat.size() && (pat[p] == '?' || pat[p] == s[i])) {
-      ++p;
-      ++i;
-    } else if (p < pat.size() && pat[p] == '*') {
-      star = p++;
-      mark = i;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      i = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pat.size() && pat[p] == '*') ++p;
-  return p == pat.size();
 }
 
 // `{offset, epoch}` (history `since`, subscribe `recover_since`), when present.
@@ -183,6 +164,7 @@ class Engine::Api {
         {"sync_submit", &SyncSubmit},
         {"sync_status", &SyncStatus},
         {"sync_cancel", &SyncCancel},
+        {"cluster", &Cluster},  // Chorus extra: the cluster map (engine_cluster.cc)
     };
     auto it = kTable.find(method);
     return it == kTable.end() ? nullptr : &it->second;
@@ -336,7 +318,7 @@ class Engine::Api {
     json channels = json::object();
     c.engine.table_.ForEach([&](const Channel& ch) {
       if (ch.subscribers.empty()) return;  // Centrifugo lists active channels only
-      if (!pattern.empty() && !Glob(pattern, ch.name)) return;
+      if (!pattern.empty() && !GlobMatch(pattern, ch.name)) return;
       channels[ch.name] = {{"num_clients", ch.subscribers.size()}};
     });
     return Ok({{"channels", channels}});
@@ -356,8 +338,12 @@ class Engine::Api {
                  {"version", "0.1.0"},        {"num_clients", e.sessions_.size()},
                  {"num_users", users.size()}, {"num_channels", e.table_.size()},
                  {"num_subs", subs},          {"uptime", uptime}};
-    return Ok({{"nodes", json::array({node})}});
+    // Chorus extra: the cluster map's members as this node applied it (docs/api.md).
+    return Ok({{"nodes", json::array({node})}, {"cluster", ClusterJson(*e.cluster_, false)}});
   }
+
+  // Chorus extra: `info`'s cluster member plus the partition table.
+  static HttpAnswer Cluster(Call& c) { return Ok(ClusterJson(*c.engine.cluster_, true)); }
 
   // The sessions a targeted call (disconnect, unsubscribe, subscribe, send) names by `user`
   // and/or `client`; a reason in `why` when the params are wrong.
@@ -535,7 +521,10 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
   if (!JsonDepthAtMost(body, max_depth + 1)) {
     return Api::Bad("JSON nested deeper than limits.max_json_depth = " + std::to_string(max_depth));
   }
-  json params = body.empty() ? json::object() : json::parse(body, nullptr, false);
+  // A NUL byte would end nlohmann's input early: `{...}\0junk` is not valid JSON.
+  json params = body.empty()       ? json::object()
+                : HasNulByte(body) ? json(json::value_t::discarded)
+                                   : json::parse(body, nullptr, false);
   if (params.is_discarded()) return Api::Bad("body is not valid JSON");
   if (!params.is_object()) return Api::Bad("body must be a JSON object");
   Api::Call call{*this, params, {}, NowMs()};

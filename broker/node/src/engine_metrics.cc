@@ -3,6 +3,7 @@
 // runs. Owned by the engine thread, like everything it reads.
 #include <string>
 
+#include "address_guard.h"
 #include "broker/node/engine.h"
 #include "sync_service.h"
 
@@ -71,8 +72,47 @@ Engine::HttpAnswer Engine::Metrics() const {
   out += "# TYPE chorus_queue_depth gauge\n";
   out +=
       "chorus_queue_depth{queue=\"chp_replies_bytes\"} " + std::to_string(cs.pending_bytes) + "\n";
+  out += "chorus_queue_depth{queue=\"chp_replies_messages\"} " +
+         std::to_string(chp_->pending_messages()) + "\n";
+  out +=
+      "chorus_queue_depth{queue=\"chp_replies_peers\"} " + std::to_string(cs.pending_peers) + "\n";
   out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
          std::to_string(sessions_.closed_size()) + "\n";
+  // The CHP server's reply bounds (cluster.chp_*; docs/operations.md "Security").
+  const auto& co = options_.config.cluster;
+  metric("chorus_chp_replies_peak_bytes", "gauge",
+         "Most reply bytes queued behind full pipes at once, all CHP peers.", cs.pending_peak);
+  metric("chorus_chp_peer_replies_peak_bytes", "gauge",
+         "Most reply bytes one CHP peer had queued at once.", cs.peer_pending_peak);
+  metric("chorus_chp_peer_pending_limit_bytes", "gauge",
+         "cluster.chp_max_peer_pending_bytes: a peer over it gets no further reply.",
+         co.chp_max_peer_pending_bytes);
+  metric("chorus_chp_pending_limit_bytes", "gauge",
+         "cluster.chp_max_pending_bytes: queued reply bytes of all CHP peers.",
+         co.chp_max_pending_bytes);
+  out +=
+      "# HELP chorus_chp_replies_dropped_total CHP replies dropped, by the bound that dropped "
+      "them (peer: a peer's own bound, the reply refused; total: all peers' bound, the peer's "
+      "queue discarded).\n";
+  out += "# TYPE chorus_chp_replies_dropped_total counter\n";
+  out += "chorus_chp_replies_dropped_total{bound=\"peer\"} " +
+         std::to_string(cs.dropped_over_peer) + "\n";
+  out += "chorus_chp_replies_dropped_total{bound=\"total\"} " +
+         std::to_string(cs.dropped_over_total) + "\n";
+  metric("chorus_chp_store_bytes", "gauge", "Key and value bytes in the CHP mirror.",
+         chp_->store().bytes());
+  metric("chorus_chp_store_limit_bytes", "gauge", "cluster.chp_max_store_bytes.",
+         co.chp_max_store_bytes);
+  if (guard_) {
+    out +=
+        "# HELP chorus_connections_refused_per_address_total Connections refused during the "
+        "handshake: their address held the listener's per-address bound.\n";
+    out += "# TYPE chorus_connections_refused_per_address_total counter\n";
+    for (const auto& [listener, n] : guard_->refused()) {
+      out += "chorus_connections_refused_per_address_total{listener=\"" + listener + "\"} " +
+             std::to_string(n) + "\n";
+    }
+  }
   if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
 }

@@ -1,7 +1,14 @@
 // The native client protocol's transport on the engine's ROUTER (docs/protocol/native.md):
 // frames in, sessions by routing id, commands handed to HandleCommand (engine_session.cc).
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "broker/protocol/native_codec.h"
+#include "sync_service.h"
 #include "transports.h"
 
 namespace chorus::broker::node {
@@ -63,7 +70,40 @@ void Engine::HandleNative(const std::string& routing_id, std::string_view frame)
     return;
   }
   s->last_seen_ms = NowMs();
+  // The sync methods are not client protocol requests (no WebSocket form): looked up only for
+  // what the codec found unknown, so other commands pay nothing.
+  if (cmd.error == ToCode(Errc::kMethodNotFound) && s->connected && HandleNativeSync(*s, frame)) {
+    return;
+  }
   HandleCommand(*s, cmd);
+}
+
+bool Engine::HandleNativeSync(Session& s, std::string_view frame) {
+  NativeCommand nc;
+  if (!DecodeCommand(frame, nc) || !SyncService::IsSyncMethod(nc.method)) return false;
+  const Encoder& enc = native_transport_->encoder();
+  if (!sync_) {
+    SendTo(s, enc.Error(nc.id, ToCode(Errc::kNotAvailable),
+                        "not available: the sync scheduler is disabled ([scheduler] enabled)"));
+    return true;
+  }
+  // params (a msgpack map, absent = empty) as the server API's JSON params.
+  nlohmann::json params = nlohmann::json::object();
+  if (nc.params != nullptr) {
+    msgpack::sbuffer buf;
+    msgpack::pack(buf, *nc.params);
+    params = nlohmann::json::from_msgpack(buf.data(), buf.data() + buf.size(), true, false);
+  }
+  const SyncService::Reply r = sync_->AsUser(nc.method, s.user, std::move(params), NowMs());
+  if (r.status == 200) {
+    const std::vector<uint8_t> result = nlohmann::json::to_msgpack(r.body["result"]);
+    SendTo(s, EncodeRawResult(nc.id, std::string_view(reinterpret_cast<const char*>(result.data()),
+                                                      result.size())));
+  } else {
+    const nlohmann::json& e = r.body["error"];
+    SendTo(s, enc.Error(nc.id, e.value("code", ToCode(Errc::kInternal)), e.value("message", "")));
+  }
+  return true;
 }
 
 }  // namespace chorus::broker::node

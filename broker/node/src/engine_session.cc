@@ -38,9 +38,10 @@ std::string RandomClientId(std::mt19937_64& rng) {
 }
 
 // JSON from a client (conn_info, publication data): nested at most `max_depth` levels (checked
-// first: nothing deeper is ever parsed, stored or re-serialised) and valid.
+// first: nothing deeper is ever parsed, stored or re-serialised) and valid, NUL bytes
+// included (HasNulByte: nlohmann stops at the first one).
 bool IsBoundedJson(const std::string& s, size_t max_depth) {
-  return JsonDepthAtMost(s, max_depth) && nlohmann::json::accept(s);
+  return !HasNulByte(s) && JsonDepthAtMost(s, max_depth) && nlohmann::json::accept(s);
 }
 
 uint32_t SecondsUntil(int64_t exp_s, int64_t now_s) {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "broker/node/log.h"
+#include "cluster_agent.h"
 
 namespace chorus::broker::node {
 
@@ -35,16 +36,24 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
     ss << in.rdbuf();
     eo.token_keys.rsa_public_pem = ss.str();
   }
-  for (const std::string& key : UnusedClusterKeys(config)) {
-    Log().warn("{} is set but not yet used: this node runs alone (the cluster is not built)", key);
-  }
   eo.config = config;
+  const std::string view_endpoint = "inproc://chorus-cluster-" + eo.node_id;
+  eo.cluster_view_endpoint = view_endpoint;
   auto engine = EngineThread::Start(n->ctx_, std::move(eo));
   if (!engine) {
     return ConfigError{"engine: cannot bind native.endpoint or the cluster endpoints (see log)"};
   }
   n->engine_ = std::move(*engine);
   const EngineEndpoints& ep = n->engine_->endpoints();
+
+  // The meta group member and heartbeats (cluster_agent.h); the engine follows its maps.
+  ClusterAgentOptions co{config.cluster, ep.chp_command, view_endpoint};
+  auto agent = ClusterAgent::Start(n->ctx_, std::move(co));
+  if (!agent) {
+    n->engine_->Stop();
+    return ConfigError{agent.error()};
+  }
+  n->cluster_ = std::move(*agent);
 
   gateway::HttpOptions ho;
   ho.address = config.http.address;
@@ -63,29 +72,42 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   ho.max_ws_message_bytes = std::max<size_t>(64 * 1024, config.limits.max_publication_bytes * 2);
   auto http = gateway::HttpServer::Start(n->ctx_, ho);
   if (!http) {
+    n->cluster_->Stop();
     n->engine_->Stop();
     return ConfigError{"http: cannot listen on " + config.http.address + ":" +
                        std::to_string(config.http.port) + ": " + http.error().message()};
   }
   n->http_ = std::move(*http);
   n->addresses_ = {config.node.id.empty() ? "" : config.node.id,
-                   config.http.address + ":" + std::to_string(n->http_->port()), ep.native,
-                   ep.chp_command, ep.chp_publisher};
+                   config.http.address + ":" + std::to_string(n->http_->port()),
+                   ep.native,
+                   ep.chp_command,
+                   ep.chp_publisher,
+                   0,
+                   "",
+                   ""};
   // The node id the engine chose (random when not configured) is the bridge's suffix.
   n->addresses_.node_id = ep.bridge.substr(std::string("inproc://chorus-engine-").size());
+  n->addresses_.member_id = n->cluster_->addresses().member_id;
+  n->addresses_.raft = n->cluster_->addresses().raft;
+  n->addresses_.cluster_endpoint = n->cluster_->addresses().endpoint;
   return n;
 }
 
 std::string Node::Banner() const {
   const auto& a = addresses_;
   return "chorusd ready node=" + a.node_id + " http=" + a.http + " native=" + a.native +
-         " chp_command=" + a.chp_command + " chp_publisher=" + a.chp_publisher;
+         " chp_command=" + a.chp_command + " chp_publisher=" + a.chp_publisher +
+         " member=" + std::to_string(a.member_id) + " raft=" + a.raft +
+         " cluster=" + a.cluster_endpoint;
 }
 
 void Node::Stop() {
   if (http_) http_->Stop();
+  if (cluster_) cluster_->Stop();
   if (engine_) engine_->Stop();
   http_.reset();
+  cluster_.reset();
   engine_.reset();
 }
 

@@ -296,6 +296,42 @@ SyncService::Reply SyncService::Cancel(const json& params) {
   return Ok(json::object());
 }
 
+SyncService::Reply SyncService::AsUser(std::string_view method, const std::string& session_user,
+                                       json params, int64_t now_ms) {
+  if (!params.is_object()) return Bad("params must be a map");
+  if (session_user.empty()) {
+    return Error(403, Errc::kPermissionDenied,
+                 "permission denied: sync methods need a session with a user");
+  }
+  const bool has_user = params.contains("user") && !params["user"].is_null();
+  if (has_user && params["user"] != session_user) {
+    return Error(403, Errc::kPermissionDenied,
+                 "permission denied: a session manages its own user's syncs only");
+  }
+  if (method == "sync_submit") {
+    params["user"] = session_user;
+    return Submit(params, now_ms);
+  }
+  const bool has_job = params.contains("job") && !params["job"].is_null();
+  if (method == "sync_status") {
+    if (has_job && has_user) return Bad("exactly one of job and user is required");
+    if (!has_job) {
+      params["user"] = session_user;
+      return Status(params);
+    }
+  }
+  if (!has_job) return Bad("job is required");
+  // By job: the job must be the session user's; another user's is answered as unknown.
+  const Reply st = Status(json{{"job", params["job"]}});
+  if (st.status != 200) return st;
+  if (st.body["result"]["job"].value("user", "") != session_user) {
+    return FromScheduler(sch::make_error_code(sch::Errc::kUnknownJob),
+                         std::string(method) + " " + params["job"].dump());
+  }
+  if (method == "sync_status") return st;
+  return Cancel(params);
+}
+
 std::vector<SyncService::Event> SyncService::Tick(int64_t now_ms) {
   std::vector<Event> out;
   for (auto it = watched_.begin(); it != watched_.end();) {

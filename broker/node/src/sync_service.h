@@ -23,6 +23,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -64,6 +65,16 @@ class SyncService {
   Reply Status(const nlohmann::json& params);
   // params {job} -> {}.
   Reply Cancel(const nlohmann::json& params);
+
+  // The native protocol's sync_submit / sync_status / sync_cancel (docs/protocol/native.md
+  // N-22, N-23): `method` is one of those names; the call acts for `session_user` only. An
+  // anonymous session, or a `user` param naming someone else, gets 103; a job of another user
+  // is answered as an unknown job. Otherwise as Submit / Status / Cancel.
+  Reply AsUser(std::string_view method, const std::string& session_user, nlohmann::json params,
+               int64_t now_ms);
+  static bool IsSyncMethod(std::string_view method) {
+    return method == "sync_submit" || method == "sync_status" || method == "sync_cancel";
+  }
 
   // The progress events due at `now_ms`: per watched job at most one per progress interval when
   // something changed, and one final event when it ends (then it is no longer watched).

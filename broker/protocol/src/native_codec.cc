@@ -191,6 +191,17 @@ std::string EncodeEmptyResult(uint64_t id) {
   return EncodeResult(id, 0, [](Packer&) {});
 }
 
+std::string EncodeRawResult(uint64_t id, std::string_view result_map) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  pk.pack_map(2);
+  PackStr(pk, "id");
+  pk.pack_uint64(id);
+  PackStr(pk, "result");
+  buf.write(result_map.data(), result_map.size());
+  return std::string(buf.data(), buf.size());
+}
+
 std::string EncodeError(uint64_t id, uint32_t code, std::string_view message) {
   msgpack::sbuffer buf;
   Packer pk(buf);

@@ -59,6 +59,11 @@ struct ServerOptions {
   size_t max_applied = 1'000'000;    // (replica, subtree) applied positions recorded (CS-27)
   size_t removal_announcements = 8;  // heartbeat ticks a dropped subtree is announced (CS-28)
   StoreOptions store;
+  // Called on the creating thread for the command ROUTER ("command") and the XPUB
+  // ("publisher") after the options above are set and before they bind, e.g. to give them a ZAP
+  // domain or a socket monitor (the broker's per-address bound). May throw zmq::error_t (then
+  // Create fails as for a bind error).
+  std::function<void(zmq::socket_t&, std::string_view role)> before_bind;
 };
 
 struct ServerStats {
@@ -131,6 +136,12 @@ class Server final : public Pollable {
 
   const Store& store() const { return store_; }
   const ServerStats& stats() const { return stats_; }
+  // Reply messages queued behind full ROUTER pipes now, all peers (O(peers); for metrics).
+  size_t pending_messages() const {
+    size_t n = 0;
+    for (const auto& [peer, q] : pending_) n += q.frames.size();
+    return n;
+  }
 
  private:
   struct Outgoing {

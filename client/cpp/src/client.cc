@@ -85,6 +85,19 @@ Result<Unit> Client::History(std::string channel, HistoryOptions options,
   return core_->History(std::move(channel), std::move(options), std::move(cb));
 }
 
+Result<Unit> Client::SyncSubmit(SyncSubmitOptions options, Callback<uint64_t> cb) {
+  return core_->SyncSubmit(std::move(options), std::move(cb));
+}
+Result<Unit> Client::SyncStatus(uint64_t job, Callback<SyncJob> cb) {
+  return core_->SyncStatus(job, std::move(cb));
+}
+Result<Unit> Client::SyncJobs(Callback<std::vector<SyncJob>> cb) {
+  return core_->SyncJobs(std::move(cb));
+}
+Result<Unit> Client::SyncCancel(uint64_t job, Callback<Unit> cb) {
+  return core_->SyncCancel(job, std::move(cb));
+}
+
 Result<ConnectResult> Client::ConnectSync(milliseconds timeout) {
   core_->Connect(nullptr);
   const auto deadline = Clock::now() + timeout;
@@ -127,6 +140,28 @@ Result<HistoryResult> Client::HistorySync(std::string channel, HistoryOptions op
                                 return History(std::move(channel), std::move(options),
                                                std::move(cb));
                               });
+}
+
+Result<uint64_t> Client::SyncSubmitSync(SyncSubmitOptions options) {
+  return Await<uint64_t>(
+      *this, core_->options().request_timeout + milliseconds(1000),
+      [&](Callback<uint64_t> cb) { return SyncSubmit(std::move(options), std::move(cb)); });
+}
+
+Result<SyncJob> Client::SyncStatusSync(uint64_t job) {
+  return Await<SyncJob>(*this, core_->options().request_timeout + milliseconds(1000),
+                        [&](Callback<SyncJob> cb) { return SyncStatus(job, std::move(cb)); });
+}
+
+Result<std::vector<SyncJob>> Client::SyncJobsSync() {
+  return Await<std::vector<SyncJob>>(
+      *this, core_->options().request_timeout + milliseconds(1000),
+      [&](Callback<std::vector<SyncJob>> cb) { return SyncJobs(std::move(cb)); });
+}
+
+Result<Unit> Client::SyncCancelSync(uint64_t job) {
+  return Await<Unit>(*this, core_->options().request_timeout + milliseconds(1000),
+                     [&](Callback<Unit> cb) { return SyncCancel(job, std::move(cb)); });
 }
 
 void Client::RunOnce(milliseconds max_wait) {

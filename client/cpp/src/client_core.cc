@@ -272,6 +272,27 @@ Result<Unit> ClientCore::History(std::string channel, HistoryOptions options,
                       Typed(std::move(cb), DecodeHistoryResult));
 }
 
+Result<Unit> ClientCore::SyncSubmit(SyncSubmitOptions options, Callback<uint64_t> cb) {
+  return StartRequest([&](uint64_t id) { return EncodeSyncSubmit(id, options); },
+                      Typed(std::move(cb), DecodeSyncSubmitResult));
+}
+
+Result<Unit> ClientCore::SyncStatus(uint64_t job, Callback<SyncJob> cb) {
+  if (job == 0) return Error(Errc::kBadRequest, "sync_status: job must be > 0");
+  return StartRequest([&](uint64_t id) { return EncodeSyncStatus(id, job); },
+                      Typed(std::move(cb), DecodeSyncStatusResult));
+}
+
+Result<Unit> ClientCore::SyncJobs(Callback<std::vector<SyncJob>> cb) {
+  return StartRequest([&](uint64_t id) { return EncodeSyncStatus(id, 0); },
+                      Typed(std::move(cb), DecodeSyncJobsResult));
+}
+
+Result<Unit> ClientCore::SyncCancel(uint64_t job, Callback<Unit> cb) {
+  return StartRequest([&](uint64_t id) { return EncodeSyncCancel(id, job); },
+                      Typed(std::move(cb), DecodeEmptyResult));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Polling.
 

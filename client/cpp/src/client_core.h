@@ -46,6 +46,10 @@ class ClientCore {
                         Callback<PresenceResult> cb);
   Result<Unit> PresenceStats(std::string channel, Callback<PresenceStatsResult> cb);
   Result<Unit> History(std::string channel, HistoryOptions options, Callback<HistoryResult> cb);
+  Result<Unit> SyncSubmit(SyncSubmitOptions options, Callback<uint64_t> cb);
+  Result<Unit> SyncStatus(uint64_t job, Callback<SyncJob> cb);
+  Result<Unit> SyncJobs(Callback<std::vector<SyncJob>> cb);
+  Result<Unit> SyncCancel(uint64_t job, Callback<Unit> cb);
 
   size_t AddPollItems(std::vector<zmq::pollitem_t>& items);
   void HandleEvents(const zmq::pollitem_t* items, Clock::time_point now);

@@ -228,6 +228,22 @@ std::string EncodeHistory(uint64_t id, std::string_view channel, const HistoryOp
   return c.Take();
 }
 
+std::string EncodeSyncSubmit(uint64_t id, const SyncSubmitOptions& options) {
+  Command c(id, "sync_submit", options.tier.empty() ? 2 : 3);
+  c.Str("source", options.source).Str("catalog", options.catalog);
+  if (!options.tier.empty()) c.Str("tier", options.tier);
+  return c.Take();
+}
+
+std::string EncodeSyncStatus(uint64_t id, uint64_t job) {
+  if (job == 0) return Command(id, "sync_status", 0).Take();
+  return Command(id, "sync_status", 1).Uint("job", job).Take();
+}
+
+std::string EncodeSyncCancel(uint64_t id, uint64_t job) {
+  return Command(id, "sync_cancel", 1).Uint("job", job).Take();
+}
+
 std::string EncodePing(uint64_t id) {
   return Command(id, "ping", 0).Take();
 }
@@ -403,6 +419,80 @@ Result<DisconnectInfo> DecodeUnsubscribe(const msgpack::object* o) {
   r.Uint("code", out.code).Str("reason", out.reason);
   if (!r.ok()) return Malformed("bad unsubscribe push");
   return out;
+}
+
+namespace {
+
+// A job map (docs/scheduler.md "Running in chorusd": J).
+Result<SyncJob> ReadSyncJob(const msgpack::object* o) {
+  SyncJob out;
+  MapReader r(o);
+  if (o == nullptr || o->type != msgpack::type::MAP) return Malformed("bad sync job");
+  r.Uint("id", out.id)
+      .Str("user", out.user)
+      .Str("tier", out.tier)
+      .Str("source", out.source)
+      .Str("catalog", out.catalog)
+      .Str("state", out.state)
+      .Str("phase", out.phase)
+      .Uint("done", out.done)
+      .Uint("failed", out.failed)
+      .Uint("total", out.total)
+      .Uint("errors_dropped", out.errors_dropped);
+  MapReader t(r.Find("tasks"));
+  t.Uint("total", out.tasks.total)
+      .Uint("done", out.tasks.done)
+      .Uint("failed", out.tasks.failed)
+      .Uint("running", out.tasks.running)
+      .Uint("retries", out.tasks.retries)
+      .Uint("leases_expired", out.tasks.leases_expired);
+  if (!r.ok() || !t.ok() || out.id == 0) return Malformed("bad sync job");
+  if (const msgpack::object* e = r.Find("errors")) {
+    if (e->type != msgpack::type::ARRAY) return Malformed("bad sync job errors");
+    for (uint32_t i = 0; i < e->via.array.size; ++i) {
+      std::string msg;
+      if (!MapReader::ReadStr(e->via.array.ptr[i], msg)) return Malformed("bad sync job error");
+      out.errors.push_back(std::move(msg));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<uint64_t> DecodeSyncSubmitResult(const msgpack::object* o) {
+  uint64_t job = 0;
+  MapReader r(o);
+  r.Uint("job", job);
+  if (!r.ok() || job == 0) return Malformed("bad sync_submit result");
+  return job;
+}
+
+Result<SyncJob> DecodeSyncStatusResult(const msgpack::object* o) {
+  MapReader r(o);
+  if (!r.ok()) return Malformed("bad sync_status result");
+  return ReadSyncJob(r.Find("job"));
+}
+
+Result<std::vector<SyncJob>> DecodeSyncJobsResult(const msgpack::object* o) {
+  MapReader r(o);
+  const msgpack::object* a = r.Find("jobs");
+  if (!r.ok() || a == nullptr || a->type != msgpack::type::ARRAY) {
+    return Malformed("bad sync_status result");
+  }
+  std::vector<SyncJob> out;
+  for (uint32_t i = 0; i < a->via.array.size; ++i) {
+    auto job = ReadSyncJob(&a->via.array.ptr[i]);
+    if (!job) return job.error();
+    out.push_back(std::move(*job));
+  }
+  return out;
+}
+
+Result<Unit> DecodeEmptyResult(const msgpack::object* o) {
+  MapReader r(o);
+  if (!r.ok()) return Malformed("bad result");
+  return Unit{};
 }
 
 }  // namespace chorus::client::detail

@@ -26,6 +26,10 @@ std::string EncodePresence(uint64_t id, std::string_view channel, std::string_vi
                            uint32_t limit);
 std::string EncodePresenceStats(uint64_t id, std::string_view channel);
 std::string EncodeHistory(uint64_t id, std::string_view channel, const HistoryOptions& options);
+std::string EncodeSyncSubmit(uint64_t id, const SyncSubmitOptions& options);
+// sync_status {job} (job != 0) or {} (the session user's jobs).
+std::string EncodeSyncStatus(uint64_t id, uint64_t job);
+std::string EncodeSyncCancel(uint64_t id, uint64_t job);
 std::string EncodePing(uint64_t id);
 std::string EncodeDisconnect(uint64_t id);
 
@@ -52,6 +56,10 @@ Result<PublishResult> DecodePublishResult(const msgpack::object* o);
 Result<PresenceResult> DecodePresenceResult(const msgpack::object* o);
 Result<PresenceStatsResult> DecodePresenceStatsResult(const msgpack::object* o);
 Result<HistoryResult> DecodeHistoryResult(const msgpack::object* o);
+Result<uint64_t> DecodeSyncSubmitResult(const msgpack::object* o);            // {job}
+Result<SyncJob> DecodeSyncStatusResult(const msgpack::object* o);             // {job: J}
+Result<std::vector<SyncJob>> DecodeSyncJobsResult(const msgpack::object* o);  // {jobs: [J]}
+Result<Unit> DecodeEmptyResult(const msgpack::object* o);
 
 // Push bodies.
 Result<Publication> DecodePublication(const msgpack::object* o);

@@ -37,4 +37,10 @@ std::ostream& operator<<(std::ostream& os, const DisconnectInfo& v) {
   return os << "{code=" << v.code << " reason=" << v.reason << " reconnect=" << v.reconnect << "}";
 }
 
+std::ostream& operator<<(std::ostream& os, const SyncJob& v) {
+  return os << "{id=" << v.id << " user=" << v.user << " state=" << v.state << " phase=" << v.phase
+            << " done=" << v.done << " failed=" << v.failed << " total=" << v.total
+            << " errors=" << v.errors.size() << "}";
+}
+
 }  // namespace chorus::client

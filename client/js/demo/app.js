@@ -1,5 +1,6 @@
 // Chorus chat demo (README.md "Demo"): one room, users (not connections) online, history on
-// join, recovery after a reconnect, a send box. Bundled by `npm run build` into dist/.
+// join, recovery after a reconnect, a send box, and a sync panel (sync_panel.js). Bundled by
+// `npm run build` into dist/.
 //
 // URL parameters (all optional):
 //   user=<nick>     join at once as <nick> (else the form asks)
@@ -7,8 +8,10 @@
 //   channel=<name>  default chat:lobby
 //   token=<jwt>     use this connection token instead of minting a demo one
 //   secret=<s>      the demo node's token_hmac_secret (default chorus-demo-secret)
+//   sync=<url>      the demo's sync endpoint (default: syncEndpoint in demo-config.json)
 
 import { ChorusClient } from '../src/index.js';
+import { startSyncPanel } from './sync_panel.js';
 import { signHs256 } from './token.js';
 
 const params = new URLSearchParams(location.search);
@@ -149,8 +152,15 @@ function join(nick) {
   });
 
   room.subscribe();
+  const demo = { client, room, nick, sync: null };
+  window.chorusDemo = demo;
+  startSyncPanel({ client, user: nick, token: async () => tokenFor(nick), params }).then(
+    (panel) => {
+      demo.sync = panel;
+    },
+    (e) => notice(`sync panel: ${e.message}`),
+  );
   client.connect();
-  window.chorusDemo = { client, room, nick };
 }
 
 $('login').addEventListener('submit', (ev) => {

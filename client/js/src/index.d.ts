@@ -111,6 +111,85 @@ export declare class UserPresence {
 /** Wire ClientInfo (conn_info, chan_info) -> SDK ClientInfo (connInfo, chanInfo). */
 export declare function toClientInfo(raw: Record<string, unknown>): ClientInfo;
 
+/** One job's state, from a `sync_progress` publication on `sync:<user>`. */
+export interface SyncProgress {
+  job: number;
+  user: string;
+  state: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  /** 'listing' (running, nothing listed yet), 'syncing', or the state. */
+  phase: 'queued' | 'listing' | 'syncing' | 'succeeded' | 'failed' | 'cancelled';
+  /** Files synchronised, failed, and in the job's listing. */
+  done: number;
+  failed: number;
+  total: number;
+  /** Files finished per second since the submit. */
+  rate: number;
+  /** Remaining time at that rate; null while unknown, 0 in the final event. */
+  etaMs: number | null;
+  /** True in the job's last event. */
+  final: boolean;
+  /** The job's error messages (final event only; else []). */
+  errors: string[];
+  /** 0..100: (done + failed) / total, 100 in the final event. */
+  percent: number;
+  /** The publication's offset in the channel's stream (0 if unknown). */
+  offset: number;
+  /** True when read from history rather than received live (or recovered). */
+  fromHistory: boolean;
+}
+
+export interface SyncWatchSyncContext {
+  channel: string;
+  jobs: SyncProgress[];
+}
+
+export interface SyncWatchErrorContext {
+  channel: string;
+  /** 'history': the history read failed (retried with backoff); 'event': a publication on the
+   * channel was not a progress event (ignored). */
+  type: 'history' | 'event';
+  error: unknown;
+}
+
+export interface SyncWatchEvents {
+  progress: (p: SyncProgress) => void;
+  final: (p: SyncProgress) => void;
+  sync: (ctx: SyncWatchSyncContext) => void;
+  error: (ctx: SyncWatchErrorContext) => void;
+}
+
+export interface SyncWatchOptions extends Partial<SubscriptionOptions> {
+  /** Events read from history after a subscribe without recovery (default 100). */
+  historyLimit?: number;
+}
+
+export declare class SyncWatch {
+  readonly user: string;
+  /** `sync:<user>`. */
+  readonly channel: string;
+  /** The SDK subscription (recoverable). */
+  readonly subscription: Subscription;
+  on<E extends keyof SyncWatchEvents>(event: E, fn: SyncWatchEvents[E]): this;
+  once<E extends keyof SyncWatchEvents>(event: E, fn: SyncWatchEvents[E]): this;
+  off<E extends keyof SyncWatchEvents>(event: E, fn: SyncWatchEvents[E]): this;
+  removeAllListeners(event?: keyof SyncWatchEvents): this;
+  subscribe(): this;
+  unsubscribe(): this;
+  destroy(): void;
+  /** Latest state of every job seen in this epoch, newest job first. */
+  jobs(): SyncProgress[];
+  job(id: number): SyncProgress | null;
+  readonly synced: boolean;
+  whenSynced(timeoutMs?: number): Promise<SyncProgress[]>;
+}
+
+/** Parses a publication's data into a SyncProgress; throws TypeError when it is not one. */
+export declare function parseSyncProgress(
+  data: unknown,
+  offset?: number,
+): Omit<SyncProgress, 'fromHistory'>;
+export declare const SYNC_USER_RE: RegExp;
+
 export declare class ChorusClient {
   /** `url`: ws(s)://host:port/connection/websocket; `options`: Centrifuge options. */
   constructor(url: string, options?: Partial<Options>);
@@ -120,6 +199,8 @@ export declare class ChorusClient {
   connect(): this;
   disconnect(): this;
   userSubscription(channel: string, opts?: UserSubscriptionOptions): UserSubscription;
+  /** Live progress of `user`'s sync jobs (channel `sync:<user>`); call `.subscribe()`. */
+  watchSync(user: string, opts?: SyncWatchOptions): SyncWatch;
   presencePage(channel: string, opts?: { cursor?: string; limit?: number }): Promise<PresencePage>;
   presenceAll(channel: string, opts?: { limit?: number }): Promise<{ presence: Record<string, ClientInfo> }>;
   presenceUsers(channel: string): Promise<PresenceUsers>;

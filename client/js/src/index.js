@@ -1,14 +1,16 @@
 // @chorus/client: the centrifuge SDK plus Chorus extras (README.md). ChorusClient wraps one
 // Centrifuge instance (exposed as `.centrifuge`, the whole SDK stays available) and adds
-// user-level presence and presence paging, reached through the SDK's `rpc` so the SDK itself
+// user-level presence, presence paging and sync progress (watchSync), reached through the SDK's `rpc` so the SDK itself
 // is used unmodified.
 
 import { Centrifuge } from 'centrifuge';
 import { presenceAll, presencePage, presenceUsers } from './presence.js';
+import { SyncWatch } from './sync_watch.js';
 import { UserSubscription } from './user_subscription.js';
 
 export { UserPresence } from './user_presence.js';
 export { UserSubscription } from './user_subscription.js';
+export { SyncWatch, parseSyncProgress, SYNC_USER_RE } from './sync_watch.js';
 export { toClientInfo } from './presence.js';
 export { Centrifuge };
 
@@ -41,6 +43,12 @@ export class ChorusClient {
   // `pageLimit` (see UserSubscription). The channel's namespace needs presence and join_leave.
   userSubscription(channel, opts = {}) {
     return new UserSubscription(this.centrifuge, channel, opts);
+  }
+
+  // Live progress of `user`'s sync jobs (channel `sync:<user>`): a SyncWatch, not subscribed
+  // yet: call `.subscribe()`. `opts`: historyLimit plus SDK SubscriptionOptions.
+  watchSync(user, opts = {}) {
+    return new SyncWatch(this.centrifuge, user, opts);
   }
 
   // One page of connection-level presence: {presence: {client: ClientInfo}, nextCursor}.

@@ -9,6 +9,7 @@ export class FakeSubscription extends Emitter {
     this.options = options;
     this.state = 'unsubscribed';
     this.presenceCalls = [];
+    this.historyCalls = []; // {opts, resolve, reject}
   }
 
   subscribe() {
@@ -22,10 +23,31 @@ export class FakeSubscription extends Emitter {
     this.emit('unsubscribed', { channel: this.channel, code: 0, reason: 'unsubscribe called' });
   }
 
-  // Test drivers.
-  serverSubscribed() {
+  // Test drivers. `ctx`: extra fields of the subscribed context (recovered, wasRecovering,
+  // streamPosition).
+  serverSubscribed(ctx = {}) {
     this.state = 'subscribed';
-    this.emit('subscribed', { channel: this.channel, recovered: false, wasRecovering: false });
+    this.emit('subscribed', { channel: this.channel, recovered: false, wasRecovering: false, ...ctx });
+  }
+
+  pushPublication(data, offset) {
+    this.emit('publication', { channel: this.channel, data, ...(offset ? { offset } : {}) });
+  }
+
+  // Answers the oldest pending history call with [data, offset] pairs (given oldest first;
+  // returned newest first when the call asked for reverse).
+  answerHistory(pairs, epoch = 'e1') {
+    const call = this.historyCalls.shift();
+    if (!call) throw new Error('no pending history call');
+    let publications = pairs.map(([data, offset]) => ({ data, offset }));
+    if (call.opts?.reverse) publications = publications.reverse();
+    const offset = pairs.length ? pairs[pairs.length - 1][1] : 0;
+    call.resolve({ publications, offset, epoch });
+    return call;
+  }
+
+  history(opts) {
+    return new Promise((resolve, reject) => this.historyCalls.push({ opts, resolve, reject }));
   }
 
   transportLost() {

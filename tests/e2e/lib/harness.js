@@ -19,8 +19,10 @@ export const CHORUSD_BIN = process.env.CHORUSD_BIN || '/work/main/build/release/
 export const API_KEY = 'e2e-api-key';
 export const TOKEN_SECRET = 'e2e-token-secret';
 
+// The fields after chp_publisher (member=, raft=, cluster= since the cluster wiring) are not
+// needed here and allowed.
 const READY_RE =
-  /^chorusd ready node=(\S+) http=(\S+) native=(\S+) chp_command=(\S+) chp_publisher=(\S+)\s*$/m;
+  /^chorusd ready node=(\S+) http=(\S+) native=(\S+) chp_command=(\S+) chp_publisher=(\S+)(?: [a-z_]+=\S+)*\s*$/m;
 
 // The `chat` namespace of the tests (the demo's): presence, join/leave, history, recovery,
 // client publish.

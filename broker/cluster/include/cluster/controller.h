@@ -20,6 +20,10 @@ struct ControllerConfig {
   int64_t dead_after_ms = 2000;
   // Partitions moving at once (replica added and catching up, or a handoff pending).
   uint32_t max_moves_in_flight = 8;
+  // A fresh cluster (no partition placed yet) is placed only this long after the controller took
+  // office, so the heartbeats of every member that is up have arrived and the first placement
+  // spreads over all of them (moving a partition later needs a handoff). 0 = at once.
+  int64_t initial_placement_delay_ms = 0;
 };
 
 // A member's heartbeat to the controller. Carries what AddMember needs, so a new member (or a

@@ -87,6 +87,9 @@ struct NativeSection {
   // socket (back-pressure through TCP): ZeroMQ's receive pipe, counted in frames of the
   // largest size (limits.max_publication_bytes + 64 KiB), at least one. >= 65536.
   int64_t max_input_bytes = 8 << 20;
+  // Open connections from one client IP address (TCP); one more is refused during its
+  // handshake (a ZAP handler, docs/operations.md "Security"). 0 = no bound.
+  size_t max_connections_per_address = 1'000;
   bool operator==(const NativeSection&) const = default;
 };
 
@@ -94,11 +97,42 @@ struct NativeSection {
 struct ClusterSection {
   std::string chp_command = "tcp://127.0.0.1:0";    // this node's CHP ROUTER
   std::string chp_publisher = "tcp://127.0.0.1:0";  // this node's CHP XPUB
-  // Not yet used (UnusedClusterKeys): read and validated for the cluster to come.
-  std::vector<std::string> seeds;   // CHP command endpoints of other nodes; empty = start alone
-  uint32_t replication_factor = 2;  // 1..5: the primary and R-1 backups of each channel
+  // Other nodes' inter-node endpoints (their cluster.endpoint): this node sends its heartbeat to
+  // each (the meta group's leader takes it; docs/cluster.md §6). Empty = alone.
+  std::vector<std::string> seeds;
+  uint32_t replication_factor = 2;  // 1..5: the primary and R-1 backups of each partition
   int64_t heartbeat_ms = 500;       // 10..60000
   int64_t dead_after_ms = 2000;     // silence after which a node is dead; > heartbeat_ms
+  // ---- The meta group (docs/cluster.md §3.3, C-2; the cluster map) ----
+  // This node's member id: stable across restarts, unique in the cluster; >= 1.
+  uint64_t member_id = 1;
+  // This node's inter-node request endpoint (a ROUTER: heartbeats from other nodes).
+  std::string endpoint = "tcp://127.0.0.1:0";
+  // This node's Raft address "host:port" (bound AND advertised). Port 0 = pick a free port, only
+  // when `voters` is empty; with voters it must be left at its default or equal this member's
+  // entry there.
+  std::string raft_address = "127.0.0.1:0";
+  // The meta group's voters, "<member_id>@<host>:<port>" (1, 3 or 5 entries, C-2), used to
+  // bootstrap a fresh Raft log. Empty = this node alone is a one-voter group.
+  std::vector<std::string> voters;
+  // Directory of the Raft log and snapshots (created when missing). "" = a fresh temporary
+  // directory removed at exit (nothing survives a restart).
+  std::string data_dir;
+  uint32_t partitions = 256;  // 1..65536, fixed when the cluster is created (C-5)
+  // Open connections from one IP address to each CHP socket (command, publisher); one more is
+  // refused during its handshake. Peers are other nodes and tools: a few each. 0 = no bound.
+  size_t chp_max_connections_per_address = 64;
+  // The CHP server's bounds (chp::ServerOptions, docs/protocol/chp.md CS-1, CS-8, CS-22):
+  // replies wait in a peer's ROUTER pipe up to chp_reply_pipe_hwm messages (1..100000), then in
+  // a byte-counted queue: a peer with more than chp_max_peer_pending_bytes queued (>= 65536) gets
+  // no further reply, and all peers together hold at most chp_max_pending_bytes (>= the per-peer
+  // bound). A command frame over chp_max_command_bytes (>= 65536) disconnects its peer before it
+  // is buffered; the mirror's keys and values take at most chp_max_store_bytes (>= 1 MiB).
+  int64_t chp_reply_pipe_hwm = 32;
+  size_t chp_max_peer_pending_bytes = size_t{32} << 20;
+  size_t chp_max_pending_bytes = size_t{1} << 30;
+  size_t chp_max_command_bytes = 1024 + (size_t{16} << 20) + 64 * 1024;  // chp::ServerOptions'
+  size_t chp_max_store_bytes = size_t{1} << 30;
   bool operator==(const ClusterSection&) const = default;
 };
 
@@ -228,9 +262,13 @@ std::string DescribeConfig(const NodeConfig& config);
 // Every key the parser knows, dotted, in file order; namespace keys as "namespaces.<name>.<key>".
 std::vector<std::string> ConfigKeys();
 
-// The keys the node reads and validates but does not use yet (cluster.seeds,
-// cluster.replication_factor, cluster.dead_after_ms: the cluster is not built), among those set
-// to something other than their default, dotted, in file order. chorusd warns about each.
-std::vector<std::string> UnusedClusterKeys(const NodeConfig& config);
+// One entry of cluster.voters: "<member_id>@<host>:<port>".
+struct ClusterVoter {
+  uint64_t id = 0;
+  std::string address;  // host:port
+  bool operator==(const ClusterVoter&) const = default;
+};
+// The voters of a validated config, in file order.
+std::vector<ClusterVoter> ClusterVoters(const ClusterSection& cluster);
 
 }  // namespace chorus::broker

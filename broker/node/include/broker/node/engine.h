@@ -38,7 +38,9 @@
 
 namespace chorus::broker::node {
 
+class AddressGuard;       // address_guard.h
 class NativeTransport;    // transports.h
+struct ClusterView;       // cluster_view.h
 class WsBridgeTransport;  // transports.h
 class SyncService;        // sync_service.h
 
@@ -50,6 +52,8 @@ struct EngineOptions {
   size_t history_max_limit = 1000;  // largest history page (limit < 0 or more)
   size_t max_recovery = 1000;       // more missed publications than this: recovered:false
   size_t closed_memory = 65536;     // N-17: routing ids of closed sessions remembered
+  // The ClusterAgent's inproc PAIR that sends applied cluster maps; "" = none (cluster_agent.h).
+  std::string cluster_view_endpoint;
 };
 
 struct EngineEndpoints {
@@ -133,6 +137,9 @@ class Engine final : public chp::Pollable {
   void ReadNative();
   void HandleNative(const std::string& routing_id, std::string_view frame);
   void ReplyNative(const std::string& routing_id, const std::string& body);
+  // The sync methods of a connected native session (N-22, N-23); false when `frame`'s method
+  // is not one of them. engine_native.cc.
+  bool HandleNativeSync(Session& s, std::string_view frame);
 
   // WebSocket sessions through the gateway bridge (engine_ws.cc).
   void HandleWsEvent(const std::string& gateway, const bridge::WsEvent& event);
@@ -182,8 +189,14 @@ class Engine final : public chp::Pollable {
   // Publishes the sync scheduler's due progress events on their `sync:<user>` channels.
   void SyncTick();
 
+  // The cluster map from the ClusterAgent (engine_cluster.cc).
+  void ReadClusterView();
+
   zmq::context_t& ctx_;
   EngineOptions options_;
+  // Per-address connection bounds of the native and CHP listeners (ZAP); null when none is set.
+  // Declared before the sockets it watches, so it is destroyed after them.
+  std::unique_ptr<AddressGuard> guard_;
   NamespaceRegistry registry_;
   std::unique_ptr<chp::Server> chp_;
   std::unique_ptr<ChpStateSink> sink_;
@@ -200,6 +213,9 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<WsBridgeTransport> ws_transport_;
   SessionTable sessions_;
   std::vector<std::pair<SubscriberId, CloseCode>> pending_closes_;
+
+  zmq::socket_t cluster_view_;            // PAIR, connected to the ClusterAgent
+  std::unique_ptr<ClusterView> cluster_;  // the latest applied map (never null)
   // The sync scheduler when [scheduler] enabled (its runner's threads own the scheduler state).
   std::unique_ptr<SyncService> sync_;
   chp::Clock::time_point next_sync_tick_ = chp::Clock::time_point::max();

@@ -20,7 +20,12 @@ struct NodeAddresses {
   std::string native;
   std::string chp_command;
   std::string chp_publisher;
+  uint64_t member_id = 0;        // the cluster map's member id
+  std::string raft;              // the meta group's Raft address (host:port)
+  std::string cluster_endpoint;  // the inter-node endpoint
 };
+
+class ClusterAgent;  // src/cluster_agent.h
 
 class Node {
  public:
@@ -28,7 +33,8 @@ class Node {
   static ConfigResult<std::unique_ptr<Node>> Start(NodeConfig config);
   ~Node();
   const NodeAddresses& addresses() const { return addresses_; }
-  // One line for stdout: "chorusd ready node=... http=... native=... chp_command=... ...".
+  // One line for stdout: "chorusd ready node=... http=... native=... chp_command=... ...
+  // member=... raft=... cluster=...".
   std::string Banner() const;
   void Stop();
 
@@ -36,6 +42,7 @@ class Node {
   Node() = default;
   zmq::context_t ctx_;
   std::unique_ptr<EngineThread> engine_;
+  std::unique_ptr<ClusterAgent> cluster_;
   std::unique_ptr<gateway::HttpServer> http_;
   NodeAddresses addresses_;
 };

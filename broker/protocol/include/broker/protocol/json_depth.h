@@ -15,4 +15,13 @@ namespace chorus::broker {
 // caller still parses (malformed text may pass this check and fail there).
 bool JsonDepthAtMost(std::string_view text, size_t max_depth);
 
+// True when `text` holds a NUL byte. Valid JSON never does (RFC 8259: NUL is not whitespace and
+// must be escaped in strings), but nlohmann's parser takes a NUL for the end of the input, so
+// `{"a":1}\0junk` would pass json::accept / json::parse and the junk be stored and relayed
+// to every subscriber. Every entry of JSON text from outside refuses such text first
+// (docs/operations.md "Security").
+constexpr bool HasNulByte(std::string_view text) {
+  return text.find('\0') != std::string_view::npos;
+}
+
 }  // namespace chorus::broker

@@ -70,6 +70,10 @@ std::string EncodeResult(uint64_t id, uint32_t entries, F&& fill) {
   return std::string(buf.data(), buf.size());
 }
 std::string EncodeEmptyResult(uint64_t id);
+// A reply whose `result` is `result_map`: one complete msgpack map, already encoded (the sync
+// methods' results, converted from the server API's JSON, N-22). The caller guarantees it is
+// exactly one msgpack map.
+std::string EncodeRawResult(uint64_t id, std::string_view result_map);
 std::string EncodeError(uint64_t id, uint32_t code, std::string_view message);
 
 // Publications and client info. Publication::info holds the publisher's ClientInfo as JSON

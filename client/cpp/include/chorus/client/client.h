@@ -107,6 +107,12 @@ class Client final : public chp::Pollable {
                         Callback<PresenceResult> cb);
   Result<Unit> PresenceStats(std::string channel, Callback<PresenceStatsResult> cb);
   Result<Unit> History(std::string channel, HistoryOptions options, Callback<HistoryResult> cb);
+  // The sync scheduler (native.md N-22, N-23): jobs of this session's user only. The node
+  // answers 108 when its scheduler is disabled, 103 for an anonymous session.
+  Result<Unit> SyncSubmit(SyncSubmitOptions options, Callback<uint64_t> cb);  // -> job id
+  Result<Unit> SyncStatus(uint64_t job, Callback<SyncJob> cb);
+  Result<Unit> SyncJobs(Callback<std::vector<SyncJob>> cb);  // the user's last jobs, newest first
+  Result<Unit> SyncCancel(uint64_t job, Callback<Unit> cb);  // 113 when it already finished
 
   // --- Blocking conveniences for tools and tests: poll this client until the outcome. Never
   // call them from a callback. ConnectSync stops waiting after `timeout` (the client keeps
@@ -117,6 +123,10 @@ class Client final : public chp::Pollable {
                                       uint32_t limit = 0);
   Result<PresenceStatsResult> PresenceStatsSync(std::string channel);
   Result<HistoryResult> HistorySync(std::string channel, HistoryOptions options);
+  Result<uint64_t> SyncSubmitSync(SyncSubmitOptions options);
+  Result<SyncJob> SyncStatusSync(uint64_t job);
+  Result<std::vector<SyncJob>> SyncJobsSync();
+  Result<Unit> SyncCancelSync(uint64_t job);
 
   // --- Polling (chp::Pollable). RunOnce waits at most `max_wait` for socket events or timers.
   void RunOnce(std::chrono::milliseconds max_wait);

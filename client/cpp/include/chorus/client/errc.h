@@ -37,6 +37,7 @@ enum class Errc : uint32_t {
   kExpired = 110,
   kTooManyRequests = 111,
   kUnrecoverablePosition = 112,
+  kConflict = 113,  // sync_cancel of a job that already finished (native.md N-22)
   // Disconnect codes (`disconnect` push `code`).
   kDisconnectNormal = 3000,
   kDisconnectShutdown = 3001,

@@ -79,6 +79,31 @@ struct PresenceStatsResult {
   bool operator==(const PresenceStatsResult&) const = default;
 };
 
+// `sync_submit` params (native.md N-22): a source directory on the node (under its
+// scheduler.source_roots), a catalog name (^[A-Za-z0-9_-]{1,64}$) and a tier ("" = the node's
+// default). The job's user is the session's (N-23).
+struct SyncSubmitOptions {
+  std::string source, catalog, tier;
+  bool operator==(const SyncSubmitOptions&) const = default;
+};
+
+// A sync job as `sync_status` reports it (docs/scheduler.md, "Running in chorusd"): state
+// queued | running | succeeded | failed | cancelled; phase listing | syncing | the state;
+// done / failed / total count files.
+struct SyncJob {
+  uint64_t id = 0;
+  std::string user, tier, source, catalog, state, phase;
+  uint64_t done = 0, failed = 0, total = 0;
+  struct Tasks {
+    uint64_t total = 0, done = 0, failed = 0, running = 0, retries = 0, leases_expired = 0;
+    bool operator==(const Tasks&) const = default;
+  } tasks;
+  std::vector<std::string> errors;
+  uint64_t errors_dropped = 0;
+  bool final() const { return state == "succeeded" || state == "failed" || state == "cancelled"; }
+  bool operator==(const SyncJob&) const = default;
+};
+
 // `history` parameters. limit: 0 = position only, < 0 = up to the node's maximum.
 struct HistoryOptions {
   int64_t limit = 0;
@@ -111,5 +136,6 @@ std::ostream& operator<<(std::ostream& os, const ConnectResult& v);
 std::ostream& operator<<(std::ostream& os, const SubscribeResult& v);
 std::ostream& operator<<(std::ostream& os, const PublishResult& v);
 std::ostream& operator<<(std::ostream& os, const DisconnectInfo& v);
+std::ostream& operator<<(std::ostream& os, const SyncJob& v);
 
 }  // namespace chorus::client

@@ -1,0 +1,284 @@
+#include "cluster_agent.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <msgpack.hpp>
+#include <vector>
+
+#include "broker/node/log.h"
+#include "chp/loop.h"
+#include "cluster/map_codec.h"
+
+namespace chorus::broker::node {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Heartbeats between agents: msgpack [id, incarnation, chp, api, raft, leaving].
+std::string EncodeHeartbeat(const cluster::Heartbeat& hb) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(6);
+  pk.pack(hb.id);
+  pk.pack(hb.incarnation);
+  pk.pack(hb.endpoints.chp);
+  pk.pack(hb.endpoints.api);
+  pk.pack(hb.endpoints.raft);
+  pk.pack(hb.leaving);
+  return {buf.data(), buf.size()};
+}
+
+bool DecodeHeartbeat(std::string_view bytes, cluster::Heartbeat& hb) {
+  try {
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& o = oh.get();
+    if (o.type != msgpack::type::ARRAY || o.via.array.size != 6) return false;
+    const msgpack::object* a = o.via.array.ptr;
+    hb.id = a[0].as<uint64_t>();
+    hb.incarnation = a[1].as<uint64_t>();
+    hb.endpoints.chp = a[2].as<std::string>();
+    hb.endpoints.api = a[3].as<std::string>();
+    hb.endpoints.raft = a[4].as<std::string>();
+    hb.leaving = a[5].as<bool>();
+    return hb.id != 0 && hb.incarnation != 0;
+  } catch (const std::exception&) {
+    return false;  // msgpack throws on malformed input and wrong types: dropped
+  }
+}
+
+// A free TCP port on `host` (bind port 0, read it, close). Another process may take it before
+// raft binds it; raft then fails to start and chorusd reports it.
+int FreePort(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), "0", &hints, &res) != 0 || res == nullptr) return 0;
+  int port = 0;
+  const int fd = socket(res->ai_family, SOCK_STREAM, 0);
+  if (fd >= 0 && bind(fd, res->ai_addr, res->ai_addrlen) == 0) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      port = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port)
+                                     : ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    }
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(res);
+  return port;
+}
+
+}  // namespace
+
+std::string EncodeViewHeader(const ClusterViewHeader& h) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(6);
+  pk.pack(h.member_id);
+  pk.pack(h.incarnation);
+  pk.pack(h.leader_id);
+  pk.pack(h.entries);
+  pk.pack(h.raft);
+  pk.pack(h.endpoint);
+  return {buf.data(), buf.size()};
+}
+
+bool DecodeViewHeader(std::string_view bytes, ClusterViewHeader& out) {
+  try {
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& o = oh.get();
+    if (o.type != msgpack::type::ARRAY || o.via.array.size != 6) return false;
+    const msgpack::object* a = o.via.array.ptr;
+    out.member_id = a[0].as<uint64_t>();
+    out.incarnation = a[1].as<uint64_t>();
+    out.leader_id = a[2].as<uint64_t>();
+    out.entries = a[3].as<uint64_t>();
+    out.raft = a[4].as<std::string>();
+    out.endpoint = a[5].as<std::string>();
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+ClusterAgent::ClusterAgent(zmq::context_t& ctx, ClusterAgentOptions options)
+    : ctx_(ctx),
+      options_(std::move(options)),
+      router_(ctx, zmq::socket_type::router),
+      view_(ctx, zmq::socket_type::pair) {}
+
+ConfigResult<std::unique_ptr<ClusterAgent>> ClusterAgent::Start(zmq::context_t& ctx,
+                                                                ClusterAgentOptions options) {
+  std::unique_ptr<ClusterAgent> a(new ClusterAgent(ctx, std::move(options)));
+  const ClusterSection& c = a->options_.cluster;
+  ClusterAddresses& ad = a->addresses_;
+  ad.member_id = c.member_id;
+  ad.incarnation = chp::WallMs();
+  try {
+    a->router_.set(zmq::sockopt::linger, 0);
+    a->router_.set(zmq::sockopt::rcvhwm, 10'000);
+    a->router_.set(zmq::sockopt::maxmsgsize, int64_t{64 * 1024});
+    a->router_.bind(c.endpoint);
+    ad.endpoint = a->router_.get(zmq::sockopt::last_endpoint);
+    a->view_.set(zmq::sockopt::linger, 0);
+    a->view_.set(zmq::sockopt::sndhwm, 16);
+    a->view_.bind(a->options_.view_endpoint);
+  } catch (const zmq::error_t& e) {
+    return ConfigError{"cluster.endpoint: cannot bind " + c.endpoint + ": " + e.what()};
+  }
+
+  cluster::MetaGroupConfig mc;
+  mc.id = c.member_id;
+  const std::vector<ClusterVoter> voters = ClusterVoters(c);
+  if (voters.empty()) {
+    mc.address = c.raft_address;
+    const size_t colon = mc.address.rfind(':');
+    if (mc.address.substr(colon + 1) == "0") {
+      const int port = FreePort(mc.address.substr(0, colon));
+      if (port == 0) return ConfigError{"cluster.raft_address: no free port on " + mc.address};
+      mc.address = mc.address.substr(0, colon + 1) + std::to_string(port);
+    }
+    mc.voters = {{c.member_id, mc.address}};
+  } else {
+    for (const ClusterVoter& v : voters) {
+      mc.voters.emplace_back(v.id, v.address);
+      if (v.id == c.member_id) mc.address = v.address;
+    }
+  }
+  ad.raft = mc.address;
+  std::error_code ec;
+  if (c.data_dir.empty()) {
+    std::string tmpl = (std::filesystem::temp_directory_path(ec) / "chorusd-raft-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) {
+      return ConfigError{"cluster.data_dir: cannot create a temporary directory " + tmpl};
+    }
+    a->temp_dir_ = tmpl;
+    mc.data_dir = tmpl;
+  } else {
+    std::filesystem::create_directories(c.data_dir, ec);
+    if (ec)
+      return ConfigError{"cluster.data_dir: cannot create " + c.data_dir + ": " + ec.message()};
+    mc.data_dir = c.data_dir;
+  }
+  // Timings from dead_after_ms (docs/cluster.md §14): election dead/2, Raft heartbeat a tenth of
+  // that, lease 2/5 (below dead_after_ms, C-25).
+  mc.election_timeout_ms = static_cast<unsigned>(std::max<int64_t>(50, c.dead_after_ms / 2));
+  mc.heartbeat_timeout_ms = std::max(10u, mc.election_timeout_ms / 10);
+  mc.run_controller = true;
+  mc.controller.dead_after_ms = c.dead_after_ms;
+  // With other voters, wait for their heartbeats before the first placement (controller.h).
+  if (voters.size() > 1) mc.controller.initial_placement_delay_ms = c.dead_after_ms;
+  mc.tick_ms = static_cast<unsigned>(std::clamp<int64_t>(c.heartbeat_ms / 2, 10, 100));
+  mc.lease_ms = c.dead_after_ms * 2 / 5;
+  mc.bootstrap_partitions = c.partitions;
+  mc.bootstrap_replication_factor = c.replication_factor;
+  auto meta = cluster::MetaGroup::Start(mc);
+  if (!meta) {
+    if (!a->temp_dir_.empty()) std::filesystem::remove_all(a->temp_dir_, ec);
+    return ConfigError{"cluster: cannot start the meta group on " + mc.address + " (data in " +
+                       mc.data_dir + "): " + meta.error().message()};
+  }
+  a->meta_ = std::move(*meta);
+  a->thread_ = std::thread([p = a.get()] { p->Run(); });
+  return a;
+}
+
+void ClusterAgent::Run() {
+  const ClusterSection& c = options_.cluster;
+  std::vector<zmq::socket_t> seeds;
+  for (const std::string& s : c.seeds) {
+    zmq::socket_t d(ctx_, zmq::socket_type::dealer);
+    d.set(zmq::sockopt::linger, 0);
+    d.set(zmq::sockopt::sndhwm, 4);     // a heartbeat that cannot leave is dropped: a newer follows
+    d.set(zmq::sockopt::immediate, 1);  // never queue for a peer that is not connected
+    d.connect(s);
+    seeds.push_back(std::move(d));
+  }
+  cluster::Heartbeat hb;
+  hb.id = addresses_.member_id;
+  hb.incarnation = addresses_.incarnation;
+  hb.endpoints = {options_.chp_endpoint, addresses_.endpoint, addresses_.raft};
+  const std::string hb_bytes = EncodeHeartbeat(hb);
+  const auto hb_period = std::chrono::milliseconds(c.heartbeat_ms);
+  const auto view_period = std::chrono::milliseconds(std::clamp<int64_t>(c.heartbeat_ms, 10, 100));
+  constexpr auto kResend = std::chrono::seconds(1);  // the view is re-sent at least this often
+  auto next_hb = Clock::now();
+  auto next_view = Clock::now();
+  auto last_sent = Clock::time_point{};
+  uint64_t sent_entries = UINT64_MAX, sent_leader = UINT64_MAX;
+  try {
+    while (!stop_.load()) {
+      const auto now = Clock::now();
+      if (now >= next_hb) {
+        (void)meta_->SendHeartbeat(hb);  // the lease is not used yet (C-25, node side: not built)
+        for (zmq::socket_t& d : seeds)
+          (void)d.send(zmq::buffer(hb_bytes), zmq::send_flags::dontwait);
+        next_hb = now + hb_period;
+      }
+      if (now >= next_view) {
+        next_view = now + view_period;
+        auto f = meta_->Status();
+        if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready) {
+          cluster::MetaStatus st = f.get();
+          if (st.entries != sent_entries || st.leader_id != sent_leader ||
+              now - last_sent >= kResend) {
+            ClusterViewHeader h{addresses_.member_id, addresses_.incarnation, st.leader_id,
+                                st.entries,           addresses_.raft,        addresses_.endpoint};
+            const std::string header = EncodeViewHeader(h);
+            const std::string map = cluster::EncodeMap(st.map);
+            if (view_.send(zmq::buffer(header),
+                           zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+                view_.send(zmq::buffer(map), zmq::send_flags::dontwait)) {
+              sent_entries = st.entries;
+              sent_leader = st.leader_id;
+              last_sent = now;
+            }
+          }
+        }
+      }
+      const auto wait = std::min(next_hb, next_view) - Clock::now();
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait);
+      zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 1, std::max(ms, std::chrono::milliseconds(0)));
+      for (int i = 0; i < 1000 && (items[0].revents & ZMQ_POLLIN); ++i) {
+        std::vector<zmq::message_t> parts;
+        if (!zmq::recv_multipart(router_, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
+          break;
+        }
+        cluster::Heartbeat in;
+        if (parts.size() == 2 && DecodeHeartbeat(parts[1].to_string_view(), in)) {
+          (void)meta_->SendHeartbeat(in);  // taken by the leader's controller, else dropped
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    Log().error("cluster agent stopped: {}", e.what());
+  }
+}
+
+void ClusterAgent::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  meta_.reset();
+  router_.close();
+  view_.close();
+  if (!temp_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(temp_dir_, ec);
+    temp_dir_.clear();
+  }
+}
+
+ClusterAgent::~ClusterAgent() {
+  Stop();
+}
+
+}  // namespace chorus::broker::node

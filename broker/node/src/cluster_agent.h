@@ -1,0 +1,82 @@
+// ClusterAgent: this node's part of the cluster's control plane (docs/cluster.md §3.3, §6).
+// It hosts the node's meta group member (cluster::MetaGroup, on a loop thread of its own, with
+// the controller running while it leads), sends this node's heartbeat every heartbeat_ms to that
+// member and to every seed (another node's cluster.endpoint), hands heartbeats received on its
+// own cluster.endpoint to its member (only the leader's controller takes them; a follower
+// answers kNotLeader and the heartbeat is dropped: the sender sends it to every seed anyway),
+// and sends each newly applied map to the engine thread as a message (C-3: nodes act on applied
+// maps only; docs/broker-node.md "Cluster view").
+//
+// Threads: Start() creates the agent thread, which owns the ROUTER (cluster.endpoint), the
+// DEALERs to the seeds and the PAIR to the engine; the MetaGroup's own thread owns the Raft
+// state. Nothing else touches them. Stop() (or the destructor) joins both.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "broker/config/config.h"
+#include "cluster/meta_group.h"
+
+namespace chorus::broker::node {
+
+struct ClusterAgentOptions {
+  ClusterSection cluster;
+  std::string chp_endpoint;   // this node's bound CHP command endpoint (in the map's member)
+  std::string view_endpoint;  // inproc:// PAIR the engine connects to
+};
+
+struct ClusterAddresses {
+  uint64_t member_id = 0;
+  uint64_t incarnation = 0;  // the start time in ms (docs/cluster.md §3.1)
+  std::string raft;          // host:port, the bound Raft address
+  std::string endpoint;      // the bound inter-node endpoint
+};
+
+// The map message on the view PAIR: two frames, a header and cluster::EncodeMap(map).
+// Header: msgpack [member_id, incarnation, leader_id, entries, raft address, endpoint].
+struct ClusterViewHeader {
+  uint64_t member_id = 0;
+  uint64_t incarnation = 0;
+  uint64_t leader_id = 0;  // 0 = unknown
+  uint64_t entries = 0;    // commands applied by this node's member
+  std::string raft;
+  std::string endpoint;
+};
+std::string EncodeViewHeader(const ClusterViewHeader& h);
+bool DecodeViewHeader(std::string_view bytes, ClusterViewHeader& out);
+
+class ClusterAgent {
+ public:
+  // Binds cluster.endpoint, picks the Raft port when it is 0, starts the MetaGroup (bootstrapping
+  // a fresh log from cluster.voters, or this node alone) and the agent thread.
+  static ConfigResult<std::unique_ptr<ClusterAgent>> Start(zmq::context_t& ctx,
+                                                           ClusterAgentOptions options);
+  ~ClusterAgent();
+  ClusterAgent(const ClusterAgent&) = delete;
+  ClusterAgent& operator=(const ClusterAgent&) = delete;
+  const ClusterAddresses& addresses() const { return addresses_; }
+  void Stop();
+
+ private:
+  ClusterAgent(zmq::context_t& ctx, ClusterAgentOptions options);
+  void Run();
+
+  zmq::context_t& ctx_;
+  ClusterAgentOptions options_;
+  ClusterAddresses addresses_;
+  std::string temp_dir_;  // removed at Stop when data_dir was ""
+  std::unique_ptr<cluster::MetaGroup> meta_;
+  zmq::socket_t router_;  // cluster.endpoint; moved to the agent thread at Start
+  zmq::socket_t view_;    // PAIR to the engine
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace chorus::broker::node
