@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <zmq_addon.hpp>
 
@@ -31,14 +32,6 @@ std::string PublisherFor(const std::string& command, const std::string& publishe
 
 }  // namespace
 
-size_t ReplicaAgent::UuidHash::operator()(const Uuid& u) const noexcept {
-  // Both halves: UUIDs from a weak generator may share a prefix.
-  uint64_t a = 0, b = 0;
-  std::memcpy(&a, u.data(), sizeof a);
-  std::memcpy(&b, u.data() + sizeof a, sizeof b);
-  return static_cast<size_t>(a ^ (b * 0x9E3779B97F4A7C15ull));
-}
-
 ReplicaAgent::ReplicaAgent(zmq::context_t& ctx, AgentOptions options, ReplicaObserver* observer)
     : ctx_(ctx),
       options_(std::move(options)),
@@ -53,63 +46,46 @@ const std::string& ReplicaAgent::endpoint() const {
   return options_.endpoints.empty() ? kNone : options_.endpoints[endpoint_index_];
 }
 
-SubtreeReplica& ReplicaAgent::AddReplica(const std::string& subtree) {
-  auto [it, inserted] = replicas_.try_emplace(subtree, subtree, options_.max_queue);
-  if (inserted) replica_index_.emplace(subtree, &it->second);
-  return it->second;
+ReplicaAgent::Slot& ReplicaAgent::AddReplica(const std::string& subtree) {
+  auto [it, inserted] =
+      replicas_.try_emplace(subtree, subtree, options_.max_queue, options_.max_queue_bytes);
+  if (!inserted) return slots_.find(std::string_view(subtree))->second;
+  Slot& s = slots_.emplace(subtree, Slot{&it->second, it->second.state()}).first->second;
+  ++state_counts_[static_cast<size_t>(s.counted)];
+  Note(s);
+  return s;
 }
 
-Result<Unit> ReplicaAgent::Follow(const std::string& subtree) {
-  if (!IsValidSubtree(subtree)) return Errc::kBadKey;
-  if (replicas_.contains(subtree)) return Unit{};
-  AddReplica(subtree);
-  // Subscribe first (spec: the subscription precedes the request).
-  if (sub_ && !follow_all_) {
-    sub_->set(zmq::sockopt::subscribe, TopicPrefix(subtree));
-    ExtendSubscribeDeadline();
-  }
-  return Unit{};
-}
-
-void ReplicaAgent::FollowAll() {
-  if (follow_all_) return;
-  follow_all_ = true;
-  all_state_ = AllState::kWaitSubscribe;
-  if (sub_) {
-    sub_->set(zmq::sockopt::subscribe, "");
-    ExtendSubscribeDeadline();
-  }
-}
-
-void ReplicaAgent::ExtendSubscribeDeadline() {
-  subscribe_deadline_ = std::max(subscribe_deadline_, Clock::now() + options_.subscribe_timeout);
+void ReplicaAgent::RemoveReplica(const std::string& subtree) {
+  auto it = slots_.find(std::string_view(subtree));
+  if (it == slots_.end()) return;
+  --state_counts_[static_cast<size_t>(it->second.counted)];
+  queued_bytes_ -= it->second.queued_bytes;
+  slots_.erase(it);  // queue entries naming it are skipped when taken
+  replicas_.erase(subtree);
 }
 
 bool ReplicaAgent::WaitingForSubscriptions() const {
   if (follow_all_ && all_state_ == AllState::kWaitSubscribe) return true;
-  for (const auto& [name, r] : replicas_) {
-    if (r.state() == SubtreeReplica::State::kWaitSubscribe) return true;
-  }
-  return false;
+  return state_counts_[static_cast<size_t>(State::kWaitSubscribe)] > 0;
 }
 
 void ReplicaAgent::Unfollow(const std::string& subtree) {
-  auto it = replicas_.find(subtree);
-  if (it == replicas_.end()) return;
+  if (!replicas_.contains(subtree)) return;
   if (sub_ && !follow_all_) sub_->set(zmq::sockopt::unsubscribe, TopicPrefix(subtree));
   // Its sync request, if any, no longer holds a request slot (CR-9); a late reply is ignored.
-  std::erase_if(outstanding_, [&](const auto& o) { return o.second.subtree == subtree; });
-  replica_index_.erase(it->first);
-  replicas_.erase(it);
+  for (auto it = outstanding_.begin(); it != outstanding_.end();) {
+    auto next = std::next(it);
+    if (it->second.subtree == subtree) EraseOutstanding(it);
+    it = next;
+  }
+  RemoveReplica(subtree);
 }
 
 bool ReplicaAgent::AllLive() const {
   if (link_ != Link::kLive) return false;
   if (follow_all_ && all_state_ != AllState::kLive) return false;
-  for (const auto& [name, r] : replicas_) {
-    if (!r.live()) return false;
-  }
-  return true;
+  return state_counts_[static_cast<size_t>(State::kLive)] == replicas_.size();
 }
 
 const SubtreeReplica* ReplicaAgent::Find(std::string_view subtree) const {
@@ -150,20 +126,44 @@ void ReplicaAgent::Connect(Clock::time_point now) {
   link_deadline_ = now + options_.connect_timeout;
 }
 
+const char* LinkEventName(LinkEvent e) {
+  switch (e) {
+    case LinkEvent::kUp:
+      return "up";
+    case LinkEvent::kDown:
+      return "down";
+    case LinkEvent::kServerChanged:
+      return "server-changed";
+  }
+  return "?";
+}
+
+void ReplicaAgent::ReportLink(LinkEvent e, std::string previous) {
+  if (e == LinkEvent::kUp || e == LinkEvent::kDown) {
+    if (reported_up_ == (e == LinkEvent::kUp)) return;  // edges only
+    reported_up_ = e == LinkEvent::kUp;
+  }
+  if (options_.on_link) options_.on_link(LinkState{e, endpoint(), server_id_, std::move(previous)});
+}
+
 void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
   ++stats_.failovers;
-  Log().warn("chp agent: {} {}; trying the next endpoint", endpoint(), why);
+  const bool peer = options_.mode == AgentOptions::Mode::kPeer;
+  Log().warn("chp agent: {} {}; {}", endpoint(), why,
+             peer ? "reconnecting" : "trying the next endpoint");
+  ReportLink(LinkEvent::kDown);
   dealer_.reset();
   sub_.reset();
-  outstanding_.clear();
-  for (auto& [name, r] : replicas_) {
-    r.OnRequestFailed();
-    r.OnResubscribe();
+  ClearOutstanding();
+  for (auto& [name, s] : slots_) {
+    s.replica->OnRequestFailed();
+    s.replica->OnResubscribe();
+    Note(s);
   }
   if (follow_all_) all_state_ = AllState::kWaitSubscribe;
   // Cyclically to the next endpoint, skipping those that refused our version (CR-4); when every
   // one did, stay idle.
-  for (size_t i = 1; i <= options_.endpoints.size(); ++i) {
+  for (size_t i = 1; i <= options_.endpoints.size() && !peer; ++i) {
     const size_t next = (endpoint_index_ + i) % options_.endpoints.size();
     if (!refused_[next]) {
       endpoint_index_ = next;
@@ -180,10 +180,18 @@ void ReplicaAgent::Failover(Clock::time_point now, const char* why) {
 void ReplicaAgent::OnHelloOk(const HelloOk& m, Clock::time_point now) {
   if (link_ != Link::kHello || m.request_id != hello_request_id_) return;
   ++stats_.connects;
+  if (!server_id_.empty() && m.server_id != server_id_) {
+    std::string previous = std::exchange(server_id_, m.server_id);
+    ReportLink(LinkEvent::kServerChanged, std::move(previous));
+  }
   server_id_ = m.server_id;
   sub_.emplace(ctx_, zmq::socket_type::sub);
   sub_->set(zmq::sockopt::linger, 0);
   sub_->set(zmq::sockopt::rcvhwm, options_.rcv_hwm);
+  // A SUB sends its subscriptions through its send pipe and libzmq drops them silently at the
+  // SNDHWM (default 1,000): with more followed subtrees, some would never be subscribed. It
+  // sends nothing else, so the pipe holds at most one message per followed subtree (CR-34).
+  sub_->set(zmq::sockopt::sndhwm, 0);
   sub_->connect(PublisherFor(endpoint(), m.publisher));
   sub_->set(zmq::sockopt::subscribe, kHugzTopic);
   if (follow_all_) {
@@ -222,26 +230,6 @@ size_t ReplicaAgent::AddPollItems(std::vector<zmq::pollitem_t>& items) {
     ++n;
   }
   return n;
-}
-
-Clock::time_point ReplicaAgent::NextDeadline() const {
-  if (link_ == Link::kIdle) return Clock::time_point::max();  // nothing to connect to
-  Clock::time_point next = link_deadline_;
-  if (link_ != Link::kHello && WaitingForSubscriptions()) {
-    next = std::min(next, subscribe_deadline_);
-  }
-  for (const auto& [id, o] : outstanding_) next = std::min(next, o.deadline);
-  for (const Unacked& u : unacked_) next = std::min(next, u.deadline);
-  if (!unacked_.empty()) next = std::min(next, unacked_.front().give_up);
-  // Replicas waiting for a request slot are served on the next poll (not while a "*" sync is
-  // under way: SendRequests holds individual requests back until its DONE).
-  const bool all_busy = follow_all_ && all_state_ != AllState::kLive;
-  if (link_ == Link::kLive && !all_busy && outstanding_.size() < options_.max_outstanding) {
-    for (const auto& [name, r] : replicas_) {
-      if (r.state() == SubtreeReplica::State::kNeedSync) return Clock::now();
-    }
-  }
-  return next;
 }
 
 void ReplicaAgent::HandleEvents(const zmq::pollitem_t* items, Clock::time_point now) {
@@ -325,59 +313,27 @@ void ReplicaAgent::ReadReplies(Clock::time_point now) {
 void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
   if (auto* ok = std::get_if<HelloOk>(&m)) {
     OnHelloOk(*ok, now);
-  } else if (auto* sync = std::get_if<KvSync>(&m)) {
-    auto it = outstanding_.find(sync->request_id);
-    if (it == outstanding_.end()) return;  // a request we gave up on
-    const bool all = sync->request_id == all_request_id_ && follow_all_;
-    if (!all && sync->subtree != it->second.subtree) return;  // not this request's reply (CR-8)
-    it->second.deadline = now + options_.request_timeout;
-    SubtreeReplica* r = ReplicaFor(sync->subtree, all);
-    if (r == nullptr) {
-      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot (CR-9)
-      return;
-    }
-    if (all && r->request_id() != all_request_id_) {
-      r->OnSubscribed();
-      (void)r->MakeRequest(all_request_id_);
-    }
-    r->OnSyncRecords(sync->request_id, std::move(sync->records));
-  } else if (auto* end = std::get_if<Kthxbai>(&m)) {
-    auto it = outstanding_.find(end->request_id);
-    if (it == outstanding_.end()) return;
-    const bool all = end->request_id == all_request_id_ && follow_all_;
-    if (!all && end->subtree != it->second.subtree) return;  // not this request's reply (CR-8)
-    SubtreeReplica* r = ReplicaFor(end->subtree, all);
-    if (r == nullptr) {
-      if (!all) outstanding_.erase(it);  // unfollowed meanwhile: free the slot (CR-9)
-      return;
-    }
-    if (all && r->request_id() != all_request_id_) {
-      r->OnSubscribed();
-      (void)r->MakeRequest(all_request_id_);
-    }
-    const Position before = r->position();
-    r->OnSyncEnd(*end, observer_);
-    MarkApplied(*r, before);
-    if (!all)
-      outstanding_.erase(it);
-    else
-      it->second.deadline = now + options_.request_timeout;
+  } else if (std::holds_alternative<KvSync>(m) || std::holds_alternative<Kthxbai>(m)) {
+    HandleSyncFrame(std::move(m), now);
   } else if (auto* done = std::get_if<Done>(&m)) {
     if (!follow_all_ || done->request_id != all_request_id_) return;
-    outstanding_.erase(done->request_id);
+    auto it = outstanding_.find(done->request_id);
+    if (it != outstanding_.end()) EraseOutstanding(it);
     // Subtrees seen only as updates during the "*" sync did not exist at snapshot time: unborn.
-    for (auto& [name, r] : replicas_) {
-      if (r.state() == SubtreeReplica::State::kSyncing && r.request_id() == all_request_id_) {
+    for (auto& [name, s] : slots_) {
+      SubtreeReplica& r = *s.replica;
+      if (r.state() == State::kSyncing && r.request_id() == all_request_id_) {
         r.OnSyncEnd(Kthxbai{all_request_id_, name, {}, 0, SyncMode::kSnapshot}, observer_);
+        Note(s);
       }
     }
     all_state_ = AllState::kLive;
   } else if (auto* ack = std::get_if<KvAck>(&m)) {
     auto it = unacked_index_.find(ack->uuid);
     if (it == unacked_index_.end()) return;  // duplicate ack of a retried KVSET
-    AckHandler h = std::move(it->second->on_ack);
-    unacked_.erase(it->second);
-    unacked_index_.erase(it);
+    auto u = unacked_.find(it->second);
+    AckHandler h = std::move(u->second.on_ack);
+    EraseUnacked(u);
     if (h) h(*ack);
   } else if (auto* err = std::get_if<Error>(&m)) {
     ++stats_.errors;
@@ -391,18 +347,52 @@ void ReplicaAgent::HandleReply(ReplyMessage&& m, Clock::time_point now) {
     auto it = outstanding_.find(err->request_id);
     if (it != outstanding_.end()) {
       // An invalid subtree cannot be followed; stop asking for it.
-      if (!it->second.subtree.empty()) {
-        replica_index_.erase(it->second.subtree);
-        replicas_.erase(it->second.subtree);
-      }
-      outstanding_.erase(it);
+      const std::string subtree = it->second.subtree;
+      EraseOutstanding(it);
+      if (!subtree.empty()) RemoveReplica(subtree);
     }
   }
 }
 
-SubtreeReplica* ReplicaAgent::ReplicaFor(const std::string& subtree, bool create) {
-  auto it = replica_index_.find(std::string_view(subtree));
-  if (it != replica_index_.end()) return it->second;
+// KVSYNC and KTHXBAI: staged, or ending a subtree's sync (CR-12 .. CR-16, CR-21).
+void ReplicaAgent::HandleSyncFrame(ReplyMessage&& m, Clock::time_point now) {
+  auto* sync = std::get_if<KvSync>(&m);
+  auto* end = std::get_if<Kthxbai>(&m);
+  const uint64_t request_id = sync ? sync->request_id : end->request_id;
+  const std::string& subtree = sync ? sync->subtree : end->subtree;
+  auto it = outstanding_.find(request_id);
+  if (it == outstanding_.end()) return;  // a request we gave up on
+  const bool all = request_id == all_request_id_ && follow_all_;
+  if (!all && subtree != it->second.subtree) return;  // not this request's reply (CR-8)
+  if (sync != nullptr) ExtendOutstanding(it, now + options_.request_timeout);
+  Slot* s = SlotFor(subtree, all);
+  if (s == nullptr) {
+    if (!all) EraseOutstanding(it);  // unfollowed meanwhile: free the slot (CR-9)
+    return;
+  }
+  SubtreeReplica& r = *s->replica;
+  if (all && r.request_id() != all_request_id_) {
+    r.OnSubscribed();
+    (void)r.MakeRequest(all_request_id_);
+  }
+  if (sync != nullptr) {
+    r.OnSyncRecords(sync->request_id, std::move(sync->records));
+  } else {
+    const Position before = r.position();
+    r.OnSyncEnd(*end, observer_);
+    MarkApplied(r, before);
+    if (!all) {
+      EraseOutstanding(it);
+    } else {
+      ExtendOutstanding(it, now + options_.request_timeout);
+    }
+  }
+  Note(*s);
+}
+
+ReplicaAgent::Slot* ReplicaAgent::SlotFor(const std::string& subtree, bool create) {
+  auto it = slots_.find(std::string_view(subtree));
+  if (it != slots_.end()) return &it->second;
   if (!create || !IsValidSubtree(subtree)) return nullptr;
   return &AddReplica(subtree);
 }
@@ -434,162 +424,75 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
       // again now rather than after the request timeout; the epochs tell replicas to re-snapshot.
       Log().info("chp agent: {} is now server {} (was {})", endpoint(), hugz->server_id,
                  server_id_);
-      server_id_ = hugz->server_id;
-      outstanding_.clear();
+      std::string previous = std::exchange(server_id_, hugz->server_id);
+      ClearOutstanding();
       // Every followed subtree resyncs, the live ones too (CR-28): for a subtree the new server
       // does not hold, its one welcome POSITION may be lost and nothing else would tell. Each
       // asks to resume from its position; the server answers with a snapshot when it cannot.
-      for (auto& [name, r] : replicas_) r.OnServerChanged();
+      for (auto& [name, s] : slots_) {
+        s.replica->OnServerChanged();
+        Note(s);
+      }
       MarkAllApplied();
       // Following all: subtrees the new server lacks get no POSITION; only a new "*" snapshot
       // (DONE resets the ones it does not list) removes them.
       if (follow_all_ && all_state_ != AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
       ResendUnacked(Clock::now());
+      if (!previous.empty()) ReportLink(LinkEvent::kServerChanged, std::move(previous));
     }
-    if (link_ == Link::kSubscribing) link_ = Link::kLive;
+    if (link_ == Link::kSubscribing) {
+      link_ = Link::kLive;
+      ReportLink(LinkEvent::kUp);
+    }
     if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
     return;
   }
   if (auto* pub = std::get_if<KvPub>(&m)) {
     ++stats_.updates;
-    SubtreeReplica* r = ReplicaFor(pub->subtree, follow_all_);
-    if (r == nullptr) return;
-    if (follow_all_ && r->state() == SubtreeReplica::State::kWaitSubscribe) {
-      r->OnSubscribed();
-      if (all_state_ == AllState::kLive && r->position().epoch.empty()) {
+    Slot* s = SlotFor(pub->subtree, follow_all_);
+    if (s == nullptr) return;
+    SubtreeReplica& r = *s->replica;
+    if (follow_all_ && r.state() == State::kWaitSubscribe) {
+      r.OnSubscribed();
+      if (all_state_ == AllState::kLive && r.position().epoch.empty()) {
         // Born after the "*" snapshot: start unborn and let the sequence rules decide.
-        (void)r->MakeRequest(0);
-        r->OnSyncEnd(Kthxbai{0, pub->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
+        (void)r.MakeRequest(0);
+        r.OnSyncEnd(Kthxbai{0, pub->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
       } else if (all_state_ == AllState::kSyncing) {
-        (void)r->MakeRequest(all_request_id_);
+        (void)r.MakeRequest(all_request_id_);
       }
     }
-    if (options_.name.empty()) {
-      r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
-    } else {
-      const Position before = r->position();
-      r->OnUpdate(pub->epoch, std::move(pub->record), observer_);
-      MarkApplied(*r, before);
+    if (!r.live() &&
+        queued_bytes_ + SubtreeReplica::QueuedBytes(pub->record) > options_.max_total_queue_bytes) {
+      // CR-11: the queues of all subtrees together are full; this subtree's goes (and it syncs
+      // again after its current sync), so the bound holds whatever the number of subtrees.
+      r.DiscardQueue();
+      Note(*s);
     }
+    if (options_.name.empty()) {
+      r.OnUpdate(pub->epoch, std::move(pub->record), observer_);
+    } else {
+      const Position before = r.position();
+      r.OnUpdate(pub->epoch, std::move(pub->record), observer_);
+      MarkApplied(r, before);
+    }
+    Note(*s);
   } else if (auto* pos = std::get_if<PositionMsg>(&m)) {
-    SubtreeReplica* r = ReplicaFor(pos->subtree, follow_all_ && all_state_ == AllState::kLive);
-    if (r == nullptr) return;
+    Slot* s = SlotFor(pos->subtree, follow_all_ && all_state_ == AllState::kLive);
+    if (s == nullptr) return;
+    SubtreeReplica& r = *s->replica;
     // A subtree first seen after the "*" snapshot starts unborn (CR-22). Only then: after a
     // failover every subtree waits for its subscription again, and one with content must keep
     // it until the next "*" snapshot replaces it (the POSITION may precede the "*" request).
-    if (follow_all_ && all_state_ == AllState::kLive &&
-        r->state() == SubtreeReplica::State::kWaitSubscribe && r->position().epoch.empty()) {
-      r->OnSubscribed();
-      (void)r->MakeRequest(0);
-      r->OnSyncEnd(Kthxbai{0, pos->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
-    }
-    r->OnPosition(pos->position);
-  }
-}
-
-void ReplicaAgent::SendRequests(Clock::time_point now) {
-  if ((link_ == Link::kSubscribing || link_ == Link::kLive) && now >= subscribe_deadline_ &&
-      WaitingForSubscriptions()) {
-    // No welcome message yet: proceed; a missed update is caught by the sequence rules.
-    for (auto& [name, r] : replicas_) r.OnSubscribed();
-    if (follow_all_ && all_state_ == AllState::kWaitSubscribe) all_state_ = AllState::kNeedSync;
-  }
-  if (link_ != Link::kLive && link_ != Link::kSubscribing) return;
-  if (follow_all_ && all_state_ == AllState::kNeedSync) {
-    all_request_id_ = next_request_id_++;
-    for (auto& [name, r] : replicas_) {
-      r.OnRequestFailed();
+    if (follow_all_ && all_state_ == AllState::kLive && r.state() == State::kWaitSubscribe &&
+        r.position().epoch.empty()) {
       r.OnSubscribed();
-      (void)r.MakeRequest(all_request_id_);
+      (void)r.MakeRequest(0);
+      r.OnSyncEnd(Kthxbai{0, pos->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
     }
-    SendBody(Encode(Icanhaz{all_request_id_, kAllSubtrees, {}}));
-    outstanding_[all_request_id_] = Outstanding{"", now + options_.request_timeout};
-    all_state_ = AllState::kSyncing;
-    ++stats_.requests;
+    r.OnPosition(pos->position);
+    Note(*s);
   }
-  if (follow_all_ && all_state_ != AllState::kLive) return;
-  for (auto& [name, r] : replicas_) {
-    if (outstanding_.size() >= options_.max_outstanding) break;
-    if (r.state() != SubtreeReplica::State::kNeedSync) continue;
-    const uint64_t id = next_request_id_++;
-    SendBody(Encode(r.MakeRequest(id)));
-    outstanding_[id] = Outstanding{name, now + options_.request_timeout};
-    ++stats_.requests;
-  }
-}
-
-void ReplicaAgent::CheckTimeouts(Clock::time_point now) {
-  if (link_ == Link::kIdle) return;
-  if (now >= link_deadline_) {
-    Failover(now, link_ == Link::kHello ? "did not answer HELLO" : "publisher went silent");
-    return;
-  }
-  for (auto it = outstanding_.begin(); it != outstanding_.end();) {
-    if (now < it->second.deadline) {
-      ++it;
-      continue;
-    }
-    ++stats_.timeouts;
-    if (it->second.subtree.empty()) {
-      if (follow_all_) all_state_ = AllState::kNeedSync;
-    } else if (auto r = replicas_.find(it->second.subtree); r != replicas_.end()) {
-      r->second.OnRequestFailed();
-    }
-    it = outstanding_.erase(it);
-  }
-  // CR-32: give up the oldest (first sent first) past kvset_give_up; report kTimeout.
-  while (!unacked_.empty() && now >= unacked_.front().give_up) {
-    Unacked u = std::move(unacked_.front());
-    unacked_.pop_front();
-    unacked_index_.erase(u.uuid);
-    ++stats_.kvset_given_up;
-    if (u.on_ack) u.on_ack(KvAck{u.uuid, static_cast<uint32_t>(Errc::kTimeout), {}});
-  }
-  // In the order first sent: deadlines are set in that order, so the due ones go out in it.
-  for (Unacked& u : unacked_) {
-    if (now < u.deadline) continue;
-    u.deadline = now + options_.request_timeout;
-    // Before HELLO_OK nothing but HELLO goes out (CR-1, CR-4); OnHelloOk re-sends them all.
-    if (link_ == Link::kHello) continue;
-    ++stats_.kvset_retries;
-    SendBody(u.body);
-  }
-}
-
-void ReplicaAgent::ResendUnacked(Clock::time_point now) {
-  for (Unacked& u : unacked_) {
-    SendBody(u.body);
-    u.deadline = now + options_.request_timeout;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writes
-
-Result<Uuid> ReplicaAgent::SendSet(KvSet m, AckHandler on_ack) {
-  if (!SplitKey(m.key)) return Errc::kBadKey;
-  if (unacked_.size() >= options_.max_unacked) return Errc::kBusy;
-  for (size_t i = 0; i < m.uuid.size(); i += 8) {
-    const uint64_t r = rng_();
-    std::memcpy(m.uuid.data() + i, &r, 8);
-  }
-  std::string body = Encode(m);
-  if (link_ != Link::kHello && link_ != Link::kIdle) SendBody(body);
-  const auto now = Clock::now();
-  unacked_.push_back(Unacked{m.uuid, std::move(body), std::move(on_ack),
-                             now + options_.request_timeout, now + options_.kvset_give_up});
-  unacked_index_.emplace(m.uuid, std::prev(unacked_.end()));
-  return m.uuid;
-}
-
-Result<Uuid> ReplicaAgent::Set(std::string_view key, std::string_view value, uint64_t ttl_ms,
-                               AckHandler on_ack) {
-  return SendSet(KvSet{{}, std::string(key), Op::kSet, std::string(value), ttl_ms},
-                 std::move(on_ack));
-}
-
-Result<Uuid> ReplicaAgent::Erase(std::string_view key, AckHandler on_ack) {
-  return SendSet(KvSet{{}, std::string(key), Op::kDelete, {}, 0}, std::move(on_ack));
 }
 
 }  // namespace chorus::chp

@@ -28,8 +28,8 @@ int64_t ExpiresAt(uint64_t ttl_ms) {
 }
 }  // namespace
 
-SubtreeReplica::SubtreeReplica(std::string subtree, size_t max_queue)
-    : subtree_(std::move(subtree)), max_queue_(max_queue) {}
+SubtreeReplica::SubtreeReplica(std::string subtree, size_t max_queue, size_t max_queue_bytes)
+    : subtree_(std::move(subtree)), max_queue_(max_queue), max_queue_bytes_(max_queue_bytes) {}
 
 void SubtreeReplica::OnSubscribed() {
   if (state_ == State::kWaitSubscribe) state_ = State::kNeedSync;
@@ -39,6 +39,7 @@ void SubtreeReplica::OnResubscribe() {
   state_ = State::kWaitSubscribe;
   staged_.clear();
   queue_.clear();
+  queue_bytes_ = 0;
   overflowed_ = false;
 }
 
@@ -105,14 +106,14 @@ SubtreeReplica::Verdict SubtreeReplica::ApplyLive(const std::string& epoch, Reco
 void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs) {
   if (state_ != State::kLive) {
     if (state_ == State::kWaitSubscribe) state_ = State::kNeedSync;
-    if (queue_.size() >= max_queue_) {
-      // Dropping queued updates would leave a hole: remember and resync after this sync ends.
-      if (!overflowed_) ++stats_.overflows;
-      overflowed_ = true;
-      queue_.clear();
+    if (overflowed_) return;
+    const size_t bytes = QueuedBytes(record);
+    if (queue_.size() >= max_queue_ || queue_bytes_ + bytes > max_queue_bytes_) {
+      DiscardQueue();
       return;
     }
-    if (!overflowed_) queue_.push_back(Queued{epoch, std::move(record)});
+    queue_bytes_ += bytes;
+    queue_.push_back(Queued{epoch, std::move(record)});
     return;
   }
   switch (ApplyLive(epoch, record, obs)) {
@@ -130,6 +131,14 @@ void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaOb
       Resync(true);
       return;
   }
+}
+
+void SubtreeReplica::DiscardQueue() {
+  // Dropping queued updates would leave a hole: remember and resync after this sync ends.
+  if (!overflowed_) ++stats_.overflows;
+  overflowed_ = true;
+  queue_.clear();
+  queue_bytes_ = 0;
 }
 
 void SubtreeReplica::OnPosition(const Position& p) {
@@ -219,15 +228,20 @@ void SubtreeReplica::Drain(ReplicaObserver* obs) {
   if (overflowed_) {
     overflowed_ = false;
     queue_.clear();
+    queue_bytes_ = 0;
     Resync(false);
     return;
   }
   while (!queue_.empty() && state_ == State::kLive) {
     Queued q = std::move(queue_.front());
     queue_.pop_front();
+    queue_bytes_ -= QueuedBytes(q.record);
     OnUpdate(q.epoch, std::move(q.record), obs);
   }
-  if (state_ != State::kLive) queue_.clear();
+  if (state_ != State::kLive) {
+    queue_.clear();
+    queue_bytes_ = 0;
+  }
 }
 
 }  // namespace chorus::chp

@@ -424,13 +424,17 @@ void Server::Heartbeat(Clock::time_point now) {
     it =
         --it->second == 0 || store_.Find(it->first) != nullptr ? removed_.erase(it) : std::next(it);
   }
-  // Then a rotating slice of all subtrees, in case a POSITION was itself dropped.
+  // Then a rotating slice of all subtrees, in case a POSITION was itself dropped: sized so that
+  // a sweep announces every subtree held at its start within sweep_period (CS-26).
   if (sweep_pos_ >= sweep_.size()) {
     sweep_.clear();
     sweep_pos_ = 0;
     for (const auto& [name, st] : store_.subtrees()) sweep_.push_back(name);
   }
-  for (size_t i = 0; i < options_.positions_per_sweep && sweep_pos_ < sweep_.size(); ++i) {
+  const size_t ticks = static_cast<size_t>(
+      std::max<int64_t>(1, options_.sweep_period / options_.heartbeat_interval));
+  const size_t slice = std::max(options_.positions_per_sweep, (sweep_.size() + ticks - 1) / ticks);
+  for (size_t i = 0; i < slice && sweep_pos_ < sweep_.size(); ++i) {
     PublishPosition(sweep_[sweep_pos_++]);
   }
 }

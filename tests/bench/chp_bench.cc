@@ -1,18 +1,17 @@
 // CHP throughput benchmark on tcp loopback, in one run:
 //   a) raw libzmq PUB->SUB messages/s (2 frames: 16-byte topic + 100-byte payload);
 //   b) CHP Server::Set -> ReplicaAgent updates/s for 100-byte msgpack values, and the ratio to a);
-//   c) snapshot transfer of one large subtree to a fresh replica (Follow -> AllLive).
+//   c) snapshot transfer of one large subtree to a fresh replica (Follow -> AllLive);
+//   d) one agent following many subtrees (default 100,000): time to sync all, steady-state
+//      updates/s and CPU per update, time to detect a stale subtree (chp_bench_scale.cc).
 // Ends with one machine-readable line: "RESULT chp_bench key=value ...".
-//   chp_bench [--smoke] [--messages N] [--snapshot-keys N]
+//   chp_bench [--smoke] [--messages N] [--snapshot-keys N] [--scale-subtrees N] [--phases abcd]
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
-
-#include <sys/resource.h>
 #include <future>
 #include <string>
 #include <thread>
@@ -25,58 +24,21 @@
 #include "chp/agent.h"
 #include "chp/log.h"
 #include "chp/server.h"
+#include "chp_bench_scale.h"
+#include "chp_bench_util.h"
 
 namespace {
 
 using chorus::chp::Clock;
 using std::chrono::milliseconds;
 
-constexpr size_t kPayloadBytes = 100;
-constexpr int kUnlimitedHwm = 0;  // zmq: 0 = no limit, so nothing is dropped at the HWM
-
-double Seconds(Clock::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-// CPU time of the whole process (every thread, libzmq's I/O threads included), in seconds.
-double ProcessCpuSeconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  const auto secs = [](const timeval& tv) {
-    return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6;
-  };
-  return secs(ru.ru_utime) + secs(ru.ru_stime);
-}
-
-double PerMessageUs(double cpu_s, uint64_t n) {
-  return n > 0 ? cpu_s * 1e6 / static_cast<double>(n) : 0;
-}
-
-// CPU time of the calling thread, in seconds: a figure that the load of other processes on a
-// shared machine disturbs less than wall time.
-double ThreadCpuSeconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// A 100-byte msgpack value: bin 8 header (2 bytes) + 98 bytes, the first 8 of them a counter so
-// consecutive values differ.
-class Value {
- public:
-  Value() {
-    buf_.assign(kPayloadBytes, 'v');
-    buf_[0] = static_cast<char>(0xc4);
-    buf_[1] = static_cast<char>(kPayloadBytes - 2);
-  }
-  std::string_view With(uint64_t n) {
-    std::memcpy(buf_.data() + 2, &n, sizeof n);
-    return buf_;
-  }
-
- private:
-  std::string buf_;
-};
+using chp_bench::kPayloadBytes;
+using chp_bench::kUnlimitedHwm;
+using chp_bench::PerMessageUs;
+using chp_bench::ProcessCpuSeconds;
+using chp_bench::Seconds;
+using chp_bench::ThreadCpuSeconds;
+using chp_bench::Value;
 
 // ---------------------------------------------------------------------------------------------
 // a) raw libzmq
@@ -415,7 +377,10 @@ int main(int argc, char** argv) {
   int repeat = 0;
   size_t keys = 10'000;
   size_t subtrees = 10;
-  std::string phases = "abc";
+  std::string phases = "abcd";
+  size_t scale_subtrees = 0;
+  uint64_t scale_updates = 0;
+  int scale_sweep_ms = 1000;
   app.add_flag("--smoke", smoke, "small sizes, one round (a few seconds)");
   app.add_option("--messages", messages, "messages for a) and b) (default 2000000; smoke 50000)");
   app.add_option("--snapshot-keys", snapshot_keys,
@@ -425,11 +390,21 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   app.add_option("--keys", keys, "keyspace of b)")->check(CLI::PositiveNumber);
   app.add_option("--subtrees", subtrees, "subtrees of b)")->check(CLI::Range(1, 1000));
-  app.add_option("--phases", phases, "measurements to run, e.g. \"b\" for profiling (default abc)");
+  app.add_option("--phases", phases,
+                 "measurements to run, e.g. \"b\" for profiling (default abcd)");
+  app.add_option("--scale-subtrees", scale_subtrees,
+                 "subtrees followed in d) (default 100000; smoke 2000)")
+      ->check(CLI::Range(size_t{2}, size_t{1'000'000}));
+  app.add_option("--scale-updates", scale_updates,
+                 "steady-state updates in d) (default 1000000; smoke 20000)");
+  app.add_option("--scale-sweep-ms", scale_sweep_ms, "the server's sweep_period in d) (CS-26)")
+      ->check(CLI::Range(100, 3'600'000));
   CLI11_PARSE(app, argc, argv);
   if (messages == 0) messages = smoke ? 50'000 : 2'000'000;
   if (snapshot_keys == 0) snapshot_keys = smoke ? 100'000 : 1'000'000;
   if (repeat == 0) repeat = smoke ? 1 : 3;
+  if (scale_subtrees == 0) scale_subtrees = smoke ? 2'000 : 100'000;
+  if (scale_updates == 0) scale_updates = smoke ? 20'000 : 1'000'000;
   chorus::chp::Log().set_level(spdlog::level::warn);
   const auto run = [&](char phase) { return phases.find(phase) != std::string::npos; };
 
@@ -474,6 +449,15 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
 
+  // d) once, after the others (it holds the machine for a while at full size).
+  chp_bench::ScaleResult scale;
+  if (run('d')) {
+    scale = chp_bench::RunScale(scale_subtrees, scale_updates, scale_sweep_ms);
+    chp_bench::PrintScale("(one run)", scale, raw.per_s);
+    ok = ok && scale.ok;
+    std::fflush(stdout);
+  }
+
   const double ratio = raw.per_s > 0 ? chp.per_s / raw.per_s : 0;
   // CPU spent per message by the whole process, raw / CHP: what the throughput ratio tends to
   // when the machine is CPU-bound, and less disturbed by other load than wall time.
@@ -491,12 +475,16 @@ int main(int argc, char** argv) {
     PrintSnapshot("best", snap);
     std::printf("   snapshot target: < 2 s for 1M keys\n");
   }
+  if (run('d')) chp_bench::PrintScale("(one run)", scale, raw.per_s);
   std::printf(
       "RESULT chp_bench raw_msgs_per_s=%.0f chp_updates_per_s=%.0f ratio=%.3f "
       "cpu_ratio=%.3f chp_lost=%" PRIu64 " snapshot_keys=%" PRIu64
       " snapshot_s=%.3f "
-      "snapshot_keys_per_s=%.0f\n",
-      raw.per_s, chp.per_s, ratio, cpu_ratio, chp.lost, snap.keys, snap.seconds, snap.per_s);
+      "snapshot_keys_per_s=%.0f scale_subtrees=%zu scale_sync_all_s=%.3f "
+      "scale_updates_per_s=%.0f scale_agent_cpu_us=%.2f scale_stale_detect_s=%.3f\n",
+      raw.per_s, chp.per_s, ratio, cpu_ratio, chp.lost, snap.keys, snap.seconds, snap.per_s,
+      scale.subtrees, scale.sync_all_s, scale.updates_per_s, scale.agent_cpu_us,
+      scale.stale_detect_s);
   std::fflush(stdout);
 
   // Failure means a measurement could not be made (inexact count, no snapshot), not "slow".

@@ -393,6 +393,43 @@ TEST_F(ReplicaTest, QueueOverflowWhileSyncing) {
   EXPECT_EQ(r.stats().overflows, 1u);
 }
 
+// CR-11 (issue 11): the queue is bounded in bytes too, not only in updates: a few large values
+// overflow it like many small ones, and the subtree syncs again after the current sync.
+TEST_F(ReplicaTest, CR11_QueueBoundedInBytes) {
+  const Record big = SetRec("k", std::string(1000, 'v'), 1);
+  const size_t per_update = SubtreeReplica::QueuedBytes(big);
+  EXPECT_EQ(per_update, 1u + 1000u + 24u);
+  SubtreeReplica r("sub", /*max_queue=*/1000, /*max_queue_bytes=*/3 * per_update);
+  r.OnSubscribed();
+  r.MakeRequest(1);
+  for (uint64_t s = 3; s <= 5; ++s) {
+    Record rec = big;
+    rec.seq = s;
+    r.OnUpdate("E", rec, &obs_);
+  }
+  EXPECT_EQ(r.queued(), 3u);
+  EXPECT_EQ(r.queued_bytes(), 3 * per_update);
+  EXPECT_EQ(r.stats().overflows, 0u);
+  Record one_more = big;
+  one_more.seq = 6;
+  r.OnUpdate("E", one_more, &obs_);  // 4 updates, 4 KiB: over the byte bound
+  EXPECT_EQ(r.stats().overflows, 1u);
+  EXPECT_EQ(r.queued(), 0u);
+  EXPECT_EQ(r.queued_bytes(), 0u);
+  r.OnSyncEnd(End(1, {"E", 2}, 0), &obs_);
+  EXPECT_EQ(r.state(), State::kNeedSync) << "syncs again after the current sync";
+  EXPECT_EQ(r.MakeRequest(2).from, (Position{"E", 2}));
+  // Within the bound the queue is replayed and its bytes are released.
+  Record next = big;
+  next.seq = 3;
+  r.OnUpdate("E", next, &obs_);
+  EXPECT_EQ(r.queued_bytes(), per_update);
+  r.OnSyncEnd(End(2, {"E", 2}, 0, SyncMode::kResume), &obs_);
+  EXPECT_EQ(r.state(), State::kLive);
+  EXPECT_EQ(r.position(), (Position{"E", 3}));
+  EXPECT_EQ(r.queued_bytes(), 0u);
+}
+
 TEST_F(ReplicaTest, StaleRequestIdIgnored) {
   SubtreeReplica r("sub");
   r.OnSubscribed();

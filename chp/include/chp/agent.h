@@ -5,14 +5,15 @@
 // To follow several servers from one thread, poll several agents with PollOnce.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -27,15 +28,44 @@
 
 namespace chorus::chp {
 
+// CR-33: what the link to the server did. Reported to AgentOptions::on_link.
+enum class LinkEvent {
+  kUp,             // HELLO answered and the publisher heard from: the link is live
+  kDown,           // a live link was lost (publisher silent, HELLO refused)
+  kServerChanged,  // another server (a new server id) answers at the endpoint
+};
+struct LinkState {
+  LinkEvent event = LinkEvent::kUp;
+  std::string endpoint;            // the command endpoint of the link
+  std::string server_id;           // the server id now (kDown: the one lost)
+  std::string previous_server_id;  // kServerChanged: the id before
+};
+const char* LinkEventName(LinkEvent e);
+
 struct AgentOptions {
-  std::vector<std::string> endpoints;  // command endpoints of one logical server, failover order
+  // Failover: endpoints of one logical server, tried in order (the tools' mode). Peer: one
+  // cluster peer, endpoints.front() only; after silence the agent reconnects to it instead of
+  // moving on, and the owner learns the link's state from on_link (CR-33).
+  enum class Mode { kFailover, kPeer };
+  Mode mode = Mode::kFailover;
+  std::vector<std::string> endpoints;  // command endpoints, failover order
+  // Link state changes, on the agent's thread, in order: kDown once per live link lost, kUp once
+  // per link that becomes live, kServerChanged once per new server id, before the kUp that
+  // follows it when HELLO_OK tells. Both modes report; the callback must not destroy the agent.
+  std::function<void(const LinkState&)> on_link;
   std::chrono::milliseconds connect_timeout{1000};   // HELLO unanswered: try the next endpoint
   std::chrono::milliseconds silence_timeout{2000};   // publisher silent: fail over
   std::chrono::milliseconds subscribe_timeout{500};  // no welcome POSITION: sync anyway
   std::chrono::milliseconds request_timeout{3000};   // no progress on a sync or KVSET: re-send
-  size_t max_queue = 100'000;                        // updates queued per subtree while it syncs
-  size_t max_outstanding = 64;                       // sync requests in flight per connection
-  size_t max_unacked = 10'000;                       // KVSETs awaiting KVACK
+  // CR-11: updates queued per subtree while it syncs, in number and in bytes (key and value
+  // plus 24 per update), and the bytes queued for all subtrees together.
+  size_t max_queue = 100'000;
+  size_t max_queue_bytes = SubtreeReplica::kDefaultMaxQueueBytes;
+  size_t max_total_queue_bytes = size_t{256} << 20;
+  // CR-9: sync requests in flight per connection; subtrees waiting for a slot are served in the
+  // order they came to need a sync (FIFO), so none starves.
+  size_t max_outstanding = 256;
+  size_t max_unacked = 10'000;  // KVSETs awaiting KVACK
   // CR-32: a KVSET unacknowledged this long after it was first sent is given up and reported
   // as kTimeout; less than the server's dedup window (CS-10), so a retry is never applied twice.
   std::chrono::milliseconds kvset_give_up{8000};
@@ -92,18 +122,30 @@ class ReplicaAgent final : public Pollable {
   const AgentStats& stats() const { return stats_; }
   ReplicaStats TotalReplicaStats() const;
   size_t unacked() const { return unacked_.size(); }
+  // Bytes of updates queued by subtrees that are not live (CR-11), all subtrees together.
+  size_t queued_bytes() const { return queued_bytes_; }
 
  private:
   enum class Link { kIdle, kHello, kSubscribing, kLive };
+  using State = SubtreeReplica::State;
   struct Outstanding {
     std::string subtree;  // empty for the "*" request
     Clock::time_point deadline;
+  };
+  // Agent-side bookkeeping of one followed subtree: the state last counted in state_counts_ and
+  // whether it sits in the need-sync or wait-subscribe queue. Kept in step by Note().
+  struct Slot {
+    SubtreeReplica* replica = nullptr;
+    State counted = State::kWaitSubscribe;
+    bool queued = false;      // in need_sync_
+    bool waiting = false;     // in wait_subscribe_
+    size_t queued_bytes = 0;  // replica->queued_bytes() as last counted in queued_bytes_
   };
   struct Unacked {
     Uuid uuid;
     std::string body;
     AckHandler on_ack;
-    Clock::time_point deadline;
+    Clock::time_point deadline;  // next retry (also the key in retries_)
     Clock::time_point give_up;
   };
   struct UuidHash {
@@ -111,24 +153,40 @@ class ReplicaAgent final : public Pollable {
   };
 
   void Connect(Clock::time_point now);
+  void ReportLink(LinkEvent e, std::string previous = {});
   void Failover(Clock::time_point now, const char* why);
   void OnHelloOk(const HelloOk& m, Clock::time_point now);
   void ReadReplies(Clock::time_point now);
   void ReadPublisher(Clock::time_point now);
   void HandleReply(ReplyMessage&& m, Clock::time_point now);
+  void HandleSyncFrame(ReplyMessage&& m, Clock::time_point now);
   void HandlePub(PubMessage&& m);
   void SendRequests(Clock::time_point now);
+  void EndSubscribeWait();
   void CheckTimeouts(Clock::time_point now);
+  void CheckUnacked(Clock::time_point now);
   void ResendUnacked(Clock::time_point now);
   // CR-29: remember a subtree whose position may have moved; send them all at the end of a poll.
   void MarkApplied(const SubtreeReplica& r, const Position& before);
   void MarkAllApplied();
   void SendApplied();
   bool SendBody(const std::string& body);
-  SubtreeReplica* ReplicaFor(const std::string& subtree, bool create);
-  SubtreeReplica& AddReplica(const std::string& subtree);
+  Slot* SlotFor(const std::string& subtree, bool create);
+  Slot& AddReplica(const std::string& subtree);
+  void RemoveReplica(const std::string& subtree);
+  // Counts the replica's state and queues it when it needs a sync or waits for its
+  // subscription. Called after every call that may change a replica's state.
+  void Note(Slot& s);
   void ExtendSubscribeDeadline();
   bool WaitingForSubscriptions() const;
+  // Outstanding requests and their deadlines (request_deadlines_) change together.
+  void AddOutstanding(uint64_t id, std::string subtree, Clock::time_point deadline);
+  void ExtendOutstanding(std::unordered_map<uint64_t, Outstanding>::iterator it,
+                         Clock::time_point deadline);
+  void EraseOutstanding(std::unordered_map<uint64_t, Outstanding>::iterator it);
+  void ClearOutstanding();
+  void SetRetry(uint64_t order, Unacked& u, Clock::time_point deadline);
+  void EraseUnacked(std::map<uint64_t, Unacked>::iterator it);
   Result<Uuid> SendSet(KvSet m, AckHandler on_ack);
 
   zmq::context_t& ctx_;
@@ -147,11 +205,19 @@ class ReplicaAgent final : public Pollable {
   uint64_t hello_request_id_ = 0;
   Clock::time_point link_deadline_{};  // HELLO or silence deadline
   Clock::time_point subscribe_deadline_{};
+  bool reported_up_ = false;  // kUp reported and no kDown since (CR-33)
 
   std::map<std::string, SubtreeReplica, std::less<>> replicas_;  // sorted: iteration order matters
-  // Hash index of replicas_ for the per-publication lookup; kept in step with replicas_.
-  std::unordered_map<std::string, SubtreeReplica*, StringHash, std::equal_to<>> replica_index_;
+  // Hash index of replicas_ with the agent's bookkeeping; kept in step with replicas_.
+  std::unordered_map<std::string, Slot, StringHash, std::equal_to<>> slots_;
+  std::array<size_t, 4> state_counts_{};  // replicas per State, as last noted
+  size_t queued_bytes_ = 0;               // update queues of all replicas, as last noted
+  // Subtrees that need a sync, in the order they came to need it (CR-9); entries are checked
+  // when taken, so one that left need-sync meanwhile is skipped.
+  std::deque<std::string> need_sync_;
+  std::deque<std::string> wait_subscribe_;  // subtrees waiting for their subscription (CR-6)
   std::unordered_map<uint64_t, Outstanding> outstanding_;
+  std::set<std::pair<Clock::time_point, uint64_t>> request_deadlines_;  // (deadline, request id)
 
   bool follow_all_ = false;
   enum class AllState {
@@ -162,10 +228,13 @@ class ReplicaAgent final : public Pollable {
   } all_state_ = AllState::kWaitSubscribe;
   uint64_t all_request_id_ = 0;
 
-  // KVSETs awaiting KVACK in the order first sent (re-sent in that order, so a retried set and
-  // delete of one key cannot swap), indexed by UUID.
-  std::list<Unacked> unacked_;
-  std::unordered_map<Uuid, std::list<Unacked>::iterator, UuidHash> unacked_index_;
+  // KVSETs awaiting KVACK keyed by the order first sent (re-sent in that order, so a retried set
+  // and delete of one key cannot swap; given up in that order), indexed by UUID, and their retry
+  // deadlines in deadline order: a poll touches only the ones due.
+  std::map<uint64_t, Unacked> unacked_;
+  std::unordered_map<Uuid, uint64_t, UuidHash> unacked_index_;
+  std::set<std::pair<Clock::time_point, uint64_t>> retries_;  // (deadline, order)
+  uint64_t next_unacked_order_ = 0;
   std::mt19937_64 rng_;
   std::vector<std::string> applied_dirty_;  // subtrees to report (CR-29), may repeat
 };

@@ -63,7 +63,16 @@ class SubtreeReplica {
  public:
   enum class State { kWaitSubscribe, kNeedSync, kSyncing, kLive };
 
-  explicit SubtreeReplica(std::string subtree, size_t max_queue = 100'000);
+  // CR-11: updates queued while not live are bounded in number and in bytes (key and value
+  // bytes plus kQueuedOverheadBytes per update).
+  explicit SubtreeReplica(std::string subtree, size_t max_queue = 100'000,
+                          size_t max_queue_bytes = kDefaultMaxQueueBytes);
+  static constexpr size_t kDefaultMaxQueueBytes = size_t{16} << 20;
+  static constexpr size_t kQueuedOverheadBytes = 24;
+  // What one update costs in the queue's byte bound.
+  static size_t QueuedBytes(const Record& r) {
+    return r.key.size() + r.value.size() + kQueuedOverheadBytes;
+  }
 
   // The subscription is known to be active (a message arrived on its topic, or a timeout).
   void OnSubscribed();
@@ -83,6 +92,9 @@ class SubtreeReplica {
   void OnPosition(const Position& p);
   void OnSyncRecords(uint64_t request_id, std::vector<Record>&& records);
   void OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs);
+  // Treats the queue as overflowed (CR-11): discards it and syncs again after the current sync.
+  // The agent calls it when the queues of all its subtrees together pass their byte bound.
+  void DiscardQueue();
 
   State state() const { return state_; }
   bool live() const { return state_ == State::kLive; }
@@ -96,6 +108,8 @@ class SubtreeReplica {
   // backup to adopt it as primary (Server::Adopt, CS-29).
   std::vector<Record> SnapshotRecords(int64_t now_ms) const;
   const EntryMap& entries() const { return entries_; }
+  size_t queued() const { return queue_.size(); }
+  size_t queued_bytes() const { return queue_bytes_; }
   const ReplicaStats& stats() const { return stats_; }
 
  private:
@@ -111,6 +125,8 @@ class SubtreeReplica {
 
   std::string subtree_;
   size_t max_queue_;
+  size_t max_queue_bytes_;
+  size_t queue_bytes_ = 0;
   State state_ = State::kWaitSubscribe;
   Position position_;
   uint64_t term_ = 0;

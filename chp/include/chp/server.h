@@ -32,7 +32,10 @@ struct ServerOptions {
   std::string server_id;                                 // default: random
   std::chrono::milliseconds heartbeat_interval{500};
   size_t max_value_bytes = kDefaultMaxValueBytes;
-  size_t positions_per_sweep = 256;  // unchanged subtrees announced per heartbeat
+  // CS-26: every subtree held when a sweep starts is announced within sweep_period (so at least
+  // once in any window of two periods), at least positions_per_sweep per heartbeat tick.
+  std::chrono::milliseconds sweep_period{1000};
+  size_t positions_per_sweep = 256;
   size_t max_positions_per_tick = 10'000;
   // CS-10: accepted KVSET UUIDs are remembered for dedup_window_ms, and at most dedup_window of
   // them (past it the oldest go early, counted in dedup_evicted_early).
