@@ -1,0 +1,89 @@
+// Interest routing and delivery (docs/cluster.md §8, C-16): a channel with local subscribers
+// whose partition primary is another member is followed on that member's CHP server
+// (interest.h); what arrives is applied to the local copy of the channel's history (the
+// primary's epoch and offsets, kept with ChannelHistory's replica operations) and each new
+// publication is delivered to the local subscribers once, in offset order.
+#include "broker/node/engine.h"
+#include "broker/node/log.h"
+#include "cluster_view.h"
+#include "interest.h"
+
+namespace chorus::broker::node {
+
+void Engine::RefreshInterests() {
+  table_.ForEach([&](const Channel& ch) {
+    if (!ch.subscribers.empty()) interest_dirty_.insert(ch.name);
+  });
+  for (const auto& [channel, member] : interest_->followed()) interest_dirty_.insert(channel);
+}
+
+void Engine::ApplyInterests() {
+  // A map that changed (commands applied, not barriers) may have moved primaries.
+  if (cluster_->received && cluster_->map.applied() != view_entries_) {
+    view_entries_ = cluster_->map.applied();
+    RefreshInterests();
+  }
+  while (!interest_dirty_.empty()) {
+    const std::string channel = std::move(interest_dirty_.extract(interest_dirty_.begin()).value());
+    const Channel* ch = table_.Find(channel);
+    // Only channels that keep history have their publications in CHP (chp_state_sink.h).
+    const bool wanted = ch != nullptr && !ch->subscribers.empty() && ch->history.has_value();
+    const Route route = RouteOf(channel);
+    if (!wanted || route.local || route.unreachable) {
+      interest_->Unfollow(channel);
+      continue;
+    }
+    const cluster::Member* m = cluster_->map.FindMember(route.member);
+    if (m == nullptr || m->endpoints.chp.empty()) {
+      interest_->Unfollow(channel);
+      continue;
+    }
+    interest_->Follow(channel, route.member, m->endpoints.chp);
+  }
+}
+
+void Engine::OnRemoteReset(const std::string& channel, const StreamPosition& top,
+                           std::vector<Publication> pubs) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr || !ch->history) return;
+  const StreamPosition before = ch->history->Top();
+  // Publications of the same line past what this node had are new to its subscribers (a
+  // resync after a gap); a different line's past is not delivered (C-17 is not built).
+  std::vector<Publication> fresh;
+  if (before.epoch == top.epoch) {
+    for (const Publication& p : pubs) {
+      if (p.offset > before.offset) fresh.push_back(p);
+    }
+  }
+  if (!ch->history->Restore(top, std::move(pubs))) {
+    (void)ch->history->Restore(top, {});  // not contiguous: keep the position only
+  }
+  for (const Publication& p : fresh) {
+    ++remote_delivered_;
+    Fanout(*ch, [&](const Encoder& e) { return e.PubPush(ch->name, p, nullptr); });
+  }
+}
+
+void Engine::OnRemoteTop(const std::string& channel, const StreamPosition& top) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr || !ch->history) return;
+  // A new line on the primary (the channel was dropped and created again there).
+  if (ch->history->epoch() != top.epoch) (void)ch->history->Restore(top, {});
+}
+
+void Engine::OnRemotePublication(const std::string& channel, Publication pub) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr || !ch->history) return;
+  auto applied = ch->history->ApplyReplicated(pub);
+  if (!applied) {
+    if (applied.error() != make_error_code(Errc::kReplicaGap)) return;  // stale: delivered
+    ++remote_gaps_;
+    Log().warn("interest: {} jumped from offset {} to {}", channel, ch->history->Top().offset,
+               pub.offset);
+    (void)ch->history->Restore(StreamPosition{pub.offset, ch->history->epoch()}, {pub});
+  }
+  ++remote_delivered_;
+  Fanout(*ch, [&](const Encoder& e) { return e.PubPush(ch->name, pub, nullptr); });
+}
+
+}  // namespace chorus::broker::node
