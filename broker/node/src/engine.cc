@@ -158,6 +158,7 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get()};
   interest_->AppendParts(parts);
   chp::PollOnce(parts, max_wait);
+  RunParked();         // C-17: subscribes whose copy went live (or timed out)
   RunPendingCloses();  // forwarded publishes answered may have found slow sessions
 }
 

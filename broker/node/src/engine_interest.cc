@@ -1,4 +1,4 @@
-// Interest routing and delivery (docs/cluster.md §8, C-16): a channel with local subscribers
+// Interest routing and delivery (docs/cluster.md §8, C-16, C-17): a channel with local subscribers
 // whose partition primary is another member is followed on that member's CHP server
 // (interest.h); what arrives is applied to the local copy of the channel's history (the
 // primary's epoch and offsets, kept with ChannelHistory's replica operations) and each new
@@ -27,7 +27,8 @@ void Engine::ApplyInterests() {
     const std::string channel = std::move(interest_dirty_.extract(interest_dirty_.begin()).value());
     const Channel* ch = table_.Find(channel);
     // Only channels that keep history have their publications in CHP (chp_state_sink.h).
-    const bool wanted = ch != nullptr && !ch->subscribers.empty() && ch->history.has_value();
+    const bool wanted = ch != nullptr && ch->history.has_value() &&
+                        (!ch->subscribers.empty() || parked_channels_.count(channel) != 0);
     const Route route = RouteOf(channel);
     if (!wanted || route.local || route.unreachable) {
       interest_->Unfollow(channel);
@@ -84,6 +85,64 @@ void Engine::OnRemotePublication(const std::string& channel, Publication pub) {
   }
   ++remote_delivered_;
   Fanout(*ch, [&](const Encoder& e) { return e.PubPush(ch->name, pub, nullptr); });
+}
+
+// ---- C-17: recovery anywhere. A client subscribe to a channel followed from another primary
+// waits (bounded) until this node's copy is live, then runs as any subscribe against the copy:
+// the recovered publications come from the copy's history and the live ones are applied to the
+// same copy on this thread afterwards, so the switch has no gap and no duplicate.
+
+namespace {
+constexpr size_t kMaxParked = 10'000;                    // subscribes waiting for a copy
+constexpr std::chrono::milliseconds kParkTimeout{3000};  // then 114 "unavailable, retry"
+}  // namespace
+
+bool Engine::ParkSubscribe(Session& s, const ClientCommand& cmd, const SubscribeRequest& r) {
+  if (s.subs.count(r.channel) != 0) return false;  // 105 from the normal path
+  auto resolved = table_.Resolve(r.channel);
+  if (!resolved || !resolved->options->HistoryEnabled()) return false;
+  const Route route = RouteOf(r.channel);
+  if (route.local || route.unreachable || interest_->Live(r.channel)) return false;
+  if (parked_.size() >= kMaxParked) return false;  // answered from what is here (C-17 gap)
+  // The local copy must exist to receive the snapshot.
+  if (!table_.Open(r.channel, NowMs())) return false;
+  parked_.push_back({s.id, cmd, chp::Clock::now() + kParkTimeout});
+  ++parked_channels_[r.channel];
+  UpdateInterest(r.channel);
+  return true;
+}
+
+void Engine::RunParked() {
+  if (parked_.empty()) return;
+  const auto now = chp::Clock::now();
+  std::vector<ParkedSubscribe> ready;
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    const std::string& channel = std::get<SubscribeRequest>(it->cmd.request).channel;
+    if (now < it->deadline && !interest_->Live(channel) && !RouteOf(channel).local) {
+      ++it;
+      continue;
+    }
+    if (auto pc = parked_channels_.find(channel); pc != parked_channels_.end()) {
+      if (--pc->second == 0) parked_channels_.erase(pc);
+    }
+    UpdateInterest(channel);
+    ready.push_back(std::move(*it));
+    it = parked_.erase(it);
+  }
+  for (ParkedSubscribe& p : ready) {
+    Session* s = FindSession(p.session);
+    if (s == nullptr) continue;
+    const std::string& channel = std::get<SubscribeRequest>(p.cmd.request).channel;
+    if (!interest_->Live(channel) && !RouteOf(channel).local) {
+      // The copy did not become live in time: a temporary error, never a partial answer.
+      const uint32_t code = ToCode(Errc::kUnavailable);
+      SendTo(*s,
+             EncoderOf(*s).Error(p.cmd.id, code, make_error_code(Errc::kUnavailable).message()));
+      continue;
+    }
+    HandleCommand(*s, p.cmd);  // the normal path, now against the live copy
+  }
+  RunPendingCloses();
 }
 
 }  // namespace chorus::broker::node

@@ -93,6 +93,8 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
           }
           error(r.error());  // native N-2: an error reply
         } else if constexpr (std::is_same_v<T, SubscribeRequest>) {
+          // C-17: answered once this node's copy of a channel of another primary is live.
+          if (ParkSubscribe(s, cmd, req)) return;
           auto r = OnSubscribe(s, req);
           if (!r) return error(r.error());
           SendTo(s, enc.Reply(cmd.id, *r));  // N-13: the reply before anything of the channel

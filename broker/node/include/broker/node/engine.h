@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <initializer_list>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -239,6 +240,15 @@ class Engine final : public chp::Pollable {
                      std::vector<Publication> pubs);
   void OnRemoteTop(const std::string& channel, const StreamPosition& top);
   void OnRemotePublication(const std::string& channel, Publication pub);
+  // C-17: a client subscribe to a channel of another primary whose copy here is not live yet
+  // waits (bounded) and is then handled against the live copy. True when parked.
+  struct ParkedSubscribe {
+    SubscriberId session = 0;
+    ClientCommand cmd;
+    chp::Clock::time_point deadline;
+  };
+  bool ParkSubscribe(Session& s, const ClientCommand& cmd, const SubscribeRequest& r);
+  void RunParked();
 
   zmq::context_t& ctx_;
   EngineOptions options_;
@@ -265,6 +275,8 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<Forwarder> forwarder_;        // the data-plane ROUTER and DEALERs (never null)
   std::unique_ptr<InterestFollower> interest_;  // channels followed on other primaries
   std::set<std::string, std::less<>> interest_dirty_;
+  std::list<ParkedSubscribe> parked_;                           // C-17, in arrival order
+  std::map<std::string, size_t, std::less<>> parked_channels_;  // channel -> parked subscribes
   uint64_t view_entries_ = UINT64_MAX;  // the map's applied() count last acted on
   uint64_t remote_delivered_ = 0;       // publications from other primaries delivered here
   uint64_t remote_gaps_ = 0;            // of them, applied after a gap in offsets
