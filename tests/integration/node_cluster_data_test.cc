@@ -10,7 +10,9 @@
 // the node's code) and the partition table the nodes agree on.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +78,80 @@ TEST_F(NodeClusterDataTest, C6_C7_PublishOnAnyNodeIsForwardedToThePrimary) {
   EXPECT_EQ(Metric(b, "chorus_cluster_pub_forwarded_total"), 6);
   EXPECT_EQ(Metric(a, "chorus_cluster_pub_served_total"), 6);
   EXPECT_EQ(Metric(a, "chorus_cluster_pub_forwarded_total"), 0);
+}
+
+// The peer wire (docs/cluster.md §16), raw msgpack built here: a node that is not the
+// partition's primary answers kNotPrimary naming the primary (C-6); the primary refuses a
+// request at an older partition epoch with kStaleEpoch (C-13) and publishes one at its epoch;
+// a malformed frame gets no answer and the node keeps serving.
+TEST_F(NodeClusterDataTest, C6_C13_PeerRequestsAreCheckedAgainstTheMap) {
+  const std::string ch = ChannelWithPrimary(1, "wire");
+  const uint32_t part = PartitionOfChannel(ch, kPartitions);
+  const uint64_t epoch = table_[part]["epoch"].get<uint64_t>();
+  ASSERT_GE(epoch, 1u);
+  json c = ResultOf(Api(Node(1), "cluster", "{}"));
+  ASSERT_FALSE(c.is_null());
+  std::map<uint64_t, std::string> peer;  // member -> its `api` endpoint (the peer ROUTER)
+  for (const json& m : c["members"]) {
+    peer[m["id"].get<uint64_t>()] = m["endpoints"]["api"].get<std::string>();
+  }
+  auto request = [&](uint64_t id, uint64_t with_epoch, uint32_t partition) {
+    return Pack()
+        .Array(10)
+        .U(1)
+        .U(id)
+        .U(partition)
+        .U(with_epoch)
+        .U(9)
+        .Str(ch)
+        .Str(R"({"w":1})")
+        .Nil()
+        .Map(0)
+        .Bool(false)
+        .str();
+  };
+  // The reply as [kind, id, status, error, offset, epoch, primary, partition_epoch].
+  auto ask = [&](uint64_t member, const std::string& body) -> std::optional<Frame> {
+    zmq::socket_t d(ctx_, zmq::socket_type::dealer);
+    d.set(zmq::sockopt::linger, 0);
+    d.connect(peer[member]);
+    d.send(zmq::buffer(body));
+    zmq::pollitem_t item{d.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(3000)) <= 0) return std::nullopt;
+    zmq::message_t m;
+    (void)d.recv(m);
+    return Frame{msgpack::unpack(static_cast<const char*>(m.data()), m.size())};
+  };
+  auto field = [](const Frame& f, uint32_t i) { return f.root().via.array.ptr[i]; };
+
+  auto not_primary = ask(2, request(11, epoch, part));
+  ASSERT_TRUE(not_primary);
+  ASSERT_EQ(not_primary->root().via.array.size, 8u);
+  EXPECT_EQ(field(*not_primary, 1).as<uint64_t>(), 11u);
+  EXPECT_EQ(field(*not_primary, 2).as<uint32_t>(), 1u);  // kNotPrimary
+  EXPECT_EQ(field(*not_primary, 6).as<uint64_t>(), 1u);  // the primary
+  EXPECT_EQ(field(*not_primary, 7).as<uint64_t>(), epoch);
+
+  auto stale = ask(1, request(12, epoch - 1, part));
+  ASSERT_TRUE(stale);
+  EXPECT_EQ(field(*stale, 2).as<uint32_t>(), 2u);  // kStaleEpoch
+  EXPECT_EQ(field(*stale, 7).as<uint64_t>(), epoch);
+
+  EXPECT_FALSE(ask(1, "\x93\x01\x02"));  // not a request: dropped, no answer
+  auto wrong_part = ask(1, request(13, epoch, (part + 1) % kPartitions));
+  ASSERT_TRUE(wrong_part);
+  EXPECT_EQ(field(*wrong_part, 2).as<uint32_t>(), 3u);    // kError
+  EXPECT_EQ(field(*wrong_part, 3).as<uint32_t>(), 107u);  // bad request
+
+  auto ok = ask(1, request(14, epoch, part));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(field(*ok, 2).as<uint32_t>(), 0u);
+  EXPECT_EQ(field(*ok, 4).as<uint64_t>(), 1u);  // the first offset of the channel
+  json h = ResultOf(Api(Node(1), "history", json{{"channel", ch}, {"limit", -1}}.dump()));
+  ASSERT_FALSE(h.is_null());
+  EXPECT_EQ(h["epoch"], field(*ok, 5).as<std::string>());
+  ASSERT_EQ(h["publications"].size(), 1u);
+  EXPECT_EQ(h["publications"][0]["data"]["w"], 1);
 }
 
 // C-6 for `broadcast`: one request on B for channels of A, B and C; each is published by its

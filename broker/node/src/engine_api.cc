@@ -20,8 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr size_t kBridgeBatch = 256;
-
 json ErrorJson(Errc e) {
   return {
       {"error", {{"code", static_cast<uint32_t>(e)}, {"message", make_error_code(e).message()}}}};
@@ -92,33 +90,6 @@ std::optional<StreamPosition> ReadPosition(ApiParams& p, const char* key) {
 
 }  // namespace
 
-void Engine::ReadBridge() {
-  for (size_t i = 0; i < kBridgeBatch; ++i) {
-    bridge::Frames frames;
-    zmq::message_t part;
-    if (!bridge_.recv(part, zmq::recv_flags::dontwait)) return;
-    zmq::message_t routing_id = std::move(part);
-    while (true) {
-      const bool more = frames.empty() ? routing_id.more() : frames.back().more();
-      if (!more) break;
-      zmq::message_t next;
-      (void)bridge_.recv(next, zmq::recv_flags::none);
-      frames.push_back(std::move(next));
-    }
-    std::optional<bridge::GatewayMessage> msg = bridge::DecodeGatewayMessage(frames);
-    if (!msg) {
-      Log().warn("bridge: dropped a message of {} frames", frames.size());
-      continue;
-    }
-    if (const auto* ws = std::get_if<bridge::WsEvent>(&*msg)) {
-      HandleWsEvent(routing_id.to_string(), *ws);
-      continue;
-    }
-    AnswerBridge(routing_id, std::get<bridge::HttpRequest>(*msg));
-  }
-  RunPendingCloses();
-}
-
 void Engine::AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRequest& request) {
   ++counters_.api_requests;
   HttpAnswer a;
@@ -142,24 +113,6 @@ void Engine::AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRe
     a = {500, "application/json", ErrorJson(Errc::kInternal).dump()};
   }
   if (!a.deferred) SendBridgeReply(rid, request_id, a);
-}
-
-void Engine::SendBridgeReply(const std::string& routing_id, uint64_t request_id,
-                             const HttpAnswer& a) {
-  bridge::Frames reply = bridge::EncodeHttpReply(request_id, a.status, a.content_type, a.body);
-  try {
-    bridge_.send(zmq::buffer(routing_id.data(), routing_id.size()), zmq::send_flags::sndmore);
-    for (size_t k = 0; k < reply.size(); ++k) {
-      bridge_.send(reply[k],
-                   k + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-  } catch (const zmq::error_t& e) {
-    Log().warn("bridge: reply lost: {}", e.what());  // the gateway went away
-  }
-}
-
-Engine::HttpAnswer Engine::Health() const {
-  return {200, "application/json", R"({"status":"ok"})"};
 }
 
 // The server API: one handler per method, found in a table (Centrifugo-compatible methods plus
