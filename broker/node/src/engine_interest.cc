@@ -32,6 +32,12 @@ void Engine::ApplyInterests() {
     const Route route = RouteOf(channel);
     if (!wanted || route.local || route.unreachable) {
       interest_->Unfollow(channel);
+      const bool had_line = remote_lines_.erase(channel) != 0;
+      // This node became the primary of a line it only copied (a failover placed the partition
+      // here afresh): the copy may lack what the old primary published last, so continuing its
+      // epoch could give two histories one epoch. A new line instead; subscribers reconnect and
+      // recover (recovered: false).
+      if (had_line && route.local && ch != nullptr) LoseRemoteLine(channel);
       continue;
     }
     const cluster::Member* m = cluster_->map.FindMember(route.member);
@@ -41,6 +47,15 @@ void Engine::ApplyInterests() {
     }
     interest_->Follow(channel, route.member, m->endpoints.chp);
   }
+}
+
+void Engine::LoseRemoteLine(const std::string& channel) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr || !ch->history) return;
+  Log().info("interest: {} leaves the line copied from its old primary (epoch {})", channel,
+             ch->history->epoch());
+  (void)ch->history->Restore(StreamPosition{0, RandomEpoch(rng_)}, {});
+  for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
 }
 
 void Engine::OnRemoteReset(const std::string& channel, const StreamPosition& top,
@@ -56,6 +71,11 @@ void Engine::OnRemoteReset(const std::string& channel, const StreamPosition& top
       if (p.offset > before.offset) fresh.push_back(p);
     }
   }
+  // Subscribers of an earlier copied line would see offsets go back: they reconnect instead.
+  if (before.epoch != top.epoch && remote_lines_.count(channel) != 0) {
+    for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
+  }
+  remote_lines_.insert(channel);
   if (!ch->history->Restore(top, std::move(pubs))) {
     (void)ch->history->Restore(top, {});  // not contiguous: keep the position only
   }
@@ -69,7 +89,13 @@ void Engine::OnRemoteTop(const std::string& channel, const StreamPosition& top) 
   Channel* ch = table_.Find(channel);
   if (ch == nullptr || !ch->history) return;
   // A new line on the primary (the channel was dropped and created again there).
-  if (ch->history->epoch() != top.epoch) (void)ch->history->Restore(top, {});
+  if (ch->history->epoch() != top.epoch) {
+    if (remote_lines_.count(channel) != 0) {
+      for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
+    }
+    (void)ch->history->Restore(top, {});
+  }
+  remote_lines_.insert(channel);
 }
 
 void Engine::OnRemotePublication(const std::string& channel, Publication pub) {

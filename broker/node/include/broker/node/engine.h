@@ -240,6 +240,9 @@ class Engine final : public chp::Pollable {
                      std::vector<Publication> pubs);
   void OnRemoteTop(const std::string& channel, const StreamPosition& top);
   void OnRemotePublication(const std::string& channel, Publication pub);
+  // A copied line this node must not continue (it became primary): a new epoch, subscribers
+  // closed with 3010 so they recover (recovered: false).
+  void LoseRemoteLine(const std::string& channel);
   // C-17: a client subscribe to a channel of another primary whose copy here is not live yet
   // waits (bounded) and is then handled against the live copy. True when parked.
   struct ParkedSubscribe {
@@ -275,7 +278,8 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<Forwarder> forwarder_;        // the data-plane ROUTER and DEALERs (never null)
   std::unique_ptr<InterestFollower> interest_;  // channels followed on other primaries
   std::set<std::string, std::less<>> interest_dirty_;
-  std::list<ParkedSubscribe> parked_;                           // C-17, in arrival order
+  std::set<std::string, std::less<>> remote_lines_;  // channels whose copy holds a primary's line
+  std::list<ParkedSubscribe> parked_;                // C-17, in arrival order
   std::map<std::string, size_t, std::less<>> parked_channels_;  // channel -> parked subscribes
   uint64_t view_entries_ = UINT64_MAX;  // the map's applied() count last acted on
   uint64_t remote_delivered_ = 0;       // publications from other primaries delivered here
