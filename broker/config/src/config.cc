@@ -194,6 +194,7 @@ Problem CheckListeners(const NodeConfig& c) {
       {"native.endpoint", &c.native.endpoint},
       {"cluster.chp_command", &c.cluster.chp_command},
       {"cluster.chp_publisher", &c.cluster.chp_publisher},
+      {"cluster.peer_endpoint", &c.cluster.peer_endpoint},
       {"cluster.endpoint", &c.cluster.endpoint}};
   for (const auto& [key, text] : endpoints) {
     Endpoint ep;

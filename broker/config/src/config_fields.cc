@@ -397,6 +397,7 @@ const std::vector<NodeField>& NodeFields() {
     AddSection<C>(out, "cluster", &NodeConfig::cluster,
                   {StringField("chp_command", &C::chp_command, CheckBindEndpoint),
                    StringField("chp_publisher", &C::chp_publisher, CheckBindEndpoint),
+                   StringField("peer_endpoint", &C::peer_endpoint, CheckBindEndpoint),
                    StringsField("seeds", &C::seeds, CheckSeed),
                    IntField("replication_factor", &C::replication_factor, 1, 5),
                    IntField("heartbeat_ms", &C::heartbeat_ms, 10, 60'000),

@@ -40,6 +40,8 @@ class Category final : public std::error_category {
         return "unrecoverable position";
       case Errc::kConflict:
         return "conflict";
+      case Errc::kUnavailable:
+        return "unavailable, retry";
       case Errc::kReplicaGap:
         return "replicated publication skips offsets";
       case Errc::kReplicaStale:

@@ -205,7 +205,8 @@ void ClusterAgent::Run() {
   cluster::Heartbeat hb;
   hb.id = addresses_.member_id;
   hb.incarnation = addresses_.incarnation;
-  hb.endpoints = {options_.chp_endpoint, addresses_.endpoint, addresses_.raft};
+  // `api`: the engine's data-plane ROUTER (forwarded publishes, docs/cluster.md §5).
+  hb.endpoints = {options_.chp_endpoint, options_.peer_endpoint, addresses_.raft};
   const std::string hb_bytes = EncodeHeartbeat(hb);
   const auto hb_period = std::chrono::milliseconds(c.heartbeat_ms);
   const auto view_period = std::chrono::milliseconds(std::clamp<int64_t>(c.heartbeat_ms, 10, 100));

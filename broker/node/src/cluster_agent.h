@@ -29,6 +29,7 @@ namespace chorus::broker::node {
 struct ClusterAgentOptions {
   ClusterSection cluster;
   std::string chp_endpoint;   // this node's bound CHP command endpoint (in the map's member)
+  std::string peer_endpoint;  // the engine's bound data-plane ROUTER (the member's `api`)
   std::string view_endpoint;  // inproc:// PAIR the engine connects to
 };
 

@@ -10,6 +10,9 @@
 #include "broker/node/log.h"
 #include "chp/types.h"
 #include "cluster_view.h"
+#include "forwarder.h"
+#include "interest.h"
+#include "peer_codec.h"
 #include "sync_service.h"
 #include "transports.h"
 
@@ -37,6 +40,21 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
       sessions_(options_.closed_memory),
       cluster_view_(ctx, zmq::socket_type::pair),
       cluster_(std::make_unique<ClusterView>()) {
+  ForwarderOptions fo;
+  fo.max_in_flight = options_.forward_max_in_flight;
+  fo.max_in_flight_bytes = options_.forward_max_in_flight_bytes;
+  fo.timeout = options_.forward_timeout;
+  forwarder_ = std::make_unique<Forwarder>(
+      ctx_, fo, [this](const ForwardRequest& r) { return ServeForward(r); });
+  InterestCallbacks ic;
+  ic.on_reset = [this](const std::string& ch, const StreamPosition& top,
+                       std::vector<Publication> pubs) { OnRemoteReset(ch, top, std::move(pubs)); };
+  ic.on_top = [this](const std::string& ch, const StreamPosition& top) { OnRemoteTop(ch, top); };
+  ic.on_publication = [this](const std::string& ch, Publication p) {
+    OnRemotePublication(ch, std::move(p));
+  };
+  interest_ = std::make_unique<InterestFollower>(
+      ctx_, std::move(ic), std::chrono::milliseconds(options_.config.cluster.heartbeat_ms));
   // The gateway closes a slow connection on its own with the same code the engine uses.
   static_assert(bridge::kCloseSlow == kDisconnectSlow.code);
 }
@@ -127,6 +145,14 @@ Result<Unit> Engine::Bind() {
     Log().error("cannot connect the cluster view {}: {}", options_.cluster_view_endpoint, e.what());
     return Errc::kInternal;
   }
+  {
+    std::string why;
+    peer_endpoint_ = forwarder_->Bind(cfg.cluster.peer_endpoint, &why);
+    if (peer_endpoint_.empty()) {
+      Log().error("cannot bind cluster.peer_endpoint {}: {}", cfg.cluster.peer_endpoint, why);
+      return Errc::kInternal;
+    }
+  }
   if (cfg.scheduler.enabled) {
     std::string why;
     sync_ = SyncService::Create(cfg.scheduler, &why);
@@ -141,7 +167,7 @@ Result<Unit> Engine::Bind() {
 
 EngineEndpoints Engine::endpoints() const {
   return {native_endpoint_, chp_->command_endpoint(), chp_->publisher_endpoint(),
-          options_.bridge_endpoint};
+          options_.bridge_endpoint, peer_endpoint_};
 }
 
 int64_t Engine::NowMs() const {
@@ -149,7 +175,12 @@ int64_t Engine::NowMs() const {
 }
 
 void Engine::RunOnce(std::chrono::milliseconds max_wait) {
-  chp::PollOnce({chp_.get(), this}, max_wait);
+  ApplyInterests();
+  std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get()};
+  interest_->AppendParts(parts);
+  chp::PollOnce(parts, max_wait);
+  RunParked();         // C-17: subscribes whose copy went live (or timed out)
+  RunPendingCloses();  // forwarded publishes answered may have found slow sessions
 }
 
 size_t Engine::AddPollItems(std::vector<zmq::pollitem_t>& items) {
@@ -299,6 +330,7 @@ void Engine::LeaveChannel(Session& s, std::string_view channel, bool push_unsubs
   ch->subscribers.erase(s.id);
   PushPresenceEvents(*ch, events);
   table_.Unsubscribe(*ch, s.id, now);  // may drop the channel: ch is not used after this
+  UpdateInterest(name);                // C-16: unfollowed after the last local subscriber
 }
 
 void Engine::CloseSession(SubscriberId id, uint32_t code, std::string_view reason, bool reconnect,

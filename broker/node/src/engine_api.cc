@@ -1,6 +1,7 @@
 // The HTTP server API (Centrifugo-compatible, `POST /api/<method>`), /health and /metrics, as
 // the engine answers them through the gateway bridge (broker/gateway/README.md, "Bridge").
 // The gateway has checked the API key; the body is the request's JSON.
+#include <memory>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -19,8 +20,6 @@ namespace chorus::broker::node {
 namespace {
 
 using nlohmann::json;
-
-constexpr size_t kBridgeBatch = 256;
 
 json ErrorJson(Errc e) {
   return {
@@ -71,39 +70,17 @@ std::optional<StreamPosition> ReadPosition(ApiParams& p, const char* key) {
 
 }  // namespace
 
-void Engine::ReadBridge() {
-  for (size_t i = 0; i < kBridgeBatch; ++i) {
-    bridge::Frames frames;
-    zmq::message_t part;
-    if (!bridge_.recv(part, zmq::recv_flags::dontwait)) return;
-    zmq::message_t routing_id = std::move(part);
-    while (true) {
-      const bool more = frames.empty() ? routing_id.more() : frames.back().more();
-      if (!more) break;
-      zmq::message_t next;
-      (void)bridge_.recv(next, zmq::recv_flags::none);
-      frames.push_back(std::move(next));
-    }
-    std::optional<bridge::GatewayMessage> msg = bridge::DecodeGatewayMessage(frames);
-    if (!msg) {
-      Log().warn("bridge: dropped a message of {} frames", frames.size());
-      continue;
-    }
-    if (const auto* ws = std::get_if<bridge::WsEvent>(&*msg)) {
-      HandleWsEvent(routing_id.to_string(), *ws);
-      continue;
-    }
-    AnswerBridge(routing_id, std::get<bridge::HttpRequest>(*msg));
-  }
-  RunPendingCloses();
-}
-
 void Engine::AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRequest& request) {
   ++counters_.api_requests;
   HttpAnswer a;
+  const std::string rid = routing_id.to_string();
+  const uint64_t request_id = request.id;
+  const HttpLater later = [this, rid, request_id](const HttpAnswer& x) {
+    SendBridgeReply(rid, request_id, x);
+  };
   try {
     if (request.kind == bridge::kKindApi) {
-      a = HandleApi(request.method, request.body);
+      a = HandleApi(request.method, request.body, &later);
     } else if (request.kind == bridge::kKindHealth) {
       a = Health();
     } else if (request.kind == bridge::kKindMetrics) {
@@ -115,20 +92,7 @@ void Engine::AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRe
     Log().error("bridge {}: {}", request.kind, e.what());
     a = {500, "application/json", ErrorJson(Errc::kInternal).dump()};
   }
-  bridge::Frames reply = bridge::EncodeHttpReply(request.id, a.status, a.content_type, a.body);
-  try {
-    bridge_.send(zmq::buffer(routing_id.data(), routing_id.size()), zmq::send_flags::sndmore);
-    for (size_t k = 0; k < reply.size(); ++k) {
-      bridge_.send(reply[k],
-                   k + 1 < reply.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-  } catch (const zmq::error_t& e) {
-    Log().warn("bridge: reply lost: {}", e.what());  // the gateway went away
-  }
-}
-
-Engine::HttpAnswer Engine::Health() const {
-  return {200, "application/json", R"({"status":"ok"})"};
+  if (!a.deferred) SendBridgeReply(rid, request_id, a);
 }
 
 // The server API: one handler per method, found in a table (Centrifugo-compatible methods plus
@@ -141,6 +105,8 @@ class Engine::Api {
     json& params;
     std::string channel;  // "" when absent
     int64_t now_ms = 0;
+    // Set for a top-level request: a handler may answer later (a forwarded publish, C-6).
+    const HttpLater* later = nullptr;
   };
   using Handler = HttpAnswer (*)(Call&);
 
@@ -209,21 +175,36 @@ class Engine::Api {
     return SyncAnswer(c.engine.sync_->Cancel(c.params));
   }
 
+  // The reply of a publish: `{"result":{offset, epoch}}` (both absent without history).
+  static json PublishJson(const Result<PublishResult>& out) {
+    if (!out) return ErrorJson(out.error());
+    json r = json::object();
+    if (!out->epoch.empty()) {
+      r["offset"] = out->offset;
+      r["epoch"] = out->epoch;
+    }
+    return {{"result", r}};
+  }
+
+  // Publishes now when this node is the channel's primary; a channel whose primary is another
+  // node cannot be answered synchronously (inside a batch): 114, not forwarded (not built).
   static json PublishOne(Engine& e, const std::string& ch, const json& data, bool skip_history,
                          std::map<std::string, std::string> tags) {
     std::string text = data.dump();
     if (text.size() > e.registry_.limits().max_publication_bytes) {
       return ErrorJson(Errc::kLimitExceeded);
     }
+    if (!e.RouteOf(ch).local) {
+      json j = ErrorJson(Errc::kUnavailable);
+      j["error"]["message"] =
+          "unavailable, retry: another node is this channel's primary and publishes inside a "
+          "batch are not forwarded yet";
+      return j;
+    }
     auto out = e.PublishAndDeliver(ch, std::move(text), std::nullopt, std::move(tags), nullptr,
                                    skip_history);
     if (!out) return ErrorJson(out.error());
-    json r = json::object();
-    if (!out->epoch.empty()) {
-      r["offset"] = out->publication.offset;
-      r["epoch"] = out->epoch;
-    }
-    return {{"result", r}};
+    return PublishJson(PublishResult{out->publication.offset, out->epoch});
   }
 
   static HttpAnswer Publish(Call& c) {
@@ -235,8 +216,23 @@ class Engine::Api {
     p.StringMap("tags", tags);
     if (c.channel.empty()) p.Fail("channel", "is required");
     if (!p.ok()) return Bad(p.error());
-    json r = PublishOne(c.engine, c.channel, *data, skip_history, tags);
-    return HttpAnswer{200, "application/json", r.dump()};
+    if (c.later == nullptr) {  // inside a batch
+      json r = PublishOne(c.engine, c.channel, *data, skip_history, tags);
+      return HttpAnswer{200, "application/json", r.dump()};
+    }
+    std::string text = data->dump();
+    if (text.size() > c.engine.registry_.limits().max_publication_bytes) {
+      return Err(Errc::kLimitExceeded);
+    }
+    // C-6: here or on the channel's primary; the answer is sent when the primary has replied.
+    PublishJob job{c.channel, std::move(text), std::nullopt, std::move(tags), skip_history};
+    c.engine.RoutePublish(std::move(job), nullptr,
+                          [later = *c.later](const Result<PublishResult>& out) {
+                            later({200, "application/json", PublishJson(out).dump()});
+                          });
+    HttpAnswer a;
+    a.deferred = true;
+    return a;
   }
 
   static HttpAnswer Broadcast(Call& c) {
@@ -249,11 +245,49 @@ class Engine::Api {
     p.Bool("skip_history", skip_history);
     p.StringMap("tags", tags);
     if (!p.ok()) return Bad(p.error());
-    json responses = json::array();
-    for (const std::string& ch : channels) {
-      responses.push_back(PublishOne(c.engine, ch, *data, skip_history, tags));
+    if (c.later == nullptr) {  // inside a batch: channels of other primaries get 114
+      json responses = json::array();
+      for (const std::string& ch : channels) {
+        responses.push_back(PublishOne(c.engine, ch, *data, skip_history, tags));
+      }
+      return Ok({{"responses", responses}});
     }
-    return Ok({{"responses", responses}});
+    // Each channel published here or forwarded to its primary (C-6); answered when all have
+    // their response, in the order of `channels`.
+    struct Gather {
+      json responses;
+      size_t remaining = 0;
+      HttpLater later;
+    };
+    auto g = std::make_shared<Gather>();
+    g->responses = json::array();
+    g->remaining = channels.size() + 1;  // + 1: held until every publish is started
+    g->later = *c.later;
+    const auto finish = [g] {
+      if (--g->remaining == 0) {
+        g->later({200, "application/json",
+                  json{{"result", {{"responses", std::move(g->responses)}}}}.dump()});
+      }
+    };
+    const std::string text = data->dump();
+    for (size_t i = 0; i < channels.size(); ++i) g->responses.push_back(nullptr);
+    for (size_t i = 0; i < channels.size(); ++i) {
+      if (text.size() > c.engine.registry_.limits().max_publication_bytes) {
+        g->responses[i] = ErrorJson(Errc::kLimitExceeded);
+        finish();
+        continue;
+      }
+      PublishJob job{channels[i], text, std::nullopt, tags, skip_history};
+      c.engine.RoutePublish(std::move(job), nullptr,
+                            [g, i, finish](const Result<PublishResult>& out) {
+                              g->responses[i] = PublishJson(out);
+                              finish();
+                            });
+    }
+    finish();
+    HttpAnswer a;
+    a.deferred = true;
+    return a;
   }
 
   // Presence and presence_stats share the checks: a channel of a namespace with presence.
@@ -514,7 +548,8 @@ class Engine::Api {
   }
 };
 
-Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view body) {
+Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view body,
+                                     const HttpLater* later) {
   // Checked before parsing: nothing deeper ever reaches a DOM that is dumped (the body object
   // is one level above its values).
   const size_t max_depth = registry_.limits().max_json_depth;
@@ -527,7 +562,7 @@ Engine::HttpAnswer Engine::HandleApi(std::string_view method, std::string_view b
                                    : json::parse(body, nullptr, false);
   if (params.is_discarded()) return Api::Bad("body is not valid JSON");
   if (!params.is_object()) return Api::Bad("body must be a JSON object");
-  Api::Call call{*this, params, {}, NowMs()};
+  Api::Call call{*this, params, {}, NowMs(), later};
   ApiParams p(params);
   p.String("channel", call.channel);
   if (!p.ok()) return Api::Bad(p.error());

@@ -5,6 +5,8 @@
 
 #include "address_guard.h"
 #include "broker/node/engine.h"
+#include "forwarder.h"
+#include "interest.h"
 #include "sync_service.h"
 
 namespace chorus::broker::node {
@@ -78,6 +80,8 @@ Engine::HttpAnswer Engine::Metrics() const {
       "chorus_queue_depth{queue=\"chp_replies_peers\"} " + std::to_string(cs.pending_peers) + "\n";
   out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
          std::to_string(sessions_.closed_size()) + "\n";
+  out += "chorus_queue_depth{queue=\"forward_in_flight\"} " +
+         std::to_string(forwarder_->in_flight()) + "\n";
   // The CHP server's reply bounds (cluster.chp_*; docs/operations.md "Security").
   const auto& co = options_.config.cluster;
   metric("chorus_chp_replies_peak_bytes", "gauge",
@@ -113,6 +117,30 @@ Engine::HttpAnswer Engine::Metrics() const {
              std::to_string(n) + "\n";
     }
   }
+  // The data plane (docs/cluster.md §5, C-6).
+  const ForwarderStats& fs = forwarder_->stats();
+  metric("chorus_cluster_pub_forwarded_total", "counter",
+         "Publishes this node forwarded to their partition's primary.", fs.forwarded);
+  metric("chorus_cluster_pub_served_total", "counter",
+         "Forwarded publishes this node received from other nodes and answered.", fs.served);
+  metric("chorus_cluster_forward_timeouts_total", "counter",
+         "Forwarded publishes given up without a reply (the publisher got 114).", fs.timeouts);
+  metric("chorus_cluster_forward_refused_total", "counter",
+         "Publishes not forwarded: in-flight bounds reached or the peer pipe full (114).",
+         fs.refused);
+  metric("chorus_cluster_updates_received_total", "counter",
+         "CHP updates received from other primaries for channels followed here (C-16).",
+         interest_->updates_received());
+  metric("chorus_cluster_followed_channels", "gauge",
+         "Channels followed on another node's CHP server for local subscribers (C-16).",
+         interest_->followed().size());
+  metric("chorus_cluster_followed_live", "gauge",
+         "Followed channels whose copy is live (snapshot applied, updates flowing).",
+         interest_->live());
+  metric("chorus_cluster_remote_delivered_total", "counter",
+         "Publications of other primaries delivered to local subscribers.", remote_delivered_);
+  metric("chorus_cluster_remote_gaps_total", "counter",
+         "Publications of other primaries applied after a jump in offsets.", remote_gaps_);
   if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
 }

@@ -94,6 +94,8 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
           }
           error(r.error());  // native N-2: an error reply
         } else if constexpr (std::is_same_v<T, SubscribeRequest>) {
+          // C-17: answered once this node's copy of a channel of another primary is live.
+          if (ParkSubscribe(s, cmd, req)) return;
           auto r = OnSubscribe(s, req);
           if (!r) return error(r.error());
           SendTo(s, enc.Reply(cmd.id, *r));  // N-13: the reply before anything of the channel
@@ -106,7 +108,12 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
           LeaveChannel(s, req.channel, false, 0, "");
           SendTo(s, enc.UnsubscribeReply(cmd.id));
         } else if constexpr (std::is_same_v<T, PublishRequest>) {
-          answer(OnPublish(s, req));
+          // Answered now (this node is the primary) or when the primary replies (C-6).
+          if (auto r = CheckPublish(s, req); r) {
+            StartPublish(s, cmd.id, req);
+          } else {
+            error(r.error());
+          }
         } else if constexpr (std::is_same_v<T, PresenceRequest>) {
           answer(OnPresence(s, req));
         } else if constexpr (std::is_same_v<T, PresenceStatsRequest>) {
@@ -327,6 +334,7 @@ Result<Unit> Engine::ServerSubscribe(const std::vector<SubscriberId>& targets,
 }
 
 void Engine::AfterSubscribe(Session& s, std::string_view channel) {
+  UpdateInterest(channel);  // C-16: follow the channel on its primary
   auto sub = s.subs.find(channel);
   Channel* ch = table_.Find(channel);
   if (sub == s.subs.end() || ch == nullptr || !ch->options->presence) return;
@@ -334,7 +342,7 @@ void Engine::AfterSubscribe(Session& s, std::string_view channel) {
   PushPresenceEvents(*ch, events);
 }
 
-Result<PublishResult> Engine::OnPublish(Session& s, const PublishRequest& r) {
+Result<Unit> Engine::CheckPublish(Session& s, const PublishRequest& r) {
   if (r.channel.empty()) return Errc::kBadRequest;
   auto resolved = table_.Resolve(r.channel);
   if (!resolved) return resolved.error();
@@ -350,12 +358,27 @@ Result<PublishResult> Engine::OnPublish(Session& s, const PublishRequest& r) {
   if (!ChargeChannelCreation(s, r.channel, resolved->options->HistoryEnabled())) {
     return Errc::kTooManyRequests;
   }
+  return Unit{};
+}
+
+void Engine::StartPublish(Session& s, uint64_t cmd_id, const PublishRequest& r) {
   std::string chan_info;
   if (auto sub = s.subs.find(r.channel); sub != s.subs.end()) chan_info = sub->second.chan_info;
   const PresenceEntry publisher{s.client, s.user, s.conn_info, chan_info};
-  auto out = PublishAndDeliver(r.channel, r.data, ClientInfoToJson(publisher), {}, &publisher);
-  if (!out) return out.error();
-  return PublishResult{out->publication.offset, out->epoch};
+  PublishJob job{r.channel, r.data, ClientInfoToJson(publisher), {}, false};
+  // The session may be gone when a forwarded publish is answered: it is found again by id.
+  RoutePublish(
+      std::move(job), &publisher, [this, sid = s.id, cmd_id](const Result<PublishResult>& out) {
+        Session* sp = FindSession(sid);
+        if (sp == nullptr) return;
+        const Encoder& enc = EncoderOf(*sp);
+        if (out) {
+          SendTo(*sp, enc.Reply(cmd_id, *out));
+          return;
+        }
+        const uint32_t code = ClientCode(out.error());
+        SendTo(*sp, enc.Error(cmd_id, code, make_error_code(static_cast<Errc>(code)).message()));
+      });
 }
 
 Result<PresenceResult> Engine::OnPresence(Session& s, const PresenceRequest& r) {

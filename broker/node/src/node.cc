@@ -47,7 +47,7 @@ ConfigResult<std::unique_ptr<Node>> Node::Start(NodeConfig config) {
   const EngineEndpoints& ep = n->engine_->endpoints();
 
   // The meta group member and heartbeats (cluster_agent.h); the engine follows its maps.
-  ClusterAgentOptions co{config.cluster, ep.chp_command, view_endpoint};
+  ClusterAgentOptions co{config.cluster, ep.chp_command, ep.peer, view_endpoint};
   auto agent = ClusterAgent::Start(n->ctx_, std::move(co));
   if (!agent) {
     n->engine_->Stop();

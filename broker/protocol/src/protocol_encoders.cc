@@ -132,9 +132,10 @@ uint32_t Id32(uint64_t id) {
 class Json final : public Encoder {
  public:
   std::string Error(uint64_t id, uint32_t code, std::string_view message) const override {
-    return json::EncodeError(
-        Id32(id), code, message,
-        code == ToCode(Errc::kInternal) || code == ToCode(Errc::kTooManyRequests));
+    return json::EncodeError(Id32(id), code, message,
+                             code == ToCode(Errc::kInternal) ||
+                                 code == ToCode(Errc::kTooManyRequests) ||
+                                 code == ToCode(Errc::kUnavailable));
   }
   std::string Reply(uint64_t id, const ConnectResult& r) const override {
     return json::EncodeReply(Id32(id), r);

@@ -97,6 +97,9 @@ struct NativeSection {
 struct ClusterSection {
   std::string chp_command = "tcp://127.0.0.1:0";    // this node's CHP ROUTER
   std::string chp_publisher = "tcp://127.0.0.1:0";  // this node's CHP XPUB
+  // This node's data-plane ROUTER (forwarded publishes, docs/cluster.md §5), advertised in the
+  // cluster map as the member's `api` endpoint.
+  std::string peer_endpoint = "tcp://127.0.0.1:0";
   // Other nodes' inter-node endpoints (their cluster.endpoint): this node sends its heartbeat to
   // each (the meta group's leader takes it; docs/cluster.md §6). Empty = alone.
   std::vector<std::string> seeds;

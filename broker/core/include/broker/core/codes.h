@@ -1,6 +1,8 @@
 // Every disconnect and unsubscribe code the node sends, named once with its reason and its
 // reconnect advice (Centrifugo client protocol v2, "Error and disconnect codes";
-// docs/protocol/websocket.md and native.md). A client error code is an `Errc` (errc.h).
+// docs/protocol/websocket.md and native.md). A client error code is an `Errc` (errc.h); the
+// one Chorus adds, 114 "unavailable, retry" (temporary: the cluster could not complete a
+// forwarded publish in time), is Errc::kUnavailable there.
 // Disconnect codes 3000..3499 tell the client to reconnect, 3500..3999 not to; 4000..4999 are
 // the application's (4500.. not to reconnect), reachable through the server API `disconnect`.
 #pragma once

@@ -29,6 +29,11 @@ enum class Errc : uint32_t {
   kTooManyRequests = 111,
   kUnrecoverablePosition = 112,  // history cannot answer from the given stream position
   kConflict = 113,               // Centrifugo's "conflict"; Chorus has no operation that yields it
+  // Chorus's own (not a Centrifugo code; temporary: retry): the cluster could not complete the
+  // operation now (a forwarded publish got no answer from its partition's primary in time, the
+  // forwarding bounds were reached, or the primary changed twice). docs/cluster.md §5, C-6.
+  // The publication may or may not have been applied; the client retries.
+  kUnavailable = 114,
   // Internal codes.
   kReplicaGap = 1000,    // a replicated record skips offsets: the replica must resync
   kReplicaStale = 1001,  // a replicated record is not newer than the replica: ignore it
@@ -41,9 +46,9 @@ inline std::error_code make_error_code(Errc e) {
   return {static_cast<int>(e), BrokerCategory()};
 }
 
-// True for the codes that may be sent to a client as they are (100..113).
+// True for the codes that may be sent to a client as they are (100..114).
 constexpr bool IsClientCode(Errc e) {
-  return static_cast<uint32_t>(e) >= 100 && static_cast<uint32_t>(e) <= 113;
+  return static_cast<uint32_t>(e) >= 100 && static_cast<uint32_t>(e) <= 114;
 }
 
 // The wire value of an error code.

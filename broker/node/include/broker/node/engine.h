@@ -11,10 +11,12 @@
 #include <deque>
 #include <functional>
 #include <initializer_list>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -39,6 +41,10 @@
 namespace chorus::broker::node {
 
 class AddressGuard;       // address_guard.h
+class Forwarder;          // forwarder.h
+class InterestFollower;   // interest.h
+struct ForwardReply;      // peer_codec.h
+struct ForwardRequest;    // peer_codec.h
 class NativeTransport;    // transports.h
 struct ClusterView;       // cluster_view.h
 class WsBridgeTransport;  // transports.h
@@ -54,6 +60,12 @@ struct EngineOptions {
   size_t closed_memory = 65536;     // N-17: routing ids of closed sessions remembered
   // The ClusterAgent's inproc PAIR that sends applied cluster maps; "" = none (cluster_agent.h).
   std::string cluster_view_endpoint;
+  // Forwarded publishes (docs/cluster.md §5, C-6): requests awaiting their primary's reply are
+  // bounded in count and bytes; a reply later than the timeout gives the publisher 114. The
+  // timeout stays below the gateway's engine timeout (5 s, answered 503).
+  size_t forward_max_in_flight = 10'000;
+  size_t forward_max_in_flight_bytes = 64ull << 20;
+  std::chrono::milliseconds forward_timeout{3000};
 };
 
 struct EngineEndpoints {
@@ -61,6 +73,7 @@ struct EngineEndpoints {
   std::string chp_command;
   std::string chp_publisher;
   std::string bridge;
+  std::string peer;  // the data-plane ROUTER (cluster.peer_endpoint, bound)
 };
 
 struct EngineCounters {
@@ -124,7 +137,9 @@ class Engine final : public chp::Pollable {
                                    const ConnectRequest& r, ConnectResult& out);
   Result<Unit> ServerSubscribe(const std::vector<SubscriberId>& targets, const std::string& channel,
                                const SubscribeRecovery& from);
-  Result<PublishResult> OnPublish(Session& s, const PublishRequest& r);
+  // A client publish: the checks, then RoutePublish; the reply is sent when it is known.
+  Result<Unit> CheckPublish(Session& s, const PublishRequest& r);
+  void StartPublish(Session& s, uint64_t cmd_id, const PublishRequest& r);
   Result<PresenceResult> OnPresence(Session& s, const PresenceRequest& r);
   Result<PresenceStats> OnPresenceStats(Session& s, const PresenceStatsRequest& r);
   Result<HistoryResultOut> OnHistory(Session& s, const HistoryRequest& r);
@@ -181,9 +196,13 @@ class Engine final : public chp::Pollable {
     int status = 200;
     std::string content_type = "application/json";
     std::string body;
+    bool deferred = false;  // answered later through HttpLater (not sent now)
   };
-  HttpAnswer HandleApi(std::string_view method, std::string_view body);
   void AnswerBridge(const zmq::message_t& routing_id, const bridge::HttpRequest& request);
+  // A deferred answer: the handler (a forwarded publish) calls `later` once with the answer.
+  using HttpLater = std::function<void(const HttpAnswer&)>;
+  HttpAnswer HandleApi(std::string_view method, std::string_view body, const HttpLater* later);
+  void SendBridgeReply(const std::string& routing_id, uint64_t request_id, const HttpAnswer& a);
   HttpAnswer Health() const;
   HttpAnswer Metrics() const;
   // Publishes the sync scheduler's due progress events on their `sync:<user>` channels.
@@ -191,6 +210,52 @@ class Engine final : public chp::Pollable {
 
   // The cluster map from the ClusterAgent (engine_cluster.cc).
   void ReadClusterView();
+
+  // The data plane (engine_forward.cc): where a channel's publishes go (C-6, C-7).
+  struct PublishJob {
+    std::string channel;
+    std::string data;
+    std::optional<std::string> info;
+    std::map<std::string, std::string> tags;
+    bool skip_history = false;
+  };
+  using PublishDone = std::function<void(Result<PublishResult>)>;
+  struct Route {
+    bool local = true;  // this node publishes (primary, alone, or no placement yet)
+    uint64_t member = 0;
+    std::string endpoint;
+    uint32_t partition = 0;
+    uint64_t epoch = 0;
+    bool unreachable = false;  // another member is primary but its endpoint is unknown
+  };
+  Route RouteOf(std::string_view channel) const;
+  // Publishes locally when this node is the channel's primary (or the map does not place it
+  // yet), else forwards to the primary; `done` runs once, maybe before this returns.
+  void RoutePublish(PublishJob job, const PresenceEntry* publisher, PublishDone done);
+  void ForwardPublish(const Route& route, PublishJob job, PublishDone done, int attempt);
+  ForwardReply ServeForward(const ForwardRequest& r);
+  // Interest routing (engine_interest.cc, C-16): a channel whose local subscribers changed, or
+  // every channel after a new map, is re-examined before the next poll (never from inside one:
+  // following and unfollowing change the agents being polled).
+  void UpdateInterest(std::string_view channel) { interest_dirty_.emplace(channel); }
+  void RefreshInterests();
+  void ApplyInterests();
+  void OnRemoteReset(const std::string& channel, const StreamPosition& top,
+                     std::vector<Publication> pubs);
+  void OnRemoteTop(const std::string& channel, const StreamPosition& top);
+  void OnRemotePublication(const std::string& channel, Publication pub);
+  // A copied line this node must not continue (it became primary): a new epoch, subscribers
+  // closed with 3010 so they recover (recovered: false).
+  void LoseRemoteLine(const std::string& channel);
+  // C-17: a client subscribe to a channel of another primary whose copy here is not live yet
+  // waits (bounded) and is then handled against the live copy. True when parked.
+  struct ParkedSubscribe {
+    SubscriberId session = 0;
+    ClientCommand cmd;
+    chp::Clock::time_point deadline;
+  };
+  bool ParkSubscribe(Session& s, const ClientCommand& cmd, const SubscribeRequest& r);
+  void RunParked();
 
   zmq::context_t& ctx_;
   EngineOptions options_;
@@ -204,6 +269,7 @@ class Engine final : public chp::Pollable {
   zmq::socket_t native_;
   zmq::socket_t bridge_;
   std::string native_endpoint_;
+  std::string peer_endpoint_;
   EngineCounters counters_;
   std::mt19937_64 rng_;
   chp::Clock::time_point started_;
@@ -214,8 +280,17 @@ class Engine final : public chp::Pollable {
   SessionTable sessions_;
   std::vector<std::pair<SubscriberId, CloseCode>> pending_closes_;
 
-  zmq::socket_t cluster_view_;            // PAIR, connected to the ClusterAgent
-  std::unique_ptr<ClusterView> cluster_;  // the latest applied map (never null)
+  zmq::socket_t cluster_view_;                  // PAIR, connected to the ClusterAgent
+  std::unique_ptr<ClusterView> cluster_;        // the latest applied map (never null)
+  std::unique_ptr<Forwarder> forwarder_;        // the data-plane ROUTER and DEALERs (never null)
+  std::unique_ptr<InterestFollower> interest_;  // channels followed on other primaries
+  std::set<std::string, std::less<>> interest_dirty_;
+  std::set<std::string, std::less<>> remote_lines_;  // channels whose copy holds a primary's line
+  std::list<ParkedSubscribe> parked_;                // C-17, in arrival order
+  std::map<std::string, size_t, std::less<>> parked_channels_;  // channel -> parked subscribes
+  uint64_t view_entries_ = UINT64_MAX;  // the map's applied() count last acted on
+  uint64_t remote_delivered_ = 0;       // publications from other primaries delivered here
+  uint64_t remote_gaps_ = 0;            // of them, applied after a gap in offsets
   // The sync scheduler when [scheduler] enabled (its runner's threads own the scheduler state).
   std::unique_ptr<SyncService> sync_;
   chp::Clock::time_point next_sync_tick_ = chp::Clock::time_point::max();

@@ -1,0 +1,174 @@
+// Interest routing and delivery (docs/cluster.md §8, C-16, C-17): a channel with local subscribers
+// whose partition primary is another member is followed on that member's CHP server
+// (interest.h); what arrives is applied to the local copy of the channel's history (the
+// primary's epoch and offsets, kept with ChannelHistory's replica operations) and each new
+// publication is delivered to the local subscribers once, in offset order.
+#include "broker/node/engine.h"
+#include "broker/node/log.h"
+#include "cluster_view.h"
+#include "interest.h"
+
+namespace chorus::broker::node {
+
+void Engine::RefreshInterests() {
+  table_.ForEach([&](const Channel& ch) {
+    if (!ch.subscribers.empty()) interest_dirty_.insert(ch.name);
+  });
+  for (const auto& [channel, member] : interest_->followed()) interest_dirty_.insert(channel);
+}
+
+void Engine::ApplyInterests() {
+  // A map that changed (commands applied, not barriers) may have moved primaries.
+  if (cluster_->received && cluster_->map.applied() != view_entries_) {
+    view_entries_ = cluster_->map.applied();
+    RefreshInterests();
+  }
+  while (!interest_dirty_.empty()) {
+    const std::string channel = std::move(interest_dirty_.extract(interest_dirty_.begin()).value());
+    const Channel* ch = table_.Find(channel);
+    // Only channels that keep history have their publications in CHP (chp_state_sink.h).
+    const bool wanted = ch != nullptr && ch->history.has_value() &&
+                        (!ch->subscribers.empty() || parked_channels_.count(channel) != 0);
+    const Route route = RouteOf(channel);
+    if (!wanted || route.local || route.unreachable) {
+      interest_->Unfollow(channel);
+      const bool had_line = remote_lines_.erase(channel) != 0;
+      // This node became the primary of a line it only copied (a failover placed the partition
+      // here afresh): the copy may lack what the old primary published last, so continuing its
+      // epoch could give two histories one epoch. A new line instead; subscribers reconnect and
+      // recover (recovered: false).
+      if (had_line && route.local && ch != nullptr) LoseRemoteLine(channel);
+      continue;
+    }
+    const cluster::Member* m = cluster_->map.FindMember(route.member);
+    if (m == nullptr || m->endpoints.chp.empty()) {
+      interest_->Unfollow(channel);
+      continue;
+    }
+    interest_->Follow(channel, route.member, m->endpoints.chp);
+  }
+}
+
+void Engine::LoseRemoteLine(const std::string& channel) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr || !ch->history) return;
+  Log().info("interest: {} leaves the line copied from its old primary (epoch {})", channel,
+             ch->history->epoch());
+  (void)ch->history->Restore(StreamPosition{0, RandomEpoch(rng_)}, {});
+  for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
+}
+
+void Engine::OnRemoteReset(const std::string& channel, const StreamPosition& top,
+                           std::vector<Publication> pubs) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr || !ch->history) return;
+  const StreamPosition before = ch->history->Top();
+  // Publications of the same line past what this node had are new to its subscribers (a
+  // resync after a gap); a different line's past is not delivered (C-17 is not built).
+  std::vector<Publication> fresh;
+  if (before.epoch == top.epoch) {
+    for (const Publication& p : pubs) {
+      if (p.offset > before.offset) fresh.push_back(p);
+    }
+  }
+  // Subscribers of an earlier copied line would see offsets go back: they reconnect instead.
+  if (before.epoch != top.epoch && remote_lines_.count(channel) != 0) {
+    for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
+  }
+  remote_lines_.insert(channel);
+  if (!ch->history->Restore(top, std::move(pubs))) {
+    (void)ch->history->Restore(top, {});  // not contiguous: keep the position only
+  }
+  for (const Publication& p : fresh) {
+    ++remote_delivered_;
+    Fanout(*ch, [&](const Encoder& e) { return e.PubPush(ch->name, p, nullptr); });
+  }
+}
+
+void Engine::OnRemoteTop(const std::string& channel, const StreamPosition& top) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr || !ch->history) return;
+  // A new line on the primary (the channel was dropped and created again there).
+  if (ch->history->epoch() != top.epoch) {
+    if (remote_lines_.count(channel) != 0) {
+      for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
+    }
+    (void)ch->history->Restore(top, {});
+  }
+  remote_lines_.insert(channel);
+}
+
+void Engine::OnRemotePublication(const std::string& channel, Publication pub) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr || !ch->history) return;
+  auto applied = ch->history->ApplyReplicated(pub);
+  if (!applied) {
+    if (applied.error() != make_error_code(Errc::kReplicaGap)) return;  // stale: delivered
+    ++remote_gaps_;
+    Log().warn("interest: {} jumped from offset {} to {}", channel, ch->history->Top().offset,
+               pub.offset);
+    (void)ch->history->Restore(StreamPosition{pub.offset, ch->history->epoch()}, {pub});
+  }
+  ++remote_delivered_;
+  Fanout(*ch, [&](const Encoder& e) { return e.PubPush(ch->name, pub, nullptr); });
+}
+
+// ---- C-17: recovery anywhere. A client subscribe to a channel followed from another primary
+// waits (bounded) until this node's copy is live, then runs as any subscribe against the copy:
+// the recovered publications come from the copy's history and the live ones are applied to the
+// same copy on this thread afterwards, so the switch has no gap and no duplicate.
+
+namespace {
+constexpr size_t kMaxParked = 10'000;                    // subscribes waiting for a copy
+constexpr std::chrono::milliseconds kParkTimeout{3000};  // then 114 "unavailable, retry"
+}  // namespace
+
+bool Engine::ParkSubscribe(Session& s, const ClientCommand& cmd, const SubscribeRequest& r) {
+  if (s.subs.count(r.channel) != 0) return false;  // 105 from the normal path
+  auto resolved = table_.Resolve(r.channel);
+  if (!resolved || !resolved->options->HistoryEnabled()) return false;
+  const Route route = RouteOf(r.channel);
+  if (route.local || route.unreachable || interest_->Live(r.channel)) return false;
+  if (parked_.size() >= kMaxParked) return false;  // answered from what is here (C-17 gap)
+  // The local copy must exist to receive the snapshot.
+  if (!table_.Open(r.channel, NowMs())) return false;
+  parked_.push_back({s.id, cmd, chp::Clock::now() + kParkTimeout});
+  ++parked_channels_[r.channel];
+  UpdateInterest(r.channel);
+  return true;
+}
+
+void Engine::RunParked() {
+  if (parked_.empty()) return;
+  const auto now = chp::Clock::now();
+  std::vector<ParkedSubscribe> ready;
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    const std::string& channel = std::get<SubscribeRequest>(it->cmd.request).channel;
+    if (now < it->deadline && !interest_->Live(channel) && !RouteOf(channel).local) {
+      ++it;
+      continue;
+    }
+    if (auto pc = parked_channels_.find(channel); pc != parked_channels_.end()) {
+      if (--pc->second == 0) parked_channels_.erase(pc);
+    }
+    UpdateInterest(channel);
+    ready.push_back(std::move(*it));
+    it = parked_.erase(it);
+  }
+  for (ParkedSubscribe& p : ready) {
+    Session* s = FindSession(p.session);
+    if (s == nullptr) continue;
+    const std::string& channel = std::get<SubscribeRequest>(p.cmd.request).channel;
+    if (!interest_->Live(channel) && !RouteOf(channel).local) {
+      // The copy did not become live in time: a temporary error, never a partial answer.
+      const uint32_t code = ToCode(Errc::kUnavailable);
+      SendTo(*s,
+             EncoderOf(*s).Error(p.cmd.id, code, make_error_code(Errc::kUnavailable).message()));
+      continue;
+    }
+    HandleCommand(*s, p.cmd);  // the normal path, now against the live copy
+  }
+  RunPendingCloses();
+}
+
+}  // namespace chorus::broker::node

@@ -1,0 +1,89 @@
+// Forwarder: the engine's data-plane link to other nodes (docs/cluster.md §5, C-6). It owns the
+// peer ROUTER (this node's inter-node request endpoint, advertised as `api` in the cluster map)
+// where forwarded publishes arrive, and one DEALER per other member it forwards to. Requests
+// in flight are bounded in count and in bytes; each has a deadline, after which its callback
+// is told it timed out (the request is not re-sent: only a definite refusal is retried, by the
+// engine, so a publish is never applied twice). Owned by the engine thread: it is one of the
+// Pollables of the engine's loop; callbacks run there.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "chp/loop.h"
+#include "peer_codec.h"
+
+namespace chorus::broker::node {
+
+struct ForwarderOptions {
+  size_t max_in_flight = 10'000;             // forwarded requests awaiting a reply
+  size_t max_in_flight_bytes = 64ull << 20;  // their channel + data + info bytes
+  // No reply: the publisher gets 114. Below the gateway's engine timeout (5 s, then 503).
+  std::chrono::milliseconds timeout{3000};
+};
+
+struct ForwarderStats {
+  uint64_t forwarded = 0;  // requests sent to a primary
+  uint64_t replies = 0;    // replies matched to a request
+  uint64_t timeouts = 0;   // requests given up after the timeout
+  uint64_t refused = 0;    // requests not sent: bounds reached or the socket refused
+  uint64_t served = 0;     // requests received from other nodes and answered
+  uint64_t malformed = 0;  // frames dropped as undecodable
+};
+
+class Forwarder final : public chp::Pollable {
+ public:
+  // `reply` is nullptr when the request timed out.
+  using Done = std::function<void(const ForwardReply* reply)>;
+  // Answers a request received from another node (the engine publishes it when primary).
+  using Serve = std::function<ForwardReply(const ForwardRequest&)>;
+
+  Forwarder(zmq::context_t& ctx, ForwarderOptions options, Serve serve);
+  // Binds the peer ROUTER; returns the bound endpoint ("" on failure, with `why`).
+  std::string Bind(const std::string& endpoint, std::string* why);
+
+  // Sends `req` (its id is assigned here) to the member at `endpoint`. False, with `done` not
+  // called, when the bounds are reached or the request could not be queued.
+  bool Send(uint64_t member, const std::string& endpoint, ForwardRequest req, Done done);
+  size_t in_flight() const { return pending_.size(); }
+  size_t in_flight_bytes() const { return pending_bytes_; }
+  const ForwarderStats& stats() const { return stats_; }
+
+  size_t AddPollItems(std::vector<zmq::pollitem_t>& items) override;
+  void HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point now) override;
+  chp::Clock::time_point NextDeadline() const override;
+
+ private:
+  struct Peer {
+    std::string endpoint;
+    zmq::socket_t dealer;
+  };
+  struct Pending {
+    chp::Clock::time_point deadline;
+    size_t bytes = 0;
+    Done done;
+  };
+  Peer* PeerFor(uint64_t member, const std::string& endpoint);
+  void ReadRouter();
+  void ReadPeer(Peer& peer, std::vector<std::pair<Done, ForwardReply>>& answered);
+  void Expire(chp::Clock::time_point now);
+
+  zmq::context_t& ctx_;
+  ForwarderOptions options_;
+  Serve serve_;
+  zmq::socket_t router_;
+  std::map<uint64_t, Peer> peers_;       // by member id
+  std::map<uint64_t, Pending> pending_;  // by request id: ids grow, so also by deadline
+  size_t pending_bytes_ = 0;
+  uint64_t next_id_ = 1;
+  ForwarderStats stats_;
+};
+
+}  // namespace chorus::broker::node

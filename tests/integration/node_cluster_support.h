@@ -1,0 +1,142 @@
+// Several real chorusd forming one cluster (docs/cluster.md §3.3): ports picked before start
+// (the voters list names every voter's Raft address), every node a voter and a seed of the
+// others, short timings; helpers to wait for one agreed map and to read /metrics. Used by the
+// data-plane tests (node_cluster_data_test, node_cluster_data_fault_test).
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "node_support.h"
+
+namespace chorus::testing {
+
+// A TCP port that was free a moment ago (bind 127.0.0.1:0, read it, close).
+inline int PickPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// C-5, computed here independently of the node's code: FNV-1a 64 of the channel name modulo
+// the partition count.
+inline uint32_t PartitionOfChannel(const std::string& channel, uint32_t partitions) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : channel) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return static_cast<uint32_t>(h % partitions);
+}
+
+// The `result` of a server API answer, null on any failure.
+inline nlohmann::json ResultOf(const HttpResult& r) {
+  if (r.status != 200) return nullptr;
+  nlohmann::json j = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.contains("result")) return nullptr;
+  return j["result"];
+}
+
+// A counter or gauge without labels from /metrics (-1 when absent).
+inline double Metric(const NodeProcess& node, const std::string& name) {
+  HttpResult r = HttpRequest(node.http_host(), node.http_port(), "GET", "/metrics");
+  std::istringstream in(r.body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+class ClusterFixture : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kPartitions = 64;
+
+  // Starts `n` nodes (member ids 1..n) and waits until every one applies the same fully placed
+  // map with every member alive; `table_` is then its partition table.
+  void StartCluster(int n) {
+    std::vector<int> raft, api;
+    for (int i = 0; i < n; ++i) {
+      raft.push_back(PickPort());
+      api.push_back(PickPort());
+    }
+    std::string voters;
+    for (int i = 0; i < n; ++i) {
+      voters += (i ? "," : "") + std::to_string(i + 1) + "@127.0.0.1:" + std::to_string(raft[i]);
+    }
+    for (int i = 0; i < n; ++i) {
+      std::string seeds;
+      for (int j = 0; j < n; ++j) {
+        if (j != i)
+          seeds += (seeds.empty() ? "" : ",") + ("tcp://127.0.0.1:" + std::to_string(api[j]));
+      }
+      NodeOptions o;
+      o.overrides = {"http.port=0",
+                     "cluster.member_id=" + std::to_string(i + 1),
+                     "cluster.voters=" + voters,
+                     "cluster.endpoint=tcp://127.0.0.1:" + std::to_string(api[i]),
+                     "cluster.seeds=" + seeds,
+                     "cluster.heartbeat_ms=100",
+                     "cluster.dead_after_ms=600",
+                     "cluster.partitions=" + std::to_string(kPartitions),
+                     "cluster.replication_factor=2"};
+      nodes_.push_back(std::make_unique<NodeProcess>(o));
+      ASSERT_TRUE(nodes_.back()->ready()) << "node " << i + 1 << " did not start";
+    }
+    ASSERT_TRUE(EventuallyTrue(
+        [&] {
+          nlohmann::json first;
+          for (auto& node : nodes_) {
+            nlohmann::json c = ResultOf(Api(*node, "cluster", "{}"));
+            if (c.is_null() || c["unassigned"] != 0 || c["members"].size() != nodes_.size()) {
+              return false;
+            }
+            for (const nlohmann::json& m : c["members"]) {
+              if (m["state"] != "alive") return false;
+            }
+            if (first.is_null()) first = c;
+            if (c["partitions"] != first["partitions"]) return false;
+          }
+          table_ = first["partitions"];
+          return true;
+        },
+        std::chrono::seconds(20)));
+  }
+
+  uint64_t PrimaryOf(const std::string& channel) const {
+    return table_[PartitionOfChannel(channel, kPartitions)]["primary"].get<uint64_t>();
+  }
+  // A `chat:` channel whose primary is `member`.
+  std::string ChannelWithPrimary(uint64_t member, const std::string& stem) const {
+    for (int i = 0;; ++i) {
+      const std::string ch = "chat:" + stem + std::to_string(i);
+      if (PrimaryOf(ch) == member) return ch;
+    }
+  }
+  NodeProcess& Node(uint64_t member) { return *nodes_[member - 1]; }
+
+  zmq::context_t ctx_;
+  std::vector<std::unique_ptr<NodeProcess>> nodes_;
+  nlohmann::json table_;
+};
+
+}  // namespace chorus::testing
