@@ -11,7 +11,10 @@
 # are printed at the end. ASan stops at its first error (halt_on_error), UBSan too (the build
 # has no recovery), LeakSanitizer checks every process that exits normally.
 #
-# Excluded tests: none. (A test excluded here must be listed in EXCLUDE with its reason.)
+# Excluded tests: none (a test excluded here must be listed in EXCLUDE with its reason). One
+# assertion is compiled out under ASan: the resident-set bound of
+# ChpServerInproc.CS22_PeerThatNeverReadsHoldsAtMostItsBound (ASan's quarantine keeps freed
+# replies resident: 198 MiB of growth against the 96 MiB bound); the test's byte bounds still run.
 #
 #   scripts/asan-test.sh
 #   ASAN_LABELS='unit' scripts/asan-test.sh   a subset

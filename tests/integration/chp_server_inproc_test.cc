@@ -107,7 +107,12 @@ TEST_F(ChpServerInproc, CS22_PeerThatNeverReadsHoldsAtMostItsBound) {
   ASSERT_TRUE(Until([&] { return server_->stats().snapshots >= kRequests; }));
   for (int i = 0; i < 20; ++i) server_->RunOnce(5ms);  // flush attempts against the full pipe
   const size_t grown = ResidentBytes() - std::min(before, ResidentBytes());
+#if !defined(__SANITIZE_ADDRESS__)
+  // Not under ASan: its quarantine keeps freed replies resident (256 MiB by default), so the
+  // resident set says nothing there; the byte bounds below are checked in every build
+  // (scripts/asan-test.sh lists this).
   EXPECT_LT(grown, size_t{96} << 20) << "resident set grew by " << (grown >> 20) << " MiB";
+#endif
   const auto& st = server_->stats();
   // Its bound plus the one reply that began below it (16 MiB, part of it in the pipe).
   EXPECT_LE(st.peer_pending_peak, size_t{21} << 20);
