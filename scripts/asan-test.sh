@@ -11,10 +11,14 @@
 # are printed at the end. ASan stops at its first error (halt_on_error), UBSan too (the build
 # has no recovery), LeakSanitizer checks every process that exits normally.
 #
-# Excluded tests: none (a test excluded here must be listed in EXCLUDE with its reason). One
-# assertion is compiled out under ASan: the resident-set bound of
-# ChpServerInproc.CS22_PeerThatNeverReadsHoldsAtMostItsBound (ASan's quarantine keeps freed
-# replies resident: 198 MiB of growth against the 96 MiB bound); the test's byte bounds still run.
+# Excluded tests: none (a test excluded here must be listed in EXCLUDE with its reason). Two
+# assertions are compiled out under ASan (#if !defined(__SANITIZE_ADDRESS__)), both resident-set
+# bounds that ASan's quarantine (freed blocks kept, 256 MiB by default) makes meaningless; the
+# rest of each test runs:
+# - ChpServerInproc.CS22_PeerThatNeverReadsHoldsAtMostItsBound: 198 MiB of growth against the
+#   96 MiB bound; its pending-byte bounds still run.
+# - NodeHardening.PipelinedLargePublishesStayBoundedInMemory: chorusd grew 311 MB against
+#   100 MB (25 MB with quarantine_size_mb=16); "the node still answers" still runs.
 #
 #   scripts/asan-test.sh
 #   ASAN_LABELS='unit' scripts/asan-test.sh   a subset
