@@ -8,7 +8,7 @@
 #   ASAN=1 scripts/test.sh           also the unit and integration labels under ASan + UBSan
 #                                    (scripts/asan-test.sh: a second build, -O1 with sanitizers,
 #                                    of those labels' targets only). Opt-in: it would take CI from
-#                                    16 to about 36-40 minutes on 2 cores (docs/benchmarks.md,
+#                                    16 to about 36-38 minutes on 2 cores (docs/benchmarks.md,
 #                                    "CI cost").
 set -euo pipefail
 cd "$(dirname "$0")/.."
