@@ -6,9 +6,10 @@
 #   scripts/test.sh                  all of it
 #   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz smoke
 #   ASAN=1 scripts/test.sh           also the unit and integration labels under ASan + UBSan
-#                                    (scripts/asan-test.sh: a second, Debug build of everything).
-#                                    Opt-in for now: that build is as long as the release one, and
-#                                    NodeNativeWire.N6 fails under ASan (tests/README.md).
+#                                    (scripts/asan-test.sh: a second build, -O1 with sanitizers,
+#                                    of those labels' targets only). Opt-in: it would take CI from
+#                                    16 to about 36-38 minutes on 2 cores (docs/benchmarks.md,
+#                                    "CI cost").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)

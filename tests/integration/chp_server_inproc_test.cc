@@ -101,7 +101,7 @@ TEST_F(ChpServerInproc, CS22_PeerThatNeverReadsHoldsAtMostItsBound) {
   Start(o);
   Populate();
   zmq::socket_t attacker = Peer(/*reads=*/false);
-  const size_t before = ResidentBytes();
+  [[maybe_unused]] const size_t before = ResidentBytes();
   constexpr int kRequests = 20;  // 320 MiB of replies
   for (int i = 0; i < kRequests; ++i) SendBody(attacker, Icanhaz(100 + i, "*"));
   // Each request is served or, begun over the bound, dropped whole (a `*` reply is dropped
@@ -110,8 +110,13 @@ TEST_F(ChpServerInproc, CS22_PeerThatNeverReadsHoldsAtMostItsBound) {
     return server_->stats().snapshots + server_->stats().dropped_over_peer >= kRequests;
   }));
   for (int i = 0; i < 20; ++i) server_->RunOnce(5ms);  // flush attempts against the full pipe
+#if !defined(__SANITIZE_ADDRESS__)
+  // Not under ASan: its quarantine keeps freed replies resident (256 MiB by default), so the
+  // resident set says nothing there; the byte bounds below are checked in every build
+  // (scripts/asan-test.sh lists this).
   const size_t grown = ResidentBytes() - std::min(before, ResidentBytes());
   EXPECT_LT(grown, size_t{96} << 20) << "resident set grew by " << (grown >> 20) << " MiB";
+#endif
   const auto& st = server_->stats();
   // Its bound plus the one reply that began below it (16 MiB, part of it in the pipe).
   EXPECT_LE(st.peer_pending_peak, size_t{21} << 20);

@@ -242,9 +242,14 @@ TEST_F(NodeHardening, PipelinedLargePublishesStayBoundedInMemory) {
     if (i % 500 == 0) peak = std::max(peak, RssBytes(pid));
   }
   peak = std::max(peak, RssBytes(pid));
-  const size_t growth = peak > base ? peak - base : 0;
+  [[maybe_unused]] const size_t growth = peak > base ? peak - base : 0;
   std::printf("rss: base %zu MB, peak %zu MB\n", base >> 20, peak >> 20);
+#if !defined(__SANITIZE_ADDRESS__)
+  // Not under ASan (chorusd is built like this test): its quarantine keeps the freed 60 KB
+  // inputs resident, 311 MB of growth with the default 256 MiB quarantine and 25 MB with 16 MiB
+  // (scripts/asan-test.sh lists this).
   EXPECT_LT(growth, size_t{100} << 20) << "RSS grew by " << (growth >> 20) << " MB";
+#endif
   HttpResult h = Api(*node_, "info", "{}");
   EXPECT_EQ(h.status, 200) << "the node still answers";
 }

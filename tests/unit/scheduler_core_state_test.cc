@@ -147,8 +147,9 @@ TEST(SchedulerState, MalformedStateIsRejected) {
             }),
             Errc::kBadRequest);  // task filed under another user
   EXPECT_EQ(with([](auto& st) { st[0].key = "sync:a b/job/1"; }), Errc::kBadRequest);
-  EXPECT_EQ(Scheduler::Restore(SchedulerConfig{{}, {{"free", 1}}}, good, 0).error(),
-            Errc::kUnknownTier);
+  SchedulerConfig free_only;  // valid, but without the tiers the state names
+  free_only.tiers = {{"free", 1}};
+  EXPECT_EQ(Scheduler::Restore(free_only, good, 0).error(), Errc::kUnknownTier);
   EXPECT_TRUE(Scheduler::Restore(SchedulerConfig{}, {}, 0));  // empty state: an empty scheduler
 }
 

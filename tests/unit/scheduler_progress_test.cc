@@ -50,8 +50,11 @@ TEST(SyncProgress, PhaseRateAndEta) {
   auto e = p.Observe(Info(3, JobState::kQueued, 0, 0), 0);
   EXPECT_EQ(e->phase, "queued");
   JobInfo listing = Info(3, JobState::kRunning, 0, 0);
-  EXPECT_EQ(p.Observe(listing, 10)->phase, "listing");
-  EXPECT_EQ(p.Observe(listing, 10)->eta_ms, -1);
+  const auto l = p.Observe(listing, 10);
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->phase, "listing");
+  EXPECT_EQ(l->eta_ms, -1);
+  EXPECT_EQ(p.Observe(listing, 10), std::nullopt);  // unchanged: not republished
   e = p.Observe(Info(3, JobState::kRunning, 100, 0), 1000);
   EXPECT_EQ(e->phase, "syncing");
   e = p.Observe(Info(3, JobState::kRunning, 100, 20, 5), 2000);  // 25 items in 1 s
