@@ -67,6 +67,37 @@ inline double Metric(const NodeProcess& node, const std::string& name) {
   return -1;
 }
 
+// The overrides that make `n` chorusd one cluster on loopback (member ids 1..n, a voter each,
+// every other node as a seed, short timings: heartbeat 100 ms, dead after 600 ms, R = 2). The
+// Raft and cluster ports are chosen here, before any node starts; `raft_ports` gets the Raft ones.
+inline std::vector<std::vector<std::string>> ClusterOverrides(
+    int n, uint32_t partitions, std::vector<int>* raft_ports = nullptr) {
+  std::vector<int> raft, api;
+  for (int i = 0; i < n; ++i) {
+    raft.push_back(PickPort());
+    api.push_back(PickPort());
+  }
+  std::string voters;
+  for (int i = 0; i < n; ++i) {
+    voters += (i ? "," : "") + std::to_string(i + 1) + "@127.0.0.1:" + std::to_string(raft[i]);
+  }
+  std::vector<std::vector<std::string>> out;
+  for (int i = 0; i < n; ++i) {
+    std::string seeds;
+    for (int j = 0; j < n; ++j) {
+      if (j != i)
+        seeds += (seeds.empty() ? "" : ",") + ("tcp://127.0.0.1:" + std::to_string(api[j]));
+    }
+    out.push_back(
+        {"http.port=0", "cluster.member_id=" + std::to_string(i + 1), "cluster.voters=" + voters,
+         "cluster.endpoint=tcp://127.0.0.1:" + std::to_string(api[i]), "cluster.seeds=" + seeds,
+         "cluster.heartbeat_ms=100", "cluster.dead_after_ms=600",
+         "cluster.partitions=" + std::to_string(partitions), "cluster.replication_factor=2"});
+  }
+  if (raft_ports != nullptr) *raft_ports = raft;
+  return out;
+}
+
 class ClusterFixture : public ::testing::Test {
  protected:
   static constexpr uint32_t kPartitions = 64;
@@ -74,33 +105,11 @@ class ClusterFixture : public ::testing::Test {
   // Starts `n` nodes (member ids 1..n) and waits until every one applies the same fully placed
   // map with every member alive; `table_` is then its partition table.
   void StartCluster(int n) {
-    std::vector<int> raft, api;
-    for (int i = 0; i < n; ++i) {
-      raft.push_back(PickPort());
-      api.push_back(PickPort());
-    }
-    std::string voters;
-    for (int i = 0; i < n; ++i) {
-      voters += (i ? "," : "") + std::to_string(i + 1) + "@127.0.0.1:" + std::to_string(raft[i]);
-    }
-    for (int i = 0; i < n; ++i) {
-      std::string seeds;
-      for (int j = 0; j < n; ++j) {
-        if (j != i)
-          seeds += (seeds.empty() ? "" : ",") + ("tcp://127.0.0.1:" + std::to_string(api[j]));
-      }
+    for (const std::vector<std::string>& overrides : ClusterOverrides(n, kPartitions)) {
       NodeOptions o;
-      o.overrides = {"http.port=0",
-                     "cluster.member_id=" + std::to_string(i + 1),
-                     "cluster.voters=" + voters,
-                     "cluster.endpoint=tcp://127.0.0.1:" + std::to_string(api[i]),
-                     "cluster.seeds=" + seeds,
-                     "cluster.heartbeat_ms=100",
-                     "cluster.dead_after_ms=600",
-                     "cluster.partitions=" + std::to_string(kPartitions),
-                     "cluster.replication_factor=2"};
+      o.overrides = overrides;
       nodes_.push_back(std::make_unique<NodeProcess>(o));
-      ASSERT_TRUE(nodes_.back()->ready()) << "node " << i + 1 << " did not start";
+      ASSERT_TRUE(nodes_.back()->ready()) << "node " << nodes_.size() << " did not start";
     }
     ASSERT_TRUE(EventuallyTrue(
         [&] {

@@ -5,10 +5,7 @@
 // primaries at epoch + 1, none left without a primary (C-1, §6 steps 1-2). The data plane is not
 // built: no backup ever reports itself caught up, so in_sync stays {primary} and a failover
 // places the partition afresh (lineage + 1) rather than promoting a backup.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -20,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "node_cluster_support.h"
 #include "node_support.h"
 
 namespace chorus::testing {
@@ -29,23 +27,6 @@ using nlohmann::json;
 
 constexpr int kNodes = 3;
 constexpr int kPartitions = 64;
-
-// A TCP port that was free a moment ago (bind 127.0.0.1:0, read it, close). The voters list
-// must name every voter's Raft address before any node starts, so the ports are chosen here.
-int PickPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 // The `cluster` method's result from `node`; null on any failure.
 json ClusterOf(const NodeProcess& node) {
@@ -66,31 +47,11 @@ std::map<uint64_t, std::string> States(const json& c) {
 class NodeClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::vector<int> raft, api;
+    std::vector<int> raft;
+    const auto overrides = ClusterOverrides(kNodes, kPartitions, &raft);
     for (int i = 0; i < kNodes; ++i) {
-      raft.push_back(PickPort());
-      api.push_back(PickPort());
-    }
-    std::string voters;
-    for (int i = 0; i < kNodes; ++i) {
-      voters += (i ? "," : "") + std::to_string(i + 1) + "@127.0.0.1:" + std::to_string(raft[i]);
-    }
-    for (int i = 0; i < kNodes; ++i) {
-      std::string seeds;
-      for (int j = 0; j < kNodes; ++j) {
-        if (j != i)
-          seeds += (seeds.empty() ? "" : ",") + ("tcp://127.0.0.1:" + std::to_string(api[j]));
-      }
       NodeOptions o;
-      o.overrides = {"http.port=0",
-                     "cluster.member_id=" + std::to_string(i + 1),
-                     "cluster.voters=" + voters,
-                     "cluster.endpoint=tcp://127.0.0.1:" + std::to_string(api[i]),
-                     "cluster.seeds=" + seeds,
-                     "cluster.heartbeat_ms=100",
-                     "cluster.dead_after_ms=600",
-                     "cluster.partitions=" + std::to_string(kPartitions),
-                     "cluster.replication_factor=2"};
+      o.overrides = overrides[i];
       nodes_.push_back(std::make_unique<NodeProcess>(o));
       ASSERT_TRUE(nodes_.back()->ready()) << "node " << i + 1 << " did not start";
       EXPECT_EQ(Field(nodes_.back()->banner(), "raft"), "127.0.0.1:" + std::to_string(raft[i]));
