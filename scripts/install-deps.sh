@@ -15,6 +15,7 @@ PKGS=(
   redis-server nats-server libnats-dev
   nginx libnginx-mod-nchan
   haproxy openssl
+  python3
 )
 # libraft-dev and libuv1-dev: the cluster map's Raft group (broker/cluster, docs/cluster.md).
 # libsqlite3-dev: the sync scheduler's catalog (broker/scheduler, docs/scheduler.md).
@@ -24,6 +25,7 @@ PKGS=(
 # own (tests/bench/nchan_peer.h); the ws_fanout smoke test fails without them.
 # haproxy and openssl: node_haproxy_test checks deploy/haproxy.cfg (`haproxy -c`, and a real
 # HAProxy with a self-signed certificate in front of chorusd); it skips when haproxy is missing.
+# python3: scripts/check-rules.sh (spec rules traced to tests), run by scripts/test.sh.
 # Node.js >= 20 runs client/js and the e2e tests; Debian's nodejs (18) only when none is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 

@@ -44,11 +44,16 @@ nodes=${DEMO_NODES:-3}
 case "$nodes" in 1 | 3 | 5) ;; *) echo "run-demo: DEMO_NODES must be 1, 3 or 5" >&2; exit 1 ;; esac
 base_port=${DEMO_PORT:-8000}
 # Raft and cluster ports are named up front: every node's voters list and seeds hold them.
-free_ports() { python3 -c "
-import socket
-ss=[socket.socket() for _ in range($1)]
-for s in ss: s.bind(('127.0.0.1', 0))
-print(' '.join(str(s.getsockname()[1]) for s in ss))"; }
+free_ports() { node -e '
+  const net = require("net");
+  const n = Number(process.argv[1]);
+  const servers = Array.from({ length: n }, () => net.createServer());
+  let bound = 0;
+  for (const s of servers) s.listen(0, "127.0.0.1", () => {
+    if (++bound < n) return;
+    console.log(servers.map((x) => x.address().port).join(" "));
+    for (const x of servers) x.close();
+  });' "$1"; }
 read -r -a raft_ports <<<"$(free_ports "$nodes")"
 read -r -a cluster_ports <<<"$(free_ports "$nodes")"
 voters=
