@@ -1,5 +1,5 @@
 // Raw msgpack reading and writing for the codec's fast paths (KVPUB, the commonest frame):
-// internal to chp/src (codec.cc), not a public header.
+// internal to chp/src (codec.cc, codec_encode.cc), not a public header.
 #pragma once
 
 #include <cstdint>
