@@ -19,7 +19,7 @@
 //   error    {channel, type: 'history' | 'event', error}  history read failed (retried with
 //            backoff) or a publication on the channel was not a progress event (ignored)
 
-import { Emitter } from './emitter.js';
+import { OwnedSubscription } from './owned_subscription.js';
 
 const kMinRetryMs = 200;
 const kMaxRetryMs = 10000;
@@ -71,7 +71,7 @@ export function parseSyncProgress(data, offset = 0) {
   };
 }
 
-export class SyncWatch extends Emitter {
+export class SyncWatch extends OwnedSubscription {
   // `centrifuge`: a Centrifuge instance (or an object with the same surface).
   // `opts`: historyLimit (events read after a subscribe without recovery, default 100; the
   // namespace's history_size bounds what exists), plus SDK SubscriptionOptions.
@@ -86,7 +86,6 @@ export class SyncWatch extends Emitter {
     }
     this.user = user;
     this.channel = `sync:${user}`;
-    this._centrifuge = centrifuge;
     this._historyLimit = historyLimit;
     this._jobs = new Map(); // job id -> latest SyncProgress
     this._offsets = new Map(); // job id -> offset of its latest event in the current epoch
@@ -101,33 +100,16 @@ export class SyncWatch extends Emitter {
     if (centrifuge.getSubscription(this.channel)) {
       throw new Error(`watchSync: ${this.channel} already has a subscription in this client`);
     }
-    this.subscription = centrifuge.newSubscription(this.channel, { ...subOpts, recoverable: true });
-    this._handlers = {
-      subscribed: (ctx) => this._onSubscribed(ctx),
-      subscribing: () => this._onSubscribing(),
-      unsubscribed: () => this._onUnsubscribed(),
-      publication: (ctx) => this._onPublication(ctx.data, ctx.offset, false),
-    };
-    for (const [event, fn] of Object.entries(this._handlers)) this.subscription.on(event, fn);
-  }
-
-  subscribe() {
-    this.subscription.subscribe();
-    return this;
-  }
-
-  unsubscribe() {
-    this.subscription.unsubscribe();
-    return this;
-  }
-
-  // Unsubscribes, removes the SDK subscription from the client and drops every listener.
-  destroy() {
-    this.unsubscribe();
-    this._onUnsubscribed();
-    for (const [event, fn] of Object.entries(this._handlers)) this.subscription.off(event, fn);
-    this._centrifuge.removeSubscription(this.subscription);
-    this.removeAllListeners();
+    this._own(
+      centrifuge,
+      centrifuge.newSubscription(this.channel, { ...subOpts, recoverable: true }),
+      {
+        subscribed: (ctx) => this._onSubscribed(ctx),
+        subscribing: () => this._onSubscribing(),
+        unsubscribed: () => this._onUnsubscribed(),
+        publication: (ctx) => this._onPublication(ctx.data, ctx.offset, false),
+      },
+    );
   }
 
   // The latest state of every job seen, newest job first.

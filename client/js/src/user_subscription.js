@@ -14,14 +14,14 @@
 //   error     {channel, type: 'snapshot', error}  reading the snapshot failed; retried
 // Publication, state and the other SDK events stay on `.subscription`.
 
-import { Emitter } from './emitter.js';
+import { OwnedSubscription } from './owned_subscription.js';
 import { presenceAll } from './presence.js';
 import { UserPresence } from './user_presence.js';
 
 const kMinRetryMs = 200;
 const kMaxRetryMs = 10000;
 
-export class UserSubscription extends Emitter {
+export class UserSubscription extends OwnedSubscription {
   // `centrifuge`: a Centrifuge instance (or an object with the same surface).
   // `opts`: SDK SubscriptionOptions, plus
   //   snapshot: 'pages' (default; chorus.presence_page, every page) or 'presence'
@@ -34,7 +34,6 @@ export class UserSubscription extends Emitter {
       throw new Error(`userSubscription: snapshot must be 'pages' or 'presence', not ${snapshot}`);
     }
     this.channel = channel;
-    this._centrifuge = centrifuge;
     this._snapshotKind = snapshot;
     this._pageLimit = pageLimit;
     this._presence = new UserPresence();
@@ -46,34 +45,17 @@ export class UserSubscription extends Emitter {
     if (centrifuge.getSubscription(channel)) {
       throw new Error(`userSubscription: ${channel} already has a subscription in this client`);
     }
-    this.subscription = centrifuge.newSubscription(channel, { ...subOpts, joinLeave: true });
-    this._handlers = {
-      subscribed: () => this._onSubscribed(),
-      subscribing: () => this._onSubscribing(),
-      unsubscribed: () => this._onUnsubscribed(),
-      join: (ctx) => this._emitAll(this._presence.join(ctx.info)),
-      leave: (ctx) => this._emitAll(this._presence.leave(ctx.info)),
-    };
-    for (const [event, fn] of Object.entries(this._handlers)) this.subscription.on(event, fn);
-  }
-
-  subscribe() {
-    this.subscription.subscribe();
-    return this;
-  }
-
-  unsubscribe() {
-    this.subscription.unsubscribe();
-    return this;
-  }
-
-  // Unsubscribes, removes the SDK subscription from the client and drops every listener.
-  destroy() {
-    this.unsubscribe();
-    this._onUnsubscribed();
-    for (const [event, fn] of Object.entries(this._handlers)) this.subscription.off(event, fn);
-    this._centrifuge.removeSubscription(this.subscription);
-    this.removeAllListeners();
+    this._own(
+      centrifuge,
+      centrifuge.newSubscription(channel, { ...subOpts, joinLeave: true }),
+      {
+        subscribed: () => this._onSubscribed(),
+        subscribing: () => this._onSubscribing(),
+        unsubscribed: () => this._onUnsubscribed(),
+        join: (ctx) => this._emitAll(this._presence.join(ctx.info)),
+        leave: (ctx) => this._emitAll(this._presence.leave(ctx.info)),
+      },
+    );
   }
 
   // Users present (sorted), as of the last snapshot plus the pushes since.
