@@ -15,15 +15,6 @@
 namespace chorus::testing {
 namespace {
 
-// The value of the /metrics sample `name_and_labels` (e.g. `x{a="b"}`); -1 when absent.
-int64_t MetricValue(const NodeProcess& node, const std::string& name_and_labels) {
-  const HttpResult m = HttpRequest(node.http_host(), node.http_port(), "GET", "/metrics");
-  const std::string needle = "\n" + name_and_labels + " ";
-  const size_t at = m.body.find(needle);
-  if (m.status != 200 || at == std::string::npos) return -1;
-  return std::stoll(m.body.substr(at + needle.size()));
-}
-
 std::string Refused(const std::string& listener) {
   return "chorus_connections_refused_per_address_total{listener=\"" + listener + "\"}";
 }

@@ -65,13 +65,7 @@ inline nlohmann::json ResultOf(const HttpResult& r) {
 
 // A counter or gauge without labels from /metrics (-1 when absent).
 inline double Metric(const NodeProcess& node, const std::string& name) {
-  HttpResult r = HttpRequest(node.http_host(), node.http_port(), "GET", "/metrics");
-  std::istringstream in(r.body);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  }
-  return -1;
+  return static_cast<double>(MetricValue(node, name));
 }
 
 // The overrides that make `n` chorusd one cluster on loopback (member ids 1..n, a voter each,

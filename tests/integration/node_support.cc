@@ -356,4 +356,12 @@ void RaiseFileLimit() {
   }
 }
 
+int64_t MetricValue(const NodeProcess& node, const std::string& name_and_labels) {
+  const HttpResult m = HttpRequest(node.http_host(), node.http_port(), "GET", "/metrics");
+  const std::string needle = "\n" + name_and_labels + " ";
+  const size_t at = m.body.find(needle);
+  if (m.status != 200 || at == std::string::npos) return -1;
+  return std::stoll(m.body.substr(at + needle.size()));
+}
+
 }  // namespace chorus::testing

@@ -131,6 +131,8 @@ HttpResult HttpRequest(const std::string& host, int port, const std::string& met
 // POST /api/<method> with X-API-Key.
 HttpResult Api(const NodeProcess& node, const std::string& method, const std::string& json_body,
                const std::string& key = "test-key");
+// The value of the /metrics sample `name_and_labels` (e.g. `x{a="b"}`); -1 when absent.
+int64_t MetricValue(const NodeProcess& node, const std::string& name_and_labels);
 
 // An HS256 JWT for `sub` with optional exp (seconds since the epoch; 0 = none), made with
 // libjwt-free code (OpenSSL HMAC) so the test does not reuse the node's verifier.
