@@ -217,12 +217,16 @@ size_t InterestFollower::live() const {
 }
 
 bool InterestFollower::Live(const std::string& channel) const {
-  auto f = followed_.find(channel);
-  if (f == followed_.end()) return false;
-  auto p = peers_.find(f->second);
-  if (p == peers_.end()) return false;
-  const chp::SubtreeReplica* r = p->second.agent->Find(ChannelSubtree(channel));
+  const chp::SubtreeReplica* r = Copy(channel);
   return r != nullptr && r->live();
+}
+
+const chp::SubtreeReplica* InterestFollower::Copy(const std::string& channel) const {
+  auto f = followed_.find(channel);
+  if (f == followed_.end()) return nullptr;
+  auto p = peers_.find(f->second);
+  if (p == peers_.end()) return nullptr;
+  return p->second.agent->Find(ChannelSubtree(channel));
 }
 
 void InterestFollower::AppendParts(std::vector<chp::Pollable*>& parts) {
