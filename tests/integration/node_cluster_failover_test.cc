@@ -1,9 +1,9 @@
-// Failover without loss (issue 12 test 2; docs/cluster.md §6 step 2, C-15, C-16, C-17, §16.6),
-// on three real chorusd with short timings (heartbeat 100 ms, dead after 600 ms), R = 2.
-// A channel with history whose primary is A; subscribers on both other nodes (so the backup
-// the map will promote holds a copy by interest, C-16); publishing through the third node at a
-// moderate rate; then A is killed (SIGKILL) or stopped and continued (SIGSTOP/SIGCONT, C-15).
-// Every client's stream is checked as etcd's watch tests do: in order, no duplicate, no gap,
+// Failover without loss (issue 12 test 2; docs/cluster.md §6 step 2, C-15, C-16, C-17, §16
+// "Failover (as built)"), on three real chorusd with short timings (heartbeat 100 ms, dead after
+// 600 ms), R = 2. A channel with history whose primary is A; subscribers on both other nodes (so
+// the backup the map will promote holds a copy by interest, C-16); publishing through the third
+// node at a moderate rate; then A is killed (SIGKILL) or stopped and continued (SIGSTOP/SIGCONT,
+// C-15). Every client's stream is checked as etcd's watch tests do: in order, no duplicate, no gap,
 // one payload per (epoch, offset) across every stream, every acknowledgement and the new
 // primary's history.
 //

@@ -1,5 +1,5 @@
-// Failover, node side (docs/cluster.md §6 step 2, C-15; §16.6 as built). Each applied map is
-// compared with the last one acted on (partition_roles.h):
+// Failover, node side (docs/cluster.md §6 step 2, C-15; §16 "Failover (as built)"). Each applied
+// map is compared with the last one acted on (partition_roles.h):
 // - Promoted (this node is primary now, the lineage kept: PromoteBackup, CompleteHandoff): every
 //   channel of the partition whose copy this node holds (followed from the old primary by
 //   interest, C-16) continues its line here. The copy becomes this node's own CHP subtree with

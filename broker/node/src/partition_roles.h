@@ -1,5 +1,5 @@
 // PartitionRoles: what each newly applied cluster map changed in this node's role for each
-// partition (docs/cluster.md §16.6, failover as built). The engine keeps one and feeds it every
+// partition (docs/cluster.md §16 "Failover (as built)"). The engine keeps one and feeds it every
 // map it acts on; it answers which partitions this node became primary of by promotion (the
 // lineage kept: PromoteBackup or CompleteHandoff, so the channels' lines continue here), which
 // it became primary of afresh (a new lineage, or a partition first placed), and which it lost

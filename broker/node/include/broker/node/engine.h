@@ -250,10 +250,10 @@ class Engine final : public chp::Pollable {
   void LoseRemoteLine(const std::string& channel);
   // `channel`'s local history now holds a line copied from another primary (engine_failover.cc).
   void MarkRemoteLine(const std::string& channel);
-  // Failover (engine_failover.cc, docs/cluster.md §16.6): what an applied map changed in this
-  // node's partition roles. Promoted (lineage kept): each channel whose copy is here continues
-  // its line (CHP Adopt, same channel epoch, next offset). Lost (C-15): the subtrees dropped,
-  // the channels now copies of the new primary's line.
+  // Failover (engine_failover.cc, docs/cluster.md §16 "Failover (as built)"): what an applied map
+  // changed in this node's partition roles. Promoted (lineage kept): each channel whose copy is
+  // here continues its line (CHP Adopt, same channel epoch, next offset). Lost (C-15): the subtrees
+  // dropped, the channels now copies of the new primary's line.
   void ApplyPartitionRoles();
   void ContinueCopiedLine(const std::string& channel, uint64_t partition_epoch);
   void LeaveLine(const std::string& channel);
