@@ -359,5 +359,55 @@ TEST_F(NodeClusterFailover, DISABLED_C15_AStoppedPrimaryThatComesBackGivesUpTheP
   EXPECT_EQ(ga.back().offset, 21u);
 }
 
+// C-24: a node that finds itself dead in the applied map (SIGSTOP past the dead timeout) takes a
+// new incarnation when it runs again and heartbeats with it; the controller re-adds it once
+// the partitions it was primary of moved, and it serves again (a publish through it is
+// forwarded to the new primary). Needs no in-sync backup: runs on every branch.
+TEST_F(NodeClusterFailover, C24_ANodeFoundDeadRejoinsWithANewIncarnation) {
+  NodeProcess &a = Node(1), &b = Node(2);
+  ch_ = ChannelWithPrimary(1, "rejoin");
+  auto member1 = [&](NodeProcess& on) -> json {
+    json c = ResultOf(Api(on, "cluster", "{}"));
+    if (c.is_null()) return nullptr;
+    for (const json& m : c["members"]) {
+      if (m["id"] == 1) return m;
+    }
+    return nullptr;
+  };
+  const json before = member1(b);
+  ASSERT_FALSE(before.is_null());
+  const uint64_t incarnation = before["incarnation"].get<uint64_t>();
+  ASSERT_FALSE(Publish(a, 1).is_null());
+
+  a.process().Signal(SIGSTOP);
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        json m = member1(b);
+        return !m.is_null() && m["state"] == "dead";
+      },
+      15s));
+  a.process().Signal(SIGCONT);
+  json after;
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        after = member1(b);
+        return !after.is_null() && after["state"] == "alive" &&
+               after["incarnation"].get<uint64_t>() > incarnation;
+      },
+      15s))
+      << "member 1 was not re-added with a new incarnation";
+  // A's own view names its new incarnation, and A no longer holds the partition it had.
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        json c = ResultOf(Api(a, "cluster", "{}"));
+        return !c.is_null() && c["incarnation"] == after["incarnation"] &&
+               PartitionOn(a, ch_)["primary"] != 1;
+      },
+      10s));
+  json r = Publish(a, 2);
+  ASSERT_FALSE(r.is_null()) << "a publish through the rejoined node";
+  EXPECT_GE(Metric(a, "chorus_cluster_pub_forwarded_total"), 1);
+}
+
 }  // namespace
 }  // namespace chorus::testing
