@@ -10,8 +10,9 @@
 //      three nodes, with 1 interested node (the subscriber's) and 3 (a subscriber on each);
 //      NATS: messages server 1 sent over its route (/routez);
 //   d) failover: SIGKILL of a channel's primary -> the first successful publication (on the
-//      new primary) of a publisher on B publishing every 2 ms; with the cluster tests' timings
-//      and with the defaults (docs/cluster.md §14);
+//      new primary) of a publisher on another node publishing every 2 ms; with the cluster
+//      tests' timings and with the defaults (docs/cluster.md §14), the victim the meta group's
+//      leader or not (a fresh cluster each, R = 2);
 //   e) handoff: not built yet (printed as n/a).
 // Publish replies are read as they come (the publisher never waits for one before the next),
 // so publishes answered only after commit (R = 2) are measured the same way. Ends with
@@ -52,7 +53,7 @@ struct Settings {
   double rate = 1000;       // the fixed moderate rate of a) and c)
   double seconds = 3;       // duration of a)
   double step_seconds = 1;  // duration of each step of b)
-  std::vector<double> steps = {1000, 2000, 4000, 8000, 16000, 32000};
+  std::vector<double> steps = {250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000};
   double p99_limit_us = 10'000;
 };
 
@@ -64,6 +65,7 @@ class Publisher {
     ok_ = r && r->Has("result");
   }
   bool ok() const { return ok_; }
+  bool pending() const { return replies_ < sent_; }
   uint64_t Publish(const std::string& channel, const std::string& data) {
     ++sent_;
     return s_.Send("publish", P({{"channel", channel}, {"data", data}}));
@@ -168,43 +170,66 @@ void Row(const char* what, const Figures& f) {
 
 struct Failover {
   double ms = -1;  // kill -> first successful reply of a publication sent after the kill
-  uint64_t new_primary = 0;
-  int errors_before = 0;  // publications sent after the kill answered with an error first
+  uint64_t victim = 0, leader = 0, new_primary = 0;
+  // Error code -> count: publications sent after the kill answered with an error (before or
+  // after the first success: those forwarded to the dead primary wait for the forward timeout).
+  std::map<uint64_t, int> errors;
+  bool ok = false;
 };
 
-// Member 1 is the primary of a fresh channel; B (member 2) publishes every 2 ms; member 1 is
-// killed 100 ms in; the first success of a publication sent after the kill ends the run.
-Failover MeasureFailover(zmq::context_t& ctx, BenchCluster& cl) {
+// A cluster of `spec`. The victim is the meta group's leader (`kill_leader`) or another member;
+// a fresh channel has the victim as primary; a publisher on a member that is neither (the
+// leader when the victim is not) publishes every 2 ms; the victim gets SIGKILL 100 ms in; the
+// first success of a publication sent after the kill ends the run (60 s at most).
+Failover RunFailover(zmq::context_t& ctx, const ClusterSpec& spec, bool kill_leader) {
   Failover out;
-  const std::string ch = cl.ChannelWithPrimary(1, "fo");
-  Publisher pub(ctx, cl.Node(2).native());
+  BenchCluster cl(spec);
+  if (!cl.ok()) {
+    fprintf(stderr, "cluster_bench: %s\n", cl.error().c_str());
+    return out;
+  }
+  out.leader = cl.LeaderIn(1);
+  if (out.leader == 0) return out;
+  out.victim = kill_leader ? out.leader : out.leader % 3 + 1;
+  uint64_t on = 1;
+  while (on == out.victim || (on == out.leader && !kill_leader)) ++on;
+  const std::string ch = cl.ChannelWithPrimary(out.victim, "fo");
+  Publisher pub(ctx, cl.Node(on).native());
   if (!pub.ok()) return out;
   pub.Publish(ch, R"({"warm":1})");  // creates the channel on its primary
   if (!pub.Settle(10s)) return out;
   uint64_t first_after_kill = UINT64_MAX;
   Clock::time_point killed_at{};
   bool done = false;
+  auto on_reply = [&](const chorus::testing::Frame& r) {
+    if (r.Uint("id") < first_after_kill) return;
+    if (r.Has("error")) {
+      ++out.errors[r.Uint("error.code")];
+    } else if (!done) {
+      out.ms = std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count();
+      done = true;
+    }
+  };
   const auto start = Clock::now();
   const auto deadline = start + 60s;
   for (int i = 0; !done && Clock::now() < deadline; ++i) {
     std::this_thread::sleep_until(start + i * 2ms);  // pacing the publisher, not sync
     if (killed_at == Clock::time_point{} && Clock::now() >= start + 100ms) {
       killed_at = Clock::now();
-      cl.Kill(1);
+      cl.Kill(out.victim);
     }
     const uint64_t id = pub.Publish(ch, R"({"fo":1})");
     if (killed_at != Clock::time_point{} && first_after_kill == UINT64_MAX) first_after_kill = id;
-    pub.Drain(0ms, [&](const chorus::testing::Frame& r) {
-      if (done || r.Uint("id") < first_after_kill) return;
-      if (r.Has("error")) {
-        ++out.errors_before;
-        return;
-      }
-      out.ms = std::chrono::duration<double, std::milli>(Clock::now() - killed_at).count();
-      done = true;
-    });
+    pub.Drain(0ms, on_reply);
   }
-  out.new_primary = cl.PrimaryIn(2, ch);
+  out.new_primary = cl.PrimaryIn(on, ch);
+  // Publications sent to the dead primary before the switch are answered later (the forward
+  // timeout): their errors are counted too.
+  const auto settle = Clock::now() + 5s;
+  while (pub.pending() && Clock::now() < settle) pub.Drain(50ms, on_reply);
+  const bool clean = cl.Stop();
+  if (!clean) fprintf(stderr, "cluster_bench: a node did not exit cleanly\n");
+  out.ok = clean && out.ms >= 0;
   return out;
 }
 
@@ -213,12 +238,10 @@ struct ClusterFigures {
   double max_rate = 0;
   Figures at_max;
   double msgs1 = -1, msgs3 = -1;
-  Failover failover;
   bool ok = false;
 };
 
-ClusterFigures RunChorus(zmq::context_t& ctx, const ClusterSpec& spec, const Settings& st,
-                         bool failover) {
+ClusterFigures RunChorus(zmq::context_t& ctx, const ClusterSpec& spec, const Settings& st) {
   ClusterFigures out;
   BenchCluster cl(spec);
   if (!cl.ok()) {
@@ -264,11 +287,6 @@ ClusterFigures RunChorus(zmq::context_t& ctx, const ClusterSpec& spec, const Set
   PrintCounters(per1);
   printf("  counters, 3 interested nodes (R=%d):\n", spec.replication_factor);
   PrintCounters(per3);
-  if (failover) {
-    sub_a.reset();  // its node is about to die
-    out.failover = MeasureFailover(ctx, cl);
-    ok = ok && out.failover.ms >= 0;
-  }
   const bool clean = cl.Stop();
   if (!clean) fprintf(stderr, "cluster_bench: a node did not exit cleanly\n");
   out.ok = ok && clean;
@@ -345,12 +363,9 @@ int main(int argc, char** argv) {
          redis_lat.p50_us, redis_lat.p99_us, redis_max, redis_lat.complete);
   fflush(stdout);
 
-  std::map<int, ClusterFigures> by_r;
   for (int r : {1, 2}) {
     printf("chorus, replication_factor %d (test timings):\n", r);
-    const bool failover = !smoke || r == 2;
-    ClusterFigures f =
-        RunChorus(ctx, {.replication_factor = r, .test_timings = true}, st, failover);
+    ClusterFigures f = RunChorus(ctx, {.replication_factor = r, .test_timings = true}, st);
     ok = ok && f.ok;
     Row("B -> primary A -> subscriber on C", f.latency);
     Row("3 interested nodes", f.latency3);
@@ -361,37 +376,37 @@ int main(int argc, char** argv) {
            f.max_rate, Ratio(f.max_rate, nats_max), Ratio(f.max_rate, redis_max));
     printf("  inter-node messages per publication: 1 interested node %.3f, 3 interested %.3f\n",
            f.msgs1, f.msgs3);
-    if (failover) {
-      printf("  failover (test timings): %.0f ms, new primary member %llu, %d errors before\n",
-             f.failover.ms, static_cast<unsigned long long>(f.failover.new_primary),
-             f.failover.errors_before);
-    }
     printf(
         "RESULT cluster_bench chorus r=%d p50_us=%.1f p99_us=%.1f p50_3_us=%.1f p99_3_us=%.1f "
-        "max_rate=%.0f msgs_per_pub_1=%.3f msgs_per_pub_3=%.3f failover_test_ms=%.0f "
-        "complete=%d\n",
+        "max_rate=%.0f msgs_per_pub_1=%.3f msgs_per_pub_3=%.3f complete=%d\n",
         r, f.latency.p50_us, f.latency.p99_us, f.latency3.p50_us, f.latency3.p99_us, f.max_rate,
-        f.msgs1, f.msgs3, f.failover.ms, f.ok);
+        f.msgs1, f.msgs3, f.ok);
     fflush(stdout);
-    by_r[r] = f;
   }
-  if (!smoke) {
-    printf("chorus, default timings (replication_factor 2):\n");
-    ClusterFigures f = RunChorus(ctx, {.replication_factor = 2, .test_timings = false},
-                                 {.rate = st.rate,
-                                  .seconds = 0.5,
-                                  .step_seconds = 0.2,
-                                  .steps = {},
-                                  .p99_limit_us = st.p99_limit_us},
-                                 true);
-    ok = ok && f.ok;
-    printf("  failover (default timings): %.0f ms, new primary member %llu, %d errors before\n",
-           f.failover.ms, static_cast<unsigned long long>(f.failover.new_primary),
-           f.failover.errors_before);
-    printf("RESULT cluster_bench failover timings=default r=2 ms=%.0f\n", f.failover.ms);
-  } else {
-    printf("failover with default timings: skipped in --smoke\n");
+  // Failover, R = 2, one cluster per case (a cluster of three survives one kill only).
+  printf("failover (SIGKILL of the channel's primary -> first successful publication):\n");
+  for (bool test_timings : {true, false}) {
+    for (bool kill_leader : {false, true}) {
+      if (smoke && (!test_timings || kill_leader)) continue;
+      const Failover fo =
+          RunFailover(ctx, {.replication_factor = 2, .test_timings = test_timings}, kill_leader);
+      ok = ok && fo.ok;
+      std::string errors;
+      for (const auto& [code, n] : fo.errors) {
+        errors += " " + std::to_string(n) + "x" + std::to_string(code);
+      }
+      printf("  %-13s victim %s: %7.0f ms (victim %llu, new primary %llu, errors:%s)\n",
+             test_timings ? "test timings," : "defaults,",
+             kill_leader ? "the meta leader" : "not the leader", fo.ms,
+             static_cast<unsigned long long>(fo.victim),
+             static_cast<unsigned long long>(fo.new_primary),
+             errors.empty() ? " none" : errors.c_str());
+      printf("RESULT cluster_bench failover timings=%s victim=%s ms=%.0f\n",
+             test_timings ? "test" : "default", kill_leader ? "leader" : "follower", fo.ms);
+      fflush(stdout);
+    }
   }
+  if (smoke) printf("  (defaults and the leader as victim: skipped in --smoke)\n");
   printf("handoff: n/a (handoff not built)\n");
   const bool nats_clean = nats->Stop(), redis_clean = redis->Stop();
   if (!nats_clean) fprintf(stderr, "cluster_bench: a nats-server did not exit cleanly\n");

@@ -97,6 +97,12 @@ uint64_t BenchCluster::PrimaryIn(uint64_t member, const std::string& channel) {
                                                                     : 0;
 }
 
+uint64_t BenchCluster::LeaderIn(uint64_t member) {
+  if (!nodes_[member - 1]) return 0;
+  json c = ResultOf(Api(*nodes_[member - 1], "cluster", "{}"));
+  return !c.is_null() && c["leader_id"].is_number_unsigned() ? c["leader_id"].get<uint64_t>() : 0;
+}
+
 std::map<std::string, double> BenchCluster::ClusterCounters() {
   std::map<std::string, double> out;
   for (auto& node : nodes_) {

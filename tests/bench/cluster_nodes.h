@@ -44,6 +44,8 @@ class BenchCluster {
   std::string ChannelWithPrimary(uint64_t member, const std::string& stem) const;
   // The primary of `channel`'s partition in `member`'s current map (0 when unknown).
   uint64_t PrimaryIn(uint64_t member, const std::string& channel);
+  // The meta group's leader as `member` knows it (0 when unknown).
+  uint64_t LeaderIn(uint64_t member);
 
   // Every chorus_cluster_* counter (name with labels -> value) of every alive node, summed.
   std::map<std::string, double> ClusterCounters();
