@@ -188,8 +188,10 @@ Failover RunFailover(zmq::context_t& ctx, const ClusterSpec& spec, bool kill_lea
     fprintf(stderr, "cluster_bench: %s\n", cl.error().c_str());
     return out;
   }
-  out.leader = cl.LeaderIn(1);
-  if (out.leader == 0) return out;
+  if (!chorus::testing::EventuallyTrue([&] { return (out.leader = cl.LeaderIn(1)) != 0; }, 10s)) {
+    fprintf(stderr, "cluster_bench: no meta leader known to member 1\n");
+    return out;
+  }
   out.victim = kill_leader ? out.leader : out.leader % 3 + 1;
   uint64_t on = 1;
   while (on == out.victim || (on == out.leader && !kill_leader)) ++on;
