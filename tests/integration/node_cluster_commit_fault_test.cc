@@ -1,0 +1,146 @@
+// A backup that stops acknowledging (docs/cluster.md §5 C-8, C-10, C-11, C-12; §16.2): three
+// real chorusd, R = 2, replica_lag_ms 300 and dead_after_ms 4000 (so the stopped backup is
+// reported lagging long before it could be declared dead). The backup is SIGSTOPped:
+//  - C-8 / C-10: publishes to its partition are not answered while it is in in_sync; the
+//    primary reports it lagging, the map removes it from in_sync, and only then the waiting
+//    publishes complete (their subscriber on the primary gets them in order);
+//  - C-12: meanwhile a channel without history of the same primary is answered at once;
+//  - C-11: after SIGCONT the backup catches up (its copy holds every offset) and rejoins in_sync.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "node_cluster_support.h"
+#include "node_native_support.h"
+
+namespace chorus::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+class NodeClusterCommitFault : public ClusterFixture {
+ protected:
+  void SetUp() override {
+    StartCluster(3, {"cluster.dead_after_ms=4000", "cluster.replica_lag_ms=300"});
+  }
+  void TearDown() override {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (!nodes_[i]) continue;
+      nodes_[i]->process().Signal(SIGCONT);
+      EXPECT_TRUE(nodes_[i]->Stop()) << "unclean shutdown of node " << i + 1;
+    }
+  }
+};
+
+TEST_F(NodeClusterCommitFault, C10_C11_StalledBackupLeavesInSyncThenRejoins) {
+  // The backup is not the Raft leader (stopping the leader would stop the map).
+  json view = ResultOf(Api(Node(1), "cluster", "{}"));
+  ASSERT_FALSE(view.is_null());
+  const uint64_t leader = view["leader_id"].get<uint64_t>();
+  ASSERT_GE(leader, 1u);
+  const uint64_t backup = leader == 3 ? 2 : 3;
+  const uint64_t primary = backup == 3 ? (leader == 1 ? 1 : 2) : 1;
+  ASSERT_NE(primary, backup);
+  const std::string ch = ChannelWithReplicas(primary, backup, "stall");
+  std::string plain;
+  for (int i = 0; plain.empty(); ++i) {
+    const std::string cand = "nohist:stall-" + std::to_string(i);
+    if (PrimaryOf(cand) == primary) plain = cand;
+  }
+  NodeProcess &p = Node(primary), &b = Node(backup);
+  ASSERT_TRUE(EventuallyTrue([&] { return InSync(PartitionOn(p, ch), backup); }, 20s));
+  json first = ResultOf(Api(p, "publish", json{{"channel", ch}, {"data", {{"n", 1}}}}.dump()));
+  ASSERT_FALSE(first.is_null());
+  ASSERT_EQ(first["offset"], 1);
+  const std::string epoch = first["epoch"].get<std::string>();
+
+  RawSession sub(ctx_, p.native(), 10'000);
+  ASSERT_FALSE(ConnectAs(sub, "s").empty());
+  auto r = sub.Call("subscribe", P({{"channel", ch}}));
+  ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
+
+  b.process().Signal(SIGSTOP);
+  constexpr uint64_t kStalled = 5;
+  std::vector<std::future<HttpResult>> waiting;
+  for (uint64_t i = 2; i < 2 + kStalled; ++i) {
+    waiting.push_back(std::async(std::launch::async, [&p, ch, i] {
+      return Api(p, "publish", json{{"channel", ch}, {"data", {{"n", i}}}}.dump());
+    }));
+  }
+  // C-12: the channel without history is not held by the stopped backup.
+  json quick = ResultOf(Api(p, "publish", json{{"channel", plain}, {"data", {{"q", 1}}}}.dump()));
+  ASSERT_FALSE(quick.is_null());
+  // C-8: not answered while the stopped backup is in in_sync. Each round looks at the answers
+  // first and then at the primary's own map: an answer seen before a map that still holds the
+  // backup in sync was sent while it was in sync (in_sync does not grow back meanwhile: the
+  // backup is stopped). Until the map has removed the backup (C-10).
+  bool removed = false;
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        bool answered = false;
+        size_t which = 0;
+        for (size_t k = 0; k < waiting.size(); ++k) {
+          if (!answered && waiting[k].wait_for(0ms) == std::future_status::ready) {
+            answered = true;
+            which = k;
+          }
+        }
+        const json part = PartitionOn(p, ch);
+        if (part.is_null()) return false;
+        removed = !InSync(part, backup);
+        if (!removed && answered) {
+          HttpResult early = waiting[which].get();
+          ADD_FAILURE() << "a publish was answered while the stopped backup was in sync: "
+                        << early.status << " " << early.body << " map " << part.dump();
+          return true;
+        }
+        return removed;
+      },
+      10s));
+  ASSERT_TRUE(removed);
+  EXPECT_GE(Metric(p, "chorus_cluster_replica_reports_total"), 1);
+  // The waiting publishes complete once the backup left in_sync, with consecutive offsets.
+  std::vector<uint64_t> offsets;
+  for (auto& f : waiting) {
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    json res = ResultOf(f.get());
+    ASSERT_FALSE(res.is_null());
+    EXPECT_EQ(res["epoch"], epoch);
+    offsets.push_back(res["offset"].get<uint64_t>());
+  }
+  std::sort(offsets.begin(), offsets.end());
+  for (uint64_t i = 0; i < kStalled; ++i) EXPECT_EQ(offsets[i], i + 2);
+  for (uint64_t i = 2; i < 2 + kStalled; ++i) {
+    auto f = sub.Push("pub", ch);
+    ASSERT_TRUE(f) << "publication " << i << " not delivered";
+    EXPECT_EQ(f->Uint("data.offset"), i);
+  }
+  // Without the backup in in_sync, a publish commits at once.
+  json alone = ResultOf(Api(p, "publish", json{{"channel", ch}, {"data", {{"n", 7}}}}.dump()));
+  ASSERT_FALSE(alone.is_null());
+  EXPECT_EQ(alone["offset"], 2 + kStalled);
+
+  // C-11: the backup resumes, catches up and is back in in_sync.
+  b.process().Signal(SIGCONT);
+  ASSERT_TRUE(EventuallyTrue([&] { return InSync(PartitionOn(p, ch), backup); }, 15s));
+  json h = ResultOf(Api(b, "history", json{{"channel", ch}, {"limit", -1}}.dump()));
+  ASSERT_FALSE(h.is_null());
+  EXPECT_EQ(h["epoch"], epoch);
+  EXPECT_EQ(h["offset"], 2 + kStalled);
+  EXPECT_EQ(h["publications"].size(), 2 + kStalled);
+  // And a publish waits for it again: answered with the backup holding it.
+  json again = ResultOf(Api(p, "publish", json{{"channel", ch}, {"data", {{"n", 8}}}}.dump()));
+  ASSERT_FALSE(again.is_null());
+  json hb = ResultOf(Api(b, "history", json{{"channel", ch}, {"limit", 0}}.dump()));
+  ASSERT_FALSE(hb.is_null());
+  EXPECT_EQ(hb["offset"], again["offset"]);
+}
+
+}  // namespace
+}  // namespace chorus::testing
