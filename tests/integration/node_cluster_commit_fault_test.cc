@@ -10,7 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include <future>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -23,6 +25,24 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+
+// Every thread of `pid` is stopped (state T in /proc/<pid>/task/*/stat): SIGSTOP took effect.
+bool AllThreadsStopped(int pid) {
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  size_t seen = 0;
+  for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream stat(t.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T') {
+      return false;
+    }
+    ++seen;
+  }
+  return !ec && seen > 0;
+}
 
 class NodeClusterCommitFault : public ClusterFixture {
  protected:
@@ -65,39 +85,38 @@ TEST_F(NodeClusterCommitFault, C10_C11_StalledBackupLeavesInSyncThenRejoins) {
   auto r = sub.Call("subscribe", P({{"channel", ch}}));
   ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
 
+  // The stalled publishes come from a native client on the primary (answered once committed).
+  RawSession pubs(ctx_, p.native(), 10'000);
+  ASSERT_FALSE(ConnectAs(pubs, "pub").empty());
   b.process().Signal(SIGSTOP);
+  ASSERT_TRUE(EventuallyTrue([&] { return AllThreadsStopped(b.process().pid()); }, 5s));
   constexpr uint64_t kStalled = 5;
-  std::vector<std::future<HttpResult>> waiting;
+  std::vector<uint64_t> ids;
   for (uint64_t i = 2; i < 2 + kStalled; ++i) {
-    waiting.push_back(std::async(std::launch::async, [&p, ch, i] {
-      return Api(p, "publish", json{{"channel", ch}, {"data", {{"n", i}}}}.dump());
-    }));
+    ids.push_back(
+        pubs.Send("publish", P({{"channel", ch}, {"data", "{\"n\":" + std::to_string(i) + "}"}})));
   }
   // C-12: the channel without history is not held by the stopped backup.
   json quick = ResultOf(Api(p, "publish", json{{"channel", plain}, {"data", {{"q", 1}}}}.dump()));
   ASSERT_FALSE(quick.is_null());
-  // C-8: not answered while the stopped backup is in in_sync. Each round looks at the answers
+  // C-8: not answered while the stopped backup is in in_sync. Each round looks for answers
   // first and then at the primary's own map: an answer seen before a map that still holds the
   // backup in sync was sent while it was in sync (in_sync does not grow back meanwhile: the
   // backup is stopped). Until the map has removed the backup (C-10).
+  std::map<uint64_t, Frame> answers;
   bool removed = false;
   ASSERT_TRUE(EventuallyTrue(
       [&] {
-        bool answered = false;
-        size_t which = 0;
-        for (size_t k = 0; k < waiting.size(); ++k) {
-          if (!answered && waiting[k].wait_for(0ms) == std::future_status::ready) {
-            answered = true;
-            which = k;
-          }
+        for (uint64_t id : ids) {
+          if (answers.count(id) != 0) continue;
+          if (auto f = pubs.Reply(id, 1ms)) answers.emplace(id, std::move(*f));
         }
         const json part = PartitionOn(p, ch);
         if (part.is_null()) return false;
         removed = !InSync(part, backup);
-        if (!removed && answered) {
-          HttpResult early = waiting[which].get();
-          ADD_FAILURE() << "a publish was answered while the stopped backup was in sync: "
-                        << early.status << " " << early.body << " map " << part.dump();
+        if (!removed && !answers.empty()) {
+          ADD_FAILURE() << "a publish was answered while the stopped backup was in sync, map "
+                        << part.dump();
           return true;
         }
         return removed;
@@ -106,16 +125,17 @@ TEST_F(NodeClusterCommitFault, C10_C11_StalledBackupLeavesInSyncThenRejoins) {
   ASSERT_TRUE(removed);
   EXPECT_GE(Metric(p, "chorus_cluster_replica_reports_total"), 1);
   // The waiting publishes complete once the backup left in_sync, with consecutive offsets.
-  std::vector<uint64_t> offsets;
-  for (auto& f : waiting) {
-    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
-    json res = ResultOf(f.get());
-    ASSERT_FALSE(res.is_null());
-    EXPECT_EQ(res["epoch"], epoch);
-    offsets.push_back(res["offset"].get<uint64_t>());
+  for (size_t k = 0; k < ids.size(); ++k) {
+    if (answers.count(ids[k]) == 0) {
+      auto f = pubs.Reply(ids[k], 10s);
+      ASSERT_TRUE(f) << "publish " << k + 2 << " never answered";
+      answers.emplace(ids[k], std::move(*f));
+    }
+    const Frame& f = answers.at(ids[k]);
+    ASSERT_TRUE(f.Has("result")) << f.Uint("error.code");
+    EXPECT_EQ(f.Uint("result.offset"), k + 2);
+    EXPECT_EQ(f.Str("result.epoch"), epoch);
   }
-  std::sort(offsets.begin(), offsets.end());
-  for (uint64_t i = 0; i < kStalled; ++i) EXPECT_EQ(offsets[i], i + 2);
   for (uint64_t i = 2; i < 2 + kStalled; ++i) {
     auto f = sub.Push("pub", ch);
     ASSERT_TRUE(f) << "publication " << i << " not delivered";
