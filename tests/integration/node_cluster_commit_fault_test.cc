@@ -162,5 +162,52 @@ TEST_F(NodeClusterCommitFault, C10_C11_StalledBackupLeavesInSyncThenRejoins) {
   EXPECT_EQ(hb["offset"], again["offset"]);
 }
 
+// C-14: a primary whose backup stops acking and that cannot shrink in_sync (the two other
+// nodes, a majority of the meta voters, are stopped) commits nothing: its publisher gets 114
+// after the forward timeout and its subscriber sees nothing; once the others resume, the map
+// moves again and the publication is committed and delivered once.
+class NodeClusterCommitNoMajority : public NodeClusterCommitFault {
+ protected:
+  void SetUp() override {
+    StartCluster(3, {"cluster.dead_after_ms=8000", "cluster.replica_lag_ms=300"});
+  }
+};
+
+TEST_F(NodeClusterCommitNoMajority, C14_NoMajorityNoCommit) {
+  const std::string ch = ChannelWithReplicas(1, 2, "minority");
+  NodeProcess &p = Node(1), &b = Node(2), &c = Node(3);
+  ASSERT_TRUE(EventuallyTrue([&] { return InSync(PartitionOn(p, ch), 2); }, 20s));
+  json first = ResultOf(Api(p, "publish", json{{"channel", ch}, {"data", {{"n", 1}}}}.dump()));
+  ASSERT_FALSE(first.is_null());
+  RawSession sub(ctx_, p.native(), 10'000), pub(ctx_, p.native(), 10'000);
+  ASSERT_FALSE(ConnectAs(sub, "s").empty());
+  ASSERT_FALSE(ConnectAs(pub, "p").empty());
+  auto r = sub.Call("subscribe", P({{"channel", ch}}));
+  ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
+
+  for (NodeProcess* n : {&b, &c}) n->process().Signal(SIGSTOP);
+  for (NodeProcess* n : {&b, &c}) {
+    ASSERT_TRUE(EventuallyTrue([&] { return AllThreadsStopped(n->process().pid()); }, 5s));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t id = pub.Send("publish", P({{"channel", ch}, {"data", "{\"n\":2}"}}));
+  auto reply = pub.Reply(id, 10s);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(ErrorCode(reply), 114u);
+  EXPECT_GE(waited, 2500ms);  // the forward timeout, not an early failure
+  EXPECT_GE(Metric(p, "chorus_cluster_commit_timeouts_total"), 1);
+  EXPECT_TRUE(InSync(PartitionOn(p, ch), 2));  // the map could not change
+  EXPECT_FALSE(sub.Push("pub", ch, 300ms)) << "an uncommitted publication was delivered";
+
+  for (NodeProcess* n : {&b, &c}) n->process().Signal(SIGCONT);
+  // The backup acks (or leaves in_sync through the map): offset 2 is committed and delivered.
+  auto f = sub.Push("pub", ch, 20s);
+  ASSERT_TRUE(f) << "the publication was never committed";
+  EXPECT_EQ(f->Uint("data.offset"), 2u);
+  EXPECT_TRUE(sub.Call("ping"));
+  EXPECT_FALSE(sub.Push("pub", ch, 300ms)) << "delivered twice";
+}
+
 }  // namespace
 }  // namespace chorus::testing
