@@ -38,7 +38,8 @@ class NodeClusterDataTest : public ClusterFixture {
 // C-6, C-7: publishes on B (API and native client) for a channel of A are answered with A's
 // offsets and epoch; A's history holds them in order; B holds nothing of the channel.
 TEST_F(NodeClusterDataTest, C6_C7_PublishOnAnyNodeIsForwardedToThePrimary) {
-  const std::string ch = ChannelWithPrimary(1, "fwd");
+  // B (2) is not a replica of the channel's partition: it keeps no backup copy (C-16).
+  const std::string ch = ChannelWithReplicas(1, 3, "fwd");
   NodeProcess &a = Node(1), &b = Node(2);
   std::string epoch;
   for (uint64_t i = 1; i <= 5; ++i) {
@@ -183,7 +184,8 @@ TEST_F(NodeClusterDataTest, C6_BroadcastReachesEachChannelsPrimary) {
 // C-16 (issue 12 test 1, first half): the publisher's node B forwards to A; the subscriber on
 // C gets offsets 1..N once each, in order, and C's copy has A's epoch; B received nothing.
 TEST_F(NodeClusterDataTest, C16_SubscriberOnAThirdNodeGetsEveryOffsetOnceInOrder) {
-  const std::string ch = ChannelWithPrimary(1, "live");
+  // C (3) is not a replica of the partition: it follows the channel for its subscriber only.
+  const std::string ch = ChannelWithReplicas(1, 2, "live");
   NodeProcess &a = Node(1), &b = Node(2), &c = Node(3);
   RawSession sub(ctx_, c.native(), 10'000);
   ASSERT_FALSE(ConnectAs(sub, "s").empty());

@@ -10,7 +10,7 @@
 // Promotion keeps the line only when the backup is in the partition's in-sync set, which grows
 // on the primary's reports of caught-up backups (C-11, built with commit gating on the branch
 // `commit`): without them the map places the partition afresh and these tests fail at their
-// first check, saying so. They are therefore DISABLED_ until that work is merged (remove the
+// first check, saying so. They are therefore  until that work is merged (remove the
 // prefix then); run them with --gtest_also_run_disabled_tests. Both passed (3 runs of 3) with
 // AssignPartition temporarily setting in_sync to every replica.
 #include <signal.h>
@@ -126,8 +126,7 @@ class NodeClusterFailover : public ClusterFixture {
           return false;
         },
         10s))
-        << "member " << backup_ << " never joined the partition's in_sync: the primary's "
-        << "reports of caught-up backups (C-11) are not built on this branch";
+        << "member " << backup_ << " never joined the partition's in_sync (C-11)";
   }
 
   // Waits until `on`'s map makes the backup primary; returns that partition entry.
@@ -158,8 +157,9 @@ class NodeClusterFailover : public ClusterFixture {
 };
 
 // Issue 12 test 2, body shared by its two variants: kill -9 of the primary under load, with
-// (`stop_backup`) or without the backup SIGSTOPped briefly just before (while 10 publications
-// are acknowledged, about 0.1 s: below the dead timeout).
+// (`stop_backup`) or without the backup SIGSTOPped briefly just before (until 10 more
+// publications are acknowledged: A commits them once the map took X out of in_sync, C-10; X
+// then catches up and rejoins, C-11, before the kill).
 void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
   ASSERT_NO_FATAL_FAILURE(Place(stop_backup ? "stopkill" : "kill"));
   NodeProcess &a = Node(1), &x = Node(backup_), &y = Node(other_);
@@ -230,6 +230,9 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
     // Publishing goes on while the backup is stopped (its copy falls behind, then catches up).
     EXPECT_TRUE(EventuallyTrue([&] { return acked() >= at_stop + 10; }, 10s));
     x.process().Signal(SIGCONT);
+    // The stopped backup left in_sync (C-10) so that A could commit without it; it catches up
+    // and is added back (C-11) before the kill, or the kill would rightly start a new lineage.
+    ASSERT_NO_FATAL_FAILURE(ExpectBackupInSync());
   }
   a.process().Signal(SIGKILL);
   EXPECT_NE(a.process().Wait(5s), -1);
@@ -307,15 +310,15 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
   EXPECT_EQ(Metric(x, "chorus_cluster_lines_lost_total"), 0);
 }
 
-TEST_F(NodeClusterFailover, DISABLED_C17_KillNineOfThePrimaryKeepsTheEpochAndEveryOffset) {
+TEST_F(NodeClusterFailover, C17_KillNineOfThePrimaryKeepsTheEpochAndEveryOffset) {
   KillPrimaryUnderLoad(false);
 }
 
-TEST_F(NodeClusterFailover, DISABLED_C17_KillNineAfterTheBackupWasStoppedBrieflyLosesNothing) {
+TEST_F(NodeClusterFailover, C17_KillNineAfterTheBackupWasStoppedBrieflyLosesNothing) {
   KillPrimaryUnderLoad(true);
 }
 
-TEST_F(NodeClusterFailover, DISABLED_C15_AStoppedPrimaryThatComesBackGivesUpThePartition) {
+TEST_F(NodeClusterFailover, C15_AStoppedPrimaryThatComesBackGivesUpThePartition) {
   ASSERT_NO_FATAL_FAILURE(Place("zombie"));
   NodeProcess &a = Node(1), &x = Node(backup_), &y = Node(other_);
   ASSERT_NO_FATAL_FAILURE(ExpectBackupInSync());
@@ -335,7 +338,9 @@ TEST_F(NodeClusterFailover, DISABLED_C15_AStoppedPrimaryThatComesBackGivesUpTheP
     auto r = s->Call("subscribe", P({{"channel", ch_}}));
     ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
   }
-  ASSERT_TRUE(EventuallyTrue([&] { return Metric(x, "chorus_cluster_followed_live") == 1; }, 10s));
+  // X holds the committed publications as A's in-sync backup (C-8: they were acknowledged).
+  ASSERT_TRUE(
+      EventuallyTrue([&] { return Metric(x, "chorus_cluster_backup_applied_total") >= 10; }, 10s));
 
   a.process().Signal(SIGSTOP);
   ASSERT_FALSE(AwaitPromotion(x, before["epoch"].get<uint64_t>()).is_null());

@@ -33,7 +33,8 @@ class NodeClusterRecoveryTest : public ClusterFixture {
 };
 
 TEST_F(NodeClusterRecoveryTest, C17_RecoverOnAFreshNodeDuringPublishingNoGapNoDuplicate) {
-  const std::string ch = ChannelWithPrimary(1, "rec");
+  // B (2) is not a replica of the partition: it has no backup copy and follows nothing yet.
+  const std::string ch = ChannelWithReplicas(1, 3, "rec");
   NodeProcess &a = Node(1), &b = Node(2), &c = Node(3);
   constexpr uint64_t kBefore = 20, kMax = 5000, kLive = 10;
   std::string epoch;

@@ -105,10 +105,12 @@ class ClusterFixture : public ::testing::Test {
 
   // Starts `n` nodes (member ids 1..n) and waits until every one applies the same fully placed
   // map with every member alive; `table_` is then its partition table.
-  void StartCluster(int n) {
+  // `extra`: more overrides for every node (later ones win, e.g. other timings).
+  void StartCluster(int n, const std::vector<std::string>& extra = {}) {
     for (const std::vector<std::string>& overrides : ClusterOverrides(n, kPartitions)) {
       NodeOptions o;
       o.overrides = overrides;
+      o.overrides.insert(o.overrides.end(), extra.begin(), extra.end());
       nodes_.push_back(std::make_unique<NodeProcess>(o));
       ASSERT_TRUE(nodes_.back()->ready()) << "node " << nodes_.size() << " did not start";
     }
@@ -142,7 +144,32 @@ class ClusterFixture : public ::testing::Test {
       if (PrimaryOf(ch) == member) return ch;
     }
   }
+  // A `chat:` channel whose partition has `primary` and `backup` as its replicas (R = 2).
+  std::string ChannelWithReplicas(uint64_t primary, uint64_t backup,
+                                  const std::string& stem) const {
+    for (int i = 0;; ++i) {
+      const std::string ch = "chat:" + stem + std::to_string(i);
+      const nlohmann::json& p = table_[PartitionOfChannel(ch, kPartitions)];
+      if (p["primary"] != primary) continue;
+      for (const nlohmann::json& r : p["replicas"]) {
+        if (r == backup) return ch;
+      }
+    }
+  }
   NodeProcess& Node(uint64_t member) { return *nodes_[member - 1]; }
+  // The partition of `channel` in `node`'s applied map (null when unreadable).
+  nlohmann::json PartitionOn(NodeProcess& node, const std::string& channel) {
+    nlohmann::json c = ResultOf(Api(node, "cluster", "{}"));
+    if (c.is_null()) return nullptr;
+    return c["partitions"][PartitionOfChannel(channel, kPartitions)];
+  }
+  static bool InSync(const nlohmann::json& partition, uint64_t member) {
+    if (partition.is_null()) return false;
+    for (const nlohmann::json& m : partition["in_sync"]) {
+      if (m == member) return true;
+    }
+    return false;
+  }
 
   zmq::context_t ctx_;
   std::vector<std::unique_ptr<NodeProcess>> nodes_;

@@ -56,5 +56,21 @@ TEST(ClusterPartition, C5_SpreadsTypicalChannelNamesEvenly) {
   }
 }
 
+// The one subtree -> partition function (backups filter their primaries' subtrees with it):
+// `c.<X>` is channel X with the sink's escaping undone, `s.<u>` is `sync:<u>`, anything else
+// (and a hashed `c#` name, an unknown escape) has none.
+TEST(ClusterPartition, PartitionOfSubtreeInvertsTheChannelSubtreeNames) {
+  EXPECT_EQ(ChannelOfSubtree("c.chat"), "chat");
+  EXPECT_EQ(ChannelOfSubtree("c.a%2Fb%25c"), "a/b%c");
+  EXPECT_EQ(ChannelOfSubtree("s.alice"), "sync:alice");
+  EXPECT_EQ(ChannelOfSubtree("c#0123456789abcdef"), std::nullopt);
+  EXPECT_EQ(ChannelOfSubtree("c.bad%41"), std::nullopt);
+  EXPECT_EQ(ChannelOfSubtree("x.chat"), std::nullopt);
+  EXPECT_EQ(PartitionOfSubtree("c.chat", 256), PartitionOf("chat", 256));
+  EXPECT_EQ(PartitionOfSubtree("c.chat", 256), 139u);   // the C-5 vector
+  EXPECT_EQ(PartitionOfSubtree("s.alice", 256), 200u);  // as sync:alice
+  EXPECT_EQ(PartitionOfSubtree("c.chat", 0), std::nullopt);
+}
+
 }  // namespace
 }  // namespace chorus::cluster

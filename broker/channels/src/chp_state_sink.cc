@@ -1,5 +1,6 @@
 #include "broker/channels/chp_state_sink.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <vector>
 
@@ -59,14 +60,24 @@ void ChpStateSink::Count(bool ok) {
 
 void ChpStateSink::OnTop(std::string_view channel, const StreamPosition& top) {
   key_ = ChannelSubtree(channel) + "/top";
+  TopExtras x;
+  if (top_extras_) top_extras_(channel, x);
   auto v = Pack([&](auto& pk) {
-    pk.pack_map(3);
+    pk.pack_map(3 + (x.has_committed ? 1 : 0) + (x.partition_epoch != 0 ? 1 : 0));
     PackStr(pk, "n");
     PackStr(pk, channel);
     PackStr(pk, "e");
     PackStr(pk, top.epoch);
     PackStr(pk, "o");
     pk.pack_uint64(top.offset);
+    if (x.has_committed) {
+      PackStr(pk, "c");
+      pk.pack_uint64(std::min(x.committed, top.offset));
+    }
+    if (x.partition_epoch != 0) {
+      PackStr(pk, "p");
+      pk.pack_uint64(x.partition_epoch);
+    }
   });
   Count(server_.Set(key_, v).ok());
 }

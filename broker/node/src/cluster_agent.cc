@@ -53,6 +53,51 @@ bool DecodeHeartbeat(std::string_view bytes, cluster::Heartbeat& hb) {
   }
 }
 
+}  // namespace
+
+// Replica reports (docs/cluster.md C-10, C-11): msgpack ["r", partition, primary, epoch,
+// version, [caught_up], [lagging], handoff_ready]; from the engine over the view PAIR, and
+// between agents on cluster.endpoint (told from a heartbeat by the "r").
+std::string EncodeReport(const cluster::ReplicaReport& r) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(8);
+  pk.pack(std::string("r"));
+  pk.pack(r.partition);
+  pk.pack(r.primary);
+  pk.pack(r.epoch);
+  pk.pack(r.version);
+  pk.pack(r.caught_up);
+  pk.pack(r.lagging);
+  pk.pack(r.handoff_ready);
+  return {buf.data(), buf.size()};
+}
+
+bool DecodeReport(std::string_view bytes, cluster::ReplicaReport& r) {
+  try {
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& o = oh.get();
+    if (o.type != msgpack::type::ARRAY || o.via.array.size != 8) return false;
+    const msgpack::object* a = o.via.array.ptr;
+    if (a[0].as<std::string>() != "r") return false;
+    cluster::ReplicaReport out;
+    out.partition = a[1].as<uint32_t>();
+    out.primary = a[2].as<uint64_t>();
+    out.epoch = a[3].as<uint64_t>();
+    out.version = a[4].as<uint64_t>();
+    out.caught_up = a[5].as<std::vector<uint64_t>>();
+    out.lagging = a[6].as<std::vector<uint64_t>>();
+    out.handoff_ready = a[7].as<bool>();
+    if (out.primary == 0 || out.caught_up.size() > 16 || out.lagging.size() > 16) return false;
+    r = std::move(out);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+namespace {
+
 // A free TCP port on `host` (bind port 0, read it, close). Another process may take it before
 // raft binds it; raft then fails to start and chorusd reports it.
 int FreePort(const std::string& host) {
@@ -260,16 +305,31 @@ void ClusterAgent::Run() {
       }
       const auto wait = std::min(next_hb, next_view) - Clock::now();
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait);
-      zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 1, std::max(ms, std::chrono::milliseconds(0)));
+      zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                                 {view_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, 2, std::max(ms, std::chrono::milliseconds(0)));
+      // The engine's replica reports: to this node's member and to every seed (the leader's
+      // controller takes them, others drop them), as heartbeats go.
+      for (int i = 0; i < 1000 && (items[1].revents & ZMQ_POLLIN); ++i) {
+        zmq::message_t msg;
+        if (!view_.recv(msg, zmq::recv_flags::dontwait)) break;
+        cluster::ReplicaReport rep;
+        if (!DecodeReport(msg.to_string_view(), rep)) continue;
+        meta_->SendReport(rep);
+        for (zmq::socket_t& d : seeds)
+          (void)d.send(zmq::buffer(msg.data(), msg.size()), zmq::send_flags::dontwait);
+      }
       for (int i = 0; i < 1000 && (items[0].revents & ZMQ_POLLIN); ++i) {
         std::vector<zmq::message_t> parts;
         if (!zmq::recv_multipart(router_, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
           break;
         }
         cluster::Heartbeat in;
+        cluster::ReplicaReport rep;
         if (parts.size() == 2 && DecodeHeartbeat(parts[1].to_string_view(), in)) {
           (void)meta_->SendHeartbeat(in);  // taken by the leader's controller, else dropped
+        } else if (parts.size() == 2 && DecodeReport(parts[1].to_string_view(), rep)) {
+          meta_->SendReport(std::move(rep));
         }
       }
     }

@@ -51,6 +51,10 @@ struct ClusterViewHeader {
   std::string endpoint;
 };
 std::string EncodeViewHeader(const ClusterViewHeader& h);
+// A primary's replica report (docs/cluster.md C-10, C-11): the engine sends it to its agent
+// over the view PAIR (one frame); the agent hands it to its member and to every seed.
+std::string EncodeReport(const cluster::ReplicaReport& r);
+bool DecodeReport(std::string_view bytes, cluster::ReplicaReport& out);
 bool DecodeViewHeader(std::string_view bytes, ClusterViewHeader& out);
 
 class ClusterAgent {

@@ -7,9 +7,11 @@
 #include <future>
 
 #include "address_guard.h"
+#include "backup.h"
 #include "broker/node/log.h"
 #include "chp/types.h"
 #include "cluster_view.h"
+#include "commit.h"
 #include "forwarder.h"
 #include "interest.h"
 #include "partition_roles.h"
@@ -46,17 +48,33 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   fo.max_in_flight_bytes = options_.forward_max_in_flight_bytes;
   fo.timeout = options_.forward_timeout;
   forwarder_ = std::make_unique<Forwarder>(
-      ctx_, fo, [this](const ForwardRequest& r) { return ServeForward(r); });
+      ctx_, fo,
+      [this](const ForwardRequest& r, Forwarder::Answer answer) {
+        ServeForward(r, std::move(answer));
+      },
+      [this](std::string_view body) { OnPeerMessage(body); });
   InterestCallbacks ic;
-  ic.on_reset = [this](const std::string& ch, const StreamPosition& top,
-                       std::vector<Publication> pubs) { OnRemoteReset(ch, top, std::move(pubs)); };
-  ic.on_top = [this](const std::string& ch, const StreamPosition& top) { OnRemoteTop(ch, top); };
+  ic.on_reset = [this](const std::string& ch, const CopyTop& top, std::vector<Publication> pubs) {
+    OnRemoteReset(ch, top, std::move(pubs));
+  };
+  ic.on_top = [this](const std::string& ch, const CopyTop& top) { OnRemoteTop(ch, top); };
   ic.on_publication = [this](const std::string& ch, Publication p) {
     OnRemotePublication(ch, std::move(p));
   };
   interest_ = std::make_unique<InterestFollower>(
       ctx_, std::move(ic), std::chrono::milliseconds(options_.config.cluster.heartbeat_ms));
   roles_ = std::make_unique<PartitionRoles>();
+  BackupCallbacks bc;
+  bc.on_reset = [this](uint64_t m, const CopyTop& top, std::vector<Publication> pubs) {
+    OnBackupReset(m, top, std::move(pubs));
+  };
+  bc.on_top = [this](uint64_t m, const CopyTop& top) { OnBackupTop(m, top); };
+  bc.on_publication = [this](uint64_t m, const std::string& ch, Publication p) {
+    OnBackupPublication(m, ch, std::move(p));
+  };
+  backup_ = std::make_unique<BackupFollower>(
+      ctx_, std::move(bc), std::chrono::milliseconds(options_.config.cluster.heartbeat_ms));
+  commit_ = std::make_unique<CommitState>();
   // The gateway closes a slow connection on its own with the same code the engine uses.
   static_assert(bridge::kCloseSlow == kDisconnectSlow.code);
 }
@@ -102,6 +120,9 @@ Result<Unit> Engine::Bind() {
   }
   chp_ = std::move(*server);
   sink_ = std::make_unique<ChpStateSink>(*chp_, options_.node_id);
+  // A cluster primary's `top` carries the commit position and the partition epoch (§16.2).
+  sink_->set_top_extras(
+      [this](std::string_view channel, TopExtras& x) { FillTopExtras(channel, x); });
   table_.set_sink(sink_.get());
   try {
     native_.set(zmq::sockopt::router_mandatory, 1);
@@ -180,7 +201,14 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   ApplyInterests();
   std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get()};
   interest_->AppendParts(parts);
+  backup_->AppendParts(parts);
+  // Publications waiting for their commit: woken often enough for their timeouts and reports.
+  if (commit_->count != 0 || cluster_->received) {
+    max_wait = std::min(max_wait, std::chrono::milliseconds(50));
+  }
   chp::PollOnce(parts, max_wait);
+  FlushAcks(/*resend_all=*/false);  // what the backup copies applied in this poll (C-8)
+  CommitTick();
   RunParked();         // C-17: subscribes whose copy went live (or timed out)
   RunPendingCloses();  // forwarded publishes answered may have found slow sessions
 }

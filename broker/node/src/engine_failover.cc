@@ -14,11 +14,13 @@
 //   kNotPrimary); what it held as primary is dropped from its CHP server, and the channel is
 //   from then on a copy of the new primary's line (followed while it has local subscribers).
 // Runs where the map is read (ReadClusterView), before any request of the same poll is served.
+#include "backup.h"
 #include "broker/channels/chp_state_sink.h"
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
 #include "cluster/partition.h"
 #include "cluster_view.h"
+#include "commit.h"
 #include "interest.h"
 #include "partition_roles.h"
 
@@ -74,8 +76,10 @@ void Engine::MarkRemoteLine(const std::string& channel) {
 void Engine::ContinueCopiedLine(const std::string& channel, uint64_t partition_epoch) {
   Channel* ch = table_.Find(channel);
   if (ch == nullptr || !ch->history || remote_lines_.count(channel) == 0) return;
-  const chp::SubtreeReplica* copy = interest_->Copy(channel);
   const std::string subtree = ChannelSubtree(channel);
+  // The copy this node kept as a backup (C-16), else the one it followed for its subscribers.
+  const chp::SubtreeReplica* copy = backup_->Copy(subtree);
+  if (copy == nullptr) copy = interest_->Copy(channel);
   bool kept = false;
   if (copy != nullptr && !copy->position().epoch.empty()) {
     // Only the history travels: the old primary's presence is its own (§10), this node's
@@ -104,6 +108,9 @@ void Engine::ContinueCopiedLine(const std::string& channel, uint64_t partition_e
     return;
   }
   ++lines_continued_;
+  // Copied publications still waiting for the old primary's commit position are this line's
+  // history now: delivered to the local subscribers at once (docs/cluster.md §16.3).
+  DeliverCopy(*ch, ch->history->top_offset());
   // This node's own subscribers' presence, mirrored again into the adopted subtree.
   std::string cursor;
   do {
@@ -124,6 +131,23 @@ void Engine::LeaveLine(const std::string& channel) {
              ch->history->epoch(), ch->history->top_offset());
   (void)chp_->Drop(ChannelSubtree(channel));
   remote_lines_.insert(channel);
+  // Publications still waiting for their commit here were never delivered nor acknowledged:
+  // the history goes back to the last committed offset, so the new primary's line (which may
+  // hold other publications at those offsets) is followed from there (C-15).
+  if (auto cc = commit_->channels.find(channel);
+      cc != commit_->channels.end() && !cc->second.pending.empty()) {
+    const uint64_t committed = cc->second.pending.front().offset - 1;
+    const StreamPosition top{committed, ch->history->epoch()};
+    std::vector<Publication> kept;
+    HistoryQuery all;
+    all.limit = -1;
+    if (auto got = ch->history->Get(all, NowMs())) {
+      for (Publication& p : got->publications) {
+        if (p.offset <= committed) kept.push_back(std::move(p));
+      }
+    }
+    if (!ch->history->Restore(top, std::move(kept))) (void)ch->history->Restore(top, {});
+  }
   // Without local subscribers nothing follows the new line: the position kept here would be a
   // stale copy, so a new (empty) epoch replaces it; a later subscribe follows the primary.
   if (ch->subscribers.empty() && parked_channels_.count(channel) == 0) {

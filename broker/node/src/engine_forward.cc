@@ -38,12 +38,7 @@ Engine::Route Engine::RouteOf(std::string_view channel) const {
 void Engine::RoutePublish(PublishJob job, const PresenceEntry* publisher, PublishDone done) {
   if (auto resolved = table_.Resolve(job.channel); !resolved) return done(resolved.error());
   const Route route = RouteOf(job.channel);
-  if (route.local) {
-    auto out = PublishAndDeliver(job.channel, std::move(job.data), std::move(job.info),
-                                 std::move(job.tags), publisher, job.skip_history);
-    if (!out) return done(out.error());
-    return done(PublishResult{out->publication.offset, out->epoch});
-  }
+  if (route.local) return PublishLocal(std::move(job), publisher, std::move(done), route);
   ForwardPublish(route, std::move(job), std::move(done), 0);
 }
 
@@ -86,12 +81,7 @@ void Engine::ForwardPublish(const Route& route, PublishJob job, PublishDone done
       next.epoch = reply->partition_epoch;
       next.unreachable = next.endpoint.empty();
     }
-    if (next.local) {
-      auto out = PublishAndDeliver(job.channel, std::move(job.data), std::move(job.info),
-                                   std::move(job.tags), nullptr, job.skip_history);
-      if (!out) return done(out.error());
-      return done(PublishResult{out->publication.offset, out->epoch});
-    }
+    if (next.local) return PublishLocal(std::move(job), nullptr, std::move(done), next);
     ForwardPublish(next, std::move(job), std::move(done), attempt + 1);
   };
   if (!forwarder_->Send(route.member, route.endpoint, std::move(req), std::move(on_reply))) {
@@ -102,7 +92,8 @@ void Engine::ForwardPublish(const Route& route, PublishJob job, PublishDone done
   }
 }
 
-ForwardReply Engine::ServeForward(const ForwardRequest& r) {
+void Engine::ServeForward(const ForwardRequest& r,
+                          std::function<void(const ForwardReply&)> answer) {
   ForwardReply out;
   out.id = r.id;
   const Route route = RouteOf(r.channel);
@@ -111,11 +102,11 @@ ForwardReply Engine::ServeForward(const ForwardRequest& r) {
   if (!cluster_->received || !cluster_->map.bootstrapped() || !route.local ||
       route.member != cluster_->header.member_id) {
     out.status = ForwardStatus::kNotPrimary;  // C-6: not (yet) the primary by our map
-    return out;
+    return answer(out);
   }
   if (r.partition_epoch < route.epoch) {
     out.status = ForwardStatus::kStaleEpoch;  // C-13
-    return out;
+    return answer(out);
   }
   // The sender checked these; they are checked again (every input is validated).
   const Limits& limits = registry_.limits();
@@ -124,19 +115,31 @@ ForwardReply Engine::ServeForward(const ForwardRequest& r) {
       !JsonDepthAtMost(r.data, limits.max_json_depth) ||
       (r.info && !JsonDepthAtMost(*r.info, limits.max_json_depth))) {
     out.error = ToCode(Errc::kBadRequest);
-    return out;
+    return answer(out);
   }
-  auto res = PublishAndDeliver(r.channel, r.data, r.info, r.tags, nullptr, r.skip_history);
-  if (!res) {
-    const std::error_code ec = res.error();
+  if (auto resolved = table_.Resolve(r.channel); !resolved) {
+    const std::error_code ec = resolved.error();
     out.error = ec.category() == BrokerCategory() ? static_cast<uint32_t>(ec.value())
                                                   : ToCode(Errc::kInternal);
-    return out;
+    return answer(out);
   }
-  out.status = ForwardStatus::kOk;
-  out.offset = res->publication.offset;
-  out.epoch = res->epoch;
-  return out;
+  PublishJob job{r.channel, r.data, r.info, r.tags, r.skip_history};
+  // Answered once committed (C-9), or with the error.
+  PublishLocal(
+      std::move(job), nullptr,
+      [out, answer = std::move(answer)](Result<PublishResult> res) mutable {
+        if (!res) {
+          const std::error_code ec = res.error();
+          out.error = ec.category() == BrokerCategory() ? static_cast<uint32_t>(ec.value())
+                                                        : ToCode(Errc::kInternal);
+          return answer(out);
+        }
+        out.status = ForwardStatus::kOk;
+        out.offset = res->offset;
+        out.epoch = res->epoch;
+        answer(out);
+      },
+      route);
 }
 
 }  // namespace chorus::broker::node

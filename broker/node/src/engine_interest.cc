@@ -5,6 +5,7 @@
 // publication is delivered to the local subscribers once, in offset order.
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "channel_records.h"
 #include "cluster_view.h"
 #include "interest.h"
 
@@ -15,6 +16,8 @@ void Engine::RefreshInterests() {
     if (!ch.subscribers.empty()) interest_dirty_.insert(ch.name);
   });
   for (const auto& [channel, member] : interest_->followed()) interest_dirty_.insert(channel);
+  // Backup copies too: a copied line this node became primary of is left (LoseRemoteLine).
+  for (const std::string& channel : remote_lines_) interest_dirty_.insert(channel);
 }
 
 void Engine::ApplyInterests() {
@@ -22,6 +25,8 @@ void Engine::ApplyInterests() {
   if (cluster_->received && cluster_->map.applied() != view_entries_) {
     view_entries_ = cluster_->map.applied();
     RefreshInterests();
+    RefreshBackups();  // C-16: the primaries this node backs up (engine_backup.cc)
+    OnCommitMap();     // C-10: a shrunk quorum commits; a moved primary drops (engine_commit.cc)
   }
   while (!interest_dirty_.empty()) {
     const std::string channel = std::move(interest_dirty_.extract(interest_dirty_.begin()).value());
@@ -30,6 +35,10 @@ void Engine::ApplyInterests() {
     const bool wanted = ch != nullptr && ch->history.has_value() &&
                         (!ch->subscribers.empty() || parked_channels_.count(channel) != 0);
     const Route route = RouteOf(channel);
+    if (!route.local && !route.unreachable && BacksUp(route.partition)) {
+      interest_->Unfollow(channel);  // this node's backup copy serves its subscribers
+      continue;
+    }
     if (!wanted || route.local || route.unreachable) {
       interest_->Unfollow(channel);
       const bool had_line = remote_lines_.erase(channel) != 0;
@@ -58,63 +67,25 @@ void Engine::LoseRemoteLine(const std::string& channel) {
   for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
 }
 
-void Engine::OnRemoteReset(const std::string& channel, const StreamPosition& top,
+// What an interest follower copies goes through the copy path of engine_backup.cc: applied as
+// the primary's line, delivered up to the commit position (C-9).
+void Engine::OnRemoteReset(const std::string& channel, const CopyTop& top,
                            std::vector<Publication> pubs) {
   Channel* ch = table_.Find(channel);
-  // A channel this node is primary of now (a copy arriving after the switch) is its own line.
   if (ch == nullptr || !ch->history || RouteOf(channel).local) return;
-  const StreamPosition before = ch->history->Top();
-  // Publications of the same line past what this node had are new to its subscribers (a
-  // resync after a gap); a different line's past is not delivered (C-17 is not built).
-  std::vector<Publication> fresh;
-  if (before.epoch == top.epoch) {
-    for (const Publication& p : pubs) {
-      if (p.offset > before.offset) fresh.push_back(p);
-    }
-  }
-  // Subscribers of an earlier copied line would see offsets go back: they reconnect instead.
-  // So would those of the same line that got further here than the primary now is (the old
-  // primary's last publications, lost in a failover, or never committed: C-15).
-  if (remote_lines_.count(channel) != 0 &&
-      (before.epoch != top.epoch || before.offset > top.offset)) {
-    for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
-  }
-  MarkRemoteLine(channel);
-  if (!ch->history->Restore(top, std::move(pubs))) {
-    (void)ch->history->Restore(top, {});  // not contiguous: keep the position only
-  }
-  for (const Publication& p : fresh) {
-    ++remote_delivered_;
-    Fanout(*ch, [&](const Encoder& e) { return e.PubPush(ch->name, p, nullptr); });
-  }
+  ApplyCopyReset(*ch, top, std::move(pubs));
 }
 
-void Engine::OnRemoteTop(const std::string& channel, const StreamPosition& top) {
+void Engine::OnRemoteTop(const std::string& channel, const CopyTop& top) {
   Channel* ch = table_.Find(channel);
   if (ch == nullptr || !ch->history || RouteOf(channel).local) return;
-  // A new line on the primary (the channel was dropped and created again there).
-  if (ch->history->epoch() != top.epoch) {
-    if (remote_lines_.count(channel) != 0) {
-      for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
-    }
-    (void)ch->history->Restore(top, {});
-  }
-  MarkRemoteLine(channel);
+  ApplyCopyTop(*ch, top);
 }
 
 void Engine::OnRemotePublication(const std::string& channel, Publication pub) {
   Channel* ch = table_.Find(channel);
   if (ch == nullptr || !ch->history || RouteOf(channel).local) return;
-  auto applied = ch->history->ApplyReplicated(pub);
-  if (!applied) {
-    if (applied.error() != make_error_code(Errc::kReplicaGap)) return;  // stale: delivered
-    ++remote_gaps_;
-    Log().warn("interest: {} jumped from offset {} to {}", channel, ch->history->Top().offset,
-               pub.offset);
-    (void)ch->history->Restore(StreamPosition{pub.offset, ch->history->epoch()}, {pub});
-  }
-  ++remote_delivered_;
-  Fanout(*ch, [&](const Encoder& e) { return e.PubPush(ch->name, pub, nullptr); });
+  ApplyCopyPublication(*ch, std::move(pub));
 }
 
 // ---- C-17: recovery anywhere. A client subscribe to a channel followed from another primary
@@ -132,7 +103,7 @@ bool Engine::ParkSubscribe(Session& s, const ClientCommand& cmd, const Subscribe
   auto resolved = table_.Resolve(r.channel);
   if (!resolved || !resolved->options->HistoryEnabled()) return false;
   const Route route = RouteOf(r.channel);
-  if (route.local || route.unreachable || interest_->Live(r.channel)) return false;
+  if (route.local || route.unreachable || CopyLive(r.channel)) return false;
   if (parked_.size() >= kMaxParked) return false;  // answered from what is here (C-17 gap)
   // The local copy must exist to receive the snapshot.
   if (!table_.Open(r.channel, NowMs())) return false;
@@ -148,7 +119,7 @@ void Engine::RunParked() {
   std::vector<ParkedSubscribe> ready;
   for (auto it = parked_.begin(); it != parked_.end();) {
     const std::string& channel = std::get<SubscribeRequest>(it->cmd.request).channel;
-    if (now < it->deadline && !interest_->Live(channel) && !RouteOf(channel).local) {
+    if (now < it->deadline && !CopyLive(channel) && !RouteOf(channel).local) {
       ++it;
       continue;
     }
@@ -163,7 +134,7 @@ void Engine::RunParked() {
     Session* s = FindSession(p.session);
     if (s == nullptr) continue;
     const std::string& channel = std::get<SubscribeRequest>(p.cmd.request).channel;
-    if (!interest_->Live(channel) && !RouteOf(channel).local) {
+    if (!CopyLive(channel) && !RouteOf(channel).local) {
       // The copy did not become live in time: a temporary error, never a partial answer.
       const uint32_t code = ToCode(Errc::kUnavailable);
       SendTo(*s,

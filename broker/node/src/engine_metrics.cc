@@ -5,6 +5,7 @@
 
 #include "address_guard.h"
 #include "broker/node/engine.h"
+#include "commit.h"
 #include "forwarder.h"
 #include "interest.h"
 #include "sync_service.h"
@@ -80,6 +81,7 @@ Engine::HttpAnswer Engine::Metrics() const {
       "chorus_queue_depth{queue=\"chp_replies_peers\"} " + std::to_string(cs.pending_peers) + "\n";
   out += "chorus_queue_depth{queue=\"closed_sessions\"} " +
          std::to_string(sessions_.closed_size()) + "\n";
+  out += "chorus_queue_depth{queue=\"uncommitted\"} " + std::to_string(commit_->count) + "\n";
   out += "chorus_queue_depth{queue=\"forward_in_flight\"} " +
          std::to_string(forwarder_->in_flight()) + "\n";
   // The CHP server's reply bounds (cluster.chp_*; docs/operations.md "Security").
@@ -148,6 +150,7 @@ Engine::HttpAnswer Engine::Metrics() const {
          lines_lost_);
   metric("chorus_cluster_lines_left_total", "counter",
          "Channel lines this node gave up when another member became primary (C-15).", lines_left_);
+  out += CommitMetricsText();
   if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
 }

@@ -1,9 +1,11 @@
 #include "forwarder.h"
 
+#include <memory>
 #include <vector>
 
 #include <zmq_addon.hpp>
 
+#include "ack_codec.h"
 #include "broker/node/log.h"
 
 namespace chorus::broker::node {
@@ -11,10 +13,12 @@ namespace {
 constexpr int kBatch = 256;  // messages read per socket per poll
 }  // namespace
 
-Forwarder::Forwarder(zmq::context_t& ctx, ForwarderOptions options, Serve serve)
+Forwarder::Forwarder(zmq::context_t& ctx, ForwarderOptions options, Serve serve,
+                     OnMessage on_message)
     : ctx_(ctx),
       options_(options),
       serve_(std::move(serve)),
+      on_message_(std::move(on_message)),
       router_(ctx, zmq::socket_type::router) {}
 
 std::string Forwarder::Bind(const std::string& endpoint, std::string* why) {
@@ -72,6 +76,11 @@ bool Forwarder::Send(uint64_t member, const std::string& endpoint, ForwardReques
   return true;
 }
 
+bool Forwarder::SendMessage(uint64_t member, const std::string& endpoint, const std::string& body) {
+  Peer* peer = PeerFor(member, endpoint);
+  return peer != nullptr && peer->dealer.send(zmq::buffer(body), zmq::send_flags::dontwait);
+}
+
 size_t Forwarder::AddPollItems(std::vector<zmq::pollitem_t>& items) {
   items.push_back({router_.handle(), 0, ZMQ_POLLIN, 0});
   for (auto& [id, peer] : peers_) items.push_back({peer.dealer.handle(), 0, ZMQ_POLLIN, 0});
@@ -109,19 +118,28 @@ void Forwarder::ReadRouter() {
     }
     ForwardRequest req;
     if (parts.size() != 2 || !DecodeForwardRequest(parts[1].to_string_view(), req)) {
-      ++stats_.malformed;
+      const int64_t kind = parts.size() == 2 ? PeerMessageKind(parts[1].to_string_view()) : -1;
+      if (kind > 2 && on_message_) {
+        on_message_(parts[1].to_string_view());
+      } else {
+        ++stats_.malformed;
+      }
       continue;
     }
     ++stats_.served;
-    const std::string body = EncodeForwardReply(serve_(req));
-    try {
-      if (!router_.send(parts[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
-          !router_.send(zmq::buffer(body), zmq::send_flags::dontwait)) {
-        Log().warn("forward: reply to member {} dropped (pipe full)", req.sender);
+    auto routing = std::make_shared<std::string>(parts[0].to_string());
+    serve_(req, [this, routing, sender = req.sender](const ForwardReply& reply) {
+      const std::string body = EncodeForwardReply(reply);
+      try {
+        if (!router_.send(zmq::buffer(*routing),
+                          zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
+            !router_.send(zmq::buffer(body), zmq::send_flags::dontwait)) {
+          Log().warn("forward: reply to member {} dropped (pipe full)", sender);
+        }
+      } catch (const zmq::error_t& e) {
+        Log().warn("forward: reply to member {} lost: {}", sender, e.what());  // gone
       }
-    } catch (const zmq::error_t& e) {
-      Log().warn("forward: reply to member {} lost: {}", req.sender, e.what());  // gone
-    }
+    });
   }
 }
 

@@ -42,16 +42,24 @@ class Forwarder final : public chp::Pollable {
  public:
   // `reply` is nullptr when the request timed out.
   using Done = std::function<void(const ForwardReply* reply)>;
-  // Answers a request received from another node (the engine publishes it when primary).
-  using Serve = std::function<ForwardReply(const ForwardRequest&)>;
+  // Answers a request received from another node (the engine publishes it when primary): calls
+  // `answer` once, now or later (after the commit, docs/cluster.md C-9), on the engine thread.
+  using Answer = std::function<void(const ForwardReply&)>;
+  using Serve = std::function<void(const ForwardRequest&, Answer answer)>;
+  // Any other peer message received on the ROUTER (its first element is not 1; ack_codec.h).
+  using OnMessage = std::function<void(std::string_view body)>;
 
-  Forwarder(zmq::context_t& ctx, ForwarderOptions options, Serve serve);
+  Forwarder(zmq::context_t& ctx, ForwarderOptions options, Serve serve,
+            OnMessage on_message = nullptr);
   // Binds the peer ROUTER; returns the bound endpoint ("" on failure, with `why`).
   std::string Bind(const std::string& endpoint, std::string* why);
 
   // Sends `req` (its id is assigned here) to the member at `endpoint`. False, with `done` not
   // called, when the bounds are reached or the request could not be queued.
   bool Send(uint64_t member, const std::string& endpoint, ForwardRequest req, Done done);
+  // Sends a one-way message (no reply) to the member at `endpoint`; false when it could not be
+  // queued (the pipe is full: the caller sends a newer one later).
+  bool SendMessage(uint64_t member, const std::string& endpoint, const std::string& body);
   size_t in_flight() const { return pending_.size(); }
   size_t in_flight_bytes() const { return pending_bytes_; }
   const ForwarderStats& stats() const { return stats_; }
@@ -78,6 +86,7 @@ class Forwarder final : public chp::Pollable {
   zmq::context_t& ctx_;
   ForwarderOptions options_;
   Serve serve_;
+  OnMessage on_message_;
   zmq::socket_t router_;
   std::map<uint64_t, Peer> peers_;       // by member id
   std::map<uint64_t, Pending> pending_;  // by request id: ids grow, so also by deadline

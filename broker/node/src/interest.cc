@@ -3,77 +3,11 @@
 #include <algorithm>
 #include <optional>
 
-#include <msgpack.hpp>
-
 #include "broker/channels/chp_state_sink.h"
 #include "broker/node/log.h"
+#include "channel_records.h"
 
 namespace chorus::broker::node {
-namespace {
-
-// The key within its subtree ("top", "h/3"), whether the record carries it whole or not.
-std::string_view RelativeKey(std::string_view subtree, std::string_view key) {
-  if (key.size() > subtree.size() && key.substr(0, subtree.size()) == subtree &&
-      key[subtree.size()] == '/') {
-    return key.substr(subtree.size() + 1);
-  }
-  return key;
-}
-
-// A msgpack map's member, or nullptr.
-const msgpack::object* Member(const msgpack::object& m, std::string_view name) {
-  if (m.type != msgpack::type::MAP) return nullptr;
-  for (uint32_t i = 0; i < m.via.map.size; ++i) {
-    const auto& kv = m.via.map.ptr[i];
-    if (kv.key.type == msgpack::type::STR &&
-        std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == name) {
-      return &kv.val;
-    }
-  }
-  return nullptr;
-}
-
-// `top`: {n: channel, e: epoch, o: offset} (chp_state_sink.h).
-bool DecodeTop(std::string_view bytes, StreamPosition& out) {
-  try {
-    auto oh = msgpack::unpack(bytes.data(), bytes.size());
-    const msgpack::object* e = Member(oh.get(), "e");
-    const msgpack::object* o = Member(oh.get(), "o");
-    if (e == nullptr || o == nullptr) return false;
-    out.epoch = e->as<std::string>();
-    out.offset = o->as<uint64_t>();
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
-// `h/<slot>`: {o: offset, t: time_ms, d: data, i: info|nil, g: tags}.
-bool DecodePublication(std::string_view bytes, Publication& out) {
-  try {
-    auto oh = msgpack::unpack(bytes.data(), bytes.size());
-    const msgpack::object& m = oh.get();
-    const msgpack::object* o = Member(m, "o");
-    const msgpack::object* t = Member(m, "t");
-    const msgpack::object* d = Member(m, "d");
-    const msgpack::object* i = Member(m, "i");
-    const msgpack::object* g = Member(m, "g");
-    if (o == nullptr || t == nullptr || d == nullptr) return false;
-    Publication p;
-    p.offset = o->as<uint64_t>();
-    p.time_ms = t->as<int64_t>();
-    p.data = d->as<std::string>();
-    if (i != nullptr && !i->is_nil()) p.info = i->as<std::string>();
-    if (g != nullptr) p.tags = g->as<std::map<std::string, std::string>>();
-    if (p.offset == 0) return false;
-    out = std::move(p);
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
-}  // namespace
 
 // Turns what one peer's replica applies into the engine's callbacks.
 class InterestFollower::Observer final : public chp::ReplicaObserver {
@@ -84,7 +18,7 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
                const chp::EntryMap& entries) override {
     const std::string* channel = ChannelOf(subtree);
     if (channel == nullptr || !f_.callbacks_.on_reset) return;
-    StreamPosition top;
+    CopyTop top;
     bool has_top = false;
     std::vector<Publication> pubs;
     for (const auto& [key, entry] : entries) {
@@ -101,7 +35,7 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
     std::sort(pubs.begin(), pubs.end(),
               [](const Publication& a, const Publication& b) { return a.offset > b.offset; });
     std::vector<Publication> run;
-    uint64_t want = top.offset;
+    uint64_t want = top.top.offset;
     for (Publication& p : pubs) {
       if (want == 0 || p.offset != want) break;
       run.push_back(std::move(p));
@@ -117,7 +51,7 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
     if (channel == nullptr || record.op != chp::Op::kSet) return;
     const std::string_view k = RelativeKey(subtree, record.key);
     if (k == "top") {
-      StreamPosition top;
+      CopyTop top;
       if (DecodeTop(record.value, top) && f_.callbacks_.on_top) f_.callbacks_.on_top(*channel, top);
     } else if (k.starts_with("h/")) {
       Publication p;

@@ -18,17 +18,17 @@
 #include <zmq.hpp>
 
 #include "broker/core/history.h"
+#include "channel_records.h"
 #include "chp/agent.h"
 
 namespace chorus::broker::node {
 
 struct InterestCallbacks {
-  // A snapshot of the channel on its primary: its top and its retained publications (a
-  // contiguous run ending at top.offset, possibly empty).
-  std::function<void(const std::string& channel, const StreamPosition& top,
-                     std::vector<Publication> pubs)>
+  // A snapshot of the channel on its primary: its top (with the commit position) and its
+  // retained publications (a contiguous run ending at top.top.offset, possibly empty).
+  std::function<void(const std::string& channel, const CopyTop& top, std::vector<Publication> pubs)>
       on_reset;
-  std::function<void(const std::string& channel, const StreamPosition& top)> on_top;
+  std::function<void(const std::string& channel, const CopyTop& top)> on_top;
   std::function<void(const std::string& channel, Publication pub)> on_publication;
 };
 

@@ -1,11 +1,14 @@
 // ChpStateSink: writes channel state into the node's CHP server, one subtree per channel, so
 // replicas (the cluster) and `chorus-snapshot` see it. Layout (docs/broker-node.md):
-//   <subtree>/top          {n: channel, e: epoch, o: top offset}
+//   <subtree>/top          {n: channel, e: epoch, o: top offset[, c: committed][, p: partition
+//                           epoch]} (c, p: a cluster primary's, see TopExtras)
 //   <subtree>/h/<slot>     publication with offset o, slot = o % history_size, CHP TTL = history
 //   TTL <subtree>/p/<client>   presence entry {u, ci, hi, nd}
 // Owned by the engine thread (the CHP server's owner).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -19,8 +22,19 @@ namespace chorus::broker {
 // `top` record still names the channel).
 std::string ChannelSubtree(std::string_view channel);
 
+// What a cluster primary adds to a channel's `top` record (docs/cluster.md §16.2, C-9, C-13):
+// the commit position while publications wait for their commit, and the partition epoch it
+// writes under. Asked for on every `top` written when set.
+struct TopExtras {
+  bool has_committed = false;
+  uint64_t committed = 0;
+  uint64_t partition_epoch = 0;  // 0: not written
+};
+
 class ChpStateSink final : public StateSink {
  public:
+  using TopExtrasFn = std::function<void(std::string_view channel, TopExtras& out)>;
+
   ChpStateSink(chp::Server& server, std::string node_id)
       : server_(server), node_id_(std::move(node_id)) {}
 
@@ -32,6 +46,7 @@ class ChpStateSink final : public StateSink {
   void OnChannelDropped(std::string_view channel, size_t history_size) override;
 
   uint64_t write_errors() const { return write_errors_; }
+  void set_top_extras(TopExtrasFn fn) { top_extras_ = std::move(fn); }
 
  private:
   void Count(bool ok);
@@ -39,6 +54,7 @@ class ChpStateSink final : public StateSink {
   std::string node_id_;
   std::string key_;  // reused key buffer
   uint64_t write_errors_ = 0;
+  TopExtrasFn top_extras_;
 };
 
 }  // namespace chorus::broker

@@ -106,6 +106,13 @@ struct ClusterSection {
   uint32_t replication_factor = 2;  // 1..5: the primary and R-1 backups of each partition
   int64_t heartbeat_ms = 500;       // 10..60000
   int64_t dead_after_ms = 2000;     // silence after which a node is dead; > heartbeat_ms
+  // docs/cluster.md C-10: a backup without an ack this long for a waiting publication is
+  // reported lagging (0 = dead_after_ms / 2).
+  int64_t replica_lag_ms = 0;
+  // C-10: publications waiting for their commit on this node as a primary, all channels, in
+  // count and in channel + data + info bytes; beyond, publishes fail with 114 (temporary).
+  size_t max_uncommitted = 10'000;
+  size_t max_uncommitted_bytes = size_t{64} << 20;
   // ---- The meta group (docs/cluster.md §3.3, C-2; the cluster map) ----
   // This node's member id: stable across restarts, unique in the cluster; >= 1.
   uint64_t member_id = 1;

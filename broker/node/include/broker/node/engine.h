@@ -38,9 +38,17 @@
 #include "chp/loop.h"
 #include "chp/server.h"
 
+namespace chorus::cluster {
+struct Partition;
+}
+
 namespace chorus::broker::node {
 
 class AddressGuard;       // address_guard.h
+class BackupFollower;     // backup.h
+struct AckEntry;          // ack_codec.h
+struct CommitState;       // commit.h
+struct CopyTop;           // channel_records.h
 class Forwarder;          // forwarder.h
 class InterestFollower;   // interest.h
 class PartitionRoles;     // partition_roles.h
@@ -234,16 +242,16 @@ class Engine final : public chp::Pollable {
   // yet), else forwards to the primary; `done` runs once, maybe before this returns.
   void RoutePublish(PublishJob job, const PresenceEntry* publisher, PublishDone done);
   void ForwardPublish(const Route& route, PublishJob job, PublishDone done, int attempt);
-  ForwardReply ServeForward(const ForwardRequest& r);
+  // Answers a forwarded publish through `answer`, once, after its commit (C-9) or at once.
+  void ServeForward(const ForwardRequest& r, std::function<void(const ForwardReply&)> answer);
   // Interest routing (engine_interest.cc, C-16): a channel whose local subscribers changed, or
   // every channel after a new map, is re-examined before the next poll (never from inside one:
   // following and unfollowing change the agents being polled).
   void UpdateInterest(std::string_view channel) { interest_dirty_.emplace(channel); }
   void RefreshInterests();
   void ApplyInterests();
-  void OnRemoteReset(const std::string& channel, const StreamPosition& top,
-                     std::vector<Publication> pubs);
-  void OnRemoteTop(const std::string& channel, const StreamPosition& top);
+  void OnRemoteReset(const std::string& channel, const CopyTop& top, std::vector<Publication> pubs);
+  void OnRemoteTop(const std::string& channel, const CopyTop& top);
   void OnRemotePublication(const std::string& channel, Publication pub);
   // A copied line this node must not continue (it became primary): a new epoch, subscribers
   // closed with 3010 so they recover (recovered: false).
@@ -266,6 +274,37 @@ class Engine final : public chp::Pollable {
   };
   bool ParkSubscribe(Session& s, const ClientCommand& cmd, const SubscribeRequest& r);
   void RunParked();
+
+  // The commit path of a primary (engine_commit.cc, docs/cluster.md C-8..C-11, C-14).
+  void PublishLocal(PublishJob job, const PresenceEntry* publisher, PublishDone done,
+                    const Route& route);
+  bool WaitsForQuorum(const cluster::Partition& p) const;
+  std::vector<uint64_t> CommitQuorum(const cluster::Partition& p) const;
+  void TryCommit(const std::string& channel);
+  void FillTopExtras(std::string_view channel, TopExtras& x) const;
+  void OnPeerMessage(std::string_view body);
+  void OnCommitMap();
+  void CommitTick();
+  void SendReplicaReports(chp::Clock::time_point now);
+  std::chrono::milliseconds ReplicaLag() const;
+  std::string CommitMetricsText() const;
+  // Backups and copies (engine_backup.cc, C-8, C-9, C-13, C-16).
+  enum class BackupCheck { kNotMine, kRefused, kAccepted };
+  bool BacksUp(uint32_t partition) const;
+  bool CopyLive(const std::string& channel) const;
+  void RefreshBackups();
+  BackupCheck CheckBackup(uint64_t member, const std::string& channel, uint64_t partition_epoch,
+                          AckEntry& ack);
+  Channel* CopyChannel(const std::string& channel);
+  void AckCopy(uint64_t member, AckEntry ack, const Channel& ch);
+  void OnBackupReset(uint64_t member, const CopyTop& top, std::vector<Publication> pubs);
+  void OnBackupTop(uint64_t member, const CopyTop& top);
+  void OnBackupPublication(uint64_t member, const std::string& channel, Publication pub);
+  void FlushAcks(bool resend_all);
+  void ApplyCopyReset(Channel& ch, const CopyTop& t, std::vector<Publication> pubs);
+  void ApplyCopyTop(Channel& ch, const CopyTop& t);
+  void ApplyCopyPublication(Channel& ch, Publication pub);
+  void DeliverCopy(Channel& ch, uint64_t committed);
 
   zmq::context_t& ctx_;
   EngineOptions options_;
@@ -295,6 +334,8 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<Forwarder> forwarder_;        // the data-plane ROUTER and DEALERs (never null)
   std::unique_ptr<InterestFollower> interest_;  // channels followed on other primaries
   std::unique_ptr<PartitionRoles> roles_;       // this node's role per partition, last map
+  std::unique_ptr<BackupFollower> backup_;      // the primaries this node backs up
+  std::unique_ptr<CommitState> commit_;         // uncommitted publications, acks (commit.h)
   std::set<std::string, std::less<>> interest_dirty_;
   std::set<std::string, std::less<>> remote_lines_;  // channels whose copy holds a primary's line
   std::list<ParkedSubscribe> parked_;                // C-17, in arrival order

@@ -1,0 +1,154 @@
+#include "backup.h"
+
+#include <algorithm>
+
+#include "broker/node/log.h"
+#include "cluster/partition.h"
+
+namespace chorus::broker::node {
+
+// Turns what one primary's replica applies into the engine's callbacks, for the subtrees of the
+// partitions this node backs up there only.
+class BackupFollower::Observer final : public chp::ReplicaObserver {
+ public:
+  Observer(BackupFollower& f, uint64_t member) : f_(f), member_(member) {}
+
+  void OnReset(std::string_view subtree, const chp::Position& /*position*/,
+               const chp::EntryMap& entries) override {
+    CopyTop top;
+    bool has_top = false;
+    std::vector<Publication> pubs;
+    for (const auto& [key, entry] : entries) {
+      const std::string_view k = RelativeKey(subtree, key);
+      if (k == "top") {
+        has_top = DecodeTop(entry.value, top);
+      } else if (k.starts_with("h/")) {
+        Publication p;
+        if (DecodePublication(entry.value, p)) pubs.push_back(std::move(p));
+      }
+    }
+    if (!has_top || !Wanted(subtree, top.channel)) return;
+    channels_[std::string(subtree)] = top.channel;
+    std::sort(pubs.begin(), pubs.end(),
+              [](const Publication& a, const Publication& b) { return a.offset > b.offset; });
+    std::vector<Publication> run;
+    uint64_t want = top.top.offset;
+    for (Publication& p : pubs) {
+      if (want == 0 || p.offset != want) break;
+      run.push_back(std::move(p));
+      --want;
+    }
+    std::reverse(run.begin(), run.end());
+    if (f_.callbacks_.on_reset) f_.callbacks_.on_reset(member_, top, std::move(run));
+  }
+
+  void OnChange(std::string_view subtree, std::string_view /*epoch*/,
+                const chp::Record& record) override {
+    if (record.op != chp::Op::kSet) return;
+    const std::string_view k = RelativeKey(subtree, record.key);
+    if (k == "top") {
+      CopyTop top;
+      if (!DecodeTop(record.value, top) || !Wanted(subtree, top.channel)) return;
+      channels_[std::string(subtree)] = top.channel;
+      if (f_.callbacks_.on_top) f_.callbacks_.on_top(member_, top);
+    } else if (k.starts_with("h/")) {
+      // A channel's `top` always comes before its first publication (the channel's creation
+      // writes it), so the channel is known here when it is wanted.
+      auto it = channels_.find(std::string(subtree));
+      if (it == channels_.end() || !Wanted(subtree, it->second)) return;
+      Publication p;
+      if (DecodePublication(record.value, p) && f_.callbacks_.on_publication) {
+        f_.callbacks_.on_publication(member_, it->second, std::move(p));
+      }
+    }
+  }
+
+ private:
+  bool Wanted(std::string_view subtree, const std::string& channel) const {
+    auto peer = f_.peers_.find(member_);
+    if (peer == f_.peers_.end() || f_.partition_count_ == 0) return false;
+    auto p = cluster::PartitionOfSubtree(subtree, f_.partition_count_);
+    if (!p) {
+      if (channel.empty() || !subtree.starts_with("c#")) return false;
+      p = cluster::PartitionOf(channel, f_.partition_count_);  // a hashed subtree name
+    }
+    return peer->second.target.partitions.count(*p) != 0;
+  }
+  BackupFollower& f_;
+  uint64_t member_;
+  std::map<std::string, std::string> channels_;  // subtree -> channel (from `top`)
+};
+
+BackupFollower::BackupFollower(zmq::context_t& ctx, BackupCallbacks callbacks,
+                               std::chrono::milliseconds heartbeat)
+    : ctx_(ctx), callbacks_(std::move(callbacks)), heartbeat_(heartbeat) {}
+
+BackupFollower::~BackupFollower() = default;
+
+void BackupFollower::SetTargets(std::map<uint64_t, Target> targets, uint32_t partition_count) {
+  partition_count_ = partition_count;
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    auto t = targets.find(it->first);
+    if (t == targets.end() || t->second.chp != it->second.target.chp) {
+      updates_of_dropped_ += it->second.agent->stats().updates;
+      it = peers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [member, target] : targets) {
+    auto p = peers_.find(member);
+    if (p != peers_.end()) {
+      // Partitions gained are in the copy already (everything is followed): a snapshot is not
+      // needed, but their channels were filtered out so far; a new agent re-reads them.
+      bool gained = false;
+      for (uint32_t part : target.partitions) {
+        gained = gained || p->second.target.partitions.count(part) == 0;
+      }
+      if (!gained) {
+        p->second.target = std::move(target);
+        continue;
+      }
+      updates_of_dropped_ += p->second.agent->stats().updates;
+      peers_.erase(p);
+    }
+    chp::AgentOptions o;
+    o.mode = chp::AgentOptions::Mode::kPeer;
+    o.endpoints = {target.chp};
+    o.silence_timeout =
+        std::max<std::chrono::milliseconds>(heartbeat_ * 3, std::chrono::milliseconds(300));
+    Peer peer;
+    peer.target = std::move(target);
+    peer.observer = std::make_unique<Observer>(*this, member);
+    peer.agent = std::make_unique<chp::ReplicaAgent>(ctx_, o, peer.observer.get());
+    peer.agent->FollowAll();
+    Log().info("backup: following member {} ({} partitions)", member,
+               peer.target.partitions.size());
+    peers_.emplace(member, std::move(peer));
+  }
+}
+
+bool BackupFollower::Live(uint64_t member) const {
+  auto p = peers_.find(member);
+  return p != peers_.end() && p->second.agent->connected() && p->second.agent->AllLive();
+}
+
+uint64_t BackupFollower::updates_received() const {
+  uint64_t n = updates_of_dropped_;
+  for (const auto& [member, peer] : peers_) n += peer.agent->stats().updates;
+  return n;
+}
+
+const chp::SubtreeReplica* BackupFollower::Copy(std::string_view subtree) const {
+  for (const auto& [member, peer] : peers_) {
+    const chp::SubtreeReplica* r = peer.agent->Find(subtree);
+    if (r != nullptr && !r->position().epoch.empty()) return r;
+  }
+  return nullptr;
+}
+
+void BackupFollower::AppendParts(std::vector<chp::Pollable*>& parts) {
+  for (auto& [member, peer] : peers_) parts.push_back(peer.agent.get());
+}
+
+}  // namespace chorus::broker::node

@@ -1,0 +1,76 @@
+// BackupFollower: backups follow their partitions' subtrees (docs/cluster.md C-16, §16.2). A
+// backup does not know its partitions' channel names in advance, so it follows everything on
+// each primary it backs up (one chp::ReplicaAgent per such primary, CHP `*`: snapshot of every
+// subtree, then every update) and keeps only the subtrees of the partitions it backs up there
+// (cluster::PartitionOfSubtree, or the `top` record's channel name for hashed subtree names).
+// What is kept is decoded (channel_records.h) and handed to the engine's callbacks, which apply
+// it to the node's ChannelTable copy, check the partition epoch (C-13) and acknowledge (C-8).
+// Cost, stated plainly: the primary sends this node its other partitions' updates too (with
+// R=2 on 3 nodes about twice what is needed); a per-partition index subtree would avoid it.
+// Owned by the engine thread: the agents are Pollables of the engine's loop; callbacks run there.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "channel_records.h"
+#include "chp/agent.h"
+
+namespace chorus::broker::node {
+
+struct BackupCallbacks {
+  // A snapshot of a channel on `member` (its primary): top and the contiguous run of retained
+  // publications ending at top.top.offset.
+  std::function<void(uint64_t member, const CopyTop& top, std::vector<Publication> pubs)> on_reset;
+  std::function<void(uint64_t member, const CopyTop& top)> on_top;
+  std::function<void(uint64_t member, const std::string& channel, Publication pub)> on_publication;
+};
+
+class BackupFollower {
+ public:
+  BackupFollower(zmq::context_t& ctx, BackupCallbacks callbacks,
+                 std::chrono::milliseconds heartbeat);
+  ~BackupFollower();
+
+  // The primaries this node backs up: member -> (CHP command endpoint, the partitions it is
+  // primary of and this node a backup of). Agents of members no longer listed are closed.
+  struct Target {
+    std::string chp;
+    std::set<uint32_t> partitions;
+  };
+  void SetTargets(std::map<uint64_t, Target> targets, uint32_t partition_count);
+  // The copy of `member`'s subtrees is complete and current (`*` snapshot done, link up).
+  bool Live(uint64_t member) const;
+  bool Follows(uint64_t member) const { return peers_.count(member) != 0; }
+  size_t primaries() const { return peers_.size(); }
+  uint64_t updates_received() const;
+  // This node's copy of `subtree` from a primary it backs up (nullptr when it holds none): what
+  // a promotion continues (engine_failover.cc). Valid until the next SetTargets.
+  const chp::SubtreeReplica* Copy(std::string_view subtree) const;
+
+  void AppendParts(std::vector<chp::Pollable*>& parts);
+
+ private:
+  class Observer;
+  struct Peer {
+    Target target;
+    std::unique_ptr<Observer> observer;
+    std::unique_ptr<chp::ReplicaAgent> agent;
+  };
+  zmq::context_t& ctx_;
+  BackupCallbacks callbacks_;
+  std::chrono::milliseconds heartbeat_;
+  uint32_t partition_count_ = 0;
+  std::map<uint64_t, Peer> peers_;
+  uint64_t updates_of_dropped_ = 0;
+};
+
+}  // namespace chorus::broker::node

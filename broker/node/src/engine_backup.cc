@@ -1,0 +1,235 @@
+// Backups and copies (docs/cluster.md C-8, C-9, C-13, C-16, §16.2). A backup follows the
+// subtrees of the partitions it backs up on their primaries (backup.h), keeps a full copy of
+// each channel in its ChannelTable (history, top, epoch: the primary's), applies a publication
+// only once the `top` record that follows it confirms it at a partition epoch not older than
+// its own map's (C-13: else nothing is applied or acknowledged), and acknowledges what it
+// applied to the primary (ack_codec.h). Every copy of a channel (a backup's, or an interested
+// node's, C-16) delivers to its local subscribers only up to the commit position the primary
+// writes in `top` (C-9).
+#include "backup.h"
+#include "broker/node/engine.h"
+#include "broker/node/log.h"
+#include "cluster/partition.h"
+#include "cluster_view.h"
+#include "commit.h"
+#include "forwarder.h"
+#include "interest.h"
+
+namespace chorus::broker::node {
+namespace {
+constexpr size_t kMaxHeld = 4096;            // publications held per channel for their top
+constexpr size_t kMaxUndelivered = 100'000;  // copied publications waiting for their commit
+}  // namespace
+
+bool Engine::BacksUp(uint32_t partition) const {
+  if (!cluster_->received || !cluster_->map.bootstrapped()) return false;
+  const cluster::Partition* p = cluster_->map.FindPartition(partition);
+  const uint64_t self = cluster_->header.member_id;
+  return p != nullptr && p->primary != 0 && p->primary != self && p->IsReplica(self);
+}
+
+bool Engine::CopyLive(const std::string& channel) const {
+  if (interest_->Live(channel)) return true;
+  const Route route = RouteOf(channel);
+  return !route.local && BacksUp(route.partition) && backup_->Live(route.member);
+}
+
+void Engine::RefreshBackups() {
+  std::map<uint64_t, BackupFollower::Target> targets;
+  const cluster::ClusterMap& map = cluster_->map;
+  const uint64_t self = cluster_->header.member_id;
+  if (cluster_->received && map.bootstrapped()) {
+    for (const cluster::Partition& p : map.partitions()) {
+      if (p.primary == 0 || p.primary == self || !p.IsReplica(self)) continue;
+      const cluster::Member* m = map.FindMember(p.primary);
+      if (m == nullptr || m->endpoints.chp.empty()) continue;
+      BackupFollower::Target& t = targets[p.primary];
+      t.chp = m->endpoints.chp;
+      t.partitions.insert(p.id);
+    }
+  }
+  for (auto it = commit_->acks_out.begin(); it != commit_->acks_out.end();) {
+    it = targets.count(it->first) != 0 ? std::next(it) : commit_->acks_out.erase(it);
+  }
+  backup_->SetTargets(std::move(targets), map.bootstrapped() ? map.partition_count() : 0);
+}
+
+Engine::BackupCheck Engine::CheckBackup(uint64_t member, const std::string& channel,
+                                        uint64_t partition_epoch, AckEntry& ack) {
+  if (!cluster_->received || !cluster_->map.bootstrapped() || channel.empty()) {
+    return BackupCheck::kNotMine;
+  }
+  const uint32_t part = cluster::PartitionOf(channel, cluster_->map.partition_count());
+  const cluster::Partition* p = cluster_->map.FindPartition(part);
+  const uint64_t self = cluster_->header.member_id;
+  if (p == nullptr || p->primary != member || member == self || !p->IsReplica(self)) {
+    return BackupCheck::kNotMine;
+  }
+  if (partition_epoch < p->epoch) {  // C-13: a primary of an older partition epoch
+    ++commit_->stats.backup_refused;
+    return BackupCheck::kRefused;
+  }
+  ack.partition = part;
+  ack.partition_epoch = p->epoch;
+  ack.channel = channel;
+  return BackupCheck::kAccepted;
+}
+
+Channel* Engine::CopyChannel(const std::string& channel) {
+  Channel* ch = table_.Find(channel);
+  if (ch == nullptr) {
+    auto opened = table_.Open(channel, NowMs());
+    if (!opened) return nullptr;
+    ch = *opened;
+  }
+  return ch->history ? ch : nullptr;  // this node's namespaces keep no history for it
+}
+
+void Engine::AckCopy(uint64_t member, AckEntry ack, const Channel& ch) {
+  ack.epoch = ch.history->epoch();
+  ack.offset = ch.history->top_offset();
+  AckEntry& slot = commit_->acks_out[member][ack.channel];
+  if (slot == ack) return;
+  slot = std::move(ack);
+  commit_->acks_dirty.insert(member);
+}
+
+void Engine::OnBackupReset(uint64_t member, const CopyTop& top, std::vector<Publication> pubs) {
+  AckEntry ack;
+  if (CheckBackup(member, top.channel, top.partition_epoch, ack) != BackupCheck::kAccepted) return;
+  commit_->held.erase(top.channel);
+  Channel* ch = CopyChannel(top.channel);
+  if (ch == nullptr) return;
+  commit_->stats.backup_applied += pubs.size();
+  ApplyCopyReset(*ch, top, std::move(pubs));
+  AckCopy(member, std::move(ack), *ch);
+}
+
+void Engine::OnBackupPublication(uint64_t member, const std::string& channel, Publication pub) {
+  (void)member;  // checked when the channel's `top` confirms it
+  std::vector<Publication>& held = commit_->held[channel];
+  if (held.size() < kMaxHeld) held.push_back(std::move(pub));
+}
+
+void Engine::OnBackupTop(uint64_t member, const CopyTop& top) {
+  std::vector<Publication> held;
+  if (auto h = commit_->held.find(top.channel); h != commit_->held.end()) {
+    held = std::move(h->second);
+    commit_->held.erase(h);
+  }
+  AckEntry ack;
+  if (CheckBackup(member, top.channel, top.partition_epoch, ack) != BackupCheck::kAccepted) return;
+  Channel* ch = CopyChannel(top.channel);
+  if (ch == nullptr) return;
+  if (ch->history->epoch() == top.top.epoch) {
+    for (Publication& p : held) {
+      if (p.offset > top.top.offset) break;
+      ++commit_->stats.backup_applied;
+      ApplyCopyPublication(*ch, std::move(p));
+    }
+  }
+  ApplyCopyTop(*ch, top);
+  AckCopy(member, std::move(ack), *ch);
+}
+
+void Engine::FlushAcks(bool resend_all) {
+  if (commit_->acks_dirty.empty() && !resend_all) return;
+  const uint64_t self = cluster_->header.member_id;
+  auto send = [&](uint64_t member) {
+    const cluster::Member* m = cluster_->map.FindMember(member);
+    if (m == nullptr || m->endpoints.api.empty()) return;
+    AckMessage msg;
+    msg.sender = self;
+    if (auto it = commit_->acks_out.find(member); it != commit_->acks_out.end()) {
+      for (const auto& [channel, a] : it->second) msg.acks.push_back(a);
+    }
+    if (forwarder_->SendMessage(member, m->endpoints.api, EncodeAck(msg))) {
+      ++commit_->stats.acks_sent;
+    }
+  };
+  if (resend_all) {
+    // Every heartbeat: the latest of every channel, also an empty message to each primary
+    // followed live (the primary sees this backup alive and caught up, C-11).
+    for (const auto& [member, target] : cluster_->map.members()) {
+      (void)target;
+      if (backup_->Follows(member) && backup_->Live(member)) send(member);
+    }
+  } else {
+    for (uint64_t member : commit_->acks_dirty) send(member);
+  }
+  commit_->acks_dirty.clear();
+}
+
+// ---- Copies: applied as the primary's line, delivered up to the commit position (C-9).
+
+void Engine::ApplyCopyReset(Channel& ch, const CopyTop& t, std::vector<Publication> pubs) {
+  const StreamPosition before = ch.history->Top();
+  std::deque<Publication>* queue = nullptr;
+  if (before.epoch == t.top.epoch) {
+    for (const Publication& p : pubs) {
+      if (p.offset <= before.offset) continue;
+      if (queue == nullptr) queue = &commit_->undelivered[ch.name];
+      queue->push_back(p);
+    }
+  } else {
+    commit_->undelivered.erase(ch.name);
+  }
+  // Subscribers of an earlier copied line would see offsets go back: they reconnect instead.
+  // So would those of the same line that got further here than the primary now is (the old
+  // primary's last publications, lost in a failover, or never committed: C-15).
+  if (remote_lines_.count(ch.name) != 0 &&
+      (before.epoch != t.top.epoch || before.offset > t.top.offset)) {
+    for (SubscriberId id : ch.subscribers) CloseLater(id, kDisconnectInsufficientState);
+  }
+  MarkRemoteLine(ch.name);
+  if (!ch.history->Restore(t.top, std::move(pubs))) {
+    (void)ch.history->Restore(t.top, {});  // not contiguous: keep the position only
+  }
+  DeliverCopy(ch, t.committed);
+}
+
+void Engine::ApplyCopyTop(Channel& ch, const CopyTop& t) {
+  // A new line on the primary (the channel was dropped and created again there).
+  if (ch.history->epoch() != t.top.epoch) {
+    commit_->undelivered.erase(ch.name);
+    if (remote_lines_.count(ch.name) != 0) {
+      for (SubscriberId id : ch.subscribers) CloseLater(id, kDisconnectInsufficientState);
+    }
+    (void)ch.history->Restore(t.top, {});
+  }
+  MarkRemoteLine(ch.name);
+  if (t.committed < t.top.offset) ++commit_->stats.copy_held_back;
+  DeliverCopy(ch, t.committed);
+}
+
+void Engine::ApplyCopyPublication(Channel& ch, Publication pub) {
+  auto applied = ch.history->ApplyReplicated(pub);
+  if (!applied) {
+    if (applied.error() != make_error_code(Errc::kReplicaGap)) return;  // stale: delivered
+    ++remote_gaps_;
+    Log().warn("copy: {} jumped from offset {} to {}", ch.name, ch.history->Top().offset,
+               pub.offset);
+    (void)ch.history->Restore(StreamPosition{pub.offset, ch.history->epoch()}, {pub});
+  }
+  std::deque<Publication>& queue = commit_->undelivered[ch.name];
+  if (queue.size() >= kMaxUndelivered) {
+    queue.pop_front();  // never delivered: the subscribers see a gap (counted)
+    ++remote_gaps_;
+  }
+  queue.push_back(std::move(pub));
+}
+
+void Engine::DeliverCopy(Channel& ch, uint64_t committed) {
+  auto it = commit_->undelivered.find(ch.name);
+  if (it == commit_->undelivered.end()) return;
+  std::deque<Publication>& queue = it->second;
+  while (!queue.empty() && queue.front().offset <= committed) {
+    const Publication& p = queue.front();
+    ++remote_delivered_;
+    Fanout(ch, [&](const Encoder& e) { return e.PubPush(ch.name, p, nullptr); });
+    queue.pop_front();
+  }
+  if (queue.empty()) commit_->undelivered.erase(it);
+}
+
+}  // namespace chorus::broker::node
