@@ -48,7 +48,8 @@ const std::string& ReplicaAgent::endpoint() const {
 
 ReplicaAgent::Slot& ReplicaAgent::AddReplica(const std::string& subtree) {
   auto [it, inserted] =
-      replicas_.try_emplace(subtree, subtree, options_.max_queue, options_.max_queue_bytes);
+      replicas_.try_emplace(subtree, subtree, options_.max_queue, options_.max_queue_bytes,
+                            static_cast<int64_t>(options_.uuid_window.count()));
   if (!inserted) return slots_.find(std::string_view(subtree))->second;
   Slot& s = slots_.emplace(subtree, Slot{&it->second, it->second.state()}).first->second;
   ++state_counts_[static_cast<size_t>(s.counted)];
@@ -470,10 +471,10 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
       Note(*s);
     }
     if (options_.name.empty()) {
-      r.OnUpdate(pub->epoch, std::move(pub->record), observer_);
+      r.OnUpdate(pub->epoch, std::move(pub->record), observer_, pub->term);
     } else {
       const Position before = r.position();
-      r.OnUpdate(pub->epoch, std::move(pub->record), observer_);
+      r.OnUpdate(pub->epoch, std::move(pub->record), observer_, pub->term);
       MarkApplied(r, before);
     }
     Note(*s);
@@ -490,7 +491,7 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
       (void)r.MakeRequest(0);
       r.OnSyncEnd(Kthxbai{0, pos->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
     }
-    r.OnPosition(pos->position);
+    r.OnPosition(pos->position, pos->term);  // CR-19, CR-36
     Note(*s);
   }
 }

@@ -66,6 +66,9 @@ struct AgentOptions {
   // order they came to need a sync (FIFO), so none starves.
   size_t max_outstanding = 256;
   size_t max_unacked = 10'000;  // KVSETs awaiting KVACK
+  // CR-35: how long each subtree's UUID window keeps an applied update's UUID (the server's
+  // dedup_window_ms, CS-10), for a promoted copy (SubtreeReplica::Copy, Server::Adopt).
+  std::chrono::milliseconds uuid_window{10'000};
   // CR-32: a KVSET unacknowledged this long after it was first sent is given up and reported
   // as kTimeout; less than the server's dedup window (CS-10), so a retry is never applied twice.
   std::chrono::milliseconds kvset_give_up{8000};
