@@ -121,6 +121,11 @@ SubtreeReplica::Verdict SubtreeReplica::ApplyLive(const std::string& epoch, Reco
 
 void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs,
                               std::optional<uint64_t> term) {
+  OnUpdateInPlace(epoch, record, obs, term);
+}
+
+void SubtreeReplica::OnUpdateInPlace(const std::string& epoch, Record& record, ReplicaObserver* obs,
+                                     std::optional<uint64_t> term) {
   if (state_ != State::kLive) {
     if (state_ == State::kWaitSubscribe) state_ = State::kNeedSync;
     if (overflowed_) return;
@@ -152,7 +157,7 @@ void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaOb
       // replayed under the term the reply gives (CR-16).
       ++stats_.term_changes;
       Resync(false);
-      OnUpdate(epoch, std::move(record), obs, term);
+      OnUpdateInPlace(epoch, record, obs, term);  // queued now
       return;
   }
 }

@@ -164,6 +164,8 @@ class ReplicaAgent final : public Pollable {
   void HandleReply(ReplyMessage&& m, Clock::time_point now);
   void HandleSyncFrame(ReplyMessage&& m, Clock::time_point now);
   void HandlePub(PubMessage&& m);
+  void HandleKvPub(KvPub& m);  // moves from m.record only when the update is queued
+  void HandlePosition(const PositionMsg& m);
   void SendRequests(Clock::time_point now);
   void EndSubscribeWait();
   void CheckTimeouts(Clock::time_point now);
@@ -240,6 +242,7 @@ class ReplicaAgent final : public Pollable {
   uint64_t next_unacked_order_ = 0;
   std::mt19937_64 rng_;
   std::vector<std::string> applied_dirty_;  // subtrees to report (CR-29), may repeat
+  KvPub scratch_pub_;                       // ReadPublisher's reused KVPUB
 };
 
 }  // namespace chorus::chp

@@ -100,6 +100,10 @@ class SubtreeReplica {
   // by resume (the server judges the line, CS-30) and the change waits in the queue.
   void OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs,
                 std::optional<uint64_t> term = std::nullopt);
+  // The same with the record in place: it is moved from only when queued (not live), so a
+  // caller can reuse its strings for the next update (the agent's hot path).
+  void OnUpdateInPlace(const std::string& epoch, Record& record, ReplicaObserver* obs,
+                       std::optional<uint64_t> term = std::nullopt);
   // A POSITION. `term` is its term (CS-33; nullopt: no term rule). CR-36: a term greater than
   // the replica's makes a live subtree resync by resume.
   void OnPosition(const Position& p, std::optional<uint64_t> term = std::nullopt);
