@@ -96,8 +96,10 @@ SubtreeReplica::Verdict SubtreeReplica::ApplyLive(const std::string& epoch, Reco
     return Verdict::kEpoch;
   } else if (record.seq <= position_.seq) {
     return Verdict::kStale;
-  } else if (term && *term != term_) {
-    return Verdict::kTerm;  // CR-36: another writer's change; the server judges the line
+  } else if (term && *term > term_) {
+    return Verdict::kTerm;  // CR-36.1: a newer writer's change; the server judges the line
+  } else if (term && *term < term_) {
+    return Verdict::kStale;  // CR-36.1: a change of a line the server has left behind
   } else if (record.seq != position_.seq + 1) {
     return Verdict::kGap;
   }

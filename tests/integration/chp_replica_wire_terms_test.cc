@@ -115,10 +115,11 @@ TEST_F(ChpReplicaWireTerms, CR35_ForgetsEntriesOlderThanTheUuidWindow) {
   EXPECT_EQ(r.window_size(), 1u);
 }
 
-// CR-36.1: a KVPUB above the position in another term is not applied: the replica resumes from
-// its position with its own term and queues the KVPUB. On the line (a resume answer), it goes on
-// under the new term with its copy (no reset) and applies the queued KVPUB; off the line (a
-// snapshot answer, the replica had applied changes the old primary lost) the copy is replaced.
+// CR-36.1: a KVPUB above the position in a newer term is not applied: the replica resumes from
+// its position with its own term and queues the KVPUB (one in an older term is dropped). On the
+// line (a resume answer), it goes on under the new term with its copy (no reset) and applies the
+// queued KVPUB; off the line (a snapshot answer, the replica had applied changes the old primary
+// lost) the copy is replaced.
 TEST_F(ChpReplicaWireTerms, CR36_1_KvpubOfAnotherTermResumesWithTheReplicasTerm) {
   FakeServer& f = AddFake();
   AgentOptions o = Opts({&f});
@@ -149,6 +150,14 @@ TEST_F(ChpReplicaWireTerms, CR36_1_KvpubOfAnotherTermResumesWithTheReplicasTerm)
   EXPECT_EQ(Pos(a, "s").seq, 5u);
   CommandBarrier(a, f);
   EXPECT_EQ(f.Count(3), 2u) << "no resync for the same term or a duplicate";
+
+  // An older term's change above the position (the old primary's, late): dropped, no resync.
+  f.Publish("s/old", KvPubTermF("E", 6, kSet, V("lost"), "", 2));
+  PubBarrier(a, f);
+  EXPECT_EQ(Pos(a, "s").seq, 5u);
+  EXPECT_EQ(Entries(a, "s").count("old"), 0u);
+  CommandBarrier(a, f);
+  EXPECT_EQ(f.Count(3), 2u) << "no resync for an older term";
 
   // Off the line: another promotion (term 8 from 5); the server answers with a snapshot.
   f.Publish("s/e", KvPubTermF("E", 6, kSet, V("6"), "", 8));

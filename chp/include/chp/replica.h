@@ -57,7 +57,7 @@ struct ReplicaStats {
   uint64_t stale = 0;            // updates dropped as not newer than our position
   uint64_t overflows = 0;        // queue overflows while syncing
   uint64_t failed_requests = 0;  // requests abandoned (timeout, failover, error)
-  uint64_t term_changes = 0;     // CR-36: a live KVPUB or POSITION in another term
+  uint64_t term_changes = 0;     // CR-36: a live KVPUB or POSITION in a newer term
   bool operator==(const ReplicaStats&) const = default;
 };
 
@@ -96,8 +96,9 @@ class SubtreeReplica {
   void OnServerChanged();
 
   // A KVPUB. `term` is its term (CS-33; nullopt: not known, no term rule). CR-36: a change
-  // above the position in a term other than the replica's is not applied; the subtree resyncs
-  // by resume (the server judges the line, CS-30) and the change waits in the queue.
+  // above the position in a newer term than the replica's is not applied; the subtree resyncs
+  // by resume (the server judges the line, CS-30) and the change waits in the queue. One in an
+  // older term is dropped.
   void OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs,
                 std::optional<uint64_t> term = std::nullopt);
   // The same with the record in place: it is moved from only when queued (not live), so a
