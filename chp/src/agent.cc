@@ -51,7 +51,8 @@ ReplicaAgent::Slot& ReplicaAgent::AddReplica(const std::string& subtree,
   auto [it, inserted] =
       copy != nullptr
           ? replicas_.try_emplace(subtree, *copy)
-          : replicas_.try_emplace(subtree, subtree, options_.max_queue, options_.max_queue_bytes);
+          : replicas_.try_emplace(subtree, subtree, options_.max_queue, options_.max_queue_bytes,
+                                  static_cast<int64_t>(options_.uuid_window.count()));
   if (!inserted) return slots_.find(std::string_view(subtree))->second;
   if (copy != nullptr) it->second.OnResubscribe();  // a new connection: subscribe, then resume
   Slot& s = slots_.emplace(subtree, Slot{&it->second, it->second.state()}).first->second;
@@ -411,6 +412,11 @@ void ReplicaAgent::ReadPublisher(Clock::time_point now) {
       ++stats_.malformed;
       continue;
     }
+    // The bulk of the traffic decodes into a reused KVPUB (no allocation once warm).
+    if (DecodeKvPubInto(frames[0].to_string_view(), frames[1].to_string_view(), scratch_pub_)) {
+      HandleKvPub(scratch_pub_);
+      continue;
+    }
     auto decoded = DecodePub(frames[0].to_string_view(), frames[1].to_string_view());
     if (!decoded) {
       ++stats_.malformed;
@@ -452,51 +458,60 @@ void ReplicaAgent::HandlePub(PubMessage&& m) {
     return;
   }
   if (auto* pub = std::get_if<KvPub>(&m)) {
-    ++stats_.updates;
-    Slot* s = SlotFor(pub->subtree, follow_all_);
-    if (s == nullptr) return;
-    SubtreeReplica& r = *s->replica;
-    if (follow_all_ && r.state() == State::kWaitSubscribe) {
-      r.OnSubscribed();
-      if (all_state_ == AllState::kLive && r.position().epoch.empty()) {
-        // Born after the "*" snapshot: start unborn and let the sequence rules decide.
-        (void)r.MakeRequest(0);
-        r.OnSyncEnd(Kthxbai{0, pub->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
-      } else if (all_state_ == AllState::kSyncing) {
-        (void)r.MakeRequest(all_request_id_);
-      }
-    }
-    if (!r.live() &&
-        queued_bytes_ + SubtreeReplica::QueuedBytes(pub->record) > options_.max_total_queue_bytes) {
-      // CR-11: the queues of all subtrees together are full; this subtree's goes (and it syncs
-      // again after its current sync), so the bound holds whatever the number of subtrees.
-      r.DiscardQueue();
-      Note(*s);
-    }
-    if (options_.name.empty()) {
-      r.OnUpdate(pub->epoch, std::move(pub->record), observer_);
-    } else {
-      const Position before = r.position();
-      r.OnUpdate(pub->epoch, std::move(pub->record), observer_);
-      MarkApplied(r, before);
-    }
-    Note(*s);
+    HandleKvPub(*pub);
   } else if (auto* pos = std::get_if<PositionMsg>(&m)) {
-    Slot* s = SlotFor(pos->subtree, follow_all_ && all_state_ == AllState::kLive);
-    if (s == nullptr) return;
-    SubtreeReplica& r = *s->replica;
-    // A subtree first seen after the "*" snapshot starts unborn (CR-22). Only then: after a
-    // failover every subtree waits for its subscription again, and one with content must keep
-    // it until the next "*" snapshot replaces it (the POSITION may precede the "*" request).
-    if (follow_all_ && all_state_ == AllState::kLive && r.state() == State::kWaitSubscribe &&
-        r.position().epoch.empty()) {
-      r.OnSubscribed();
+    HandlePosition(*pos);
+  }
+}
+
+void ReplicaAgent::HandleKvPub(KvPub& m) {
+  ++stats_.updates;
+  Slot* s = SlotFor(m.subtree, follow_all_);
+  if (s == nullptr) return;
+  SubtreeReplica& r = *s->replica;
+  if (follow_all_ && r.state() == State::kWaitSubscribe) {
+    r.OnSubscribed();
+    if (all_state_ == AllState::kLive && r.position().epoch.empty()) {
+      // Born after the "*" snapshot: start unborn and let the sequence rules decide.
       (void)r.MakeRequest(0);
-      r.OnSyncEnd(Kthxbai{0, pos->subtree, {}, 0, SyncMode::kSnapshot}, observer_);
+      r.OnSyncEnd(Kthxbai{0, m.subtree, {}, 0, SyncMode::kSnapshot}, observer_);
+    } else if (all_state_ == AllState::kSyncing) {
+      (void)r.MakeRequest(all_request_id_);
     }
-    r.OnPosition(pos->position);
+  }
+  if (!r.live() &&
+      queued_bytes_ + SubtreeReplica::QueuedBytes(m.record) > options_.max_total_queue_bytes) {
+    // CR-11: the queues of all subtrees together are full; this subtree's goes (and it syncs
+    // again after its current sync), so the bound holds whatever the number of subtrees.
+    r.DiscardQueue();
     Note(*s);
   }
+  // In place: the record's strings are reused for the next update unless it is queued.
+  if (options_.name.empty()) {
+    r.OnUpdateInPlace(m.epoch, m.record, observer_, m.term);
+  } else {
+    const Position before = r.position();
+    r.OnUpdateInPlace(m.epoch, m.record, observer_, m.term);
+    MarkApplied(r, before);
+  }
+  Note(*s);
+}
+
+void ReplicaAgent::HandlePosition(const PositionMsg& m) {
+  Slot* s = SlotFor(m.subtree, follow_all_ && all_state_ == AllState::kLive);
+  if (s == nullptr) return;
+  SubtreeReplica& r = *s->replica;
+  // A subtree first seen after the "*" snapshot starts unborn (CR-22). Only then: after a
+  // failover every subtree waits for its subscription again, and one with content must keep
+  // it until the next "*" snapshot replaces it (the POSITION may precede the "*" request).
+  if (follow_all_ && all_state_ == AllState::kLive && r.state() == State::kWaitSubscribe &&
+      r.position().epoch.empty()) {
+    r.OnSubscribed();
+    (void)r.MakeRequest(0);
+    r.OnSyncEnd(Kthxbai{0, m.subtree, {}, 0, SyncMode::kSnapshot}, observer_);
+  }
+  r.OnPosition(m.position, m.term);  // CR-19, CR-36
+  Note(*s);
 }
 
 }  // namespace chorus::chp

@@ -356,6 +356,17 @@ Result<PubMessage> DecodePub(std::string_view topic, std::string_view body) {
   return detail::DecodePubGeneric(topic, body);
 }
 
+bool DecodeKvPubInto(std::string_view topic, std::string_view body, KvPub& out) {
+  out.record.uuid = Uuid{};  // FastKvPub writes it only when present
+  out.term = 0;
+  if (!FastKvPub(body, out)) return false;
+  auto parts = SplitKey(topic);
+  if (!parts) return false;
+  out.subtree.assign(parts->subtree);
+  out.record.key.assign(parts->key);
+  return true;
+}
+
 Result<PubMessage> detail::DecodePubGeneric(std::string_view topic, std::string_view body) {
   ScratchZone zone;
   msgpack::object root;

@@ -28,8 +28,12 @@ int64_t ExpiresAt(uint64_t ttl_ms) {
 }
 }  // namespace
 
-SubtreeReplica::SubtreeReplica(std::string subtree, size_t max_queue, size_t max_queue_bytes)
-    : subtree_(std::move(subtree)), max_queue_(max_queue), max_queue_bytes_(max_queue_bytes) {}
+SubtreeReplica::SubtreeReplica(std::string subtree, size_t max_queue, size_t max_queue_bytes,
+                               int64_t window_ms)
+    : subtree_(std::move(subtree)),
+      max_queue_(max_queue),
+      max_queue_bytes_(max_queue_bytes),
+      window_ms_(window_ms) {}
 
 void SubtreeReplica::OnSubscribed() {
   if (state_ == State::kWaitSubscribe) state_ = State::kNeedSync;
@@ -77,19 +81,33 @@ void SubtreeReplica::Resync(bool full) {
 }
 
 SubtreeReplica::Verdict SubtreeReplica::ApplyLive(const std::string& epoch, Record& record,
-                                                  ReplicaObserver* obs) {
+                                                  ReplicaObserver* obs,
+                                                  std::optional<uint64_t> term) {
   if (position_.epoch.empty()) {
-    // An unborn subtree (spec §Replica: empty epoch) accepts the first change of any epoch.
+    // An unborn subtree (spec §Replica: empty epoch) accepts the first change of any epoch,
+    // and its term (CR-36).
     if (record.seq != 1) return Verdict::kGap;
     position_.epoch = epoch;
+    if (term) {
+      term_ = *term;
+      term_start_ = 1;
+    }
   } else if (epoch != position_.epoch) {
     return Verdict::kEpoch;
   } else if (record.seq <= position_.seq) {
     return Verdict::kStale;
+  } else if (term && *term > term_) {
+    return Verdict::kTerm;  // CR-36.1: a newer writer's change; the server judges the line
+  } else if (term && *term < term_) {
+    return Verdict::kStale;  // CR-36.1: a change of a line the server has left behind
   } else if (record.seq != position_.seq + 1) {
     return Verdict::kGap;
   }
   position_.seq = record.seq;
+  if (record.uuid != Uuid{}) {
+    const int64_t now = MonotonicMs();
+    Remember(record.uuid, record.seq, now, now);  // CR-35
+  }
   if (record.op == Op::kSet) {
     ReplicaEntry& e = entries_[record.key];
     e.value = record.value;
@@ -103,7 +121,13 @@ SubtreeReplica::Verdict SubtreeReplica::ApplyLive(const std::string& epoch, Reco
   return Verdict::kApplied;
 }
 
-void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs) {
+void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs,
+                              std::optional<uint64_t> term) {
+  OnUpdateInPlace(epoch, record, obs, term);
+}
+
+void SubtreeReplica::OnUpdateInPlace(const std::string& epoch, Record& record, ReplicaObserver* obs,
+                                     std::optional<uint64_t> term) {
   if (state_ != State::kLive) {
     if (state_ == State::kWaitSubscribe) state_ = State::kNeedSync;
     if (overflowed_) return;
@@ -113,10 +137,10 @@ void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaOb
       return;
     }
     queue_bytes_ += bytes;
-    queue_.push_back(Queued{epoch, std::move(record)});
+    queue_.push_back(Queued{epoch, std::move(record), term});
     return;
   }
-  switch (ApplyLive(epoch, record, obs)) {
+  switch (ApplyLive(epoch, record, obs, term)) {
     case Verdict::kApplied:
       return;
     case Verdict::kStale:
@@ -130,6 +154,13 @@ void SubtreeReplica::OnUpdate(const std::string& epoch, Record record, ReplicaOb
       ++stats_.epoch_changes;
       Resync(true);
       return;
+    case Verdict::kTerm:
+      // CR-36: resume from our position with our term; the change waits for the reply and is
+      // replayed under the term the reply gives (CR-16).
+      ++stats_.term_changes;
+      Resync(false);
+      OnUpdateInPlace(epoch, record, obs, term);  // queued now
+      return;
   }
 }
 
@@ -141,7 +172,7 @@ void SubtreeReplica::DiscardQueue() {
   queue_bytes_ = 0;
 }
 
-void SubtreeReplica::OnPosition(const Position& p) {
+void SubtreeReplica::OnPosition(const Position& p, std::optional<uint64_t> term) {
   if (state_ == State::kWaitSubscribe) {
     state_ = State::kNeedSync;
     return;
@@ -151,6 +182,11 @@ void SubtreeReplica::OnPosition(const Position& p) {
     // Includes the server having lost the subtree (empty epoch) and a subtree born meanwhile.
     ++stats_.epoch_changes;
     Resync(true);
+  } else if (term && *term > term_ && !p.epoch.empty()) {
+    // CR-36: a newer term of our epoch (a promoted backup); resume with our term, and the server
+    // answers a resume when our position is on its line (CS-30), a snapshot when it is not.
+    ++stats_.term_changes;
+    Resync(false);
   } else if (p.seq > position_.seq) {
     ++stats_.behind;
     Resync(false);
@@ -197,10 +233,19 @@ void SubtreeReplica::OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs) {
       entries_[std::move(r.key)] = ReplicaEntry{std::move(r.value), r.seq, ExpiresAt(r.ttl_ms)};
     }
     position_ = end.position;
+    // CR-35: the snapshot's window replaces ours; an entry of age a was answered a ms ago.
+    window_.clear();
+    const int64_t now = end.window.empty() ? 0 : MonotonicMs();
+    for (const WindowEntry& w : end.window) {
+      const auto age = static_cast<int64_t>(std::min<uint64_t>(w.age_ms, kMaxTtlMs));
+      Remember(w.uuid, w.seq, now - age, now);
+    }
     ++stats_.snapshots;
     if (obs != nullptr) obs->OnReset(subtree_, position_, entries_);
   } else {
-    for (Record& r : staged_) ApplyLive(position_.epoch, r, obs);
+    // CR-30: the resume continues under the reply's term (taken first, so that the records
+    // apply whatever term they were written in).
+    for (Record& r : staged_) ApplyLive(position_.epoch, r, obs, std::nullopt);
     ++stats_.resumes;
   }
   staged_.clear();
@@ -224,6 +269,32 @@ std::vector<Record> SubtreeReplica::SnapshotRecords(int64_t now_ms) const {
   return out;
 }
 
+void SubtreeReplica::Remember(const Uuid& uuid, uint64_t seq, int64_t at_ms, int64_t now_ms) {
+  ForgetOld(now_ms);
+  if (at_ms + window_ms_ <= now_ms) return;
+  window_.push_back(WindowSlot{uuid, seq, at_ms});
+  if (window_.size() > kMaxWindow) window_.pop_front();
+}
+
+void SubtreeReplica::ForgetOld(int64_t now_ms) {
+  while (!window_.empty() && window_.front().at_ms + window_ms_ <= now_ms) window_.pop_front();
+}
+
+std::vector<WindowEntry> SubtreeReplica::Window(int64_t now_ms) const {
+  std::vector<WindowEntry> out;
+  out.reserve(window_.size());
+  for (const WindowSlot& w : window_) {
+    if (w.at_ms + window_ms_ <= now_ms) continue;
+    out.push_back(
+        WindowEntry{w.uuid, w.seq, static_cast<uint64_t>(std::max<int64_t>(now_ms - w.at_ms, 0))});
+  }
+  return out;
+}
+
+SubtreeCopy SubtreeReplica::Copy(int64_t now_ms) const {
+  return SubtreeCopy{position_, term_, term_start_, SnapshotRecords(now_ms), Window(now_ms)};
+}
+
 void SubtreeReplica::Drain(ReplicaObserver* obs) {
   if (overflowed_) {
     overflowed_ = false;
@@ -236,7 +307,7 @@ void SubtreeReplica::Drain(ReplicaObserver* obs) {
     Queued q = std::move(queue_.front());
     queue_.pop_front();
     queue_bytes_ -= QueuedBytes(q.record);
-    OnUpdate(q.epoch, std::move(q.record), obs);
+    OnUpdate(q.epoch, std::move(q.record), obs, q.term);
   }
   if (state_ != State::kLive) {
     queue_.clear();

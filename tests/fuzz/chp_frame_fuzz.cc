@@ -50,6 +50,14 @@ std::string PubTopic(const PubMessage& m) {
 void FuzzPub(std::string_view topic, std::string_view body) {
   auto decoded = DecodePub(topic, body);
   auto generic = detail::DecodePubGeneric(topic, body);
+  // The replica's in-place path (one KvPub reused across inputs, as the agent does) accepts only
+  // what DecodePub accepts, and decodes it the same.
+  static KvPub reused;
+  if (DecodeKvPubInto(topic, body, reused)) {
+    Check(decoded.ok() && std::holds_alternative<KvPub>(*decoded) &&
+              std::get<KvPub>(*decoded) == reused,
+          "DecodeKvPubInto and DecodePub disagree");
+  }
   Check(decoded.ok() == generic.ok(), "DecodePub and its generic path disagree on acceptance");
   if (!decoded.ok()) {
     Check(decoded.error() == generic.error(), "DecodePub and its generic path give other errors");

@@ -86,6 +86,10 @@ class Frame {
     p_.Array(static_cast<uint32_t>(n));
     return *this;
   }
+  Frame& Nil() {
+    p_.Nil();
+    return *this;
+  }
   std::string str() const { return p_.str(); }
 
  private:
@@ -145,6 +149,44 @@ inline std::string KvPubF(const std::string& epoch, uint64_t seq, uint8_t op,
 }
 inline std::string PositionF(const std::string& epoch, uint64_t seq) {
   return Frame(3, 11).S(epoch).U(seq).str();
+}
+// With the trailing elements of terms (CS-29, CS-33) and the UUID window (CS-31).
+struct Win {
+  std::string uuid;
+  uint64_t seq = 0;
+  uint64_t age_ms = 0;
+};
+inline std::string KthxbaiTermF(uint64_t req, const std::string& subtree, const std::string& epoch,
+                                uint64_t seq, uint64_t count, uint8_t mode, uint64_t term,
+                                uint64_t term_start, const std::vector<Win>& window = {}) {
+  Frame f(10, 5);
+  f.U(req).S(subtree).S(epoch).U(seq).U(count).U(mode).U(term).U(term_start).Array(window.size());
+  for (const Win& w : window) f.Array(3).B(w.uuid).U(w.seq).U(w.age_ms);
+  return f.str();
+}
+// A KVPUB with its UUID (element 6; empty: nil) and term (element 7).
+inline std::string KvPubTermF(const std::string& epoch, uint64_t seq, uint8_t op,
+                              const std::string& value, const std::string& uuid, uint64_t term) {
+  Frame f(8, 10);
+  f.S(epoch).U64(seq).U(op).B(value).U(0);
+  if (uuid.empty()) {
+    f.Nil();
+  } else {
+    f.B(uuid);
+  }
+  return f.U(term).str();
+}
+inline std::string PositionTermF(const std::string& epoch, uint64_t seq, uint64_t term,
+                                 uint64_t term_start) {
+  return Frame(5, 11).S(epoch).U(seq).U(term).U(term_start).str();
+}
+// A resume or snapshot record with a UUID (record element 5, CS-31).
+inline std::string KvSyncUuidF(uint64_t req, const std::string& subtree,
+                               const std::vector<std::pair<Rec, std::string>>& recs) {
+  Frame f(4, 4);
+  f.U(req).S(subtree).Array(recs.size());
+  for (const auto& [r, u] : recs) f.Array(6).S(r.key).U(r.op).B(r.value).U(r.ttl).U(r.seq).B(u);
+  return f.str();
 }
 inline std::string HugzF(const std::string& id, uint64_t subtrees) {
   // One trailing element the agent must ignore (CW-3).

@@ -10,6 +10,8 @@
 
 #include <fstream>
 
+#include "chp/agent.h"
+#include "chp/loop.h"
 #include "chp/server.h"
 #include "chp_wire_support.h"
 
@@ -230,6 +232,50 @@ TEST_F(ChpServerCluster, CS31_PromotedBackupAppliesARetriedKvSetOnce) {
   ASSERT_TRUE(end2.has_value());
   ASSERT_GE(end2->size(), 10u);
   EXPECT_EQ(end2->At(9).via.array.size, 5u) << "u1, u2, u3 adopted; u4, u5 accepted here";
+}
+
+// CR-35 with CS-31, the path of a failover with a real replica: a backup's SubtreeReplica keeps
+// the window of its snapshot and the UUIDs of the KVPUBs it applies; its Copy (position, term,
+// entries, window) goes to Server::Adopt on the promoted server, which answers the retried KVSETs
+// from that window and does not apply them again (the older one would overwrite a newer value).
+TEST_F(ChpServerCluster, CR35_ReplicaCopyCarriesTheUuidWindowToAdopt) {
+  auto primary = Make();
+  auto promoted = Make();
+  ASSERT_TRUE(primary && promoted);
+  servers_ = {primary.get(), promoted.get()};
+  zmq::socket_t client = Peer(*primary);
+  const std::string u1 = Uid(21), u2 = Uid(22), u3 = Uid(23);
+  EXPECT_EQ(Ack(client, KvSet(u1, "s/x", kOpSet, MpInt(1))).U(4), 1u);  // in the snapshot
+  chp::AgentOptions ao;
+  ao.endpoints = {primary->command_endpoint()};
+  chp::ReplicaAgent backup(ctx_, ao);
+  ASSERT_TRUE(backup.Follow("s").ok());
+  ASSERT_TRUE(Until([&] {
+    backup.RunOnce(1ms);
+    return backup.AllLive();
+  }));
+  EXPECT_EQ(Ack(client, KvSet(u2, "s/x", kOpSet, MpInt(2))).U(4), 2u);  // a KVPUB
+  ASSERT_TRUE(Until([&] {
+    backup.RunOnce(1ms);
+    return backup.Find("s")->position().seq == 2;
+  }));
+  const chp::SubtreeCopy copy = backup.Find("s")->Copy(chp::MonotonicMs());
+  ASSERT_EQ(copy.window.size(), 2u);
+  EXPECT_EQ(copy.window[0].uuid, ToUuid(u1));
+  EXPECT_EQ(copy.window[1].uuid, ToUuid(u2));
+
+  auto adopted = promoted->Adopt("s", copy, copy.term + 1);
+  ASSERT_TRUE(adopted.ok()) << adopted.error().message();
+  EXPECT_EQ(*adopted, (chp::Position{kEpoch, 2}));
+  zmq::socket_t retry = Peer(*promoted);
+  const Body a1 = Ack(retry, KvSet(u1, "s/x", kOpSet, MpInt(1)));
+  EXPECT_EQ(a1.U(2), kOk);
+  EXPECT_EQ(a1.U(4), 1u) << "the first answer, from the window the replica kept";
+  EXPECT_EQ(Ack(retry, KvSet(u2, "s/x", kOpSet, MpInt(2))).U(4), 2u);
+  EXPECT_EQ(promoted->stats().duplicates, 2u);
+  EXPECT_EQ(promoted->stats().changes, 0u);
+  EXPECT_EQ(promoted->store().Find("s")->entries.at("x").value, MpInt(2));
+  EXPECT_EQ(Ack(retry, KvSet(u3, "s/y", kOpSet, MpInt(3))).U(4), 3u) << "a new one applies";
 }
 
 // CS-32: a conditional KVSET (element 6, the key's expected seq; 0: absent) is applied only when

@@ -44,6 +44,10 @@ TEST_F(NodeChpBounds, APeerThatNeverReadsIsBoundedInBytesAndShownInMetrics) {
   StartNode(o);
   EXPECT_EQ(MetricValue(*node_, "chorus_chp_peer_pending_limit_bytes"), int64_t{kPeerBound});
   EXPECT_EQ(MetricValue(*node_, "chorus_chp_pending_limit_bytes"), 67108864);
+  // Issue 11: the mirror's largest value derived from [limits] (defaults), and the publisher HWM
+  // the byte budget gives for it (CS-35: 4 GiB / (1,114,112 + 1,088)).
+  EXPECT_EQ(MetricValue(*node_, "chorus_chp_value_limit_bytes"), 1'114'112);
+  EXPECT_EQ(MetricValue(*node_, "chorus_chp_publisher_hwm"), 3'851);
   // A writer fills subtree "flood" with 6 x 512 KiB (anyone reaching the port may: no CHP
   // authentication yet).
   zmq::socket_t writer(ctx_, zmq::socket_type::dealer);
@@ -85,6 +89,22 @@ TEST_F(NodeChpBounds, APeerThatNeverReadsIsBoundedInBytesAndShownInMetrics) {
   const int64_t peak = MetricValue(*node_, "chorus_chp_peer_replies_peak_bytes");
   EXPECT_LE(peak, int64_t{kPeerBound} + 4 * 1024 * 1024) << peak;
   EXPECT_EQ(MetricValue(*node_, "chorus_chp_replies_dropped_total{bound=\"total\"}"), 0);
+}
+
+// Issue 11: chorusd passes the largest value it writes to the CHP server (max_value_bytes), so
+// the publisher's HWM is sized from the byte budget for it: derived from limits, or set.
+TEST_F(NodeChpBounds, MaxValueBytesFollowsTheConfigAndSizesThePublisherHwm) {
+  NodeOptions o;
+  o.overrides = {"limits.max_publication_bytes=1048576", "client.max_queue_bytes=2097152"};
+  StartNode(o);
+  // data 1 MiB + 2 x 2 MiB of client info + 64 KiB; 4 GiB / (5,308,416 + 1,088) = 808.
+  EXPECT_EQ(MetricValue(*node_, "chorus_chp_value_limit_bytes"), 5'308'416);
+  EXPECT_EQ(MetricValue(*node_, "chorus_chp_publisher_hwm"), 808);
+  EXPECT_TRUE(node_->Stop());
+  o.overrides = {"cluster.chp_max_value_bytes=131072"};
+  StartNode(o);
+  EXPECT_EQ(MetricValue(*node_, "chorus_chp_value_limit_bytes"), 131'072);
+  EXPECT_EQ(MetricValue(*node_, "chorus_chp_publisher_hwm"), 32'498);
 }
 
 }  // namespace

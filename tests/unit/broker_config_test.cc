@@ -396,6 +396,25 @@ TEST(BrokerConfigErrors, ValidateConfigChecksConfigsBuiltInCode) {
             "namespaces.chat.history_ttl_ms: history_size > 0 requires history_ttl_ms > 0");
 }
 
+TEST(BrokerConfigChpMaxValueBytes, ZeroIsDerivedFromLimitsElseUsedAsSet) {
+  NodeConfig c;
+  ASSERT_EQ(c.cluster.chp_max_value_bytes, 0u);
+  // Defaults (64 KiB publications): the 1 MiB API body + 64 KiB.
+  EXPECT_EQ(EffectiveChpMaxValueBytes(c), 1'114'112u);
+  c.limits.max_publication_bytes = 1 << 20;  // 1 MiB + 2 x 2 MiB of info + 64 KiB
+  EXPECT_EQ(EffectiveChpMaxValueBytes(c), 5'308'416u);
+  c.limits.max_publication_bytes = 64 << 20;  // capped at chp's limit
+  EXPECT_EQ(EffectiveChpMaxValueBytes(c), size_t{8} << 20);
+  c.cluster.chp_max_value_bytes = 131'072;
+  EXPECT_EQ(EffectiveChpMaxValueBytes(c), 131'072u);
+  NodeConfig d;
+  d.cluster.chp_max_value_bytes = 1000;
+  EXPECT_EQ(ValidateConfig(d),
+            "cluster.chp_max_value_bytes: must be 0 (derived) or 65536..8388608 (got 1000)");
+  d.cluster.chp_max_value_bytes = 65536;
+  EXPECT_EQ(ValidateConfig(d), std::nullopt);
+}
+
 TEST(BrokerConfigHttpThreads, ZeroIsHalfTheHardwareThreadsBetweenOneAndEight) {
   HttpSection http;
   ASSERT_EQ(http.threads, 0u);                   // auto
@@ -627,7 +646,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 4 + 22 + 8 + 11 + 16 + 8 + 16);
+  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 4 + 23 + 8 + 11 + 16 + 8 + 16);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");

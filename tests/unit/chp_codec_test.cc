@@ -176,6 +176,22 @@ TEST(CodecRoundTrip, KvPub) {
   EXPECT_EQ(Get<KvPub>(DecodePub(Topic(exp), Encode(exp))), exp);
 }
 
+// The agent's hot path decodes into one reused KvPub: same result as DecodePub each time, also
+// when a message without UUID or term follows one with them; other frames are left to DecodePub.
+TEST(CodecRoundTrip, KvPubIntoAReusedMessage) {
+  KvPub with{"sub", "e1", {"a/b", Op::kSet, kBinary, 250, 42}, 7};
+  with.record.uuid.fill(0x5a);
+  const KvPub without{"other", "e2", {"k", Op::kDelete, "", 0, 43}};
+  KvPub out;
+  for (const KvPub& m : {with, without, with, without}) {
+    ASSERT_TRUE(DecodeKvPubInto(Topic(m), Encode(m), out));
+    EXPECT_EQ(out, m);
+    EXPECT_EQ(out, Get<KvPub>(DecodePub(Topic(m), Encode(m))));
+  }
+  EXPECT_FALSE(DecodeKvPubInto("bad topic", Encode(with), out));
+  EXPECT_FALSE(DecodeKvPubInto("sub/", Encode(PositionMsg{"sub", {"e1", 9}}), out));
+}
+
 TEST(CodecRoundTrip, PositionAndHugz) {
   PositionMsg p{"sub", {"e1", 9}};
   EXPECT_EQ(Topic(p), "sub/");

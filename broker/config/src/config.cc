@@ -141,6 +141,10 @@ Problem CheckScheduler(const NodeConfig& c) {
 
 Problem CheckCrossFields(const NodeConfig& c) {
   const ClusterSection& cl = c.cluster;
+  if (cl.chp_max_value_bytes != 0 && cl.chp_max_value_bytes < 65536) {
+    return "cluster.chp_max_value_bytes: must be 0 (derived) or 65536..8388608 (got " +
+           std::to_string(cl.chp_max_value_bytes) + ")";
+  }
   if (cl.chp_max_pending_bytes < cl.chp_max_peer_pending_bytes) {
     return "cluster.chp_max_pending_bytes: must be >= cluster.chp_max_peer_pending_bytes = " +
            std::to_string(cl.chp_max_peer_pending_bytes) + " (got " +
@@ -324,6 +328,16 @@ std::optional<SchedulerTier> ParseSchedulerTier(std::string_view text) {
 uint32_t EffectiveHttpThreads(const HttpSection& http, unsigned hardware_concurrency) {
   if (http.threads != 0) return http.threads;
   return std::clamp(hardware_concurrency / 2, 1u, kMaxAutoHttpThreads);
+}
+
+size_t EffectiveChpMaxValueBytes(const NodeConfig& c) {
+  constexpr size_t kKiB = 1024;
+  constexpr size_t kMin = 64 * kKiB, kMax = size_t{8} << 20;  // chp::kMaxValueBytesLimit
+  if (c.cluster.chp_max_value_bytes != 0) return c.cluster.chp_max_value_bytes;
+  const size_t pub = std::min(c.limits.max_publication_bytes, kMax);  // no overflow below
+  const size_t message = std::max({64 * kKiB, 2 * pub, pub + 64 * kKiB});
+  const size_t api_body = std::max<size_t>(size_t{1} << 20, 2 * pub + 4 * kKiB);
+  return std::clamp(std::max(pub + 2 * message, api_body) + 64 * kKiB, kMin, kMax);
 }
 
 ConfigResult<NodeConfig> ParseConfig(std::string_view toml_text, std::string source_name) {

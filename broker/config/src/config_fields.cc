@@ -418,7 +418,8 @@ const std::vector<NodeField>& NodeFields() {
          IntField("chp_max_peer_pending_bytes", &C::chp_max_peer_pending_bytes, 65536, kI64Max),
          IntField("chp_max_pending_bytes", &C::chp_max_pending_bytes, 65536, kI64Max),
          IntField("chp_max_command_bytes", &C::chp_max_command_bytes, 65536, kI64Max),
-         IntField("chp_max_store_bytes", &C::chp_max_store_bytes, 1 << 20, kI64Max)});
+         IntField("chp_max_store_bytes", &C::chp_max_store_bytes, 1 << 20, kI64Max),
+         IntField("chp_max_value_bytes", &C::chp_max_value_bytes, 0, 8 << 20)});
     using K = ClientSection;
     AddSection<K>(out, "client", &NodeConfig::client,
                   {StringField("token_hmac_secret", &K::token_hmac_secret, nullptr),

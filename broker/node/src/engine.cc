@@ -100,6 +100,8 @@ Result<Unit> Engine::Bind() {
   so.max_pending_bytes = cfg.cluster.chp_max_pending_bytes;
   so.max_command_bytes = static_cast<int64_t>(cfg.cluster.chp_max_command_bytes);
   so.store.max_bytes = cfg.cluster.chp_max_store_bytes;
+  // The largest value written, so the XPUB HWM's byte budget is sized for it (CS-35).
+  so.max_value_bytes = EffectiveChpMaxValueBytes(cfg);
   if (cfg.native.max_connections_per_address > 0 ||
       cfg.cluster.chp_max_connections_per_address > 0) {
     auto guard = AddressGuard::Create(ctx_);

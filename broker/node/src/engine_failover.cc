@@ -84,14 +84,15 @@ void Engine::ContinueCopiedLine(const std::string& channel, uint64_t partition_e
   if (copy != nullptr && !copy->position().epoch.empty()) {
     // Only the history travels: the old primary's presence is its own (§10), this node's
     // local presence is written again below.
-    std::vector<chp::Record> records;
-    for (chp::Record& r : copy->SnapshotRecords(chp::MonotonicMs())) {
+    // The UUID window of applied client updates travels too (CS-31, CR-35).
+    chp::SubtreeCopy taken = copy->Copy(chp::MonotonicMs());
+    std::erase_if(taken.entries, [&](const chp::Record& r) {
       const std::string_view k = KeyIn(subtree, r.key);
-      if (k == "top" || k.starts_with("h/")) records.push_back(std::move(r));
-    }
+      return k != "top" && !k.starts_with("h/");
+    });
     (void)chp_->Drop(subtree);  // this node's own mirror of the channel, if any
     const uint64_t term = std::max(partition_epoch, copy->term() + 1);
-    auto adopted = chp_->Adopt(subtree, copy->position(), copy->term(), term, records);
+    auto adopted = chp_->Adopt(subtree, taken, term);
     if (adopted) {
       kept = true;
       Log().info("failover: {} continues line {} at offset {} (CHP {}:{}, term {})", channel,

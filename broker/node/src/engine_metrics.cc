@@ -109,6 +109,11 @@ Engine::HttpAnswer Engine::Metrics() const {
          chp_->store().bytes());
   metric("chorus_chp_store_limit_bytes", "gauge", "cluster.chp_max_store_bytes.",
          co.chp_max_store_bytes);
+  metric("chorus_chp_value_limit_bytes", "gauge",
+         "The CHP mirror's largest value (cluster.chp_max_value_bytes, or derived from [limits]).",
+         EffectiveChpMaxValueBytes(options_.config));
+  metric("chorus_chp_publisher_hwm", "gauge",
+         "The CHP publisher's SNDHWM per subscriber, in messages (CS-35).", chp_->publisher_hwm());
   if (guard_) {
     out +=
         "# HELP chorus_connections_refused_per_address_total Connections refused during the "

@@ -66,6 +66,9 @@ struct AgentOptions {
   // order they came to need a sync (FIFO), so none starves.
   size_t max_outstanding = 256;
   size_t max_unacked = 10'000;  // KVSETs awaiting KVACK
+  // CR-35: how long each subtree's UUID window keeps an applied update's UUID (the server's
+  // dedup_window_ms, CS-10), for a promoted copy (SubtreeReplica::Copy, Server::Adopt).
+  std::chrono::milliseconds uuid_window{10'000};
   // CR-32: a KVSET unacknowledged this long after it was first sent is given up and reported
   // as kTimeout; less than the server's dedup window (CS-10), so a retry is never applied twice.
   std::chrono::milliseconds kvset_give_up{8000};
@@ -166,6 +169,8 @@ class ReplicaAgent final : public Pollable {
   void HandleReply(ReplyMessage&& m, Clock::time_point now);
   void HandleSyncFrame(ReplyMessage&& m, Clock::time_point now);
   void HandlePub(PubMessage&& m);
+  void HandleKvPub(KvPub& m);  // moves from m.record only when the update is queued
+  void HandlePosition(const PositionMsg& m);
   void SendRequests(Clock::time_point now);
   void EndSubscribeWait();
   void CheckTimeouts(Clock::time_point now);
@@ -243,6 +248,7 @@ class ReplicaAgent final : public Pollable {
   uint64_t next_unacked_order_ = 0;
   std::mt19937_64 rng_;
   std::vector<std::string> applied_dirty_;  // subtrees to report (CR-29), may repeat
+  KvPub scratch_pub_;                       // ReadPublisher's reused KVPUB
 };
 
 }  // namespace chorus::chp

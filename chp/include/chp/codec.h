@@ -34,6 +34,10 @@ void EncodeKvPubBody(std::string_view epoch, const Record& record, uint64_t term
 Result<CommandMessage> DecodeCommand(std::string_view body);
 Result<ReplyMessage> DecodeReply(std::string_view body);
 Result<PubMessage> DecodePub(std::string_view topic, std::string_view body);
+// The hot path of a replica: a KVPUB exactly as Encode writes it, decoded into `out` whose
+// strings keep their capacity between calls (no allocation per update once warm). False: not
+// such a KVPUB, `out` unspecified; DecodePub then gives the verdict. Same result as DecodePub.
+bool DecodeKvPubInto(std::string_view topic, std::string_view body, KvPub& out);
 
 // True when `value` is exactly one well-formed msgpack object (values are msgpack, spec §Values).
 bool IsMsgpackValue(std::string_view value);

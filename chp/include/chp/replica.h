@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -56,6 +57,7 @@ struct ReplicaStats {
   uint64_t stale = 0;            // updates dropped as not newer than our position
   uint64_t overflows = 0;        // queue overflows while syncing
   uint64_t failed_requests = 0;  // requests abandoned (timeout, failover, error)
+  uint64_t term_changes = 0;     // CR-36: a live KVPUB or POSITION in a newer term
   bool operator==(const ReplicaStats&) const = default;
 };
 
@@ -65,9 +67,14 @@ class SubtreeReplica {
 
   // CR-11: updates queued while not live are bounded in number and in bytes (key and value
   // bytes plus kQueuedOverheadBytes per update).
+  // CR-35: the UUID window keeps each entry until its age reaches `window_ms` (the server's
+  // dedup_window_ms, CS-10) and at most kMaxWindow entries (the newest).
   explicit SubtreeReplica(std::string subtree, size_t max_queue = 100'000,
-                          size_t max_queue_bytes = kDefaultMaxQueueBytes);
+                          size_t max_queue_bytes = kDefaultMaxQueueBytes,
+                          int64_t window_ms = kDefaultWindowMs);
   static constexpr size_t kDefaultMaxQueueBytes = size_t{16} << 20;
+  static constexpr int64_t kDefaultWindowMs = 10'000;
+  static constexpr size_t kMaxWindow = kMaxWindowPerKthxbai;
   static constexpr size_t kQueuedOverheadBytes = 24;
   // What one update costs in the queue's byte bound.
   static size_t QueuedBytes(const Record& r) {
@@ -88,8 +95,19 @@ class SubtreeReplica {
   // copy is kept.
   void OnServerChanged();
 
-  void OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs);
-  void OnPosition(const Position& p);
+  // A KVPUB. `term` is its term (CS-33; nullopt: not known, no term rule). CR-36: a change
+  // above the position in a newer term than the replica's is not applied; the subtree resyncs
+  // by resume (the server judges the line, CS-30) and the change waits in the queue. One in an
+  // older term is dropped.
+  void OnUpdate(const std::string& epoch, Record record, ReplicaObserver* obs,
+                std::optional<uint64_t> term = std::nullopt);
+  // The same with the record in place: it is moved from only when queued (not live), so a
+  // caller can reuse its strings for the next update (the agent's hot path).
+  void OnUpdateInPlace(const std::string& epoch, Record& record, ReplicaObserver* obs,
+                       std::optional<uint64_t> term = std::nullopt);
+  // A POSITION. `term` is its term (CS-33; nullopt: no term rule). CR-36: a term greater than
+  // the replica's makes a live subtree resync by resume.
+  void OnPosition(const Position& p, std::optional<uint64_t> term = std::nullopt);
   void OnSyncRecords(uint64_t request_id, std::vector<Record>&& records);
   void OnSyncEnd(const Kthxbai& end, ReplicaObserver* obs);
   // Treats the queue as overflowed (CR-11): discards it and syncs again after the current sync.
@@ -107,6 +125,13 @@ class SubtreeReplica {
   // The full copy as snapshot records with remaining TTLs (CR-31) at `now_ms` (monotonic), for a
   // backup to adopt it as primary (Server::Adopt, CS-29).
   std::vector<Record> SnapshotRecords(int64_t now_ms) const;
+  // CR-35: the UUID window at `now_ms` (monotonic): the entries younger than window_ms, each
+  // with its age, oldest first (what Server::Adopt takes, CS-31).
+  std::vector<WindowEntry> Window(int64_t now_ms) const;
+  size_t window_size() const { return window_.size(); }
+  // Everything a promoted backup hands to its server (Server::Adopt(subtree, copy, term)):
+  // position, term, term start, SnapshotRecords and Window at `now_ms`.
+  SubtreeCopy Copy(int64_t now_ms) const;
   const EntryMap& entries() const { return entries_; }
   size_t queued() const { return queue_.size(); }
   size_t queued_bytes() const { return queue_bytes_; }
@@ -116,16 +141,27 @@ class SubtreeReplica {
   struct Queued {
     std::string epoch;
     Record record;
+    std::optional<uint64_t> term;
   };
-  enum class Verdict { kApplied, kStale, kGap, kEpoch };
+  struct WindowSlot {
+    Uuid uuid;
+    uint64_t seq;
+    int64_t at_ms;  // when the server answered it, on this process's monotonic clock
+  };
+  enum class Verdict { kApplied, kStale, kGap, kEpoch, kTerm };
 
-  Verdict ApplyLive(const std::string& epoch, Record& record, ReplicaObserver* obs);
+  Verdict ApplyLive(const std::string& epoch, Record& record, ReplicaObserver* obs,
+                    std::optional<uint64_t> term);
+  // CR-35: remembers an applied change's UUID; forgets entries past the window or the bound.
+  void Remember(const Uuid& uuid, uint64_t seq, int64_t at_ms, int64_t now_ms);
+  void ForgetOld(int64_t now_ms);
   void Resync(bool full);
   void Drain(ReplicaObserver* obs);
 
   std::string subtree_;
   size_t max_queue_;
   size_t max_queue_bytes_;
+  int64_t window_ms_;
   size_t queue_bytes_ = 0;
   State state_ = State::kWaitSubscribe;
   Position position_;
@@ -137,6 +173,7 @@ class SubtreeReplica {
   std::vector<Record> staged_;
   std::deque<Queued> queue_;
   bool overflowed_ = false;
+  std::deque<WindowSlot> window_;  // CR-35, oldest first
   ReplicaStats stats_;
 };
 

@@ -139,6 +139,11 @@ class Server final : public Pollable {
   Result<Position> Adopt(std::string_view subtree, const Position& at, uint64_t prev_term,
                          uint64_t term, const std::vector<Record>& entries,
                          const std::vector<WindowEntry>& window = {});
+  // The same from a replica's copy (SubtreeReplica::Copy: position, term, entries, window;
+  // CR-35): Adopt(subtree, copy.position, copy.term, term, copy.entries, copy.window).
+  Result<Position> Adopt(std::string_view subtree, const SubtreeCopy& copy, uint64_t term) {
+    return Adopt(subtree, copy.position, copy.term, term, copy.entries, copy.window);
+  }
 
   // Polls this server alone for up to `max_wait`.
   void RunOnce(std::chrono::milliseconds max_wait) { PollOnce({this}, max_wait); }

@@ -88,6 +88,19 @@ struct WindowEntry {
 };
 inline constexpr size_t kMaxWindowPerKthxbai = 65'536;
 
+// A replica's copy of one subtree, as a promoted backup hands it to its server
+// (SubtreeReplica::Copy -> Server::Adopt, CS-29, CS-31, CR-31, CR-35): the position it applied,
+// the term and term start it holds, its entries with remaining TTLs, and its UUID window with
+// the ages the entries have now, oldest first.
+struct SubtreeCopy {
+  Position position;
+  uint64_t term = 0;
+  uint64_t term_start = 0;
+  std::vector<Record> entries;
+  std::vector<WindowEntry> window;
+  bool operator==(const SubtreeCopy&) const = default;
+};
+
 // --- replica -> server (command socket) ---
 struct Hello {
   uint32_t version = kProtocolVersion;

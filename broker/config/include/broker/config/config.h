@@ -143,6 +143,11 @@ struct ClusterSection {
   size_t chp_max_pending_bytes = size_t{1} << 30;
   size_t chp_max_command_bytes = 1024 + (size_t{16} << 20) + 64 * 1024;  // chp::ServerOptions'
   size_t chp_max_store_bytes = size_t{1} << 30;
+  // The largest value the CHP mirror takes (chp::ServerOptions::max_value_bytes, CV-2); it also
+  // sizes the publisher's HWM from its byte budget (CS-35). 0 = derived from [limits]
+  // (EffectiveChpMaxValueBytes); else 65536..8388608. A larger write is refused and counted
+  // (chorus_chp_write_errors_total).
+  size_t chp_max_value_bytes = 0;
   bool operator==(const ClusterSection&) const = default;
 };
 
@@ -206,6 +211,14 @@ struct NodeConfig {
   NamespaceRegistry MakeRegistry() const { return {channel, namespaces, limits}; }
   bool operator==(const NodeConfig&) const = default;
 };
+
+// The CHP mirror's max_value_bytes: cluster.chp_max_value_bytes, or for 0 the largest value the
+// node writes to it: a publication's data (limits.max_publication_bytes) with the client's
+// connection and channel info (each from one client message: at most
+// max(64 KiB, 2 x max_publication_bytes, max_publication_bytes + 64 KiB)), or an HTTP API body
+// (at most max(1 MiB, 2 x max_publication_bytes + 4 KiB)), whichever is larger, plus 64 KiB for
+// keys and fields; within 64 KiB..8 MiB (chp's limit). Defaults: 1,114,112 bytes.
+size_t EffectiveChpMaxValueBytes(const NodeConfig& c);
 
 // The error of a config operation: one line, "<source>: <dotted.key>: <reason>", e.g.
 // "chorus.toml: http.port: must be 0..65535 (got 70000)"; TOML syntax errors are
