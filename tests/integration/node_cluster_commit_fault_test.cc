@@ -123,6 +123,14 @@ TEST_F(NodeClusterCommitFault, C10_C11_StalledBackupLeavesInSyncThenRejoins) {
       },
       10s));
   ASSERT_TRUE(removed);
+  // Removed for lagging (C-10), not declared dead: the member is still alive in the map.
+  json members = ResultOf(Api(p, "cluster", "{}"));
+  ASSERT_FALSE(members.is_null());
+  for (const json& m : members["members"]) {
+    if (m["id"] == backup) {
+      EXPECT_EQ(m["state"], "alive") << m.dump();
+    }
+  }
   EXPECT_GE(Metric(p, "chorus_cluster_replica_reports_total"), 1);
   // The waiting publishes complete once the backup left in_sync, with consecutive offsets.
   for (size_t k = 0; k < ids.size(); ++k) {

@@ -99,7 +99,8 @@ void Engine::PublishLocal(PublishJob job, const PresenceEntry* publisher, Publis
   TryCommit(it->first);
 }
 
-void Engine::TryCommit(const std::string& channel) {
+// `channel` by value: the caller's string may be the key of the entry erased here.
+void Engine::TryCommit(std::string channel) {
   auto it = commit_->channels.find(channel);
   if (it == commit_->channels.end()) return;
   ChannelCommit& cc = it->second;

@@ -280,7 +280,7 @@ class Engine final : public chp::Pollable {
                     const Route& route);
   bool WaitsForQuorum(const cluster::Partition& p) const;
   std::vector<uint64_t> CommitQuorum(const cluster::Partition& p) const;
-  void TryCommit(const std::string& channel);
+  void TryCommit(std::string channel);
   void FillTopExtras(std::string_view channel, TopExtras& x) const;
   void OnPeerMessage(std::string_view body);
   void OnCommitMap();
