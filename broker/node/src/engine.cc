@@ -13,6 +13,7 @@
 #include "forwarder.h"
 #include "interest.h"
 #include "peer_codec.h"
+#include "presence_link.h"
 #include "sync_service.h"
 #include "transports.h"
 
@@ -46,6 +47,10 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   fo.timeout = options_.forward_timeout;
   forwarder_ = std::make_unique<Forwarder>(
       ctx_, fo, [this](const ForwardRequest& r) { return ServeForward(r); });
+  presence_ = std::make_unique<PresenceLink>(*forwarder_);
+  forwarder_->SetOtherHandlers(
+      [this](std::string_view body, std::string* reply) { return ServePeerMessage(body, reply); },
+      [this](std::string_view body) { OnPeerAnswer(body); });
   InterestCallbacks ic;
   ic.on_reset = [this](const std::string& ch, const StreamPosition& top,
                        std::vector<Publication> pubs) { OnRemoteReset(ch, top, std::move(pubs)); };
@@ -53,6 +58,11 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   ic.on_publication = [this](const std::string& ch, Publication p) {
     OnRemotePublication(ch, std::move(p));
   };
+  ic.on_presence_reset = [this](const std::string& ch, std::vector<PresenceEntry> entries) {
+    OnRemotePresenceReset(ch, std::move(entries));
+  };
+  ic.on_presence = [this](const std::string& ch, const std::string& client,
+                          const PresenceEntry* e) { OnRemotePresence(ch, client, e); };
   interest_ = std::make_unique<InterestFollower>(
       ctx_, std::move(ic), std::chrono::milliseconds(options_.config.cluster.heartbeat_ms));
   // The gateway closes a slow connection on its own with the same code the engine uses.
@@ -179,8 +189,9 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get()};
   interest_->AppendParts(parts);
   chp::PollOnce(parts, max_wait);
-  RunParked();         // C-17: subscribes whose copy went live (or timed out)
-  RunPendingCloses();  // forwarded publishes answered may have found slow sessions
+  presence_->Tick(chp::Clock::now());  // C-21: queued presence updates, read timeouts
+  RunParked();                         // C-17: subscribes whose copy went live (or timed out)
+  RunPendingCloses();                  // forwarded publishes answered may have found slow sessions
 }
 
 size_t Engine::AddPollItems(std::vector<zmq::pollitem_t>& items) {
@@ -208,7 +219,7 @@ void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point n
 }
 
 chp::Clock::time_point Engine::NextDeadline() const {
-  return std::min(next_sweep_, next_sync_tick_);
+  return std::min({next_sweep_, next_sync_tick_, presence_->NextDeadline()});
 }
 
 void Engine::SyncTick() {
@@ -326,7 +337,7 @@ void Engine::LeaveChannel(Session& s, std::string_view channel, bool push_unsubs
   if (ch == nullptr) return;
   const int64_t now = NowMs();
   std::vector<PresenceEvent> events;
-  if (ch->options->presence) events = table_.Leave(*ch, s.client, now);
+  if (ch->options->presence) events = PresenceLeave(s, *ch);  // C-21: on the primary
   ch->subscribers.erase(s.id);
   PushPresenceEvents(*ch, events);
   table_.Unsubscribe(*ch, s.id, now);  // may drop the channel: ch is not used after this

@@ -72,6 +72,12 @@ bool Forwarder::Send(uint64_t member, const std::string& endpoint, ForwardReques
   return true;
 }
 
+bool Forwarder::SendOther(uint64_t member, const std::string& endpoint, std::string_view body) {
+  Peer* peer = PeerFor(member, endpoint);
+  return peer != nullptr &&
+         peer->dealer.send(zmq::buffer(body.data(), body.size()), zmq::send_flags::dontwait);
+}
+
 size_t Forwarder::AddPollItems(std::vector<zmq::pollitem_t>& items) {
   items.push_back({router_.handle(), 0, ZMQ_POLLIN, 0});
   for (auto& [id, peer] : peers_) items.push_back({peer.dealer.handle(), 0, ZMQ_POLLIN, 0});
@@ -109,7 +115,13 @@ void Forwarder::ReadRouter() {
     }
     ForwardRequest req;
     if (parts.size() != 2 || !DecodeForwardRequest(parts[1].to_string_view(), req)) {
-      ++stats_.malformed;
+      std::string other;
+      if (parts.size() != 2 || !other_request_ ||
+          !other_request_(parts[1].to_string_view(), &other)) {
+        ++stats_.malformed;
+      } else if (!other.empty()) {
+        SendBack(parts[0], other);
+      }
       continue;
     }
     ++stats_.served;
@@ -125,13 +137,29 @@ void Forwarder::ReadRouter() {
   }
 }
 
+void Forwarder::SendBack(const zmq::message_t& routing_id, const std::string& body) {
+  try {
+    zmq::message_t id(routing_id.data(), routing_id.size());
+    if (!router_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
+        !router_.send(zmq::buffer(body), zmq::send_flags::dontwait)) {
+      Log().warn("peer: answer dropped (pipe full)");
+    }
+  } catch (const zmq::error_t& e) {
+    Log().warn("peer: answer lost: {}", e.what());  // the asker is gone
+  }
+}
+
 void Forwarder::ReadPeer(Peer& peer, std::vector<std::pair<Done, ForwardReply>>& answered) {
   for (int i = 0; i < kBatch; ++i) {
     zmq::message_t msg;
     if (!peer.dealer.recv(msg, zmq::recv_flags::dontwait)) return;
     ForwardReply reply;
     if (!DecodeForwardReply(msg.to_string_view(), reply)) {
-      ++stats_.malformed;
+      if (other_reply_) {
+        other_reply_(msg.to_string_view());
+      } else {
+        ++stats_.malformed;
+      }
       continue;
     }
     auto it = pending_.find(reply.id);

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,18 @@ class Forwarder final : public chp::Pollable {
   // Sends `req` (its id is assigned here) to the member at `endpoint`. False, with `done` not
   // called, when the bounds are reached or the request could not be queued.
   bool Send(uint64_t member, const std::string& endpoint, ForwardRequest req, Done done);
+  // Other peer messages (kinds other than 1/2, e.g. presence_codec.h): `request` gets what
+  // arrives on the ROUTER and returns a reply body to send back ("" = none; false = malformed);
+  // `reply` gets what arrives on a DEALER. Set once by the engine.
+  using OtherRequest = std::function<bool(std::string_view body, std::string* reply)>;
+  using OtherReply = std::function<void(std::string_view body)>;
+  void SetOtherHandlers(OtherRequest request, OtherReply reply) {
+    other_request_ = std::move(request);
+    other_reply_ = std::move(reply);
+  }
+  // Sends `body` to `member` over the DEALER forwarded requests use (in order with them);
+  // false when the member cannot be reached or its pipe is full (nothing is queued here).
+  bool SendOther(uint64_t member, const std::string& endpoint, std::string_view body);
   size_t in_flight() const { return pending_.size(); }
   size_t in_flight_bytes() const { return pending_bytes_; }
   const ForwarderStats& stats() const { return stats_; }
@@ -72,12 +85,15 @@ class Forwarder final : public chp::Pollable {
   };
   Peer* PeerFor(uint64_t member, const std::string& endpoint);
   void ReadRouter();
+  void SendBack(const zmq::message_t& routing_id, const std::string& body);
   void ReadPeer(Peer& peer, std::vector<std::pair<Done, ForwardReply>>& answered);
   void Expire(chp::Clock::time_point now);
 
   zmq::context_t& ctx_;
   ForwarderOptions options_;
   Serve serve_;
+  OtherRequest other_request_;
+  OtherReply other_reply_;
   zmq::socket_t router_;
   std::map<uint64_t, Peer> peers_;       // by member id
   std::map<uint64_t, Pending> pending_;  // by request id: ids grow, so also by deadline

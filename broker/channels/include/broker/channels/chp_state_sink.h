@@ -2,7 +2,7 @@
 // replicas (the cluster) and `chorus-snapshot` see it. Layout (docs/broker-node.md):
 //   <subtree>/top          {n: channel, e: epoch, o: top offset}
 //   <subtree>/h/<slot>     publication with offset o, slot = o % history_size, CHP TTL = history
-//   TTL <subtree>/p/<client>   presence entry {u, ci, hi, nd}
+//   <subtree>/p/<client>   presence entry {u, ci, hi, nd: member id, in: its incarnation}
 // Owned by the engine thread (the CHP server's owner).
 #pragma once
 
