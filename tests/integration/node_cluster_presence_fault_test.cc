@@ -42,6 +42,14 @@ class NodeClusterPresenceFault : public ClusterFixture {
     auto got = PresenceOn(node, channel);
     return got && *got == want;
   }
+  // The node's presence of `channel` as text, for failure messages.
+  static std::string Dump(const NodeProcess& node, const std::string& channel) {
+    auto got = PresenceOn(node, channel);
+    if (!got) return "(no answer)";
+    std::string out;
+    for (const auto& [client, member] : *got) out += client + "@" + std::to_string(member) + " ";
+    return out;
+  }
   std::string Subscribe(RawSession& s, const std::string& user, const std::string& channel) {
     const std::string client = ConnectAs(s, user);
     auto r = s.Call("subscribe", P({{"channel", channel}}));
@@ -119,6 +127,13 @@ TEST_F(NodeClusterPresenceFault, C23_TheNewPrimaryHoldsTheSurvivorsClientsAgain)
   const std::string cb = Subscribe(onb, "b", ch1), cc = Subscribe(onc, "c", ch2);
   ASSERT_TRUE(EventuallyTrue([&] { return PresenceIs(a, ch1, {{ca1, 1}, {cb, 2}}); }));
   ASSERT_TRUE(EventuallyTrue([&] { return PresenceIs(a, ch2, {{ca2, 1}, {cc, 3}}); }));
+  // B and C follow the channel their client is in (a live copy of A's presence).
+  ASSERT_TRUE(EventuallyTrue([&] {
+    return Metric(b, "chorus_cluster_followed_live") == 1 &&
+           Metric(c, "chorus_cluster_followed_live") == 1;
+  }));
+  EXPECT_TRUE(PresenceIs(b, ch1, {{ca1, 1}, {cb, 2}})) << Dump(b, ch1);
+  EXPECT_TRUE(PresenceIs(c, ch2, {{ca2, 1}, {cc, 3}})) << Dump(c, ch2);
 
   Kill(1);
   uint64_t primary = 0;
@@ -138,13 +153,13 @@ TEST_F(NodeClusterPresenceFault, C23_TheNewPrimaryHoldsTheSurvivorsClientsAgain)
           return PresenceIs(*n, ch1, {{cb, 2}});
         },
         10s))
-        << ch1 << " on " << n->native() << " (new primary " << primary << ")";
+        << ch1 << " on " << n->native() << " (new primary " << primary << "): " << Dump(*n, ch1);
     EXPECT_TRUE(EventuallyTrue(
         [&] {
           return PresenceIs(*n, ch2, {{cc, 3}});
         },
         10s))
-        << ch2 << " on " << n->native() << " (new primary " << primary << ")";
+        << ch2 << " on " << n->native() << " (new primary " << primary << "): " << Dump(*n, ch2);
   }
   NodeProcess& other = primary == 2 ? c : b;
   EXPECT_GE(Metric(other, "chorus_cluster_presence_reasserted_total"), 1);

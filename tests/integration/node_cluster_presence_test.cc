@@ -70,12 +70,17 @@ TEST_F(NodeClusterPresenceTest, C21_PresenceBelongsToThePrimaryAndReachesEveryNo
   ASSERT_FALSE(st.is_null());
   EXPECT_EQ(st["num_clients"], 2);
   EXPECT_EQ(st["num_users"], 2);
-  // Bob's own session sees both joins too (its node's copy), its own once.
+  // Bob's own session sees its own join once (through its node's copy), and no join for the
+  // watcher, who was there before bob subscribed (as Centrifugo).
   PresencePushLog blog;
   ASSERT_TRUE(EventuallyTrue([&] {
     blog.Collect(bob);
     return blog.Count("join", bc) == 1;
   }));
+  EXPECT_TRUE(bob.Call("ping"));
+  blog.Collect(bob, 300ms);
+  EXPECT_EQ(blog.Count("join", bc), 1u) << "its own join pushed twice";
+  EXPECT_EQ(blog.Count("join", w), 0u) << "a join for a client present before the subscribe";
 
   ASSERT_TRUE(EventuallyTrue([&] {
     wlog.Collect(watcher);

@@ -33,6 +33,7 @@ void Engine::ApplyInterests() {
     const Route route = RouteOf(channel);
     if (!wanted || route.local || route.unreachable) {
       interest_->Unfollow(channel);
+      presence_synced_.erase(channel);
       // A copy of another primary's presence that nothing updates any more is forgotten.
       if (Channel* c = table_.Find(channel); c != nullptr && !route.local) c->presence = {};
       const bool had_line = remote_lines_.erase(channel) != 0;

@@ -248,6 +248,11 @@ void Engine::OnPresenceMap() {
 void Engine::OnRemotePresenceReset(const std::string& channel, std::vector<PresenceEntry> entries) {
   Channel* ch = table_.Find(channel);
   if (ch == nullptr || !ch->options->presence || RouteOf(channel).local) return;
+  // The first snapshot of a newly followed channel: what other nodes' clients had joined
+  // before is not news to this node's subscribers (Centrifugo pushes joins that happen after
+  // a subscribe); this node's own clients' joins are (they were sent to the primary).
+  const bool first = presence_synced_.insert(channel).second;
+  const uint64_t self = cluster_->header.member_id;
   std::set<std::string, std::less<>> keep;
   for (const PresenceEntry& e : entries) keep.insert(e.client);
   std::vector<PresenceEvent> events;
@@ -257,7 +262,10 @@ void Engine::OnRemotePresenceReset(const std::string& channel, std::vector<Prese
     }
   }
   for (PresenceEntry& e : entries) {
-    for (PresenceEvent& ev : ch->presence.Add(std::move(e))) events.push_back(std::move(ev));
+    const bool news = !first || e.node == self;
+    for (PresenceEvent& ev : ch->presence.Add(std::move(e))) {
+      if (news) events.push_back(std::move(ev));
+    }
   }
   PushPresenceEvents(*ch, events);
 }

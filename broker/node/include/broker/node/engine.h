@@ -320,6 +320,8 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<PresenceLink> presence_;      // presence to and from other nodes (never null)
   std::vector<uint64_t> presence_primaries_;    // by partition: the primary last acted on
   uint64_t presence_entries_ = UINT64_MAX;      // the map's applied() count last acted on
+  // Followed channels whose copy of the presence took its first snapshot (engine_presence.cc).
+  std::set<std::string, std::less<>> presence_synced_;
   std::set<std::string, std::less<>> interest_dirty_;
   std::set<std::string, std::less<>> remote_lines_;  // channels whose copy holds a primary's line
   std::list<ParkedSubscribe> parked_;                // C-17, in arrival order
