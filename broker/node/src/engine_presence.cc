@@ -138,7 +138,7 @@ void Engine::ServePresenceUpdate(const PresenceUpdate& u) {
     PushPresenceEvents(**ch, table_.Join(**ch, u.entry, now));
   } else if (Channel* ch = table_.Find(u.channel)) {
     const PresenceEntry* e = ch->presence.Find(u.entry.client);
-    if (e != nullptr && e->node != u.sender) {
+    if (e != nullptr && e->node != u.sender && e->node != 0) {
       ++stats.updates_refused;  // not that member's client
       return;
     }
@@ -184,12 +184,13 @@ void Engine::OnPresenceMap() {
   const uint64_t self = cluster_->header.member_id;
   const size_t n = map.partitions().size();
   if (presence_primaries_.size() != n) presence_primaries_.assign(n, 0);
-  std::vector<char> changed(n, 0), gained(n, 0);
+  std::vector<char> changed(n, 0), gained(n, 0), lost(n, 0);
   for (size_t p = 0; p < n; ++p) {
     const uint64_t now = map.partitions()[p].primary;
     if (now == presence_primaries_[p]) continue;
     changed[p] = 1;
     gained[p] = now == self;
+    lost[p] = presence_primaries_[p] == self;
     presence_primaries_[p] = now;
   }
   std::vector<std::string> names;
@@ -201,6 +202,9 @@ void Engine::OnPresenceMap() {
     Channel* ch = table_.Find(name);
     const uint32_t part = cluster::PartitionOf(name, map.partition_count());
     if (ch == nullptr || part >= n) continue;
+    // No longer the primary and no local subscriber to follow the new one for: nothing would
+    // keep this presence up to date (and a later return as primary must not adopt it).
+    if (lost[part] && ch->subscribers.empty()) ch->presence = {};
     if (gained[part]) {
       // This node's copy becomes the channel's presence: its CHP keys are made to match it
       // (keys left from an earlier time as primary go), so nodes that follow it see the same.
