@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "gateway_ws_client.h"
 #include "node_cluster_support.h"
 #include "node_native_support.h"
 
@@ -128,6 +129,22 @@ TEST_F(NodeClusterPresenceTest, C21_PresenceBelongsToThePrimaryAndReachesEveryNo
   auto pr = bob.Call("presence", P({{"channel", ch}}));
   ASSERT_TRUE(pr && pr->Has("result")) << ErrorCode(pr);
   EXPECT_TRUE(pr->Has("result.presence." + w)) << "presence asked of the primary";
+
+  // A WebSocket client on B: the chorus.presence_users rpc extra is the primary's too.
+  gateway_test::WsClient ws(static_cast<uint16_t>(b.http_port()));
+  ASSERT_TRUE(ws.Send(R"({"id":1,"connect":{}})"));
+  auto line = ws.Read();
+  ASSERT_TRUE(line && json::parse(*line).contains("connect")) << line.value_or("(nothing)");
+  ASSERT_TRUE(ws.Send(
+      json{{"id", 2}, {"rpc", {{"method", "chorus.presence_users"}, {"data", {{"channel", ch}}}}}}
+          .dump()));
+  line = ws.Read();
+  ASSERT_TRUE(line);
+  const json rpc = json::parse(*line);
+  ASSERT_EQ(rpc.value("id", 0), 2) << *line;
+  EXPECT_EQ(rpc["rpc"]["data"]["users"], json::array({"watcher"})) << *line;
+  EXPECT_EQ(rpc["rpc"]["data"]["num_users"], 1) << *line;
+  EXPECT_EQ(Metric(b, "chorus_cluster_presence_queries_total"), asked + 5);
 }
 
 // C-21 on the peer wire (hand-built msgpack, docs/cluster.md §16.5): the primary applies a

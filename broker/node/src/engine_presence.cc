@@ -10,6 +10,7 @@
 
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
+#include "broker/protocol/client_json.h"
 #include "cluster/partition.h"
 #include "cluster_view.h"
 #include "forwarder.h"
@@ -329,6 +330,49 @@ bool Engine::AskPresenceFor(Session& s, uint64_t cmd_id, const std::string& chan
           SendTo(*sp, enc.Reply(cmd_id, PresenceStats{a->num_clients, a->num_users}));
         } else {
           SendTo(*sp, enc.Reply(cmd_id, PresenceResult{a->entries, a->next_cursor}));
+        }
+      });
+}
+
+bool Engine::AskPresenceRpc(Session& s, uint64_t cmd_id, const RpcRequest& r) {
+  const bool page = r.method == json::kRpcPresencePage;
+  if (!page && r.method != json::kRpcPresenceUsers) return false;
+  std::string channel, cursor;
+  uint32_t limit = 0;
+  if (page) {
+    auto req = json::DecodePresencePageParams(r.data);
+    if (!req) return false;  // the normal path answers the error
+    channel = req->channel;
+    cursor = req->cursor;
+    limit = req->limit;
+  } else {
+    auto req = json::DecodePresenceUsersParams(r.data);
+    if (!req) return false;
+    channel = req->channel;
+  }
+  if (channel.empty() || PresenceHere(channel)) return false;
+  auto resolved = table_.Resolve(channel);
+  if (!resolved) return false;
+  const ChannelOptions& opts = *resolved->options;
+  if ((!s.insecure || !opts.presence) && CanPresence(opts, s.user.empty()) != Errc::kOk) {
+    return false;
+  }
+  limit = static_cast<uint32_t>(
+      std::clamp<size_t>(limit == 0 ? opts.presence_page_size : limit, 1, opts.presence_page_size));
+  const auto mode = page ? PresenceQueryMode::kPage : PresenceQueryMode::kUsers;
+  return AskPresence(
+      channel, static_cast<uint32_t>(mode), cursor, limit,
+      [this, sid = s.id, cmd_id, page](const PresenceAnswer* a) {
+        Session* sp = FindSession(sid);
+        if (sp == nullptr) return;
+        const Encoder& enc = EncoderOf(*sp);
+        if (a == nullptr) {
+          const uint32_t code = ToCode(Errc::kUnavailable);
+          SendTo(*sp, enc.Error(cmd_id, code, make_error_code(Errc::kUnavailable).message()));
+        } else if (page) {
+          SendTo(*sp, enc.PresencePageRpcReply(cmd_id, PresenceResult{a->entries, a->next_cursor}));
+        } else {
+          SendTo(*sp, enc.PresenceUsersRpcReply(cmd_id, a->users, a->users.size()));
         }
       });
 }

@@ -128,6 +128,7 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
         } else if constexpr (std::is_same_v<T, SubRefreshRequest>) {
           answer(OnSubRefresh(s, req));
         } else if constexpr (std::is_same_v<T, RpcRequest>) {
+          if (AskPresenceRpc(s, cmd.id, req)) return;  // C-21: asked of the primary
           SendTo(s, OnRpc(s, cmd.id, req));
         } else if constexpr (std::is_same_v<T, SendRequest>) {
           // Asynchronous message to the server: no handler is configured; nothing to answer.

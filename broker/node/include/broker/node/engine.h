@@ -289,6 +289,8 @@ class Engine final : public chp::Pollable {
   // answered when the primary's answer arrives. False: answered by the normal path.
   bool AskPresenceFor(Session& s, uint64_t cmd_id, const std::string& channel, bool stats,
                       const std::string& cursor, uint32_t limit);
+  // The same for the rpc extras chorus.presence_page and chorus.presence_users.
+  bool AskPresenceRpc(Session& s, uint64_t cmd_id, const RpcRequest& r);
 
   zmq::context_t& ctx_;
   EngineOptions options_;
