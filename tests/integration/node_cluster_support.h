@@ -11,8 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -67,6 +69,47 @@ inline nlohmann::json ResultOf(const HttpResult& r) {
 inline double Metric(const NodeProcess& node, const std::string& name) {
   return static_cast<double>(MetricValue(node, name));
 }
+
+// Cluster-wide presence (docs/cluster.md §10): the server API `presence` of `channel` on
+// `node` as client id -> the member holding it (the `node` field, 0 when absent); nullopt when
+// the call failed.
+inline std::optional<std::map<std::string, uint64_t>> PresenceOn(const NodeProcess& node,
+                                                                 const std::string& channel) {
+  nlohmann::json r = ResultOf(Api(node, "presence", nlohmann::json{{"channel", channel}}.dump()));
+  if (r.is_null() || !r.contains("presence")) return std::nullopt;
+  std::map<std::string, uint64_t> out;
+  for (const auto& [client, info] : r["presence"].items()) out[client] = info.value("node", 0);
+  return out;
+}
+
+// The presence pushes (join, leave, user_join, user_leave) a raw session received, in order.
+struct PresencePushSeen {
+  std::string type, channel, client, user;
+};
+class PresencePushLog {
+ public:
+  // Takes every push the session holds or receives until `quiet` passes without one.
+  void Collect(RawSession& s, std::chrono::milliseconds quiet = std::chrono::milliseconds(50)) {
+    for (Frame& f : s.pushes()) Add(f);
+    s.pushes().clear();
+    while (auto f = s.Next(quiet)) Add(*f);
+  }
+  size_t Count(const std::string& type, const std::string& client) const {
+    size_t n = 0;
+    for (const auto& p : seen_) n += p.type == type && p.client == client;
+    return n;
+  }
+  const std::vector<PresencePushSeen>& seen() const { return seen_; }
+
+ private:
+  void Add(const Frame& f) {
+    if (!f.IsPush()) return;
+    const std::string type = f.Str("push");
+    if (type != "join" && type != "leave" && type != "user_join" && type != "user_leave") return;
+    seen_.push_back({type, f.Str("channel"), f.Str("data.info.client"), f.Str("data.info.user")});
+  }
+  std::vector<PresencePushSeen> seen_;
+};
 
 // The overrides that make `n` chorusd one cluster on loopback (member ids 1..n, a voter each,
 // every other node as a seed, short timings: heartbeat 100 ms, dead after 600 ms, R = 2). The

@@ -129,15 +129,17 @@ void ChpStateSink::OnPresence(std::string_view channel, const PresenceEntry& ent
     return;
   }
   auto v = Pack([&](auto& pk) {
-    pk.pack_map(4);
+    pk.pack_map(5);
     PackStr(pk, "u");
     PackStr(pk, entry.user);
     PackStr(pk, "ci");
     PackStr(pk, entry.conn_info);
     PackStr(pk, "hi");
     PackStr(pk, entry.chan_info);
-    PackStr(pk, "nd");
-    PackStr(pk, node_id_);
+    PackStr(pk, "nd");  // the member holding the connection (C-21), not this server
+    pk.pack_uint64(entry.node);
+    PackStr(pk, "in");
+    pk.pack_uint64(entry.incarnation);
   });
   Count(server_.Set(key_, v).ok());
 }

@@ -7,7 +7,7 @@ namespace chorus::broker {
 
 std::ostream& operator<<(std::ostream& os, const PresenceEntry& e) {
   return os << "{client=" << e.client << " user=" << e.user << " conn_info=" << e.conn_info
-            << " chan_info=" << e.chan_info << '}';
+            << " chan_info=" << e.chan_info << " node=" << e.node << '/' << e.incarnation << '}';
 }
 
 const char* PresenceEventTypeName(PresenceEventType t) {
@@ -35,6 +35,8 @@ std::vector<PresenceEvent> ChannelPresence::Add(PresenceEntry entry) {
     if (it->second.user == entry.user) {
       it->second.conn_info = std::move(entry.conn_info);
       it->second.chan_info = std::move(entry.chan_info);
+      it->second.node = entry.node;
+      it->second.incarnation = entry.incarnation;
       return events;
     }
     events = Remove(entry.client);

@@ -53,17 +53,4 @@ bool DecodeAck(std::string_view bytes, AckMessage& out) {
   }
 }
 
-int64_t PeerMessageKind(std::string_view bytes) {
-  try {
-    auto oh = msgpack::unpack(bytes.data(), bytes.size());
-    const msgpack::object& o = oh.get();
-    if (o.type != msgpack::type::ARRAY || o.via.array.size == 0) return -1;
-    const msgpack::object& k = o.via.array.ptr[0];
-    if (k.type != msgpack::type::POSITIVE_INTEGER) return -1;
-    return static_cast<int64_t>(k.via.u64);
-  } catch (const std::exception&) {
-    return -1;
-  }
-}
-
 }  // namespace chorus::broker::node

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "peer_codec.h"  // PeerMessageKind
+
 namespace chorus::broker::node {
 
 inline constexpr uint32_t kAckKind = 10;
@@ -33,7 +35,5 @@ struct AckMessage {
 
 std::string EncodeAck(const AckMessage& m);
 bool DecodeAck(std::string_view bytes, AckMessage& out);
-// The first element of a peer message (its type), or -1 when it has none.
-int64_t PeerMessageKind(std::string_view bytes);
 
 }  // namespace chorus::broker::node

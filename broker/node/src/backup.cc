@@ -18,6 +18,7 @@ class BackupFollower::Observer final : public chp::ReplicaObserver {
     CopyTop top;
     bool has_top = false;
     std::vector<Publication> pubs;
+    std::vector<PresenceEntry> presence;
     for (const auto& [key, entry] : entries) {
       const std::string_view k = RelativeKey(subtree, key);
       if (k == "top") {
@@ -25,6 +26,18 @@ class BackupFollower::Observer final : public chp::ReplicaObserver {
       } else if (k.starts_with("h/")) {
         Publication p;
         if (DecodePublication(entry.value, p)) pubs.push_back(std::move(p));
+      } else if (k.starts_with("p/")) {
+        PresenceEntry e;
+        if (DecodePresence(k.substr(2), entry.value, e)) presence.push_back(std::move(e));
+      }
+    }
+    // The channel's presence (C-21), whether or not it keeps history.
+    const std::string channel =
+        has_top ? top.channel : cluster::ChannelOfSubtree(subtree).value_or("");
+    if (!channel.empty() && Wanted(subtree, channel)) {
+      channels_[std::string(subtree)] = channel;
+      if (f_.callbacks_.on_presence_reset) {
+        f_.callbacks_.on_presence_reset(channel, std::move(presence));
       }
     }
     if (!has_top || !Wanted(subtree, top.channel)) return;
@@ -44,8 +57,19 @@ class BackupFollower::Observer final : public chp::ReplicaObserver {
 
   void OnChange(std::string_view subtree, std::string_view /*epoch*/,
                 const chp::Record& record) override {
-    if (record.op != chp::Op::kSet) return;
     const std::string_view k = RelativeKey(subtree, record.key);
+    if (k.starts_with("p/")) {
+      auto it = channels_.find(std::string(subtree));
+      std::string channel = it != channels_.end() ? it->second : "";
+      if (channel.empty()) channel = cluster::ChannelOfSubtree(subtree).value_or("");
+      if (channel.empty() || !Wanted(subtree, channel) || !f_.callbacks_.on_presence) return;
+      const std::string client(k.substr(2));
+      if (record.op != chp::Op::kSet) return f_.callbacks_.on_presence(channel, client, nullptr);
+      PresenceEntry e;
+      if (DecodePresence(client, record.value, e)) f_.callbacks_.on_presence(channel, client, &e);
+      return;
+    }
+    if (record.op != chp::Op::kSet) return;
     if (k == "top") {
       CopyTop top;
       if (!DecodeTop(record.value, top) || !Wanted(subtree, top.channel)) return;

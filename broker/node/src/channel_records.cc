@@ -78,4 +78,26 @@ bool DecodePublication(std::string_view bytes, Publication& out) {
   }
 }
 
+// `p/<client>`: {u: user, ci: conn info, hi: chan info, nd: member, in: incarnation}.
+bool DecodePresence(std::string_view client, std::string_view bytes, PresenceEntry& out) {
+  try {
+    auto oh = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& m = oh.get();
+    const msgpack::object* u = Member(m, "u");
+    if (u == nullptr || client.empty()) return false;
+    PresenceEntry e;
+    e.client = std::string(client);
+    e.user = u->as<std::string>();
+    if (const msgpack::object* ci = Member(m, "ci")) e.conn_info = ci->as<std::string>();
+    if (const msgpack::object* hi = Member(m, "hi")) e.chan_info = hi->as<std::string>();
+    const msgpack::object* nd = Member(m, "nd");
+    if (nd != nullptr && nd->type == msgpack::type::POSITIVE_INTEGER) e.node = nd->via.u64;
+    if (const msgpack::object* in = Member(m, "in")) e.incarnation = in->as<uint64_t>();
+    out = std::move(e);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 }  // namespace chorus::broker::node

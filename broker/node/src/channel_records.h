@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "broker/core/history.h"
+#include "broker/core/presence.h"
 
 namespace chorus::broker::node {
 
@@ -27,5 +28,8 @@ std::string_view RelativeKey(std::string_view subtree, std::string_view key);
 bool DecodeTop(std::string_view bytes, CopyTop& out);
 // `h/<slot>`: {o: offset, t: time_ms, d: data, i: info|nil, g: tags}.
 bool DecodePublication(std::string_view bytes, Publication& out);
+// `p/<client>`: {u: user, ci: conn info, hi: chan info, nd: member, in: incarnation}
+// (docs/cluster.md C-21).
+bool DecodePresence(std::string_view client, std::string_view bytes, PresenceEntry& out);
 
 }  // namespace chorus::broker::node

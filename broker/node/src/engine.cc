@@ -16,6 +16,7 @@
 #include "interest.h"
 #include "partition_roles.h"
 #include "peer_codec.h"
+#include "presence_link.h"
 #include "sync_service.h"
 #include "transports.h"
 
@@ -53,6 +54,10 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
         ServeForward(r, std::move(answer));
       },
       [this](std::string_view body) { OnPeerMessage(body); });
+  presence_ = std::make_unique<PresenceLink>(*forwarder_);
+  forwarder_->SetOtherHandlers(
+      [this](std::string_view body, std::string* reply) { return ServePeerMessage(body, reply); },
+      [this](std::string_view body) { OnPeerAnswer(body); });
   InterestCallbacks ic;
   ic.on_reset = [this](const std::string& ch, const CopyTop& top, std::vector<Publication> pubs) {
     OnRemoteReset(ch, top, std::move(pubs));
@@ -61,6 +66,11 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   ic.on_publication = [this](const std::string& ch, Publication p) {
     OnRemotePublication(ch, std::move(p));
   };
+  ic.on_presence_reset = [this](const std::string& ch, std::vector<PresenceEntry> entries) {
+    OnRemotePresenceReset(ch, std::move(entries));
+  };
+  ic.on_presence = [this](const std::string& ch, const std::string& client,
+                          const PresenceEntry* e) { OnRemotePresence(ch, client, e); };
   interest_ = std::make_unique<InterestFollower>(
       ctx_, std::move(ic), std::chrono::milliseconds(options_.config.cluster.heartbeat_ms));
   roles_ = std::make_unique<PartitionRoles>();
@@ -69,6 +79,11 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
     OnBackupReset(m, top, std::move(pubs));
   };
   bc.on_top = [this](uint64_t m, const CopyTop& top) { OnBackupTop(m, top); };
+  bc.on_presence_reset = [this](const std::string& ch, std::vector<PresenceEntry> entries) {
+    OnRemotePresenceReset(ch, std::move(entries));
+  };
+  bc.on_presence = [this](const std::string& ch, const std::string& client,
+                          const PresenceEntry* e) { OnRemotePresence(ch, client, e); };
   bc.on_publication = [this](uint64_t m, const std::string& ch, Publication p) {
     OnBackupPublication(m, ch, std::move(p));
   };
@@ -211,8 +226,9 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   chp::PollOnce(parts, max_wait);
   FlushAcks(/*resend_all=*/false);  // what the backup copies applied in this poll (C-8)
   CommitTick();
-  RunParked();         // C-17: subscribes whose copy went live (or timed out)
-  RunPendingCloses();  // forwarded publishes answered may have found slow sessions
+  presence_->Tick(chp::Clock::now());  // C-21: queued presence updates, read timeouts
+  RunParked();                         // C-17: subscribes whose copy went live (or timed out)
+  RunPendingCloses();                  // forwarded publishes answered may have found slow sessions
 }
 
 size_t Engine::AddPollItems(std::vector<zmq::pollitem_t>& items) {
@@ -240,7 +256,7 @@ void Engine::HandleEvents(const zmq::pollitem_t* items, chp::Clock::time_point n
 }
 
 chp::Clock::time_point Engine::NextDeadline() const {
-  return std::min(next_sweep_, next_sync_tick_);
+  return std::min({next_sweep_, next_sync_tick_, presence_->NextDeadline()});
 }
 
 void Engine::SyncTick() {
@@ -358,7 +374,7 @@ void Engine::LeaveChannel(Session& s, std::string_view channel, bool push_unsubs
   if (ch == nullptr) return;
   const int64_t now = NowMs();
   std::vector<PresenceEvent> events;
-  if (ch->options->presence) events = table_.Leave(*ch, s.client, now);
+  if (ch->options->presence) events = PresenceLeave(s, *ch);  // C-21: on the primary
   ch->subscribers.erase(s.id);
   PushPresenceEvents(*ch, events);
   table_.Unsubscribe(*ch, s.id, now);  // may drop the channel: ch is not used after this

@@ -14,6 +14,7 @@
 #include "broker/node/log.h"
 #include "broker/protocol/json_depth.h"
 #include "cluster_view.h"
+#include "presence_codec.h"
 #include "sync_service.h"
 
 namespace chorus::broker::node {
@@ -45,6 +46,7 @@ json ClientInfoJson(const PresenceEntry& e) {
   json j = {{"client", e.client}, {"user", e.user}};
   if (!e.conn_info.empty()) j["conn_info"] = DataJson(e.conn_info);
   if (!e.chan_info.empty()) j["chan_info"] = DataJson(e.chan_info);
+  if (e.node != 0) j["node"] = e.node;  // Chorus extra: the member holding it (C-21)
   return j;
 }
 
@@ -297,20 +299,39 @@ class Engine::Api {
     if (!resolved) return Err(resolved.error());
     const ChannelOptions& opts = *resolved->options;
     if (!opts.presence) return Err(Errc::kNotAvailable);
-    const Channel* ch = c.engine.table_.Find(c.channel);
-    if (stats_only) {
-      const PresenceStats st = ch ? ch->presence.Stats() : PresenceStats{};
-      return Ok({{"num_clients", st.num_clients}, {"num_users", st.num_users}});
-    }
-    ApiParams p(c.params);
     std::string cursor;
     uint64_t limit = opts.presence_page_size;
-    p.String("cursor", cursor);
-    p.Uint("limit", limit);
-    if (!p.ok()) return Bad(p.error());
-    limit = std::clamp<uint64_t>(limit, 1, opts.presence_page_size);
+    if (!stats_only) {
+      ApiParams p(c.params);
+      p.String("cursor", cursor);
+      p.Uint("limit", limit);
+      if (!p.ok()) return Bad(p.error());
+      limit = std::clamp<uint64_t>(limit, 1, opts.presence_page_size);
+    }
+    // C-21: the primary's presence, from this node's table when it is the primary or follows
+    // a live copy, else asked of the primary (a top-level request only; in a batch: local).
+    if (c.later != nullptr && !c.engine.PresenceHere(c.channel)) {
+      const auto mode = stats_only ? PresenceQueryMode::kStats : PresenceQueryMode::kPage;
+      const bool asked = c.engine.AskPresence(
+          c.channel, static_cast<uint32_t>(mode), cursor, static_cast<uint32_t>(limit),
+          [later = *c.later, stats_only](const PresenceAnswer* a) {
+            if (a == nullptr) return later(Err(Errc::kUnavailable));
+            PresencePage page{a->entries, a->next_cursor};
+            later(PresenceJson(stats_only, {a->num_clients, a->num_users}, page));
+          });
+      if (!asked) return Err(Errc::kUnavailable);
+      HttpAnswer a;
+      a.deferred = true;
+      return a;
+    }
+    const Channel* ch = c.engine.table_.Find(c.channel);
     PresencePage page;
-    if (ch) page = ch->presence.Page(cursor, limit);
+    if (ch && !stats_only) page = ch->presence.Page(cursor, limit);
+    return PresenceJson(stats_only, ch ? ch->presence.Stats() : PresenceStats{}, page);
+  }
+  static HttpAnswer PresenceJson(bool stats_only, const PresenceStats& st,
+                                 const PresencePage& page) {
+    if (stats_only) return Ok({{"num_clients", st.num_clients}, {"num_users", st.num_users}});
     json presence = json::object();
     for (const auto& e : page.entries) presence[e.client] = ClientInfoJson(e);
     json r = {{"presence", presence}};

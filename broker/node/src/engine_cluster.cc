@@ -89,6 +89,7 @@ void Engine::ReadClusterView() {
         !DecodeClusterView(parts[0].to_string_view(), parts[1].to_string_view(), *cluster_)) {
       Log().warn("cluster view: malformed map message dropped");
     }
+    OnPresenceMap();  // C-22, C-23 (engine_presence.cc)
   }
   ApplyPartitionRoles();  // failover (engine_failover.cc), before this poll serves any request
 }

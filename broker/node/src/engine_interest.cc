@@ -31,16 +31,21 @@ void Engine::ApplyInterests() {
   while (!interest_dirty_.empty()) {
     const std::string channel = std::move(interest_dirty_.extract(interest_dirty_.begin()).value());
     const Channel* ch = table_.Find(channel);
-    // Only channels that keep history have their publications in CHP (chp_state_sink.h).
-    const bool wanted = ch != nullptr && ch->history.has_value() &&
+    // Only channels that keep history have their publications in CHP (chp_state_sink.h);
+    // channels with presence have their presence there (C-21).
+    const bool wanted = ch != nullptr && (ch->history.has_value() || ch->options->presence) &&
                         (!ch->subscribers.empty() || parked_channels_.count(channel) != 0);
     const Route route = RouteOf(channel);
     if (!route.local && !route.unreachable && BacksUp(route.partition)) {
       interest_->Unfollow(channel);  // this node's backup copy serves its subscribers
+      if (wanted && ch->options->presence) SeedPresenceFromBackup(channel);
       continue;
     }
     if (!wanted || route.local || route.unreachable) {
       interest_->Unfollow(channel);
+      presence_synced_.erase(channel);
+      // A copy of another primary's presence that nothing updates any more is forgotten.
+      if (Channel* c = table_.Find(channel); c != nullptr && !route.local) c->presence = {};
       const bool had_line = remote_lines_.erase(channel) != 0;
       // This node became the primary of a line it only copied (a failover placed the partition
       // here afresh): the copy may lack what the old primary published last, so continuing its

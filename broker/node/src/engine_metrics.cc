@@ -8,6 +8,7 @@
 #include "commit.h"
 #include "forwarder.h"
 #include "interest.h"
+#include "presence_link.h"
 #include "sync_service.h"
 
 namespace chorus::broker::node {
@@ -84,6 +85,8 @@ Engine::HttpAnswer Engine::Metrics() const {
   out += "chorus_queue_depth{queue=\"uncommitted\"} " + std::to_string(commit_->count) + "\n";
   out += "chorus_queue_depth{queue=\"forward_in_flight\"} " +
          std::to_string(forwarder_->in_flight()) + "\n";
+  out += "chorus_queue_depth{queue=\"presence_out_bytes\"} " +
+         std::to_string(presence_->queued_bytes()) + "\n";
   // The CHP server's reply bounds (cluster.chp_*; docs/operations.md "Security").
   const auto& co = options_.config.cluster;
   metric("chorus_chp_replies_peak_bytes", "gauge",
@@ -156,6 +159,29 @@ Engine::HttpAnswer Engine::Metrics() const {
   metric("chorus_cluster_lines_left_total", "counter",
          "Channel lines this node gave up when another member became primary (C-15).", lines_left_);
   out += CommitMetricsText();
+  // Cluster-wide presence (docs/cluster.md §10, C-21..C-23).
+  const PresenceLinkStats& ps = presence_->stats();
+  metric("chorus_cluster_presence_sent_total", "counter",
+         "Joins and leaves of local clients sent to their channel's primary (C-21).",
+         ps.updates_sent);
+  metric("chorus_cluster_presence_dropped_total", "counter",
+         "Presence updates not sent: the per-member queue bound was reached.", ps.updates_dropped);
+  metric("chorus_cluster_presence_applied_total", "counter",
+         "Presence updates from other nodes applied here as the primary.", ps.updates_applied);
+  metric("chorus_cluster_presence_refused_total", "counter",
+         "Presence updates refused: not primary, stale epoch, sender dead or restarted.",
+         ps.updates_refused);
+  metric("chorus_cluster_presence_queries_total", "counter",
+         "Presence reads asked of another node's primary (no live copy here).", ps.queries_sent);
+  metric("chorus_cluster_presence_served_total", "counter",
+         "Presence reads answered for other nodes.", ps.queries_served);
+  metric("chorus_cluster_presence_query_timeouts_total", "counter",
+         "Presence reads asked of a primary that did not answer in time (114).", ps.query_timeouts);
+  metric("chorus_cluster_presence_dead_dropped_total", "counter",
+         "Entries of dead or restarted members removed by this primary (C-22).",
+         ps.dead_entries_dropped);
+  metric("chorus_cluster_presence_reasserted_total", "counter",
+         "Local entries re-asserted after a primary change (C-23).", ps.reasserted);
   if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
 }

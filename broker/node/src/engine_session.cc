@@ -115,8 +115,11 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
             error(r.error());
           }
         } else if constexpr (std::is_same_v<T, PresenceRequest>) {
+          // The primary's presence when this node holds no live copy (C-21): answered later.
+          if (AskPresenceFor(s, cmd.id, req.channel, false, req.cursor, req.limit)) return;
           answer(OnPresence(s, req));
         } else if constexpr (std::is_same_v<T, PresenceStatsRequest>) {
+          if (AskPresenceFor(s, cmd.id, req.channel, true, "", 0)) return;
           answer(OnPresenceStats(s, req));
         } else if constexpr (std::is_same_v<T, HistoryRequest>) {
           answer(OnHistory(s, req));
@@ -125,6 +128,7 @@ void Engine::HandleCommand(Session& s, ClientCommand& cmd) {
         } else if constexpr (std::is_same_v<T, SubRefreshRequest>) {
           answer(OnSubRefresh(s, req));
         } else if constexpr (std::is_same_v<T, RpcRequest>) {
+          if (AskPresenceRpc(s, cmd.id, req)) return;  // C-21: asked of the primary
           SendTo(s, OnRpc(s, cmd.id, req));
         } else if constexpr (std::is_same_v<T, SendRequest>) {
           // Asynchronous message to the server: no handler is configured; nothing to answer.
@@ -338,8 +342,7 @@ void Engine::AfterSubscribe(Session& s, std::string_view channel) {
   auto sub = s.subs.find(channel);
   Channel* ch = table_.Find(channel);
   if (sub == s.subs.end() || ch == nullptr || !ch->options->presence) return;
-  auto events = table_.Join(*ch, {s.client, s.user, s.conn_info, sub->second.chan_info}, NowMs());
-  PushPresenceEvents(*ch, events);
+  PushPresenceEvents(*ch, PresenceJoin(s, *ch, sub->second.chan_info));  // C-21: on the primary
 }
 
 Result<Unit> Engine::CheckPublish(Session& s, const PublishRequest& r) {

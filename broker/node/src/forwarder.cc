@@ -77,8 +77,13 @@ bool Forwarder::Send(uint64_t member, const std::string& endpoint, ForwardReques
 }
 
 bool Forwarder::SendMessage(uint64_t member, const std::string& endpoint, const std::string& body) {
+  return SendOther(member, endpoint, body);
+}
+
+bool Forwarder::SendOther(uint64_t member, const std::string& endpoint, std::string_view body) {
   Peer* peer = PeerFor(member, endpoint);
-  return peer != nullptr && peer->dealer.send(zmq::buffer(body), zmq::send_flags::dontwait);
+  return peer != nullptr &&
+         peer->dealer.send(zmq::buffer(body.data(), body.size()), zmq::send_flags::dontwait);
 }
 
 size_t Forwarder::AddPollItems(std::vector<zmq::pollitem_t>& items) {
@@ -118,11 +123,17 @@ void Forwarder::ReadRouter() {
     }
     ForwardRequest req;
     if (parts.size() != 2 || !DecodeForwardRequest(parts[1].to_string_view(), req)) {
-      const int64_t kind = parts.size() == 2 ? PeerMessageKind(parts[1].to_string_view()) : -1;
-      if (kind > 2 && on_message_) {
+      // Other kinds (peer_codec.h ranges): the commit path's one-way messages (10-19) to
+      // `on_message_`, requests answered here (presence, 30-39) to `other_request_`.
+      const uint32_t kind = parts.size() == 2 ? PeerMessageKind(parts[1].to_string_view()) : 0;
+      std::string other;
+      if (kind >= 10 && kind <= 19 && on_message_) {
         on_message_(parts[1].to_string_view());
-      } else {
+      } else if (parts.size() != 2 || !other_request_ ||
+                 !other_request_(parts[1].to_string_view(), &other)) {
         ++stats_.malformed;
+      } else if (!other.empty()) {
+        SendBack(parts[0], other);
       }
       continue;
     }
@@ -143,13 +154,29 @@ void Forwarder::ReadRouter() {
   }
 }
 
+void Forwarder::SendBack(const zmq::message_t& routing_id, const std::string& body) {
+  try {
+    zmq::message_t id(routing_id.data(), routing_id.size());
+    if (!router_.send(id, zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
+        !router_.send(zmq::buffer(body), zmq::send_flags::dontwait)) {
+      Log().warn("peer: answer dropped (pipe full)");
+    }
+  } catch (const zmq::error_t& e) {
+    Log().warn("peer: answer lost: {}", e.what());  // the asker is gone
+  }
+}
+
 void Forwarder::ReadPeer(Peer& peer, std::vector<std::pair<Done, ForwardReply>>& answered) {
   for (int i = 0; i < kBatch; ++i) {
     zmq::message_t msg;
     if (!peer.dealer.recv(msg, zmq::recv_flags::dontwait)) return;
     ForwardReply reply;
     if (!DecodeForwardReply(msg.to_string_view(), reply)) {
-      ++stats_.malformed;
+      if (other_reply_) {
+        other_reply_(msg.to_string_view());
+      } else {
+        ++stats_.malformed;
+      }
       continue;
     }
     auto it = pending_.find(reply.id);

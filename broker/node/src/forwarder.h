@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -60,6 +61,18 @@ class Forwarder final : public chp::Pollable {
   // Sends a one-way message (no reply) to the member at `endpoint`; false when it could not be
   // queued (the pipe is full: the caller sends a newer one later).
   bool SendMessage(uint64_t member, const std::string& endpoint, const std::string& body);
+  // Other peer messages (kinds other than 1/2, e.g. presence_codec.h): `request` gets what
+  // arrives on the ROUTER and returns a reply body to send back ("" = none; false = malformed);
+  // `reply` gets what arrives on a DEALER. Set once by the engine.
+  using OtherRequest = std::function<bool(std::string_view body, std::string* reply)>;
+  using OtherReply = std::function<void(std::string_view body)>;
+  void SetOtherHandlers(OtherRequest request, OtherReply reply) {
+    other_request_ = std::move(request);
+    other_reply_ = std::move(reply);
+  }
+  // Sends `body` to `member` over the DEALER forwarded requests use (in order with them);
+  // false when the member cannot be reached or its pipe is full (nothing is queued here).
+  bool SendOther(uint64_t member, const std::string& endpoint, std::string_view body);
   size_t in_flight() const { return pending_.size(); }
   size_t in_flight_bytes() const { return pending_bytes_; }
   const ForwarderStats& stats() const { return stats_; }
@@ -80,6 +93,7 @@ class Forwarder final : public chp::Pollable {
   };
   Peer* PeerFor(uint64_t member, const std::string& endpoint);
   void ReadRouter();
+  void SendBack(const zmq::message_t& routing_id, const std::string& body);
   void ReadPeer(Peer& peer, std::vector<std::pair<Done, ForwardReply>>& answered);
   void Expire(chp::Clock::time_point now);
 
@@ -87,6 +101,8 @@ class Forwarder final : public chp::Pollable {
   ForwarderOptions options_;
   Serve serve_;
   OnMessage on_message_;
+  OtherRequest other_request_;
+  OtherReply other_reply_;
   zmq::socket_t router_;
   std::map<uint64_t, Peer> peers_;       // by member id
   std::map<uint64_t, Pending> pending_;  // by request id: ids grow, so also by deadline

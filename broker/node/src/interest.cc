@@ -17,10 +17,11 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
   void OnReset(std::string_view subtree, const chp::Position& /*position*/,
                const chp::EntryMap& entries) override {
     const std::string* channel = ChannelOf(subtree);
-    if (channel == nullptr || !f_.callbacks_.on_reset) return;
+    if (channel == nullptr) return;
     CopyTop top;
     bool has_top = false;
     std::vector<Publication> pubs;
+    std::vector<PresenceEntry> presence;
     for (const auto& [key, entry] : entries) {
       const std::string_view k = RelativeKey(subtree, key);
       if (k == "top") {
@@ -28,9 +29,13 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
       } else if (k.starts_with("h/")) {
         Publication p;
         if (DecodePublication(entry.value, p)) pubs.push_back(std::move(p));
+      } else if (k.starts_with("p/")) {
+        PresenceEntry e;
+        if (DecodePresence(k.substr(2), entry.value, e)) presence.push_back(std::move(e));
       }
     }
-    if (!has_top) return;  // the channel does not exist on the primary (yet)
+    if (f_.callbacks_.on_presence_reset) f_.callbacks_.on_presence_reset(*channel, presence);
+    if (!has_top || !f_.callbacks_.on_reset) return;  // no history here (yet)
     // The contiguous run ending at top (older slots may hold an earlier line's leftovers).
     std::sort(pubs.begin(), pubs.end(),
               [](const Publication& a, const Publication& b) { return a.offset > b.offset; });
@@ -48,8 +53,17 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
   void OnChange(std::string_view subtree, std::string_view /*epoch*/,
                 const chp::Record& record) override {
     const std::string* channel = ChannelOf(subtree);
-    if (channel == nullptr || record.op != chp::Op::kSet) return;
+    if (channel == nullptr) return;
     const std::string_view k = RelativeKey(subtree, record.key);
+    if (k.starts_with("p/")) {
+      if (!f_.callbacks_.on_presence) return;
+      const std::string client(k.substr(2));
+      if (record.op != chp::Op::kSet) return f_.callbacks_.on_presence(*channel, client, nullptr);
+      PresenceEntry e;
+      if (DecodePresence(client, record.value, e)) f_.callbacks_.on_presence(*channel, client, &e);
+      return;
+    }
+    if (record.op != chp::Op::kSet) return;
     if (k == "top") {
       CopyTop top;
       if (DecodeTop(record.value, top) && f_.callbacks_.on_top) f_.callbacks_.on_top(*channel, top);

@@ -3,9 +3,9 @@
 // the primary's CHP server (one chp::ReplicaAgent per peer, one followed subtree per channel;
 // the primary's XPUB filters, so nothing else crosses the network) and stops when the engine
 // unfollows it. What the replica applies is decoded from the channel layout of
-// chp_state_sink.h (`top`, `h/<slot>`) and handed to the engine's callbacks: a snapshot (the
-// channel's retained publications and top), a new top, a new publication.
-// Owned by the engine thread: the agents are Pollables of the engine's loop; callbacks run there.
+// chp_state_sink.h (`top`, `h/<slot>`, `p/<client>`) and handed to the engine's callbacks: a
+// snapshot (the channel's retained publications and top), a new top, a new publication. Owned by
+// the engine thread: the agents are Pollables of the engine's loop; callbacks run there.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,7 @@
 #include <zmq.hpp>
 
 #include "broker/core/history.h"
+#include "broker/core/presence.h"
 #include "channel_records.h"
 #include "chp/agent.h"
 
@@ -30,6 +31,13 @@ struct InterestCallbacks {
       on_reset;
   std::function<void(const std::string& channel, const CopyTop& top)> on_top;
   std::function<void(const std::string& channel, Publication pub)> on_publication;
+  // Presence (`p/<client>`, docs/cluster.md C-21): the entries of a snapshot (whether or not
+  // the channel keeps history), then each change (`entry` nullptr: the client left).
+  std::function<void(const std::string& channel, std::vector<PresenceEntry> entries)>
+      on_presence_reset;
+  std::function<void(const std::string& channel, const std::string& client,
+                     const PresenceEntry* entry)>
+      on_presence;
 };
 
 class InterestFollower {

@@ -101,4 +101,25 @@ bool DecodeForwardReply(std::string_view bytes, ForwardReply& out) {
   }
 }
 
+uint32_t PeerMessageKind(std::string_view bytes) {
+  // fixarray (0x90..0x9f), array16 (0xdc), array32 (0xdd); then a positive fixint or uint8.
+  if (bytes.empty()) return 0;
+  const auto b0 = static_cast<unsigned char>(bytes[0]);
+  size_t at = 0;
+  if (b0 >= 0x90 && b0 <= 0x9f) {
+    at = 1;
+  } else if (b0 == 0xdc) {
+    at = 3;
+  } else if (b0 == 0xdd) {
+    at = 5;
+  } else {
+    return 0;
+  }
+  if (bytes.size() <= at) return 0;
+  const auto k = static_cast<unsigned char>(bytes[at]);
+  if (k <= 0x7f) return k;
+  if (k == 0xcc && bytes.size() > at + 1) return static_cast<unsigned char>(bytes[at + 1]);
+  return 0;
+}
+
 }  // namespace chorus::broker::node

@@ -50,4 +50,9 @@ std::string EncodeForwardReply(const ForwardReply& r);
 bool DecodeForwardRequest(std::string_view bytes, ForwardRequest& out);
 bool DecodeForwardReply(std::string_view bytes, ForwardReply& out);
 
+// The kind of a peer message: its first element, 0 when `bytes` is not a msgpack array
+// starting with an unsigned integer below 256. Kinds: 1/2 forward request/reply (here),
+// 10-19 the commit path (ack_codec.h), 30-39 presence (presence_codec.h).
+uint32_t PeerMessageKind(std::string_view bytes);
+
 }  // namespace chorus::broker::node

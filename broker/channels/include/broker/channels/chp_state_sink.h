@@ -3,7 +3,7 @@
 //   <subtree>/top          {n: channel, e: epoch, o: top offset[, c: committed][, p: partition
 //                           epoch]} (c, p: a cluster primary's, see TopExtras)
 //   <subtree>/h/<slot>     publication with offset o, slot = o % history_size, CHP TTL = history
-//   TTL <subtree>/p/<client>   presence entry {u, ci, hi, nd}
+//   <subtree>/p/<client>   presence entry {u, ci, hi, nd: member id, in: its incarnation}
 // Owned by the engine thread (the CHP server's owner).
 #pragma once
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <ostream>
@@ -20,6 +21,10 @@ struct PresenceEntry {
   std::string user;
   std::string conn_info;  // JSON, may be empty
   std::string chan_info;  // JSON, may be empty
+  // The cluster member holding the connection and that member's incarnation (docs/cluster.md
+  // C-21); 0 when the node has no cluster map yet (a node alone).
+  uint64_t node = 0;
+  uint64_t incarnation = 0;
   bool operator==(const PresenceEntry&) const = default;
 };
 std::ostream& operator<<(std::ostream& os, const PresenceEntry& e);
@@ -49,7 +54,8 @@ struct PresencePage {
 class ChannelPresence {
  public:
   // Adds a connection. New client: [join], plus [user_join] after it when it is the user's first
-  // connection here. Known client, same user: updates conn_info/chan_info, no events. Known
+  // connection here. Known client, same user: updates conn_info/chan_info/node/incarnation, no
+  // events (a re-asserted entry, C-23, is idempotent). Known
   // client, other user: handled as Remove then Add (leave [, user_leave], join [, user_join]).
   // An empty client id is ignored (no events): "" is the paging cursor's start.
   std::vector<PresenceEvent> Add(PresenceEntry entry);

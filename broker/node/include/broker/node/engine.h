@@ -55,6 +55,10 @@ class PartitionRoles;     // partition_roles.h
 struct ForwardReply;      // peer_codec.h
 struct ForwardRequest;    // peer_codec.h
 class NativeTransport;    // transports.h
+class PresenceLink;       // presence_link.h
+struct PresenceAnswer;    // presence_codec.h
+struct PresenceQuery;     // presence_codec.h
+struct PresenceUpdate;    // presence_codec.h
 struct ClusterView;       // cluster_view.h
 class WsBridgeTransport;  // transports.h
 class SyncService;        // sync_service.h
@@ -305,6 +309,37 @@ class Engine final : public chp::Pollable {
   void ApplyCopyTop(Channel& ch, const CopyTop& t);
   void ApplyCopyPublication(Channel& ch, Publication pub);
   void DeliverCopy(Channel& ch, uint64_t committed);
+  // Cluster-wide presence (engine_presence.cc; docs/cluster.md §10, C-21..C-23). A channel's
+  // presence lives on its primary: a local client's join or leave is applied here when this
+  // node is the primary (the events returned, to push), else sent to the primary (nothing to
+  // push now: the change comes back through the followed copy).
+  std::vector<PresenceEvent> PresenceJoin(Session& s, Channel& ch, const std::string& chan_info);
+  std::vector<PresenceEvent> PresenceLeave(Session& s, Channel& ch);
+  PresenceEntry LocalEntry(const Session& s, const std::string& chan_info) const;
+  bool ServePeerMessage(std::string_view body, std::string* reply);
+  void OnPeerAnswer(std::string_view body);
+  void ServePresenceUpdate(const PresenceUpdate& u);
+  PresenceAnswer ServePresenceQuery(const PresenceQuery& q);
+  // After each newly applied map: C-22 (entries of dead or restarted members dropped by the
+  // primaries, one leave each), C-23 (local presence re-asserted where the primary changed).
+  void OnPresenceMap();
+  void OnRemotePresenceReset(const std::string& channel, std::vector<PresenceEntry> entries);
+  void SeedPresenceFromBackup(const std::string& channel);
+  void OnRemotePresence(const std::string& channel, const std::string& client,
+                        const PresenceEntry* entry);
+  // The channel's presence is answered from this node's table: it is the primary (or alone),
+  // or follows a live copy, or cannot reach the primary.
+  bool PresenceHere(const std::string& channel) const;
+  using PresenceAnswered = std::function<void(const PresenceAnswer* answer)>;  // null: failed
+  // Asks the primary; false when it cannot be asked (`done` not called).
+  bool AskPresence(const std::string& channel, uint32_t mode, std::string cursor, uint32_t limit,
+                   PresenceAnswered done);
+  // Client presence / presence_stats for a channel of another primary (no live copy here):
+  // answered when the primary's answer arrives. False: answered by the normal path.
+  bool AskPresenceFor(Session& s, uint64_t cmd_id, const std::string& channel, bool stats,
+                      const std::string& cursor, uint32_t limit);
+  // The same for the rpc extras chorus.presence_page and chorus.presence_users.
+  bool AskPresenceRpc(Session& s, uint64_t cmd_id, const RpcRequest& r);
 
   zmq::context_t& ctx_;
   EngineOptions options_;
@@ -336,6 +371,11 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<PartitionRoles> roles_;       // this node's role per partition, last map
   std::unique_ptr<BackupFollower> backup_;      // the primaries this node backs up
   std::unique_ptr<CommitState> commit_;         // uncommitted publications, acks (commit.h)
+  std::unique_ptr<PresenceLink> presence_;      // presence to and from other nodes (never null)
+  std::vector<uint64_t> presence_primaries_;    // by partition: the primary last acted on
+  uint64_t presence_entries_ = UINT64_MAX;      // the map's applied() count last acted on
+  // Followed channels whose copy of the presence took its first snapshot (engine_presence.cc).
+  std::set<std::string, std::less<>> presence_synced_;
   std::set<std::string, std::less<>> interest_dirty_;
   std::set<std::string, std::less<>> remote_lines_;  // channels whose copy holds a primary's line
   std::list<ParkedSubscribe> parked_;                // C-17, in arrival order
