@@ -10,6 +10,7 @@
 #include "broker/node/log.h"
 #include "chp/types.h"
 #include "cluster_view.h"
+#include "fanout.h"
 #include "forwarder.h"
 #include "interest.h"
 #include "partition_roles.h"
@@ -47,6 +48,14 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   fo.timeout = options_.forward_timeout;
   forwarder_ = std::make_unique<Forwarder>(
       ctx_, fo, [this](const ForwardRequest& r) { return ServeForward(r); });
+  FanoutOptions fan;
+  fan.timeout = options_.fanout_timeout;
+  fan.max_calls = options_.fanout_max_calls;
+  fan.max_in_flight_bytes = options_.fanout_max_in_flight_bytes;
+  fan.max_reply_bytes = options_.fanout_max_reply_bytes;
+  fanout_ = std::make_unique<FanoutClient>(ctx_, fan);
+  forwarder_->AddService(kFanoutRequestKind, kFanoutRequestKind,
+                         [this](std::string_view bytes) { return ServeFanout(bytes); });
   InterestCallbacks ic;
   ic.on_reset = [this](const std::string& ch, const StreamPosition& top,
                        std::vector<Publication> pubs) { OnRemoteReset(ch, top, std::move(pubs)); };
@@ -178,7 +187,7 @@ int64_t Engine::NowMs() const {
 
 void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   ApplyInterests();
-  std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get()};
+  std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get(), fanout_.get()};
   interest_->AppendParts(parts);
   chp::PollOnce(parts, max_wait);
   RunParked();         // C-17: subscribes whose copy went live (or timed out)

@@ -107,22 +107,45 @@ void Forwarder::ReadRouter() {
     if (!zmq::recv_multipart(router_, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
       return;
     }
-    ForwardRequest req;
-    if (parts.size() != 2 || !DecodeForwardRequest(parts[1].to_string_view(), req)) {
+    if (parts.size() != 2) {
       ++stats_.malformed;
       continue;
     }
-    ++stats_.served;
-    const std::string body = EncodeForwardReply(serve_(req));
+    ForwardRequest req;
+    std::string body;
+    if (DecodeForwardRequest(parts[1].to_string_view(), req)) {
+      ++stats_.served;
+      body = EncodeForwardReply(serve_(req));
+    } else {
+      std::optional<std::string> other = ServeOtherKind(parts[1].to_string_view());
+      if (!other) {
+        ++stats_.malformed;
+        continue;
+      }
+      body = std::move(*other);
+    }
     try {
       if (!router_.send(parts[0], zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
           !router_.send(zmq::buffer(body), zmq::send_flags::dontwait)) {
-        Log().warn("forward: reply to member {} dropped (pipe full)", req.sender);
+        Log().warn("peer: reply dropped (pipe full)");
       }
     } catch (const zmq::error_t& e) {
-      Log().warn("forward: reply to member {} lost: {}", req.sender, e.what());  // gone
+      Log().warn("peer: reply lost: {}", e.what());  // the sender is gone
     }
   }
+}
+
+void Forwarder::AddService(uint32_t first, uint32_t last, ServeOther serve) {
+  services_.push_back({first, last, std::move(serve)});
+}
+
+std::optional<std::string> Forwarder::ServeOtherKind(std::string_view bytes) {
+  const std::optional<uint32_t> kind = PeerMessageKind(bytes);
+  if (!kind) return std::nullopt;
+  for (const Service& s : services_) {
+    if (*kind >= s.first && *kind <= s.last) return s.serve(bytes);
+  }
+  return std::nullopt;
 }
 
 void Forwarder::ReadPeer(Peer& peer, std::vector<std::pair<Done, ForwardReply>>& answered) {

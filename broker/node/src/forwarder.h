@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,7 +47,14 @@ class Forwarder final : public chp::Pollable {
   // Answers a request received from another node (the engine publishes it when primary).
   using Serve = std::function<ForwardReply(const ForwardRequest&)>;
 
+  // Answers a peer message of another kind (peer_codec.h): the reply's bytes, or nullopt to
+  // drop it as malformed.
+  using ServeOther = std::function<std::optional<std::string>(std::string_view bytes)>;
+
   Forwarder(zmq::context_t& ctx, ForwarderOptions options, Serve serve);
+  // Serves the peer messages of kinds `first`..`last` arriving on the peer ROUTER with `serve`
+  // (other modules' requests share this endpoint: the member's `api` in the map).
+  void AddService(uint32_t first, uint32_t last, ServeOther serve);
   // Binds the peer ROUTER; returns the bound endpoint ("" on failure, with `why`).
   std::string Bind(const std::string& endpoint, std::string* why);
 
@@ -72,12 +81,19 @@ class Forwarder final : public chp::Pollable {
   };
   Peer* PeerFor(uint64_t member, const std::string& endpoint);
   void ReadRouter();
+  std::optional<std::string> ServeOtherKind(std::string_view bytes);
   void ReadPeer(Peer& peer, std::vector<std::pair<Done, ForwardReply>>& answered);
   void Expire(chp::Clock::time_point now);
 
   zmq::context_t& ctx_;
   ForwarderOptions options_;
   Serve serve_;
+  struct Service {
+    uint32_t first = 0;
+    uint32_t last = 0;
+    ServeOther serve;
+  };
+  std::vector<Service> services_;
   zmq::socket_t router_;
   std::map<uint64_t, Peer> peers_;       // by member id
   std::map<uint64_t, Pending> pending_;  // by request id: ids grow, so also by deadline

@@ -101,4 +101,17 @@ bool DecodeForwardReply(std::string_view bytes, ForwardReply& out) {
   }
 }
 
+std::optional<uint32_t> PeerMessageKind(std::string_view bytes) {
+  try {
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& o = oh.get();
+    if (o.type != msgpack::type::ARRAY || o.via.array.size == 0) return std::nullopt;
+    const msgpack::object& k = o.via.array.ptr[0];
+    if (k.type != msgpack::type::POSITIVE_INTEGER || k.via.u64 > UINT32_MAX) return std::nullopt;
+    return static_cast<uint32_t>(k.via.u64);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace chorus::broker::node
