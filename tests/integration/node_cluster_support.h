@@ -105,10 +105,12 @@ class ClusterFixture : public ::testing::Test {
 
   // Starts `n` nodes (member ids 1..n) and waits until every one applies the same fully placed
   // map with every member alive; `table_` is then its partition table.
-  void StartCluster(int n) {
+  // `extra` overrides are applied after the cluster's own (a later --set of a key wins).
+  void StartCluster(int n, const std::vector<std::string>& extra = {}) {
     for (const std::vector<std::string>& overrides : ClusterOverrides(n, kPartitions)) {
       NodeOptions o;
       o.overrides = overrides;
+      o.overrides.insert(o.overrides.end(), extra.begin(), extra.end());
       nodes_.push_back(std::make_unique<NodeProcess>(o));
       ASSERT_TRUE(nodes_.back()->ready()) << "node " << nodes_.size() << " did not start";
     }
