@@ -1,5 +1,5 @@
 // The cluster-wide API's fan-out (broker/node/src/fanout_codec.h, fanout.h; docs/cluster.md
-// §13, §16.2): the messages survive a round trip and malformed ones are refused; a FanoutClient
+// §13, §16.3): the messages survive a round trip and malformed ones are refused; a FanoutClient
 // gathers one part per member from real ROUTER sockets on loopback (answered by the test by
 // hand), ends a call at its deadline with the silent members marked, and keeps its bounds.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// The cluster-wide server API (docs/cluster.md §13, §16.2): `info`, `channels`, `disconnect`,
+// The cluster-wide server API (docs/cluster.md §13, §16.3): `info`, `channels`, `disconnect`,
 // `unsubscribe`, `subscribe`, `send` and `refresh` run on this node and, over the peer wire
 // (fanout_codec.h, kinds 40/41), on every other member that the applied map does not list as
 // dead; each member answers its part (its own sessions and channels) and this node merges them.

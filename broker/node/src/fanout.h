@@ -1,4 +1,4 @@
-// FanoutClient: the asking side of the cluster-wide server API (docs/cluster.md §13, §16.2).
+// FanoutClient: the asking side of the cluster-wide server API (docs/cluster.md §13, §16.3).
 // One call sends the same request to several members (one DEALER per member, connected to
 // its peer ROUTER, the member's `api` endpoint in the map) and gathers one part per member.
 // Calls in flight are bounded in count and in bytes (the request times its members, plus the

@@ -1,5 +1,5 @@
 // The fan-out messages of the cluster-wide server API on the peer endpoint (docs/cluster.md
-// §13, §16.2): a node that receives `info`, `channels`, `disconnect`, `unsubscribe`,
+// §13, §16.3): a node that receives `info`, `channels`, `disconnect`, `unsubscribe`,
 // `subscribe`, `send` or `refresh` asks every other member to run the method on its own
 // sessions and answer its part. Plain value types; the msgpack encoding is here, used by both
 // ends. Message kinds 40-49 are this module's (peer_codec.h lists the ranges).

@@ -224,7 +224,7 @@ class Engine final : public chp::Pollable {
   // The cluster map from the ClusterAgent (engine_cluster.cc).
   void ReadClusterView();
 
-  // The cluster-wide server API (engine_fanout.cc; docs/cluster.md §13, §16.2): `info`,
+  // The cluster-wide server API (engine_fanout.cc; docs/cluster.md §13, §16.3): `info`,
   // `channels`, `disconnect`, `unsubscribe`, `subscribe`, `send`, `refresh` run here and on
   // every other member the applied map does not list as dead; the parts are merged. Answered
   // through `later` when other members are asked.
