@@ -150,12 +150,23 @@ class ClusterFixture : public ::testing::Test {
   // map with every member alive; `table_` is then its partition table.
   // `extra`: more overrides for every node (later ones win, e.g. other timings).
   void StartCluster(int n, const std::vector<std::string>& extra = {}) {
-    for (const std::vector<std::string>& overrides : ClusterOverrides(n, kPartitions)) {
-      NodeOptions o;
-      o.overrides = overrides;
-      o.overrides.insert(o.overrides.end(), extra.begin(), extra.end());
-      nodes_.push_back(std::make_unique<NodeProcess>(o));
-      ASSERT_TRUE(nodes_.back()->ready()) << "node " << nodes_.size() << " did not start";
+    for (int attempt = 1;; ++attempt) {
+      bool started = true;
+      for (const std::vector<std::string>& overrides : ClusterOverrides(n, kPartitions)) {
+        NodeOptions o;
+        o.overrides = overrides;
+        o.overrides.insert(o.overrides.end(), extra.begin(), extra.end());
+        nodes_.push_back(std::make_unique<NodeProcess>(o));
+        if (!nodes_.back()->ready()) {
+          started = false;
+          break;
+        }
+      }
+      if (started) break;
+      // PickPort cannot reserve a port: another test running in parallel may bind a Raft or
+      // cluster port between the pick and the node's bind. The cluster starts again on new ports.
+      ASSERT_LT(attempt, 3) << "node " << nodes_.size() << " did not start (3 attempts)";
+      nodes_.clear();
     }
     ASSERT_TRUE(EventuallyTrue(
         [&] {

@@ -6,6 +6,17 @@ namespace chorus::broker::node {
 
 using nlohmann::json;
 
+json ErrorJson(Errc e) {
+  return {
+      {"error", {{"code", static_cast<uint32_t>(e)}, {"message", make_error_code(e).message()}}}};
+}
+
+json ErrorJson(const std::error_code& ec) {
+  const bool client =
+      ec.category() == BrokerCategory() && IsClientCode(static_cast<Errc>(ec.value()));
+  return ErrorJson(client ? static_cast<Errc>(ec.value()) : Errc::kInternal);
+}
+
 const json* ApiParams::Any(const char* key) const {
   if (!j_.is_object()) return nullptr;
   auto it = j_.find(key);

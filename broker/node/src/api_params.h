@@ -12,7 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "broker/core/errc.h"
+
 namespace chorus::broker::node {
+
+// `{"error":{"code","message"}}` of the server API for `e`; an error code that is not a client
+// code (100..114) is answered as 100 "internal".
+nlohmann::json ErrorJson(Errc e);
+nlohmann::json ErrorJson(const std::error_code& ec);
 
 class ApiParams {
  public:

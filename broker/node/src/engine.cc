@@ -12,6 +12,7 @@
 #include "chp/types.h"
 #include "cluster_view.h"
 #include "commit.h"
+#include "fanout.h"
 #include "forwarder.h"
 #include "interest.h"
 #include "partition_roles.h"
@@ -58,6 +59,14 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   forwarder_->SetOtherHandlers(
       [this](std::string_view body, std::string* reply) { return ServePeerMessage(body, reply); },
       [this](std::string_view body) { OnPeerAnswer(body); });
+  FanoutOptions fan;
+  fan.timeout = options_.fanout_timeout;
+  fan.max_calls = options_.fanout_max_calls;
+  fan.max_in_flight_bytes = options_.fanout_max_in_flight_bytes;
+  fan.max_reply_bytes = options_.fanout_max_reply_bytes;
+  fanout_ = std::make_unique<FanoutClient>(ctx_, fan);
+  forwarder_->AddService(kFanoutRequestKind, kFanoutRequestKind,
+                         [this](std::string_view bytes) { return ServeFanout(bytes); });
   InterestCallbacks ic;
   ic.on_reset = [this](const std::string& ch, const CopyTop& top, std::vector<Publication> pubs) {
     OnRemoteReset(ch, top, std::move(pubs));
@@ -216,7 +225,7 @@ int64_t Engine::NowMs() const {
 
 void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   ApplyInterests();
-  std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get()};
+  std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get(), fanout_.get()};
   interest_->AppendParts(parts);
   backup_->AppendParts(parts);
   // Publications waiting for their commit: woken often enough for their timeouts and reports.

@@ -3,13 +3,11 @@
 // The gateway has checked the API key; the body is the request's JSON.
 #include <memory>
 #include <optional>
-#include <set>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
 #include "api_params.h"
-#include "broker/core/glob.h"
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
 #include "broker/protocol/json_depth.h"
@@ -21,17 +19,6 @@ namespace chorus::broker::node {
 namespace {
 
 using nlohmann::json;
-
-json ErrorJson(Errc e) {
-  return {
-      {"error", {{"code", static_cast<uint32_t>(e)}, {"message", make_error_code(e).message()}}}};
-}
-
-json ErrorJson(const std::error_code& ec) {
-  const bool client =
-      ec.category() == BrokerCategory() && IsClientCode(static_cast<Errc>(ec.value()));
-  return ErrorJson(client ? static_cast<Errc>(ec.value()) : Errc::kInternal);
-}
 
 // Publication data is kept as compact JSON text; the API returns it as a JSON value. Text
 // nested deeper than any config allows (kMaxJsonDepth; e.g. replicated from elsewhere) is
@@ -107,7 +94,8 @@ class Engine::Api {
     json& params;
     std::string channel;  // "" when absent
     int64_t now_ms = 0;
-    // Set for a top-level request: a handler may answer later (a forwarded publish, C-6).
+    // How a handler answers later (a forwarded publish, C-6; a fan-out, §13): the top-level
+    // request's, or a batch command's. Never null.
     const HttpLater* later = nullptr;
   };
   using Handler = HttpAnswer (*)(Call&);
@@ -120,13 +108,15 @@ class Engine::Api {
         {"presence_stats", &PresenceStatsOf},
         {"history", &History},
         {"history_remove", &HistoryRemove},
-        {"channels", &Channels},
-        {"info", &Info},
-        {"disconnect", &Disconnect},
-        {"unsubscribe", &Unsubscribe},
-        {"subscribe", &Subscribe},
-        {"send", &Send},
-        {"refresh", &Refresh},
+        // Cluster-wide: run here and on every other member (engine_fanout.cc).
+        {"channels", [](Call& c) { return c.engine.FanoutApi("channels", c.params, c.later); }},
+        {"info", [](Call& c) { return c.engine.FanoutApi("info", c.params, c.later); }},
+        {"disconnect", [](Call& c) { return c.engine.FanoutApi("disconnect", c.params, c.later); }},
+        {"unsubscribe",
+         [](Call& c) { return c.engine.FanoutApi("unsubscribe", c.params, c.later); }},
+        {"subscribe", [](Call& c) { return c.engine.FanoutApi("subscribe", c.params, c.later); }},
+        {"send", [](Call& c) { return c.engine.FanoutApi("send", c.params, c.later); }},
+        {"refresh", [](Call& c) { return c.engine.FanoutApi("refresh", c.params, c.later); }},
         {"batch", &Batch},
         // The sync scheduler (sync_service.h, docs/scheduler.md "Running in chorusd").
         {"sync_submit", &SyncSubmit},
@@ -188,27 +178,6 @@ class Engine::Api {
     return {{"result", r}};
   }
 
-  // Publishes now when this node is the channel's primary; a channel whose primary is another
-  // node cannot be answered synchronously (inside a batch): 114, not forwarded (not built).
-  static json PublishOne(Engine& e, const std::string& ch, const json& data, bool skip_history,
-                         std::map<std::string, std::string> tags) {
-    std::string text = data.dump();
-    if (text.size() > e.registry_.limits().max_publication_bytes) {
-      return ErrorJson(Errc::kLimitExceeded);
-    }
-    if (!e.RouteOf(ch).local) {
-      json j = ErrorJson(Errc::kUnavailable);
-      j["error"]["message"] =
-          "unavailable, retry: another node is this channel's primary and publishes inside a "
-          "batch are not forwarded yet";
-      return j;
-    }
-    auto out = e.PublishAndDeliver(ch, std::move(text), std::nullopt, std::move(tags), nullptr,
-                                   skip_history);
-    if (!out) return ErrorJson(out.error());
-    return PublishJson(PublishResult{out->publication.offset, out->epoch});
-  }
-
   static HttpAnswer Publish(Call& c) {
     ApiParams p(c.params);
     bool skip_history = false;
@@ -218,10 +187,6 @@ class Engine::Api {
     p.StringMap("tags", tags);
     if (c.channel.empty()) p.Fail("channel", "is required");
     if (!p.ok()) return Bad(p.error());
-    if (c.later == nullptr) {  // inside a batch
-      json r = PublishOne(c.engine, c.channel, *data, skip_history, tags);
-      return HttpAnswer{200, "application/json", r.dump()};
-    }
     std::string text = data->dump();
     if (text.size() > c.engine.registry_.limits().max_publication_bytes) {
       return Err(Errc::kLimitExceeded);
@@ -247,13 +212,6 @@ class Engine::Api {
     p.Bool("skip_history", skip_history);
     p.StringMap("tags", tags);
     if (!p.ok()) return Bad(p.error());
-    if (c.later == nullptr) {  // inside a batch: channels of other primaries get 114
-      json responses = json::array();
-      for (const std::string& ch : channels) {
-        responses.push_back(PublishOne(c.engine, ch, *data, skip_history, tags));
-      }
-      return Ok({{"responses", responses}});
-    }
     // Each channel published here or forwarded to its primary (C-6); answered when all have
     // their response, in the order of `channels`.
     struct Gather {
@@ -365,207 +323,138 @@ class Engine::Api {
     return Ok(json::object());
   }
 
-  static HttpAnswer Channels(Call& c) {
-    std::string pattern;
-    ApiParams p(c.params);
-    p.String("pattern", pattern);
-    if (!p.ok()) return Bad(p.error());
-    json channels = json::object();
-    c.engine.table_.ForEach([&](const Channel& ch) {
-      if (ch.subscribers.empty()) return;  // Centrifugo lists active channels only
-      if (!pattern.empty() && !GlobMatch(pattern, ch.name)) return;
-      channels[ch.name] = {{"num_clients", ch.subscribers.size()}};
-    });
-    return Ok({{"channels", channels}});
-  }
-
-  static HttpAnswer Info(Call& c) {
-    Engine& e = c.engine;
-    std::set<std::string_view> users;
-    size_t subs = 0;
-    e.sessions_.ForEach([&](const Session& s) {
-      users.insert(s.user);
-      subs += s.subs.size();
-    });
-    const auto uptime =
-        std::chrono::duration_cast<std::chrono::seconds>(chp::Clock::now() - e.started_).count();
-    json node = {{"uid", e.options_.node_id}, {"name", e.options_.node_id},
-                 {"version", "0.1.0"},        {"num_clients", e.sessions_.size()},
-                 {"num_users", users.size()}, {"num_channels", e.table_.size()},
-                 {"num_subs", subs},          {"uptime", uptime}};
-    // Chorus extra: the cluster map's members as this node applied it (docs/api.md).
-    return Ok({{"nodes", json::array({node})}, {"cluster", ClusterJson(*e.cluster_, false)}});
-  }
-
   // Chorus extra: `info`'s cluster member plus the partition table.
   static HttpAnswer Cluster(Call& c) { return Ok(ClusterJson(*c.engine.cluster_, true)); }
 
-  // The sessions a targeted call (disconnect, unsubscribe, subscribe, send) names by `user`
-  // and/or `client`; a reason in `why` when the params are wrong.
-  static std::vector<SubscriberId> Targets(Call& c, std::string& why) {
-    std::string user, client;
-    ApiParams p(c.params);
-    p.String("user", user);
-    p.String("client", client);
-    if (!p.ok()) {
-      why = p.error();
-      return {};
-    }
-    if (user.empty() && client.empty()) {
-      why = "user or client is required";
-      return {};
-    }
-    std::vector<SubscriberId> targets;
-    c.engine.sessions_.ForEach([&](const Session& s) {
-      if (!user.empty() && s.user != user) return;
-      if (!client.empty() && s.client != client) return;
-      targets.push_back(s.id);
-    });
-    return targets;
-  }
-
-  static HttpAnswer Send(Call& c) {  // Chorus extra: an asynchronous message to each session
-    std::string why;
-    const std::vector<SubscriberId> targets = Targets(c, why);
-    if (!why.empty()) return Bad(why);
-    ApiParams p(c.params);
-    const json* d = p.Required("data");
-    if (!p.ok()) return Bad(p.error());
-    const std::string data = d->dump();
-    if (data.size() > c.engine.registry_.limits().max_publication_bytes) {
-      return Err(Errc::kLimitExceeded);
-    }
-    for (SubscriberId id : targets) {
-      Session* s = c.engine.FindSession(id);
-      if (s != nullptr && s->connected) c.engine.SendTo(*s, EncoderOf(*s).MessagePush(data));
-    }
-    return Ok(json::object());
-  }
-
-  static HttpAnswer Subscribe(Call& c) {
-    std::string why;
-    const std::vector<SubscriberId> targets = Targets(c, why);
-    if (!why.empty()) return Bad(why);
-    if (c.channel.empty()) return Bad("channel is required");
-    SubscribeRecovery from;
-    ApiParams p(c.params);
-    if (auto pos = ReadPosition(p, "recover_since")) from = {true, pos->epoch, pos->offset};
-    if (!p.ok()) return Bad(p.error());
-    auto r = c.engine.ServerSubscribe(targets, c.channel, from);
-    return r ? Ok(json::object()) : Err(r.error());
-  }
-
-  static HttpAnswer Unsubscribe(Call& c) {
-    std::string why;
-    const std::vector<SubscriberId> targets = Targets(c, why);
-    if (!why.empty()) return Bad(why);
-    if (c.channel.empty()) return Bad("channel is required");
-    if (auto resolved = c.engine.table_.Resolve(c.channel); !resolved) {
-      return Err(resolved.error());
-    }
-    for (SubscriberId id : targets) {
-      if (Session* s = c.engine.FindSession(id)) {
-        c.engine.LeaveChannel(*s, c.channel, true, kUnsubscribeServer.code,
-                              kUnsubscribeServer.reason);
-      }
-    }
-    return Ok(json::object());
-  }
-
-  // Centrifugo's refresh: `expired: true` closes the user's sessions (or `client`'s) with 3005;
-  // else `expire_at` (Unix seconds) becomes their expiry: 0 or absent = none, a past time
-  // leaves it unchanged (as Centrifugo).
-  static HttpAnswer Refresh(Call& c) {
-    std::string why;
-    const std::vector<SubscriberId> targets = Targets(c, why);
-    if (!why.empty()) return Bad(why);
-    ApiParams p(c.params);
-    bool expired = false;
-    int64_t expire_at = 0;
-    p.Bool("expired", expired);
-    p.Int("expire_at", expire_at);
-    if (!p.ok()) return Bad(p.error());
-    const int64_t now_s = c.now_ms / 1000;
-    for (SubscriberId id : targets) {
-      Session* s = c.engine.FindSession(id);
-      if (s == nullptr || !s->connected) continue;
-      if (expired) {
-        c.engine.CloseSession(id, kDisconnectExpired, /*try_push=*/true);
-      } else if (expire_at <= 0) {
-        s->expires_s = 0;
-      } else if (expire_at > now_s) {
-        s->expires_s = expire_at;
-      }
-    }
-    return Ok(json::object());
-  }
-
-  // Centrifugo's batch: `{"commands":[...]}`, each `{"method":"publish","params":{...}}` or
-  // `{"publish":{...}}`, run in order; `{"replies":[...]}`, one per command: `{"<method>":
-  // result}` or `{"error":{code,message}}`. At most kMaxBatchCommands; no batch in a batch.
+  // Centrifugo's batch: `{"commands":[...], "parallel": bool}`, each command
+  // `{"method":"publish","params":{...}}` or `{"publish":{...}}`; `{"replies":[...]}`, one per
+  // command in the commands' order: `{"<method>": result}` or `{"error":{code,message}}`. Each
+  // command is handled as the same call alone would be (a publish forwarded to its channel's
+  // primary, a cluster-wide method fanned out). Without `parallel` a command starts once the
+  // one before it is answered; with it, all start at once and complete in any order. At most
+  // kMaxBatchCommands; no batch in a batch. A sequential batch starts no command after
+  // EngineOptions::batch_start_budget: those get 114, so the batch is answered before the
+  // gateway's engine timeout.
   static constexpr size_t kMaxBatchCommands = 1000;
+
+  struct BatchRun {
+    explicit BatchRun(Engine& e) : engine(e) {}
+    Engine& engine;
+    json commands;
+    std::vector<json> replies;
+    HttpLater answer;      // the batch's own
+    size_t next = 0;       // sequential: the command to start
+    size_t remaining = 0;  // parallel: commands not answered yet (+1 while starting)
+    bool in_loop = false;  // sequential: Advance is on the stack
+    bool waiting = false;  // sequential: the started command is not answered yet
+    chp::Clock::time_point start_by;
+  };
+  using BatchReply = std::function<void(json)>;
 
   static HttpAnswer Batch(Call& c) {
     ApiParams p(c.params);
     const json* commands = p.Required("commands");
+    bool parallel = false;
+    p.Bool("parallel", parallel);
     if (commands != nullptr && !commands->is_array()) p.Fail("commands", "must be an array");
     if (p.ok() && commands->size() > kMaxBatchCommands) {
       p.Fail("commands", "must have at most " + std::to_string(kMaxBatchCommands) + " entries");
     }
     if (!p.ok()) return Bad(p.error());
-    json replies = json::array();
-    for (const json& command : *commands) replies.push_back(BatchOne(c, command));
-    return HttpAnswer{200, "application/json", json{{"replies", std::move(replies)}}.dump()};
+    if (c.later == nullptr) return Err(Errc::kMethodNotFound);  // never nested (BatchOne)
+    auto run = std::make_shared<BatchRun>(c.engine);
+    run->commands = std::move(c.params["commands"]);
+    run->replies.resize(run->commands.size());
+    run->answer = *c.later;
+    run->start_by = chp::Clock::now() + c.engine.options_.batch_start_budget;
+    if (parallel) {
+      run->remaining = run->commands.size() + 1;  // + 1: held until every command is started
+      for (size_t i = 0; i < run->commands.size(); ++i) {
+        BatchOne(c.engine, run->commands[i], [run, i](json r) {
+          run->replies[i] = std::move(r);
+          if (--run->remaining == 0) FinishBatch(*run);
+        });
+      }
+      if (--run->remaining == 0) FinishBatch(*run);
+    } else {
+      Advance(run);
+    }
+    HttpAnswer a;
+    a.deferred = true;
+    return a;
   }
 
-  static json BatchOne(Call& c, const json& command) {
+  // Sequential: starts commands in order until one is left waiting for its answer, whose
+  // callback continues from the next one.
+  static void Advance(const std::shared_ptr<BatchRun>& run) {
+    run->in_loop = true;
+    while (run->next < run->commands.size()) {
+      const size_t i = run->next;
+      if (chp::Clock::now() > run->start_by) {
+        json e = ErrorJson(Errc::kUnavailable);
+        e["error"]["message"] = "unavailable, retry: not started within the batch's time budget";
+        run->replies[i] = std::move(e);
+        ++run->next;
+        continue;
+      }
+      run->waiting = true;
+      BatchOne(run->engine, run->commands[i], [run, i](json r) {
+        run->replies[i] = std::move(r);
+        run->waiting = false;
+        if (!run->in_loop) {  // answered later: continue from here
+          ++run->next;
+          Advance(run);
+        }
+      });
+      if (run->waiting) {
+        run->in_loop = false;
+        return;
+      }
+      ++run->next;
+    }
+    run->in_loop = false;
+    FinishBatch(*run);
+  }
+
+  static void FinishBatch(BatchRun& run) {
+    json replies = json::array();
+    for (json& r : run.replies) replies.push_back(std::move(r));
+    run.answer({200, "application/json", json{{"replies", std::move(replies)}}.dump()});
+  }
+
+  // Runs one command; `reply` gets its reply once, now or when it is answered.
+  static void BatchOne(Engine& engine, const json& command, const BatchReply& reply) {
     std::string method;
     json params = json::object();
     if (command.is_object() && command.contains("method")) {
       ApiParams p(command);
       p.String("method", method);
       if (const json* q = p.Object("params")) params = *q;
-      if (!p.ok()) return BadJson(p.error());
+      if (!p.ok()) return reply(BadJson(p.error()));
     } else if (command.is_object() && command.size() == 1 && command.begin()->is_object()) {
       method = command.begin().key();
       params = command.begin().value();
     } else {
-      return BadJson("a command is {\"method\":..., \"params\":{...}} or {\"<method>\":{...}}");
+      return reply(
+          BadJson("a command is {\"method\":..., \"params\":{...}} or {\"<method>\":{...}}"));
     }
     const Handler* handler = method == "batch" ? nullptr : Find(method);
-    if (handler == nullptr) return ErrorJson(Errc::kMethodNotFound);
-    Call sub{c.engine, params, {}, c.now_ms};
+    if (handler == nullptr) return reply(ErrorJson(Errc::kMethodNotFound));
+    const HttpLater later = [reply, method](const HttpAnswer& a) { reply(ReplyOf(method, a)); };
+    Call sub{engine, params, {}, engine.NowMs(), &later};
     ApiParams p(params);
     p.String("channel", sub.channel);
-    if (!p.ok()) return BadJson(p.error());
-    json reply = json::parse((*handler)(sub).body, nullptr, /*allow_exceptions=*/false);
+    if (!p.ok()) return reply(BadJson(p.error()));
+    HttpAnswer a = (*handler)(sub);
+    if (!a.deferred) reply(ReplyOf(method, a));
+  }
+
+  // A command's reply in a batch from the answer it would get alone.
+  static json ReplyOf(const std::string& method, const HttpAnswer& a) {
+    json reply = json::parse(a.body, nullptr, /*allow_exceptions=*/false);
     if (!reply.is_object()) return ErrorJson(Errc::kInternal);
     if (auto r = reply.find("result"); r != reply.end()) return {{method, *r}};
     return reply;  // {"error": ...}
-  }
-
-  static HttpAnswer Disconnect(Call& c) {
-    std::string why;
-    const std::vector<SubscriberId> targets = Targets(c, why);
-    if (!why.empty()) return Bad(why);
-    uint64_t code = kDisconnectForce.code;
-    std::string reason(kDisconnectForce.reason);
-    ApiParams p(c.params);
-    if (const json* d = p.Object("disconnect")) {
-      ApiParams q(*d, "disconnect.");
-      q.Uint("code", code);
-      q.String("reason", reason);
-      if (q.ok() && (code < kMinDisconnectCode || code > kMaxDisconnectCode)) {
-        q.Fail("code", "must be " + std::to_string(kMinDisconnectCode) + ".." +
-                           std::to_string(kMaxDisconnectCode));
-      }
-      if (!q.ok()) return Bad(q.error());
-    }
-    if (!p.ok()) return Bad(p.error());
-    const auto code32 = static_cast<uint32_t>(code);  // checked above
-    const bool reconnect = DisconnectReconnects(code32);
-    for (SubscriberId id : targets) c.engine.CloseSession(id, code32, reason, reconnect, true);
-    return Ok(json::object());
   }
 };
 

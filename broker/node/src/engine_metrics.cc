@@ -6,6 +6,7 @@
 #include "address_guard.h"
 #include "broker/node/engine.h"
 #include "commit.h"
+#include "fanout.h"
 #include "forwarder.h"
 #include "interest.h"
 #include "presence_link.h"
@@ -87,6 +88,10 @@ Engine::HttpAnswer Engine::Metrics() const {
          std::to_string(forwarder_->in_flight()) + "\n";
   out += "chorus_queue_depth{queue=\"presence_out_bytes\"} " +
          std::to_string(presence_->queued_bytes()) + "\n";
+  out += "chorus_queue_depth{queue=\"fanout_in_flight\"} " + std::to_string(fanout_->in_flight()) +
+         "\n";
+  out += "chorus_queue_depth{queue=\"fanout_in_flight_bytes\"} " +
+         std::to_string(fanout_->in_flight_bytes()) + "\n";
   // The CHP server's reply bounds (cluster.chp_*; docs/operations.md "Security").
   const auto& co = options_.config.cluster;
   metric("chorus_chp_replies_peak_bytes", "gauge",
@@ -182,6 +187,20 @@ Engine::HttpAnswer Engine::Metrics() const {
          ps.dead_entries_dropped);
   metric("chorus_cluster_presence_reasserted_total", "counter",
          "Local entries re-asserted after a primary change (C-23).", ps.reasserted);
+  // The cluster-wide server API (docs/cluster.md §13, §16.4).
+  const FanoutStats& fan = fanout_->stats();
+  metric("chorus_cluster_fanout_calls_total", "counter",
+         "Cluster-wide API calls this node sent to the other members.", fan.calls);
+  metric("chorus_cluster_fanout_requests_total", "counter",
+         "Fan-out requests sent (one per member of a call).", fan.requests);
+  metric("chorus_cluster_fanout_timeouts_total", "counter",
+         "Members that did not answer a fan-out in time (the call got 114).", fan.timeouts);
+  metric("chorus_cluster_fanout_refused_total", "counter",
+         "Cluster-wide calls refused: in-flight bounds reached (114).", fan.refused);
+  metric("chorus_cluster_fanout_served_total", "counter",
+         "Fan-out requests from other members answered by this node.", fan.served);
+  metric("chorus_cluster_fanout_malformed_total", "counter",
+         "Fan-out frames dropped as undecodable.", fan.malformed);
   if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
 }

@@ -124,11 +124,24 @@ void Forwarder::ReadRouter() {
     ForwardRequest req;
     if (parts.size() != 2 || !DecodeForwardRequest(parts[1].to_string_view(), req)) {
       // Other kinds (peer_codec.h ranges): the commit path's one-way messages (10-19) to
-      // `on_message_`, requests answered here (presence, 30-39) to `other_request_`.
+      // `on_message_`, services' requests (AddService, the fan-out's 40-49) to their handler,
+      // the others (presence, 30-39) to `other_request_`.
       const uint32_t kind = parts.size() == 2 ? PeerMessageKind(parts[1].to_string_view()) : 0;
       std::string other;
+      const Service* service = nullptr;
+      for (const Service& sv : services_) {
+        if (kind != 0 && kind >= sv.first && kind <= sv.last) service = &sv;
+      }
       if (kind >= 10 && kind <= 19 && on_message_) {
         on_message_(parts[1].to_string_view());
+      } else if (service != nullptr) {
+        // A service's request (e.g. the fan-out, 40-49): answered at once, or dropped.
+        std::optional<std::string> answer = service->serve(parts[1].to_string_view());
+        if (!answer) {
+          ++stats_.malformed;
+        } else {
+          SendBack(parts[0], *answer);
+        }
       } else if (parts.size() != 2 || !other_request_ ||
                  !other_request_(parts[1].to_string_view(), &other)) {
         ++stats_.malformed;
@@ -164,6 +177,10 @@ void Forwarder::SendBack(const zmq::message_t& routing_id, const std::string& bo
   } catch (const zmq::error_t& e) {
     Log().warn("peer: answer lost: {}", e.what());  // the asker is gone
   }
+}
+
+void Forwarder::AddService(uint32_t first, uint32_t last, ServeOther serve) {
+  services_.push_back({first, last, std::move(serve)});
 }
 
 void Forwarder::ReadPeer(Peer& peer, std::vector<std::pair<Done, ForwardReply>>& answered) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -50,8 +51,15 @@ class Forwarder final : public chp::Pollable {
   // Any other peer message received on the ROUTER (its first element is not 1; ack_codec.h).
   using OnMessage = std::function<void(std::string_view body)>;
 
+  // Answers a peer message of another kind (peer_codec.h): the reply's bytes, or nullopt to
+  // drop it as malformed.
+  using ServeOther = std::function<std::optional<std::string>(std::string_view bytes)>;
+
   Forwarder(zmq::context_t& ctx, ForwarderOptions options, Serve serve,
             OnMessage on_message = nullptr);
+  // Serves the peer messages of kinds `first`..`last` arriving on the peer ROUTER with `serve`
+  // (other modules' requests share this endpoint: the member's `api` in the map).
+  void AddService(uint32_t first, uint32_t last, ServeOther serve);
   // Binds the peer ROUTER; returns the bound endpoint ("" on failure, with `why`).
   std::string Bind(const std::string& endpoint, std::string* why);
 
@@ -103,6 +111,12 @@ class Forwarder final : public chp::Pollable {
   OnMessage on_message_;
   OtherRequest other_request_;
   OtherReply other_reply_;
+  struct Service {
+    uint32_t first = 0;
+    uint32_t last = 0;
+    ServeOther serve;
+  };
+  std::vector<Service> services_;
   zmq::socket_t router_;
   std::map<uint64_t, Peer> peers_;       // by member id
   std::map<uint64_t, Pending> pending_;  // by request id: ids grow, so also by deadline

@@ -3,6 +3,8 @@
 // answer. Plain value types; the msgpack encoding is here and used by both ends.
 //   request: [1, id, partition, partition_epoch, sender, channel, data, info|nil, tags, skip]
 //   reply:   [2, id, status, error, offset, epoch, primary, partition_epoch]
+// Every peer message is a msgpack array whose first element is its kind: 1-2 here, 40-49 the
+// cluster-wide server API's fan-out (fanout_codec.h); the peer ROUTER dispatches on it.
 #pragma once
 
 #include <cstdint>
@@ -49,10 +51,10 @@ std::string EncodeForwardReply(const ForwardReply& r);
 // False when `bytes` is not a well-formed message of that kind (it is then dropped).
 bool DecodeForwardRequest(std::string_view bytes, ForwardRequest& out);
 bool DecodeForwardReply(std::string_view bytes, ForwardReply& out);
-
 // The kind of a peer message: its first element, 0 when `bytes` is not a msgpack array
 // starting with an unsigned integer below 256. Kinds: 1/2 forward request/reply (here),
-// 10-19 the commit path (ack_codec.h), 30-39 presence (presence_codec.h).
+// 10-19 the commit path (ack_codec.h), 30-39 presence (presence_codec.h), 40-49 the
+// server API fan-out (fanout.h).
 uint32_t PeerMessageKind(std::string_view bytes);
 
 }  // namespace chorus::broker::node

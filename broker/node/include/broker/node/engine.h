@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
 #include <zmq.hpp>
 
 #include "broker/channels/channel_table.h"
@@ -49,6 +50,7 @@ class BackupFollower;     // backup.h
 struct AckEntry;          // ack_codec.h
 struct CommitState;       // commit.h
 struct CopyTop;           // channel_records.h
+class FanoutClient;       // fanout.h
 class Forwarder;          // forwarder.h
 class InterestFollower;   // interest.h
 class PartitionRoles;     // partition_roles.h
@@ -79,6 +81,16 @@ struct EngineOptions {
   size_t forward_max_in_flight = 10'000;
   size_t forward_max_in_flight_bytes = 64ull << 20;
   std::chrono::milliseconds forward_timeout{3000};
+  // The cluster-wide server API (docs/cluster.md §13): a member that does not answer a fan-out
+  // within this gives the caller 114. Calls in flight are bounded in count and bytes.
+  std::chrono::milliseconds fanout_timeout{2000};
+  size_t fanout_max_calls = 256;
+  size_t fanout_max_in_flight_bytes = 64ull << 20;
+  size_t fanout_max_reply_bytes = 16ull << 20;
+  // A sequential `/api/batch` starts no command after this much time (those get 114), so that
+  // the last one started, given at most max(forward_timeout, fanout_timeout), is answered
+  // before the gateway's 5 s engine timeout.
+  std::chrono::milliseconds batch_start_budget{1500};
 };
 
 struct EngineEndpoints {
@@ -224,6 +236,18 @@ class Engine final : public chp::Pollable {
   // The cluster map from the ClusterAgent (engine_cluster.cc).
   void ReadClusterView();
 
+  // The cluster-wide server API (engine_fanout.cc; docs/cluster.md §13, §16.3): `info`,
+  // `channels`, `disconnect`, `unsubscribe`, `subscribe`, `send`, `refresh` run here and on
+  // every other member the applied map does not list as dead; the parts are merged. Answered
+  // through `later` when other members are asked.
+  class ClusterApi;
+  friend class ClusterApi;
+  HttpAnswer FanoutApi(std::string_view method, const nlohmann::json& params,
+                       const HttpLater* later);
+  // A fan-out request from another member (peer kinds 40-49): the reply's bytes, or nullopt
+  // (dropped) when malformed.
+  std::optional<std::string> ServeFanout(std::string_view bytes);
+
   // The data plane (engine_forward.cc): where a channel's publishes go (C-6, C-7).
   struct PublishJob {
     std::string channel;
@@ -367,6 +391,7 @@ class Engine final : public chp::Pollable {
   zmq::socket_t cluster_view_;                  // PAIR, connected to the ClusterAgent
   std::unique_ptr<ClusterView> cluster_;        // the latest applied map (never null)
   std::unique_ptr<Forwarder> forwarder_;        // the data-plane ROUTER and DEALERs (never null)
+  std::unique_ptr<FanoutClient> fanout_;        // the cluster-wide API's DEALERs (never null)
   std::unique_ptr<InterestFollower> interest_;  // channels followed on other primaries
   std::unique_ptr<PartitionRoles> roles_;       // this node's role per partition, last map
   std::unique_ptr<BackupFollower> backup_;      // the primaries this node backs up

@@ -1,0 +1,76 @@
+#include "fanout_codec.h"
+
+#include <msgpack.hpp>
+
+namespace chorus::broker::node {
+namespace {
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+// The array of a message of `kind` with `size` fields, or nullptr.
+const msgpack::object* Fields(const msgpack::object& o, uint32_t kind, uint32_t size) {
+  if (o.type != msgpack::type::ARRAY || o.via.array.size != size) return nullptr;
+  const msgpack::object* a = o.via.array.ptr;
+  if (a[0].type != msgpack::type::POSITIVE_INTEGER || a[0].via.u64 != kind) return nullptr;
+  return a;
+}
+
+}  // namespace
+
+std::string EncodeFanoutRequest(const FanoutRequest& r) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  pk.pack_array(5);
+  pk.pack(kFanoutRequestKind);
+  pk.pack(r.id);
+  pk.pack(r.sender);
+  pk.pack(r.method);
+  pk.pack(r.params);
+  return {buf.data(), buf.size()};
+}
+
+std::string EncodeFanoutReply(const FanoutReply& r) {
+  msgpack::sbuffer buf;
+  Packer pk(buf);
+  pk.pack_array(4);
+  pk.pack(kFanoutReplyKind);
+  pk.pack(r.id);
+  pk.pack(r.code);
+  pk.pack(r.body);
+  return {buf.data(), buf.size()};
+}
+
+bool DecodeFanoutRequest(std::string_view bytes, FanoutRequest& out) {
+  try {
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object* a = Fields(oh.get(), kFanoutRequestKind, 5);
+    if (a == nullptr) return false;
+    FanoutRequest r;
+    r.id = a[1].as<uint64_t>();
+    r.sender = a[2].as<uint64_t>();
+    r.method = a[3].as<std::string>();
+    r.params = a[4].as<std::string>();
+    out = std::move(r);
+    return true;
+  } catch (const std::exception&) {
+    return false;  // msgpack throws on malformed input and wrong types
+  }
+}
+
+bool DecodeFanoutReply(std::string_view bytes, FanoutReply& out) {
+  try {
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object* a = Fields(oh.get(), kFanoutReplyKind, 4);
+    if (a == nullptr) return false;
+    FanoutReply r;
+    r.id = a[1].as<uint64_t>();
+    r.code = a[2].as<uint32_t>();
+    r.body = a[3].as<std::string>();
+    out = std::move(r);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace chorus::broker::node
