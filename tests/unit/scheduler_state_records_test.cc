@@ -178,5 +178,24 @@ TEST(SchedulerStateRecords, TheMirrorSendsOnlyChangesAndIsBoundedPerCall) {
   EXPECT_NE(std::find(c.erases.begin(), c.erases.end(), gone_lease), c.erases.end());
 }
 
+TEST(SchedulerStateRecords, AMirrorThatAssumesAnAdoptedCopyErasesTheOldOwnersViews) {
+  Scheduler old(Config(1));
+  ASSERT_TRUE(old.Submit({"anna", "normal", "/src/a", "/cat"}, Tasks(2), 0));
+  ASSERT_EQ(old.Dispatch(1).size(), 2u);
+  const std::vector<ChpRecord> copy = ToChpRecords(old);  // with the old owner's leases
+  Scheduler owner(Config(uint64_t{1} << 32));
+  auto state = FromChpRecords("anna", copy);
+  ASSERT_TRUE(state);
+  ASSERT_TRUE(owner.Adopt(*state, 1));
+  StateMirror m;
+  m.Assume(copy);
+  auto c = m.Diff(ToChpRecords(owner), 100);
+  size_t lease_erases = 0;
+  for (const auto& k : c.erases) lease_erases += k.find("/lease/") != std::string::npos;
+  EXPECT_EQ(lease_erases, 2u);  // nothing runs here yet: the old leases go
+  for (const auto& r : c.sets) EXPECT_EQ(r.key.find("/lease/"), std::string::npos) << r.key;
+  EXPECT_TRUE(m.Diff(ToChpRecords(owner), 100).sets.empty());
+}
+
 }  // namespace
 }  // namespace chorus::broker::scheduler

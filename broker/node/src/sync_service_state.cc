@@ -26,7 +26,12 @@ SyncService::Reply SyncService::Adopt(const std::string& user,
   };
   auto state = sch::FromChpRecords(user, records);
   if (!state) return error("malformed scheduler records for " + user);
-  auto jobs = runner_->Adopt(std::move(*state));
+  std::vector<sch::ChpRecord> held;  // as the server holds them: keys with the subtree
+  const std::string prefix = sch::UserSubtree(user) + "/";
+  for (const sch::ChpRecord& r : records) {
+    held.push_back({r.key.rfind(prefix, 0) == 0 ? r.key : prefix + r.key, r.value});
+  }
+  auto jobs = runner_->Adopt(std::move(*state), std::move(held));
   if (!jobs) return error(jobs.error().message());
   for (sch::JobId id : *jobs) {
     auto info = runner_->Status(id);

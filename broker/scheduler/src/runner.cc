@@ -141,8 +141,9 @@ StateMirror::Changes Runner::MirrorChanges(size_t max) {
   return f.get();
 }
 
-Result<std::vector<JobId>> Runner::Adopt(std::vector<StateEntry> state) {
-  AdoptMsg m{std::move(state), {}};
+Result<std::vector<JobId>> Runner::Adopt(std::vector<StateEntry> state,
+                                         std::vector<ChpRecord> held) {
+  AdoptMsg m{std::move(state), std::move(held), {}};
   auto f = m.reply.get_future();
   if (!inbox_.Push(std::move(m))) return Errc::kShuttingDown;
   return f.get();
@@ -220,7 +221,9 @@ void Runner::Handle(Msg& m, Scheduler& s, bool* stop) {
     };
     mm->reply.set_value(mirror_.Diff(ToChpRecords(s, worker_of), mm->max));
   } else if (auto* am = std::get_if<AdoptMsg>(&m)) {
-    am->reply.set_value(s.Adopt(am->state, now));
+    auto adopted = s.Adopt(am->state, now);
+    if (adopted) mirror_.Assume(am->held);
+    am->reply.set_value(std::move(adopted));
   } else if (auto* in = std::get_if<WorkerHub::Inbound>(&m)) {
     HandleRemote(*in, s);
   } else if (auto* hb = std::get_if<HeartbeatMsg>(&m)) {

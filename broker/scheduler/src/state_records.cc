@@ -84,6 +84,10 @@ Result<std::vector<StateEntry>> FromChpRecords(std::string_view user,
   return out;
 }
 
+void StateMirror::Assume(const std::vector<ChpRecord>& records) {
+  for (const ChpRecord& r : records) held_[r.key] = r.value;
+}
+
 StateMirror::Changes StateMirror::Diff(const std::vector<ChpRecord>& now, size_t max) {
   Changes c;
   std::map<std::string_view, const std::string*> current;

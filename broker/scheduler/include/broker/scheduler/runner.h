@@ -73,7 +73,8 @@ class Runner {
   // (state_records.h). One caller (the engine thread, which owns the CHP server).
   StateMirror::Changes MirrorChanges(size_t max);
   // Scheduler::Adopt on the owner thread: jobs read back from a replica join this scheduler.
-  Result<std::vector<JobId>> Adopt(std::vector<StateEntry> state);
+  // `held` are the records the CHP server already holds for them (StateMirror::Assume).
+  Result<std::vector<JobId>> Adopt(std::vector<StateEntry> state, std::vector<ChpRecord> held = {});
   // Stops dispatching, waits for running tasks to return, joins every thread. A task that never
   // returns blocks Stop: executors must end when Heartbeat() says the lease is gone.
   void Stop();
@@ -104,6 +105,7 @@ class Runner {
   };
   struct AdoptMsg {
     std::vector<StateEntry> state;
+    std::vector<ChpRecord> held;
     std::promise<Result<std::vector<JobId>>> reply;
   };
   struct HeartbeatMsg {

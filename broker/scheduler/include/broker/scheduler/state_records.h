@@ -50,6 +50,10 @@ class StateMirror {
     bool more = false;  // changes were left for the next call
   };
   Changes Diff(const std::vector<ChpRecord>& now, size_t max);
+  // Takes `records` as already held by the server (e.g. the copy of s.<user> a new owner
+  // adopted): the next Diff erases those that are no longer part of the state (the old
+  // owner's leases and queue view) and rewrites those that differ.
+  void Assume(const std::vector<ChpRecord>& records);
   size_t held() const { return held_.size(); }
 
  private:
