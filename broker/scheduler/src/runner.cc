@@ -52,13 +52,13 @@ Runner::Runner(RunnerConfig config, Executor executor, std::string* error)
       executor_(std::move(executor)),
       start_(Clock::now()),
       inbox_(config_.inbox_capacity),
-      work_(config_.scheduler.slots + config_.spare_workers),
-      zctx_(1) {
+      work_(config_.scheduler.slots + config_.spare_workers) {
   assert(ValidateConfig(config_).empty());
   if (!config_.workers.endpoint.empty()) {
     std::string why;
+    zctx_ = std::make_unique<zmq::context_t>(1);
     hub_ = WorkerHub::Start(
-        zctx_, config_.workers.endpoint,
+        *zctx_, config_.workers.endpoint,
         [this](WorkerHub::Inbound&& in) { return inbox_.Push(std::move(in)); }, &why);
     if (error != nullptr) *error = why;
   }

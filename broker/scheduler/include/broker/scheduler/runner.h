@@ -155,7 +155,7 @@ class Runner {
   // Owner thread only: revoke flags of the leases handed out, by task.
   std::unordered_map<TaskId, Work> live_;
   // External workers: the hub (its own thread) and, on the owner thread, its sender.
-  zmq::context_t zctx_;
+  std::unique_ptr<zmq::context_t> zctx_;  // only with an external worker endpoint
   std::unique_ptr<WorkerHub> hub_;
   std::unique_ptr<WorkerHub::Sender> sender_;
   std::map<std::string, Remote> remotes_;  // by routing id (owner thread)
