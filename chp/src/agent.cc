@@ -46,10 +46,14 @@ const std::string& ReplicaAgent::endpoint() const {
   return options_.endpoints.empty() ? kNone : options_.endpoints[endpoint_index_];
 }
 
-ReplicaAgent::Slot& ReplicaAgent::AddReplica(const std::string& subtree) {
+ReplicaAgent::Slot& ReplicaAgent::AddReplica(const std::string& subtree,
+                                             const SubtreeReplica* copy) {
   auto [it, inserted] =
-      replicas_.try_emplace(subtree, subtree, options_.max_queue, options_.max_queue_bytes);
+      copy != nullptr
+          ? replicas_.try_emplace(subtree, *copy)
+          : replicas_.try_emplace(subtree, subtree, options_.max_queue, options_.max_queue_bytes);
   if (!inserted) return slots_.find(std::string_view(subtree))->second;
+  if (copy != nullptr) it->second.OnResubscribe();  // a new connection: subscribe, then resume
   Slot& s = slots_.emplace(subtree, Slot{&it->second, it->second.state()}).first->second;
   ++state_counts_[static_cast<size_t>(s.counted)];
   Note(s);

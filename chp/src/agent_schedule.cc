@@ -29,9 +29,18 @@ void ReplicaAgent::Note(Slot& s) {
 }
 
 Result<Unit> ReplicaAgent::Follow(const std::string& subtree) {
+  return Follow(subtree, nullptr);
+}
+
+Result<Unit> ReplicaAgent::Follow(const std::string& subtree, const SubtreeReplica& copy) {
+  if (copy.subtree() != subtree) return Errc::kBadKey;
+  return Follow(subtree, &copy);
+}
+
+Result<Unit> ReplicaAgent::Follow(const std::string& subtree, const SubtreeReplica* copy) {
   if (!IsValidSubtree(subtree)) return Errc::kBadKey;
   if (replicas_.contains(subtree)) return Unit{};
-  AddReplica(subtree);
+  AddReplica(subtree, copy);
   // Subscribe first (spec: the subscription precedes the request).
   if (sub_ && !follow_all_) {
     sub_->set(zmq::sockopt::subscribe, TopicPrefix(subtree));

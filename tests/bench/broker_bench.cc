@@ -31,6 +31,7 @@
 #include "node_support.h"
 #include "peer_nats.h"
 #include "peer_redis.h"
+#include "zmq_receiver.h"
 
 namespace {
 
@@ -38,50 +39,11 @@ using chorus::bench::Clock;
 using chorus::bench::Deliveries;
 using chorus::bench::Figures;
 using chorus::bench::RunBursts;
+using Receiver = chorus::bench::ZmqReceiver;
 using chorus::testing::NodeOptions;
 using chorus::testing::NodeProcess;
 using chorus::testing::P;
 using chorus::testing::RawSession;
-
-// Drains every socket in `socks` until `stop`, counting messages and sampling latencies.
-class Receiver {
- public:
-  explicit Receiver(std::vector<zmq::socket_t*> socks) : socks_(std::move(socks)) {
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~Receiver() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  uint64_t received() const { return deliveries_.received(); }
-  std::vector<uint32_t> TakeSamples() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    return deliveries_.Take();
-  }
-
- private:
-  void Run() {
-    std::vector<zmq::pollitem_t> items;
-    for (auto* s : socks_) items.push_back({s->handle(), 0, ZMQ_POLLIN, 0});
-    zmq::message_t msg;
-    while (!stop_.load(std::memory_order_relaxed)) {
-      if (zmq::poll(items.data(), items.size(), std::chrono::milliseconds(20)) <= 0) continue;
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (!(items[i].revents & ZMQ_POLLIN)) continue;
-        while (socks_[i]->recv(msg, zmq::recv_flags::dontwait)) {
-          deliveries_.Record(static_cast<const char*>(msg.data()), msg.size());
-        }
-      }
-      deliveries_.Commit();
-    }
-  }
-
-  std::vector<zmq::socket_t*> socks_;
-  Deliveries deliveries_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
 
 Figures ChorusFanout(zmq::context_t& ctx, const NodeProcess& node, size_t subs, bool history,
                      int messages, int burst) {
@@ -314,7 +276,9 @@ allow_publish_for_client = true
 presence = true
 presence_page_size = 1000
 )";
-  no.overrides = {"client.ping_interval_s=3600", "client.pong_timeout_s=60", "node.log_level=warn"};
+  // Every session comes from 127.0.0.1: the per-address bound (1,000 by default) off.
+  no.overrides = {"client.ping_interval_s=3600", "client.pong_timeout_s=60", "node.log_level=warn",
+                  "native.max_connections_per_address=0"};
   // The peers first: a missing redis-server or nats-server fails the run (and the smoke test)
   // before any measurement.
   std::string error;

@@ -207,7 +207,7 @@ void ClusterAgent::Run() {
   hb.incarnation = addresses_.incarnation;
   // `api`: the engine's data-plane ROUTER (forwarded publishes, docs/cluster.md §5).
   hb.endpoints = {options_.chp_endpoint, options_.peer_endpoint, addresses_.raft};
-  const std::string hb_bytes = EncodeHeartbeat(hb);
+  std::string hb_bytes = EncodeHeartbeat(hb);
   const auto hb_period = std::chrono::milliseconds(c.heartbeat_ms);
   const auto view_period = std::chrono::milliseconds(std::clamp<int64_t>(c.heartbeat_ms, 10, 100));
   constexpr auto kResend = std::chrono::seconds(1);  // the view is re-sent at least this often
@@ -229,10 +229,23 @@ void ClusterAgent::Run() {
         auto f = meta_->Status();
         if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready) {
           cluster::MetaStatus st = f.get();
+          // C-24: the applied map holds this process's incarnation dead (it was silent past
+          // dead_after_ms: a pause, SIGSTOP, the minority side of a split). It takes a new
+          // incarnation and heartbeats with it: the controller re-adds it once its partitions
+          // moved (the engine gave them up on that map, C-15) and it rejoins.
+          const cluster::Member* me = st.map.FindMember(hb.id);
+          if (me != nullptr && me->state == cluster::MemberState::kDead &&
+              me->incarnation == hb.incarnation) {
+            hb.incarnation = std::max<uint64_t>(chp::WallMs(), hb.incarnation + 1);
+            hb_bytes = EncodeHeartbeat(hb);
+            next_hb = now;
+            Log().warn("cluster: this node is dead in the map (incarnation {}): rejoining as {}",
+                       me->incarnation, hb.incarnation);
+          }
           if (st.entries != sent_entries || st.leader_id != sent_leader ||
               now - last_sent >= kResend) {
-            ClusterViewHeader h{addresses_.member_id, addresses_.incarnation, st.leader_id,
-                                st.entries,           addresses_.raft,        addresses_.endpoint};
+            ClusterViewHeader h{addresses_.member_id, hb.incarnation,  st.leader_id,
+                                st.entries,           addresses_.raft, addresses_.endpoint};
             const std::string header = EncodeViewHeader(h);
             const std::string map = cluster::EncodeMap(st.map);
             if (view_.send(zmq::buffer(header),

@@ -12,6 +12,7 @@
 #include "cluster_view.h"
 #include "forwarder.h"
 #include "interest.h"
+#include "partition_roles.h"
 #include "peer_codec.h"
 #include "sync_service.h"
 #include "transports.h"
@@ -55,6 +56,7 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   };
   interest_ = std::make_unique<InterestFollower>(
       ctx_, std::move(ic), std::chrono::milliseconds(options_.config.cluster.heartbeat_ms));
+  roles_ = std::make_unique<PartitionRoles>();
   // The gateway closes a slow connection on its own with the same code the engine uses.
   static_assert(bridge::kCloseSlow == kDisconnectSlow.code);
 }

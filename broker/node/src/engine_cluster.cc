@@ -83,13 +83,14 @@ void Engine::ReadClusterView() {
   for (int i = 0; i < 64; ++i) {
     std::vector<zmq::message_t> parts;
     if (!zmq::recv_multipart(cluster_view_, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
-      return;
+      break;
     }
     if (parts.size() != 2 ||
         !DecodeClusterView(parts[0].to_string_view(), parts[1].to_string_view(), *cluster_)) {
       Log().warn("cluster view: malformed map message dropped");
     }
   }
+  ApplyPartitionRoles();  // failover (engine_failover.cc), before this poll serves any request
 }
 
 }  // namespace chorus::broker::node

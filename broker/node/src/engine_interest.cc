@@ -61,7 +61,8 @@ void Engine::LoseRemoteLine(const std::string& channel) {
 void Engine::OnRemoteReset(const std::string& channel, const StreamPosition& top,
                            std::vector<Publication> pubs) {
   Channel* ch = table_.Find(channel);
-  if (ch == nullptr || !ch->history) return;
+  // A channel this node is primary of now (a copy arriving after the switch) is its own line.
+  if (ch == nullptr || !ch->history || RouteOf(channel).local) return;
   const StreamPosition before = ch->history->Top();
   // Publications of the same line past what this node had are new to its subscribers (a
   // resync after a gap); a different line's past is not delivered (C-17 is not built).
@@ -72,10 +73,13 @@ void Engine::OnRemoteReset(const std::string& channel, const StreamPosition& top
     }
   }
   // Subscribers of an earlier copied line would see offsets go back: they reconnect instead.
-  if (before.epoch != top.epoch && remote_lines_.count(channel) != 0) {
+  // So would those of the same line that got further here than the primary now is (the old
+  // primary's last publications, lost in a failover, or never committed: C-15).
+  if (remote_lines_.count(channel) != 0 &&
+      (before.epoch != top.epoch || before.offset > top.offset)) {
     for (SubscriberId id : ch->subscribers) CloseLater(id, kDisconnectInsufficientState);
   }
-  remote_lines_.insert(channel);
+  MarkRemoteLine(channel);
   if (!ch->history->Restore(top, std::move(pubs))) {
     (void)ch->history->Restore(top, {});  // not contiguous: keep the position only
   }
@@ -87,7 +91,7 @@ void Engine::OnRemoteReset(const std::string& channel, const StreamPosition& top
 
 void Engine::OnRemoteTop(const std::string& channel, const StreamPosition& top) {
   Channel* ch = table_.Find(channel);
-  if (ch == nullptr || !ch->history) return;
+  if (ch == nullptr || !ch->history || RouteOf(channel).local) return;
   // A new line on the primary (the channel was dropped and created again there).
   if (ch->history->epoch() != top.epoch) {
     if (remote_lines_.count(channel) != 0) {
@@ -95,12 +99,12 @@ void Engine::OnRemoteTop(const std::string& channel, const StreamPosition& top) 
     }
     (void)ch->history->Restore(top, {});
   }
-  remote_lines_.insert(channel);
+  MarkRemoteLine(channel);
 }
 
 void Engine::OnRemotePublication(const std::string& channel, Publication pub) {
   Channel* ch = table_.Find(channel);
-  if (ch == nullptr || !ch->history) return;
+  if (ch == nullptr || !ch->history || RouteOf(channel).local) return;
   auto applied = ch->history->ApplyReplicated(pub);
   if (!applied) {
     if (applied.error() != make_error_code(Errc::kReplicaGap)) return;  // stale: delivered

@@ -141,6 +141,13 @@ Engine::HttpAnswer Engine::Metrics() const {
          "Publications of other primaries delivered to local subscribers.", remote_delivered_);
   metric("chorus_cluster_remote_gaps_total", "counter",
          "Publications of other primaries applied after a jump in offsets.", remote_gaps_);
+  metric("chorus_cluster_lines_continued_total", "counter",
+         "Copied channel lines continued here after a promotion (epoch kept).", lines_continued_);
+  metric("chorus_cluster_lines_lost_total", "counter",
+         "Copied channel lines not continued when this node became primary (new epoch).",
+         lines_lost_);
+  metric("chorus_cluster_lines_left_total", "counter",
+         "Channel lines this node gave up when another member became primary (C-15).", lines_left_);
   if (sync_) out += sync_->MetricsText();
   return {200, "text/plain; version=0.0.4", out};
 }

@@ -1,6 +1,7 @@
 #include "interest.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <msgpack.hpp>
 
@@ -141,10 +142,15 @@ InterestFollower::InterestFollower(zmq::context_t& ctx, InterestCallbacks callba
 InterestFollower::~InterestFollower() = default;
 
 void InterestFollower::Follow(const std::string& channel, uint64_t member, const std::string& chp) {
+  // The channel's primary moved: its copy goes along, so the new primary, when it continues
+  // the same line (a promoted backup, CS-29), answers with a resume (CS-30), not a snapshot.
+  std::optional<chp::SubtreeReplica> moved_copy;
   auto f = followed_.find(channel);
   if (f != followed_.end()) {
     auto p = peers_.find(f->second);
     if (f->second == member && p != peers_.end() && p->second.endpoint == chp) return;
+    const chp::SubtreeReplica* copy = Copy(channel);
+    if (copy != nullptr && !copy->position().epoch.empty()) moved_copy = *copy;
     Unfollow(channel);
   }
   auto p = peers_.find(member);
@@ -170,7 +176,9 @@ void InterestFollower::Follow(const std::string& channel, uint64_t member, const
     p = peers_.emplace(member, std::move(peer)).first;
   }
   const std::string subtree = ChannelSubtree(channel);
-  if (auto r = p->second.agent->Follow(subtree); !r) {
+  auto r =
+      moved_copy ? p->second.agent->Follow(subtree, *moved_copy) : p->second.agent->Follow(subtree);
+  if (!r) {
     Log().warn("interest: cannot follow {} on member {}: {}", channel, member, r.error().message());
     if (p->second.channels == 0) DropPeer(member);
     return;
@@ -217,12 +225,16 @@ size_t InterestFollower::live() const {
 }
 
 bool InterestFollower::Live(const std::string& channel) const {
-  auto f = followed_.find(channel);
-  if (f == followed_.end()) return false;
-  auto p = peers_.find(f->second);
-  if (p == peers_.end()) return false;
-  const chp::SubtreeReplica* r = p->second.agent->Find(ChannelSubtree(channel));
+  const chp::SubtreeReplica* r = Copy(channel);
   return r != nullptr && r->live();
+}
+
+const chp::SubtreeReplica* InterestFollower::Copy(const std::string& channel) const {
+  auto f = followed_.find(channel);
+  if (f == followed_.end()) return nullptr;
+  auto p = peers_.find(f->second);
+  if (p == peers_.end()) return nullptr;
+  return p->second.agent->Find(ChannelSubtree(channel));
 }
 
 void InterestFollower::AppendParts(std::vector<chp::Pollable*>& parts) {

@@ -48,6 +48,9 @@ class InterestFollower {
   size_t live() const;  // followed subtrees whose replica is live
   // `channel` is followed and its copy is live (snapshot applied, updates flowing).
   bool Live(const std::string& channel) const;
+  // The CHP copy of `channel` (its replica on the member it is followed on), nullptr when not
+  // followed. A promoted node adopts it into its own CHP server (Server::Adopt, CS-29).
+  const chp::SubtreeReplica* Copy(const std::string& channel) const;
 
   // The agents, to poll on the engine thread.
   void AppendParts(std::vector<chp::Pollable*>& parts);

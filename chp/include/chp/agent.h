@@ -97,6 +97,11 @@ class ReplicaAgent final : public Pollable {
   ~ReplicaAgent() override;
 
   Result<Unit> Follow(const std::string& subtree);
+  // Follows `subtree` from `copy`, a replica of it kept by another agent (the subtree's owner
+  // moved: a backup promoted with Server::Adopt, CS-29). The copy's content, position and term
+  // are kept and its first sync asks to resume (CR-7, CR-30): a server on the same line (CS-30)
+  // answers with a resume, any other with a snapshot. kBadKey when `copy` is of another subtree.
+  Result<Unit> Follow(const std::string& subtree, const SubtreeReplica& copy);
   // Follows every subtree the server has or will have (spec: "*" snapshot plus prefix "").
   void FollowAll();
   void Unfollow(const std::string& subtree);
@@ -172,7 +177,8 @@ class ReplicaAgent final : public Pollable {
   void SendApplied();
   bool SendBody(const std::string& body);
   Slot* SlotFor(const std::string& subtree, bool create);
-  Slot& AddReplica(const std::string& subtree);
+  Slot& AddReplica(const std::string& subtree, const SubtreeReplica* copy = nullptr);
+  Result<Unit> Follow(const std::string& subtree, const SubtreeReplica* copy);
   void RemoveReplica(const std::string& subtree);
   // Counts the replica's state and queues it when it needs a sync or waits for its
   // subscription. Called after every call that may change a replica's state.

@@ -43,6 +43,7 @@ namespace chorus::broker::node {
 class AddressGuard;       // address_guard.h
 class Forwarder;          // forwarder.h
 class InterestFollower;   // interest.h
+class PartitionRoles;     // partition_roles.h
 struct ForwardReply;      // peer_codec.h
 struct ForwardRequest;    // peer_codec.h
 class NativeTransport;    // transports.h
@@ -247,6 +248,15 @@ class Engine final : public chp::Pollable {
   // A copied line this node must not continue (it became primary): a new epoch, subscribers
   // closed with 3010 so they recover (recovered: false).
   void LoseRemoteLine(const std::string& channel);
+  // `channel`'s local history now holds a line copied from another primary (engine_failover.cc).
+  void MarkRemoteLine(const std::string& channel);
+  // Failover (engine_failover.cc, docs/cluster.md §16 "Failover (as built)"): what an applied map
+  // changed in this node's partition roles. Promoted (lineage kept): each channel whose copy is
+  // here continues its line (CHP Adopt, same channel epoch, next offset). Lost (C-15): the subtrees
+  // dropped, the channels now copies of the new primary's line.
+  void ApplyPartitionRoles();
+  void ContinueCopiedLine(const std::string& channel, uint64_t partition_epoch);
+  void LeaveLine(const std::string& channel);
   // C-17: a client subscribe to a channel of another primary whose copy here is not live yet
   // waits (bounded) and is then handled against the live copy. True when parked.
   struct ParkedSubscribe {
@@ -284,6 +294,7 @@ class Engine final : public chp::Pollable {
   std::unique_ptr<ClusterView> cluster_;        // the latest applied map (never null)
   std::unique_ptr<Forwarder> forwarder_;        // the data-plane ROUTER and DEALERs (never null)
   std::unique_ptr<InterestFollower> interest_;  // channels followed on other primaries
+  std::unique_ptr<PartitionRoles> roles_;       // this node's role per partition, last map
   std::set<std::string, std::less<>> interest_dirty_;
   std::set<std::string, std::less<>> remote_lines_;  // channels whose copy holds a primary's line
   std::list<ParkedSubscribe> parked_;                // C-17, in arrival order
@@ -291,6 +302,9 @@ class Engine final : public chp::Pollable {
   uint64_t view_entries_ = UINT64_MAX;  // the map's applied() count last acted on
   uint64_t remote_delivered_ = 0;       // publications from other primaries delivered here
   uint64_t remote_gaps_ = 0;            // of them, applied after a gap in offsets
+  uint64_t lines_continued_ = 0;        // copied lines continued here after a promotion
+  uint64_t lines_lost_ = 0;             // copied lines this node became primary of, not kept
+  uint64_t lines_left_ = 0;             // own lines given up when another member became primary
   // The sync scheduler when [scheduler] enabled (its runner's threads own the scheduler state).
   std::unique_ptr<SyncService> sync_;
   chp::Clock::time_point next_sync_tick_ = chp::Clock::time_point::max();

@@ -1,0 +1,141 @@
+#include "cluster_nodes.h"
+
+#include <signal.h>
+
+#include <sstream>
+
+#include "node_cluster_support.h"
+
+namespace chorus::bench {
+
+namespace {
+
+using chorus::testing::Api;
+using chorus::testing::NodeOptions;
+using chorus::testing::NodeProcess;
+using chorus::testing::ResultOf;
+using nlohmann::json;
+
+// The bench's namespace: history kept (so the channel has offsets and crosses nodes, C-16),
+// clients may publish.
+constexpr char kNamespace[] = R"(
+[namespaces.bc]
+history_size = 1000
+history_ttl_ms = 600000
+allow_recovery = true
+allow_publish_for_client = true
+)";
+
+bool StartsWith(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+}  // namespace
+
+BenchCluster::BenchCluster(const ClusterSpec& spec) {
+  for (std::vector<std::string> overrides : chorus::testing::ClusterOverrides(3, kPartitions)) {
+    std::vector<std::string> kept;
+    for (const std::string& o : overrides) {
+      if (StartsWith(o, "cluster.replication_factor=")) continue;
+      if (!spec.test_timings &&
+          (StartsWith(o, "cluster.heartbeat_ms=") || StartsWith(o, "cluster.dead_after_ms="))) {
+        continue;
+      }
+      kept.push_back(o);
+    }
+    kept.push_back("cluster.replication_factor=" + std::to_string(spec.replication_factor));
+    kept.insert(kept.end(),
+                {"client.ping_interval_s=3600", "client.pong_timeout_s=60", "node.log_level=warn"});
+    NodeOptions o;
+    o.overrides = kept;
+    o.extra_toml = kNamespace;
+    nodes_.push_back(std::make_unique<NodeProcess>(o));
+    if (!nodes_.back()->ready()) {
+      error_ =
+          "node " + std::to_string(nodes_.size()) + " did not start: " + nodes_.back()->banner();
+      return;
+    }
+  }
+  const bool agreed = chorus::testing::EventuallyTrue(
+      [&] {
+        json first;
+        for (auto& node : nodes_) {
+          json c = ResultOf(Api(*node, "cluster", "{}"));
+          if (c.is_null() || c["unassigned"] != 0 || c["members"].size() != nodes_.size()) {
+            return false;
+          }
+          for (const json& m : c["members"]) {
+            if (m["state"] != "alive") return false;
+          }
+          if (first.is_null()) first = c;
+          if (c["partitions"] != first["partitions"]) return false;
+        }
+        table_ = first["partitions"];
+        return true;
+      },
+      std::chrono::seconds(60));
+  if (!agreed) error_ = "the three nodes did not agree on one placed map within 60 s";
+}
+
+BenchCluster::~BenchCluster() = default;
+
+std::string BenchCluster::ChannelWithPrimary(uint64_t member, const std::string& stem) const {
+  for (int i = 0; i < 100'000; ++i) {
+    const std::string ch = "bc:" + stem + std::to_string(i);
+    const uint32_t p = chorus::testing::PartitionOfChannel(ch, kPartitions);
+    if (table_[p]["primary"].get<uint64_t>() == member) return ch;
+  }
+  return {};
+}
+
+uint64_t BenchCluster::PrimaryIn(uint64_t member, const std::string& channel) {
+  if (!nodes_[member - 1]) return 0;
+  json c = ResultOf(Api(*nodes_[member - 1], "cluster", "{}"));
+  if (c.is_null()) return 0;
+  const json& p = c["partitions"][chorus::testing::PartitionOfChannel(channel, kPartitions)];
+  return p.contains("primary") && p["primary"].is_number_unsigned() ? p["primary"].get<uint64_t>()
+                                                                    : 0;
+}
+
+uint64_t BenchCluster::LeaderIn(uint64_t member) {
+  if (!nodes_[member - 1]) return 0;
+  json c = ResultOf(Api(*nodes_[member - 1], "cluster", "{}"));
+  return !c.is_null() && c["leader_id"].is_number_unsigned() ? c["leader_id"].get<uint64_t>() : 0;
+}
+
+std::map<std::string, double> BenchCluster::ClusterCounters() {
+  std::map<std::string, double> out;
+  for (auto& node : nodes_) {
+    if (!node) continue;
+    auto r = chorus::testing::HttpRequest(node->http_host(), node->http_port(), "GET", "/metrics");
+    std::istringstream in(r.body);
+    for (std::string line; std::getline(in, line);) {
+      if (!StartsWith(line, "chorus_cluster_")) continue;
+      const size_t sp = line.rfind(' ');
+      if (sp == std::string::npos) continue;
+      const std::string name = line.substr(0, sp);
+      if (name.find("_total") == std::string::npos) continue;  // counters only, not gauges
+      out[name] += std::strtod(line.c_str() + sp + 1, nullptr);
+    }
+  }
+  return out;
+}
+
+void BenchCluster::Kill(uint64_t member) {
+  auto& node = nodes_[member - 1];
+  if (!node) return;
+  node->process().Signal(SIGKILL);
+  (void)node->process().Wait(std::chrono::seconds(5));
+  node.reset();
+}
+
+bool BenchCluster::Stop() {
+  bool clean = true;
+  for (auto& node : nodes_) {
+    if (node && !node->Stop()) clean = false;
+    node.reset();
+  }
+  return clean;
+}
+
+}  // namespace chorus::bench
