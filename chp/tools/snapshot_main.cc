@@ -1,5 +1,6 @@
 // chorus-snapshot: prints a CHP server's state (docs/operations.md, "Inspecting state").
-//   chorus-snapshot <endpoint> [--subtree S] [--json] [--follow] [--stats] [--timeout MS]
+//   chorus-snapshot <endpoint> [--subtree S] [--json] [--follow] [--stats] [--scheduler]
+//                   [--timeout MS]
 // Exit codes: 0 ok, 1 usage error, 2 server unreachable or no answer in time.
 #include <CLI/CLI.hpp>
 
@@ -12,6 +13,7 @@
 #include "chp/agent.h"
 #include "chp/keys.h"
 #include "chp/value_json.h"
+#include "snapshot_scheduler.h"
 
 namespace {
 
@@ -28,6 +30,7 @@ struct Flags {
   bool json = false;
   bool follow = false;
   bool stats = false;
+  bool scheduler = false;
   int timeout_ms = 3000;
   int follow_ms = 0;  // 0: until interrupted
 };
@@ -161,6 +164,8 @@ int main(int argc, char** argv) {
   app.add_flag("--json", f.json, "print JSON instead of a table");
   app.add_flag("--follow", f.follow, "keep printing changes after the snapshot");
   app.add_flag("--stats", f.stats, "print counts, bytes and positions per subtree");
+  app.add_flag("--scheduler", f.scheduler,
+               "print the sync scheduler's subtrees s.<user> as queues, jobs and leases");
   app.add_option("--timeout", f.timeout_ms, "milliseconds to wait for the snapshot")
       ->check(CLI::Range(1, 3'600'000));
   app.add_option("--follow-for", f.follow_ms, "with --follow: stop after this many ms")
@@ -201,7 +206,9 @@ int main(int argc, char** argv) {
               << " ms\n";
     return 2;
   }
-  if (f.stats) {
+  if (f.scheduler) {
+    PrintSchedulerState(agent.replicas(), std::cout);
+  } else if (f.stats) {
     PrintStats(agent, f);
   } else {
     PrintState(agent, f);

@@ -189,6 +189,12 @@ Problem CheckBindEndpoint(std::string_view v, const std::string& key) {
   return ParseEndpoint(v, key, /*bind=*/true, ep);
 }
 
+// "" (off) or an endpoint to bind.
+Problem CheckOptionalBindEndpoint(std::string_view v, const std::string& key) {
+  if (v.empty()) return std::nullopt;
+  return CheckBindEndpoint(v, key);
+}
+
 Problem CheckSeed(std::string_view v, const std::string& key) {
   Endpoint ep;
   return ParseEndpoint(v, key, /*bind=*/false, ep);
@@ -442,7 +448,10 @@ const std::vector<NodeField>& NodeFields() {
                    IntField("catalog_pool_size", &S::catalog_pool_size, 1, 256),
                    IntField("progress_interval_ms", &S::progress_interval_ms, 50, 60'000),
                    StringsField("source_roots", &S::source_roots, CheckAbsolutePath),
-                   StringField("catalog_dir", &S::catalog_dir, nullptr)});
+                   StringField("catalog_dir", &S::catalog_dir, nullptr),
+                   // External workers (docs/protocol/worker.md).
+                   StringField("worker_endpoint", &S::worker_endpoint, CheckOptionalBindEndpoint),
+                   IntField("max_workers", &S::max_workers, 1, 4096)});
     AddSection<ChannelOptions>(out, kDefaultOptionsKey, &NodeConfig::channel, ChannelFields());
     // Zero passes here so that NamespaceRegistry::Validate() reports it ("must be > 0").
     AddSection<Limits>(

@@ -209,6 +209,9 @@ Result<Unit> Engine::Bind() {
       Log().error("cannot start the sync scheduler: {}", why);
       return Errc::kInternal;
     }
+    if (!sync_->worker_endpoint().empty()) {
+      Log().info("sync scheduler: external workers attach at {}", sync_->worker_endpoint());
+    }
     next_sync_tick_ = chp::Clock::now();
   }
   return Unit{};
@@ -273,6 +276,7 @@ void Engine::SyncTick() {
     auto out = PublishAndDeliver(e.channel, std::move(e.data), std::nullopt, {});
     if (!out) Log().warn("sync progress on {} not published: {}", e.channel, out.error().message());
   }
+  sync_->Mirror(*chp_);  // the scheduler's state into subtrees s.<user> (docs/scheduler.md)
 }
 
 void Engine::SendTo(Session& s, const std::string& body) {

@@ -139,6 +139,8 @@ std::unique_ptr<SyncService> SyncService::Create(const SchedulerSection& config,
   sc.backoff_max_ms = config.backoff_max_ms;
   sc.max_jobs = kRememberedJobs;
   rc.heartbeat_interval_ms = std::max<int64_t>(1, std::min<int64_t>(1000, config.lease_ms / 3));
+  rc.workers.endpoint = config.worker_endpoint;
+  rc.workers.max_workers = config.max_workers;
   if (std::string why = sch::ValidateConfig(rc); !why.empty()) {
     *error = "scheduler: " + why;
     return nullptr;
@@ -161,7 +163,12 @@ std::unique_ptr<SyncService> SyncService::Create(const SchedulerSection& config,
   sch::SyncConfig sync;
   sync.pool.size = config.catalog_pool_size;
   s->tasks_ = std::make_unique<sch::SyncTasks>(std::move(sync));
-  s->runner_ = std::make_unique<sch::Runner>(rc, sch::SyncExecutor(*s->tasks_));
+  std::string bind_error;
+  s->runner_ = std::make_unique<sch::Runner>(rc, sch::SyncExecutor(*s->tasks_), &bind_error);
+  if (!bind_error.empty()) {
+    *error = bind_error;
+    return nullptr;
+  }
   return s;
 }
 
@@ -385,6 +392,15 @@ std::string SyncService::MetricsText() {
          sc.rejected);
   metric("chorus_scheduler_progress_events_total", "counter",
          "Progress events published on sync:<user>.", sc.progress_events);
+  const sch::Runner::WorkerStats ws = runner_->Workers();
+  metric("chorus_scheduler_workers_attached", "gauge", "External workers attached.", ws.attached);
+  metric("chorus_scheduler_worker_slots", "gauge", "Slots of the attached external workers.",
+         ws.slots);
+  metric("chorus_scheduler_worker_busy", "gauge", "Leases held by external workers.", ws.busy);
+  metric("chorus_scheduler_worker_hellos_refused_total", "counter",
+         "Worker hellos refused (docs/protocol/worker.md WK-4).", ws.hellos_refused);
+  metric("chorus_scheduler_workers_detached_total", "counter",
+         "External workers detached after silence (WK-6).", ws.detached);
   out += "# HELP chorus_scheduler_tier_completed_total Tasks completed, by tier.\n";
   out += "# TYPE chorus_scheduler_tier_completed_total counter\n";
   for (const auto& [tier, n] : st.completed_by_tier) {

@@ -32,7 +32,9 @@
 
 #include "broker/config/config.h"
 #include "broker/scheduler/runner.h"
+#include "broker/scheduler/state_records.h"
 #include "broker/scheduler/sync_task.h"
+#include "chp/server.h"
 
 namespace chorus::broker::node {
 
@@ -50,6 +52,7 @@ class SyncService {
   };
   struct Counters {
     uint64_t submitted = 0, rejected = 0, progress_events = 0;
+    uint64_t mirror_sets = 0, mirror_erases = 0, mirror_errors = 0, adopted_jobs = 0;
   };
 
   // The configuration must have passed ValidateConfig (enabled, roots and catalog_dir exist).
@@ -81,7 +84,22 @@ class SyncService {
   std::vector<Event> Tick(int64_t now_ms);
   int64_t interval_ms() const { return config_.progress_interval_ms; }
 
+  // Writes what changed in the scheduler's state into the node's CHP server, subtrees
+  // `s.<user>` (state_records.h; at most kMirrorPerTick records per call, the rest on the next).
+  // Engine thread (the server's owner).
+  void Mirror(chp::Server& server);
+  static constexpr size_t kMirrorPerTick = 4096;
+  // Takes over `user`'s jobs from `records`, a copy of subtree `s.<user>` (keys "s.<user>/..."
+  // or relative), e.g. on the node that became the primary of `sync:<user>`'s partition: the
+  // jobs join this node's scheduler and tasks that were running elsewhere run again
+  // (at-least-once). All or nothing. {jobs: [ids]} or an error reply (400: malformed records,
+  // or ids this node already holds).
+  Reply Adopt(const std::string& user, const std::vector<scheduler::ChpRecord>& records,
+              int64_t now_ms);
+
   scheduler::SchedulerStats Stats() { return runner_->Stats(); }
+  // The bound scheduler.worker_endpoint ("" without external workers).
+  std::string worker_endpoint() const { return runner_->worker_endpoint(); }
   // The scheduler's lines of /metrics (Prometheus text): `chorus_scheduler_*`.
   std::string MetricsText();
   const Counters& counters() const { return counters_; }

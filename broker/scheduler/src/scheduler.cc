@@ -88,6 +88,7 @@ const char* ToString(TaskState s) {
 Scheduler::Scheduler(SchedulerConfig config)
     : config_(std::move(config)),
       slots_(config_.slots, 0),
+      capacity_(config_.slots),
       next_job_(config_.first_id),
       next_task_(config_.first_id),
       next_token_(config_.first_token) {
@@ -181,22 +182,32 @@ void Scheduler::Expire(int64_t now) {
   }
 }
 
-std::vector<Lease> Scheduler::Dispatch(int64_t now) {
+void Scheduler::SetSlots(uint32_t slots) {
+  capacity_ = std::min<uint32_t>(slots, 65536);
+  if (slots_.size() < capacity_) slots_.resize(capacity_, 0);
+}
+
+std::vector<Lease> Scheduler::Dispatch(int64_t now, const Admit& admit) {
   Expire(now);
   ReleaseBackoff(now);
   std::vector<Lease> out;
   // Deficit round robin with unit task cost: the user at the head of the ring gets `quantum`
   // credits once per turn and starts one task per credit; a turn interrupted by a lack of slots
   // resumes (with its remaining credit) when a slot frees, so shares hold under any slot timing.
-  while (running_ < slots_.size() && !ring_.empty()) {
+  bool refused = false;
+  while (!refused && running_ < capacity_ && !ring_.empty()) {
     const std::string user = ring_.front();
     UserQueue& uq = users_.at(user);
     if (!uq.turn_started) {
       uq.deficit += uq.quantum;
       uq.turn_started = true;
     }
-    while (uq.deficit > 0 && running_ < slots_.size() && !uq.ready.empty()) {
+    while (uq.deficit > 0 && running_ < capacity_ && !uq.ready.empty()) {
       Task& t = tasks_.at(uq.ready.front());
+      if (admit && !admit(t.spec.kind)) {
+        refused = true;
+        break;
+      }
       uq.ready.pop_front();
       --counters_.queued;
       --uq.deficit;
@@ -211,14 +222,15 @@ std::vector<Lease> Scheduler::Dispatch(int64_t now) {
       uq.turn_started = false;
       ring_.pop_front();
       ring_.push_back(user);
-    }  // else: out of slots mid-turn; the user stays at the head with its credit
+    }  // else: out of slots (or refused) mid-turn; the user stays at the head with its credit
   }
   return out;
 }
 
 void Scheduler::StartLease(Task& t, JobEntry& job, int64_t now, std::vector<Lease>& out) {
   uint32_t slot = 0;
-  while (slots_[slot] != 0) ++slot;
+  while (slot < slots_.size() && slots_[slot] != 0) ++slot;
+  if (slot == slots_.size()) slots_.push_back(0);  // capacity grew back while slots were busy
   slots_[slot] = t.id;
   t.slot = slot;
   t.state = TaskState::kRunning;
@@ -430,7 +442,7 @@ int64_t Scheduler::NextWakeMs() const {
 SchedulerStats Scheduler::Stats() const {
   SchedulerStats s = counters_;
   s.running = running_;
-  s.free_slots = slots_.size() - running_;
+  s.free_slots = running_ < capacity_ ? capacity_ - running_ : 0;
   s.jobs_live = jobs_.size() - finished_jobs_.size();
   return s;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <tuple>
 
 #include "broker/scheduler/scheduler.h"
 
@@ -281,7 +282,14 @@ Result<Unit> Scheduler::RestoreTask(const std::string& user, JobId job_id, TaskI
 }
 
 void Scheduler::FinishRestore(int64_t now) {
-  for (auto& [id, job] : jobs_) {
+  std::vector<JobId> ids;
+  for (const auto& [id, job] : jobs_) ids.push_back(id);
+  FinishAdopt(ids, now);
+}
+
+void Scheduler::FinishAdopt(const std::vector<JobId>& ids, int64_t now) {
+  for (JobId id : ids) {
+    JobEntry& job = jobs_.at(id);
     if (IsFinal(job.info.state)) continue;
     auto& n = job.info.counts;
     n.tasks_running = 0;
@@ -289,6 +297,52 @@ void Scheduler::FinishRestore(int64_t now) {
     MaybeFinishJob(job, now);
   }
   Forget();
+}
+
+Result<std::vector<JobId>> Scheduler::Adopt(const std::vector<StateEntry>& state, int64_t now) {
+  // Checked in full first on a scratch scheduler, so a refusal changes nothing here.
+  auto scratch = Restore(config_, state, now);
+  if (!scratch) return scratch.error();
+  for (const auto& [id, job] : (*scratch)->jobs_) {
+    if (jobs_.count(id) != 0) return Errc::kBadRequest;
+    for (TaskId t : job.tasks) {
+      if (tasks_.count(t) != 0) return Errc::kBadRequest;
+    }
+  }
+  std::vector<StateEntry> jobs, tasks;
+  for (const auto& e : state)
+    (e.key.find("/job/") != std::string::npos ? jobs : tasks).push_back(e);
+  std::vector<JobId> adopted;
+  for (const auto& [id, job] : (*scratch)->jobs_) adopted.push_back(id);
+  std::sort(adopted.begin(), adopted.end());
+  // The scratch run proved every entry valid and its ids free: re-apply them here in the same
+  // order (jobs, then tasks by id).
+  for (const auto& e : jobs) {
+    const std::string_view k = e.key;
+    const size_t slash = k.find('/');
+    const std::string user(k.substr(kPrefix.size(), slash - kPrefix.size()));
+    uint64_t id = 0;
+    (void)ParseId(k.substr(k.rfind('/') + 1), &id);
+    if (auto r = RestoreJob(user, id, e.value); !r) return r.error();  // not reached: checked
+  }
+  std::vector<std::tuple<uint64_t, uint64_t, std::string, const std::string*>> ts;
+  for (const auto& e : tasks) {
+    const std::string_view k = e.key;
+    const size_t slash = k.find('/');
+    const std::string user(k.substr(kPrefix.size(), slash - kPrefix.size()));
+    std::string_view rest = k.substr(slash + 1 + 5);  // "task/"
+    const size_t s2 = rest.find('/');
+    uint64_t job = 0, task = 0;
+    (void)ParseId(rest.substr(0, s2), &job);
+    (void)ParseId(rest.substr(s2 + 1), &task);
+    ts.emplace_back(task, job, user, &e.value);
+  }
+  std::sort(ts.begin(), ts.end());
+  for (const auto& [task, job, user, value] : ts) {
+    if (auto r = RestoreTask(user, job, task, *value, now); !r) return r.error();
+  }
+  FinishAdopt(adopted, now);
+  return adopted;
 }
 
 }  // namespace chorus::broker::scheduler

@@ -184,6 +184,10 @@ struct SchedulerSection {
   std::vector<std::string> source_roots;
   // Catalogs are `<catalog_dir>/<name>.db`; "" allowed only when disabled.
   std::string catalog_dir;
+  // External worker processes attach here (docs/protocol/worker.md); "" = none. Their slots add
+  // to `slots` (which stays the number of in-process worker threads).
+  std::string worker_endpoint;
+  uint32_t max_workers = 64;  // 1..4096 attached at once
   bool operator==(const SchedulerSection&) const = default;
 };
 

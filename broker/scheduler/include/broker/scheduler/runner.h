@@ -11,7 +11,9 @@
 #include <atomic>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <variant>
@@ -19,12 +21,24 @@
 
 #include "broker/scheduler/bounded_queue.h"
 #include "broker/scheduler/scheduler.h"
+#include "broker/scheduler/state_records.h"
 #include "broker/scheduler/sync_task.h"
+#include "broker/scheduler/worker_hub.h"
 
 namespace chorus::broker::scheduler {
 
+// External workers (docs/protocol/worker.md): processes attached over ZeroMQ.
+struct WorkersConfig {
+  std::string endpoint;     // "" = no external workers; e.g. tcp://127.0.0.1:0
+  size_t max_workers = 64;  // workers attached at once (1..4096)
+  int64_t timeout_ms = 0;   // a worker silent this long is detached; 0 = 3 heartbeat intervals
+};
+
 struct RunnerConfig {
+  // `scheduler.slots` is the number of in-process slots; attached workers add theirs.
   SchedulerConfig scheduler;
+  bool in_process = true;  // false: only external workers run tasks
+  WorkersConfig workers;
   uint32_t spare_workers = 2;            // worker threads beyond the slots (for hung tasks)
   int64_t heartbeat_interval_ms = 1000;  // a task's Heartbeat() sends at most this often
   size_t inbox_capacity = 4096;
@@ -36,8 +50,10 @@ class Runner {
  public:
   using Executor = std::function<TaskOutcome(const Lease&, TaskContext&)>;
 
-  // Starts the owner and worker threads. `config` must pass ValidateConfig.
-  Runner(RunnerConfig config, Executor executor);
+  // Starts the owner and worker threads. `config` must pass ValidateConfig. With an external
+  // worker endpoint, `*error` (when given) says why it could not be bound (then no external
+  // worker can attach; check worker_endpoint()).
+  Runner(RunnerConfig config, Executor executor, std::string* error = nullptr);
   ~Runner();  // Stop()
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
@@ -46,6 +62,19 @@ class Runner {
   Result<Unit> Cancel(JobId job);
   Result<JobInfo> Status(JobId job);
   SchedulerStats Stats();
+  // The bound worker endpoint ("" without external workers).
+  std::string worker_endpoint() const;
+  struct WorkerStats {
+    uint64_t attached = 0, slots = 0, busy = 0;  // gauges: workers, their slots, leases held
+    uint64_t hellos_refused = 0, detached = 0;   // counters
+  };
+  WorkerStats Workers();
+  // The changes of the scheduler's CHP records since the last call, at most `max`
+  // (state_records.h). One caller (the engine thread, which owns the CHP server).
+  StateMirror::Changes MirrorChanges(size_t max);
+  // Scheduler::Adopt on the owner thread: jobs read back from a replica join this scheduler.
+  // `held` are the records the CHP server already holds for them (StateMirror::Assume).
+  Result<std::vector<JobId>> Adopt(std::vector<StateEntry> state, std::vector<ChpRecord> held = {});
   // Stops dispatching, waits for running tasks to return, joins every thread. A task that never
   // returns blocks Stop: executors must end when Heartbeat() says the lease is gone.
   void Stop();
@@ -67,6 +96,18 @@ class Runner {
   struct StatsMsg {
     std::promise<SchedulerStats> reply;
   };
+  struct WorkersMsg {
+    std::promise<WorkerStats> reply;
+  };
+  struct MirrorMsg {
+    size_t max;
+    std::promise<StateMirror::Changes> reply;
+  };
+  struct AdoptMsg {
+    std::vector<StateEntry> state;
+    std::vector<ChpRecord> held;
+    std::promise<Result<std::vector<JobId>>> reply;
+  };
   struct HeartbeatMsg {
     TaskId task;
     LeaseToken token;
@@ -77,11 +118,19 @@ class Runner {
     TaskOutcome outcome;
   };
   struct StopMsg {};
-  using Msg =
-      std::variant<SubmitMsg, CancelMsg, StatusMsg, StatsMsg, HeartbeatMsg, DoneMsg, StopMsg>;
+  using Msg = std::variant<SubmitMsg, CancelMsg, StatusMsg, StatsMsg, HeartbeatMsg, DoneMsg,
+                           StopMsg, WorkersMsg, MirrorMsg, AdoptMsg, WorkerHub::Inbound>;
   struct Work {
     Lease lease;
     std::shared_ptr<std::atomic<bool>> revoked;
+    std::string rid;  // the external worker holding it; "" = in-process
+  };
+  // An attached external worker (owner thread only).
+  struct Remote {
+    uint64_t id = 0;
+    uint32_t slots = 0, busy = 0;
+    std::vector<std::string> kinds;
+    int64_t last_seen_ms = 0;
   };
   class WorkerContext;
 
@@ -89,6 +138,14 @@ class Runner {
   void OwnerLoop();
   void Handle(Msg& m, Scheduler& s, bool* stop);
   void WorkerLoop();
+  // External workers (runner_remote.cc), owner thread only.
+  void HandleRemote(WorkerHub::Inbound& in, Scheduler& s);
+  void Hello(const std::string& rid, const wire::Hello& h, Scheduler& s);
+  bool Admit(const std::string& kind, std::vector<std::string>* targets);
+  void Route(Work w);
+  void Released(const Work& w);  // a lease ended (result, revoke): its place is free
+  void DetachSilent(Scheduler& s);
+  void SetCapacity(Scheduler& s);
 
   const RunnerConfig config_;
   const Executor executor_;
@@ -97,6 +154,15 @@ class Runner {
   BoundedQueue<Work> work_;
   // Owner thread only: revoke flags of the leases handed out, by task.
   std::unordered_map<TaskId, Work> live_;
+  // External workers: the hub (its own thread) and, on the owner thread, its sender.
+  std::unique_ptr<zmq::context_t> zctx_;  // only with an external worker endpoint
+  std::unique_ptr<WorkerHub> hub_;
+  std::unique_ptr<WorkerHub::Sender> sender_;
+  std::map<std::string, Remote> remotes_;  // by routing id (owner thread)
+  uint32_t inproc_busy_ = 0;               // owner thread
+  uint64_t next_worker_id_ = 1;
+  WorkerStats worker_counters_;  // owner thread
+  StateMirror mirror_;           // owner thread
   std::thread owner_;
   std::vector<std::thread> workers_;
   std::atomic<bool> stopped_{false};

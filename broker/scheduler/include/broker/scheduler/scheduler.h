@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -154,9 +155,21 @@ class Scheduler {
   Result<Unit> Cancel(JobId job, int64_t now);
   Result<JobInfo> Job(JobId job) const;
 
+  // Whether a task of `kind` can start now; when true the caller has reserved a place for it
+  // (the next lease Dispatch returns). Used by the runner to route leases to workers that
+  // declared the kind (docs/protocol/worker.md W-5).
+  using Admit = std::function<bool(const std::string& kind)>;
+
   // Expires overdue leases, releases tasks whose backoff has passed, then fills free slots by
-  // deficit round robin over users with ready tasks. Returns the new leases.
-  std::vector<Lease> Dispatch(int64_t now);
+  // deficit round robin over users with ready tasks. Returns the new leases. With `admit`, a
+  // task it refuses stops this dispatch round: the user at the head keeps its turn and credit
+  // (no user overtakes it), so fairness is unchanged and capacity that cannot run the head
+  // user's next task waits.
+  std::vector<Lease> Dispatch(int64_t now, const Admit& admit = {});
+  // Changes the number of slots (node capacity: in-process slots plus attached workers' slots,
+  // 0..65536). Running tasks keep their slot; a lower count only stops new dispatches until
+  // enough of them end.
+  void SetSlots(uint32_t slots);
   // Expires overdue leases only (Dispatch does this too).
   void Expire(int64_t now);
   // Renews a lease until now + lease_ms. Errors: kUnknownTask, kStaleLease.
@@ -184,6 +197,30 @@ class Scheduler {
   static Result<std::unique_ptr<Scheduler>> Restore(SchedulerConfig config,
                                                     const std::vector<StateEntry>& state,
                                                     int64_t now);
+  // Adds `state` (e.g. one user's jobs read back from a replica by a node that became their
+  // owner) to this live scheduler, as Restore would: tasks that were running elsewhere are
+  // pending again. All or nothing: the state is checked as by Restore and refused when a job or
+  // task id is already present here (kBadRequest). Returns the adopted jobs' ids.
+  Result<std::vector<JobId>> Adopt(const std::vector<StateEntry>& state, int64_t now);
+
+  // A read-only view for mirrors and tools (O(live tasks)): per user with live jobs, its queue;
+  // every running lease.
+  struct QueueView {
+    std::string user, tier;
+    uint32_t quantum = 0;
+    uint64_t ready = 0, running = 0, backoff = 0, held = 0, jobs_live = 0;
+  };
+  struct LeaseView {
+    std::string user, kind;
+    TaskId task = 0;
+    JobId job = 0;
+    LeaseToken token = 0;
+    uint32_t slot = 0, attempt = 0;
+    int64_t deadline_ms = 0;
+  };
+  std::vector<QueueView> Queues() const;
+  std::vector<LeaseView> Leases() const;
+  uint32_t slots() const { return capacity_; }
 
  private:
   struct Task {
@@ -225,6 +262,7 @@ class Scheduler {
   Result<Unit> RestoreTask(const std::string& user, JobId job, TaskId id, const std::string& value,
                            int64_t now);
   void FinishRestore(int64_t now);
+  void FinishAdopt(const std::vector<JobId>& jobs, int64_t now);
 
   SchedulerConfig config_;
   std::unordered_map<std::string, uint32_t> quantum_by_tier_;
@@ -235,7 +273,8 @@ class Scheduler {
   std::deque<std::string> ring_;                  // users with ready tasks, in round-robin order
   std::set<std::pair<int64_t, TaskId>> leases_;   // (deadline, task) of running tasks
   std::set<std::pair<int64_t, TaskId>> backoff_;  // (not_before, task)
-  std::vector<TaskId> slots_;                     // 0 = free
+  std::vector<TaskId> slots_;                     // 0 = free; may exceed capacity_
+  uint32_t capacity_;                             // slots that may be busy at once
   std::vector<Revoked> revoked_;
   JobId next_job_;
   TaskId next_task_;
