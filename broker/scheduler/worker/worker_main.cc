@@ -85,8 +85,8 @@ sch::TaskOutcome Sleep(const sch::Lease& l, sch::TaskContext& ctx) {
   const auto end = Clock::now() + std::chrono::milliseconds(ms);
   while (Clock::now() < end) {
     if (!ctx.Heartbeat()) return Fail("sleep: lease revoked");
-    std::this_thread::sleep_for(std::min<Clock::duration>(end - Clock::now(),
-                                                          std::chrono::milliseconds(20)));
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(end - Clock::now(), std::chrono::milliseconds(20)));
   }
   sch::TaskOutcome o;
   o.items_total = o.items_done = 1;
@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
   uint32_t slots = 1, pool = 4;
   std::vector<std::string> kinds{"list", "sync", "diff", "finish", "sleep"};
   app.add_option("--connect", endpoint, "the node's scheduler.worker_endpoint")->required();
-  app.add_option("--slots", slots, "tasks run at once")->check(CLI::Range(1u, wire::kMaxWorkerSlots));
+  app.add_option("--slots", slots, "tasks run at once")
+      ->check(CLI::Range(1u, wire::kMaxWorkerSlots));
   app.add_option("--kinds", kinds, "task kinds this worker runs")->delimiter(',');
   app.add_option("--catalog-pool", pool, "SQLite connections per catalog")
       ->check(CLI::Range(1u, 256u));
@@ -150,7 +151,8 @@ int main(int argc, char** argv) {
   (void)Send(dealer, hello);
   auto last_sent = Clock::now();
   int rc = 0;
-  zmq::pollitem_t items[] = {{dealer.handle(), 0, ZMQ_POLLIN, 0}, {pull.handle(), 0, ZMQ_POLLIN, 0}};
+  zmq::pollitem_t items[] = {{dealer.handle(), 0, ZMQ_POLLIN, 0},
+                             {pull.handle(), 0, ZMQ_POLLIN, 0}};
   while (!g_stop.load()) {
     try {
       zmq::poll(items, 2, std::chrono::milliseconds(hb_ms.load()));
