@@ -2,6 +2,8 @@
 
 #include <msgpack.hpp>
 
+#include "peer_fields.h"
+
 namespace chorus::broker::node {
 namespace {
 
@@ -9,15 +11,8 @@ constexpr uint32_t kRequestKind = 1;
 constexpr uint32_t kReplyKind = 2;
 constexpr uint32_t kMaxStatus = 3;
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
-
-// The array of a message of `kind` with `size` fields, or nullptr.
-const msgpack::object* Fields(const msgpack::object& o, uint32_t kind, uint32_t size) {
-  if (o.type != msgpack::type::ARRAY || o.via.array.size != size) return nullptr;
-  const msgpack::object* a = o.via.array.ptr;
-  if (a[0].type != msgpack::type::POSITIVE_INTEGER || a[0].via.u64 != kind) return nullptr;
-  return a;
-}
+using Packer = PeerPacker;
+constexpr auto Fields = PeerFields;
 
 }  // namespace
 
