@@ -48,7 +48,8 @@ TEST_F(NodeClusterApiFault, C43_AMemberThatDoesNotAnswerFailsTheCallWith114) {
   NodeProcess &a = Node(1), &c = Node(3);
   RawSession on_b(ctx_, Node(2).native());
   ASSERT_FALSE(ConnectAs(on_b, "zed").empty());
-  const std::string ch_a = ChannelWithPrimary(1, "fa");
+  // Its backup is B: with C stopped, A's publishes commit on B's acks (C-8) and do not wait.
+  const std::string ch_a = ChannelWithReplicas(1, 2, "fa");
 
   c.process().Signal(SIGSTOP);
   // Sent while A's map still lists C alive (it is declared dead only after dead_after_ms).
