@@ -150,8 +150,11 @@ std::map<std::string, double> PerPublication(const std::map<std::string, double>
 // served request) and CHP updates received; every other non-zero counter is printed too.
 double InterNodeMessages(const std::map<std::string, double>& per_pub) {
   double n = 0;
-  for (const char* k : {"chorus_cluster_pub_forwarded_total", "chorus_cluster_pub_served_total",
-                        "chorus_cluster_updates_received_total"}) {
+  // Forwards and their replies, CHP updates to interested nodes and to backups, backups' acks.
+  for (const char* k :
+       {"chorus_cluster_pub_forwarded_total", "chorus_cluster_pub_served_total",
+        "chorus_cluster_updates_received_total", "chorus_cluster_backup_updates_received_total",
+        "chorus_cluster_acks_sent_total"}) {
     const auto it = per_pub.find(k);
     if (it != per_pub.end()) n += it->second;
   }
