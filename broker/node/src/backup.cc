@@ -15,44 +15,18 @@ class BackupFollower::Observer final : public chp::ReplicaObserver {
 
   void OnReset(std::string_view subtree, const chp::Position& /*position*/,
                const chp::EntryMap& entries) override {
-    CopyTop top;
-    bool has_top = false;
-    std::vector<Publication> pubs;
-    std::vector<PresenceEntry> presence;
-    for (const auto& [key, entry] : entries) {
-      const std::string_view k = RelativeKey(subtree, key);
-      if (k == "top") {
-        has_top = DecodeTop(entry.value, top);
-      } else if (k.starts_with("h/")) {
-        Publication p;
-        if (DecodePublication(entry.value, p)) pubs.push_back(std::move(p));
-      } else if (k.starts_with("p/")) {
-        PresenceEntry e;
-        if (DecodePresence(k.substr(2), entry.value, e)) presence.push_back(std::move(e));
-      }
-    }
+    ChannelSnapshot snap = DecodeChannelSnapshot(subtree, entries);
     // The channel's presence (C-21), whether or not it keeps history.
     const std::string channel =
-        has_top ? top.channel : cluster::ChannelOfSubtree(subtree).value_or("");
-    if (!channel.empty() && Wanted(subtree, channel)) {
-      channels_[std::string(subtree)] = channel;
-      if (f_.callbacks_.on_presence_reset) {
-        f_.callbacks_.on_presence_reset(channel, std::move(presence));
-      }
+        snap.has_top ? snap.top.channel : cluster::ChannelOfSubtree(subtree).value_or("");
+    if (channel.empty() || !Wanted(subtree, channel)) return;
+    channels_[std::string(subtree)] = channel;
+    if (f_.callbacks_.on_presence_reset) {
+      f_.callbacks_.on_presence_reset(channel, std::move(snap.presence));
     }
-    if (!has_top || !Wanted(subtree, top.channel)) return;
-    channels_[std::string(subtree)] = top.channel;
-    std::sort(pubs.begin(), pubs.end(),
-              [](const Publication& a, const Publication& b) { return a.offset > b.offset; });
-    std::vector<Publication> run;
-    uint64_t want = top.top.offset;
-    for (Publication& p : pubs) {
-      if (want == 0 || p.offset != want) break;
-      run.push_back(std::move(p));
-      --want;
+    if (snap.has_top && f_.callbacks_.on_reset) {
+      f_.callbacks_.on_reset(member_, snap.top, std::move(snap.run));
     }
-    std::reverse(run.begin(), run.end());
-    if (f_.callbacks_.on_reset) f_.callbacks_.on_reset(member_, top, std::move(run));
   }
 
   void OnChange(std::string_view subtree, std::string_view /*epoch*/,

@@ -1,5 +1,6 @@
 #include "channel_records.h"
 
+#include <algorithm>
 #include <exception>
 
 #include <msgpack.hpp>
@@ -98,6 +99,54 @@ bool DecodePresence(std::string_view client, std::string_view bytes, PresenceEnt
   } catch (const std::exception&) {
     return false;
   }
+}
+
+namespace {
+
+void AddRecord(ChannelSnapshot& out, std::vector<Publication>& pubs, std::string_view subtree,
+               std::string_view key, std::string_view value) {
+  const std::string_view k = RelativeKey(subtree, key);
+  if (k == "top") {
+    out.has_top = DecodeTop(value, out.top);
+  } else if (k.starts_with("h/")) {
+    Publication p;
+    if (DecodePublication(value, p)) pubs.push_back(std::move(p));
+  } else if (k.starts_with("p/")) {
+    PresenceEntry e;
+    if (DecodePresence(k.substr(2), value, e)) out.presence.push_back(std::move(e));
+  }
+}
+
+void KeepRunToTop(ChannelSnapshot& out, std::vector<Publication> pubs) {
+  if (!out.has_top) return;
+  std::sort(pubs.begin(), pubs.end(),
+            [](const Publication& a, const Publication& b) { return a.offset > b.offset; });
+  uint64_t want = out.top.top.offset;
+  for (Publication& p : pubs) {
+    if (want == 0 || p.offset != want) break;
+    out.run.push_back(std::move(p));
+    --want;
+  }
+  std::reverse(out.run.begin(), out.run.end());
+}
+
+}  // namespace
+
+ChannelSnapshot DecodeChannelSnapshot(std::string_view subtree, const chp::EntryMap& entries) {
+  ChannelSnapshot out;
+  std::vector<Publication> pubs;
+  for (const auto& [key, entry] : entries) AddRecord(out, pubs, subtree, key, entry.value);
+  KeepRunToTop(out, std::move(pubs));
+  return out;
+}
+
+ChannelSnapshot DecodeChannelSnapshot(std::string_view subtree,
+                                      const std::vector<chp::Record>& records) {
+  ChannelSnapshot out;
+  std::vector<Publication> pubs;
+  for (const chp::Record& r : records) AddRecord(out, pubs, subtree, r.key, r.value);
+  KeepRunToTop(out, std::move(pubs));
+  return out;
 }
 
 }  // namespace chorus::broker::node

@@ -6,9 +6,12 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "broker/core/history.h"
 #include "broker/core/presence.h"
+#include "chp/replica.h"
+#include "chp/types.h"
 
 namespace chorus::broker::node {
 
@@ -31,5 +34,19 @@ bool DecodePublication(std::string_view bytes, Publication& out);
 // `p/<client>`: {u: user, ci: conn info, hi: chan info, nd: member, in: incarnation}
 // (docs/cluster.md C-21).
 bool DecodePresence(std::string_view client, std::string_view bytes, PresenceEntry& out);
+
+// A channel subtree's snapshot decoded: its `top` (when it has one: channels without history
+// have none), the contiguous run of publications ending at top.top.offset (older slots may hold
+// an earlier line's leftovers, dropped), and its presence entries. Undecodable records are
+// skipped.
+struct ChannelSnapshot {
+  bool has_top = false;
+  CopyTop top;
+  std::vector<Publication> run;
+  std::vector<PresenceEntry> presence;
+};
+ChannelSnapshot DecodeChannelSnapshot(std::string_view subtree, const chp::EntryMap& entries);
+ChannelSnapshot DecodeChannelSnapshot(std::string_view subtree,
+                                      const std::vector<chp::Record>& records);
 
 }  // namespace chorus::broker::node

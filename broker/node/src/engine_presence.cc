@@ -293,15 +293,7 @@ void Engine::SeedPresenceFromBackup(const std::string& channel) {
   const std::string subtree = ChannelSubtree(channel);
   const chp::SubtreeReplica* copy = backup_->Copy(subtree);
   if (copy == nullptr) return;  // not synced yet: its snapshot will bring the entries
-  std::vector<PresenceEntry> entries;
-  for (const chp::Record& r : copy->SnapshotRecords(chp::MonotonicMs())) {
-    const std::string_view k = RelativeKey(subtree, r.key);
-    PresenceEntry e;
-    if (k.starts_with("p/") && DecodePresence(k.substr(2), r.value, e)) {
-      entries.push_back(std::move(e));
-    }
-  }
-  OnRemotePresenceReset(channel, std::move(entries));
+  OnRemotePresenceReset(channel, DecodeChannelSnapshot(subtree, copy->entries()).presence);
 }
 
 bool Engine::PresenceHere(const std::string& channel) const {

@@ -18,36 +18,12 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
                const chp::EntryMap& entries) override {
     const std::string* channel = ChannelOf(subtree);
     if (channel == nullptr) return;
-    CopyTop top;
-    bool has_top = false;
-    std::vector<Publication> pubs;
-    std::vector<PresenceEntry> presence;
-    for (const auto& [key, entry] : entries) {
-      const std::string_view k = RelativeKey(subtree, key);
-      if (k == "top") {
-        has_top = DecodeTop(entry.value, top);
-      } else if (k.starts_with("h/")) {
-        Publication p;
-        if (DecodePublication(entry.value, p)) pubs.push_back(std::move(p));
-      } else if (k.starts_with("p/")) {
-        PresenceEntry e;
-        if (DecodePresence(k.substr(2), entry.value, e)) presence.push_back(std::move(e));
-      }
+    ChannelSnapshot snap = DecodeChannelSnapshot(subtree, entries);
+    if (f_.callbacks_.on_presence_reset) {
+      f_.callbacks_.on_presence_reset(*channel, std::move(snap.presence));
     }
-    if (f_.callbacks_.on_presence_reset) f_.callbacks_.on_presence_reset(*channel, presence);
-    if (!has_top || !f_.callbacks_.on_reset) return;  // no history here (yet)
-    // The contiguous run ending at top (older slots may hold an earlier line's leftovers).
-    std::sort(pubs.begin(), pubs.end(),
-              [](const Publication& a, const Publication& b) { return a.offset > b.offset; });
-    std::vector<Publication> run;
-    uint64_t want = top.top.offset;
-    for (Publication& p : pubs) {
-      if (want == 0 || p.offset != want) break;
-      run.push_back(std::move(p));
-      --want;
-    }
-    std::reverse(run.begin(), run.end());
-    f_.callbacks_.on_reset(*channel, top, std::move(run));
+    if (!snap.has_top || !f_.callbacks_.on_reset) return;  // no history here (yet)
+    f_.callbacks_.on_reset(*channel, snap.top, std::move(snap.run));
   }
 
   void OnChange(std::string_view subtree, std::string_view /*epoch*/,
