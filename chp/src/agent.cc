@@ -417,6 +417,11 @@ void ReplicaAgent::ReadPublisher(Clock::time_point now) {
       HandleKvPub(scratch_pub_);
       continue;
     }
+    if (DecodePositionInto(frames[0].to_string_view(), frames[1].to_string_view(),
+                           scratch_position_)) {
+      HandlePosition(scratch_position_);
+      continue;
+    }
     auto decoded = DecodePub(frames[0].to_string_view(), frames[1].to_string_view());
     if (!decoded) {
       ++stats_.malformed;

@@ -367,6 +367,31 @@ bool DecodeKvPubInto(std::string_view topic, std::string_view body, KvPub& out) 
   return true;
 }
 
+bool DecodePositionInto(std::string_view topic, std::string_view body, PositionMsg& out) {
+  if (topic.size() < 2 || topic.back() != '/' || body.size() > kMaxFrameBytes) return false;
+  RawReader rd(body);
+  uint32_t n = 0;
+  uint64_t code = 0;
+  uint64_t seq = 0;
+  uint64_t term = 0;
+  uint64_t term_start = 0;
+  std::string_view epoch;
+  if (!rd.Array(n) || (n != 3 && n != 5) || !rd.Uint(code) ||
+      code != static_cast<uint64_t>(Command::kPosition) || !rd.Str(epoch) || !rd.Uint(seq)) {
+    return false;
+  }
+  if (n == 5 && (!rd.Uint(term) || !rd.Uint(term_start))) return false;  // CS-33
+  if (!rd.AtEnd()) return false;
+  const std::string_view subtree = topic.substr(0, topic.size() - 1);
+  if (!IsValidSubtree(subtree)) return false;
+  out.subtree.assign(subtree);
+  out.position.epoch.assign(epoch);
+  out.position.seq = seq;
+  out.term = term;
+  out.term_start = term_start;
+  return true;
+}
+
 Result<PubMessage> detail::DecodePubGeneric(std::string_view topic, std::string_view body) {
   ScratchZone zone;
   msgpack::object root;

@@ -222,15 +222,23 @@ void EncodeKvPubBody(std::string_view epoch, const Record& record, uint64_t term
   out.resize(static_cast<size_t>(w.end() - out.data()));
 }
 
+void EncodePositionBody(std::string_view epoch, uint64_t seq, uint64_t term, uint64_t term_start,
+                        std::string& out) {
+  // Written directly like KVPUB (the sweep sends many, CS-26), in the packer's encodings.
+  out.resize(48 + epoch.size());
+  RawWriter w(out.data());
+  w.ArrayHeader(5);
+  w.Uint(static_cast<uint8_t>(Command::kPosition));
+  w.Str(epoch);
+  w.Uint(seq);
+  w.Uint(term);  // CS-33
+  w.Uint(term_start);
+  out.resize(static_cast<size_t>(w.end() - out.data()));
+}
+
 std::string Encode(const PositionMsg& m) {
   std::string out;
-  StringSink sink{&out};
-  Packer p(sink);
-  PackHead(p, Command::kPosition, 5);
-  PackStr(p, m.position.epoch);
-  p.pack_uint64(m.position.seq);
-  p.pack_uint64(m.term);  // CS-33
-  p.pack_uint64(m.term_start);
+  EncodePositionBody(m.position.epoch, m.position.seq, m.term, m.term_start, out);
   return out;
 }
 

@@ -165,21 +165,26 @@ void Server::HandleCommand(std::vector<std::string>&& envelope, std::string_view
   }
 }
 
-Result<Position> Server::ApplyChecked(std::string_view key, Op op, std::string_view value,
-                                      uint64_t ttl_ms, const Uuid& uuid) {
+Result<uint64_t> Server::ApplyChecked(std::string_view key, Op op, std::string_view value,
+                                      uint64_t ttl_ms, const Uuid& uuid, Position* pos) {
   auto parts = SplitKey(key);
   if (!parts) return parts.error();
   // The clock matters only for a TTL (reading it is a measurable part of a Set).
   const int64_t now_ms = ttl_ms == 0 ? 0 : MonotonicMs();
   auto applied = store_.ApplyRef(parts->subtree, parts->key, op, value, ttl_ms, now_ms, uuid);
   if (!applied) return applied.error();
-  if (applied->subtree == nullptr) return Position{};
-  Position pos = applied->subtree->position();  // as applied, before any observer runs
+  if (applied->subtree == nullptr) {
+    if (pos != nullptr) *pos = Position{};
+    return uint64_t{0};
+  }
+  // As applied, before any observer runs.
+  const uint64_t seq = applied->subtree->seq;
+  if (pos != nullptr) *pos = applied->subtree->position();
   if (applied->changed) {
     Change c{parts->subtree, applied->subtree->epoch, applied->record, applied->subtree->term};
-    PublishChange(c);
+    PublishChange(c, key);
   }
-  return pos;
+  return seq;
 }
 
 void Server::HandleIcanhaz(const std::vector<std::string>& envelope, const Icanhaz& m) {
@@ -384,26 +389,31 @@ void Server::Publish(std::string_view topic, std::string_view body) {
   ++stats_.published;
 }
 
-void Server::PublishChange(const Change& c) {
-  // Hot path: encode straight from the change into a reused buffer (no KvPub copy of the record).
+void Server::PublishChange(const Change& c, std::string_view full_key) {
+  // Hot path: encode straight from the change into reused buffers (no KvPub copy of the record,
+  // no topic string: a Set's full key is the topic, CK-4). The store lists the changed subtree
+  // for the next tick's POSITION (CS-26).
   EncodeKvPubBody(c.epoch, *c.record, c.term, pub_body_);
-  Publish(JoinKey(c.subtree, c.record->key), pub_body_);
+  if (full_key.empty()) {
+    pub_topic_.assign(c.subtree).push_back('/');
+    pub_topic_.append(c.record->key);
+    full_key = pub_topic_;
+  }
+  Publish(full_key, pub_body_);
   if (pub_body_.capacity() > (size_t{1} << 16)) std::string().swap(pub_body_);  // after a big value
   ++stats_.changes;
-  // Look up first: emplace would allocate a node even when the subtree is already dirty.
-  std::string subtree(c.subtree);
-  if (dirty_.find(subtree) == dirty_.end()) dirty_.insert(std::move(subtree));
   if (observer_) observer_(c);
 }
 
 void Server::PublishPosition(std::string_view subtree) {
-  PositionMsg m{std::string(subtree), {}};
+  // Into reused buffers: the sweep sends one per subtree per sweep_period (CS-26).
+  pos_topic_.assign(subtree).push_back('/');
   if (const Subtree* st = store_.Find(subtree)) {
-    m.position = st->position();
-    m.term = st->term;  // CS-33
-    m.term_start = st->term_start;
+    EncodePositionBody(st->epoch, st->seq, st->term, st->term_start, pos_body_);  // CS-33
+  } else {
+    EncodePositionBody({}, 0, 0, 0, pos_body_);  // unborn (CS-6)
   }
-  Publish(Topic(m), Encode(m));
+  Publish(pos_topic_, pos_body_);
 }
 
 void Server::Heartbeat(Clock::time_point now) {
@@ -412,12 +422,9 @@ void Server::Heartbeat(Clock::time_point now) {
   Publish(kHugzTopic,
           Encode(Hugz{kProtocolVersion, options_.server_id, WallMs(), store_.subtrees().size()}));
   // Changed subtrees first, so a replica that missed the last change hears of it within a tick.
-  size_t sent = 0;
-  for (auto it = dirty_.begin(); it != dirty_.end() && sent < options_.max_positions_per_tick;) {
-    PublishPosition(*it);
-    it = dirty_.erase(it);
-    ++sent;
-  }
+  changed_names_.clear();
+  store_.TakeChanged(options_.max_positions_per_tick, changed_names_);
+  for (const std::string& name : changed_names_) PublishPosition(name);
   // Dropped subtrees (CS-28): announced as unborn on the next ticks, unless created again.
   for (auto it = removed_.begin(); it != removed_.end();) {
     if (store_.Find(it->first) == nullptr) PublishPosition(it->first);
@@ -433,7 +440,15 @@ void Server::Heartbeat(Clock::time_point now) {
   }
   const size_t ticks = static_cast<size_t>(
       std::max<int64_t>(1, options_.sweep_period / options_.heartbeat_interval));
-  const size_t slice = std::max(options_.positions_per_sweep, (sweep_.size() + ticks - 1) / ticks);
+  size_t slice = (sweep_.size() + ticks - 1) / ticks;
+  if (options_.max_sweep_rate > 0) {
+    // The rate bound: the sweep's period stretches to n / max_sweep_rate above that many.
+    const auto per_tick =
+        static_cast<size_t>(static_cast<double>(options_.max_sweep_rate) *
+                            std::chrono::duration<double>(options_.heartbeat_interval).count());
+    slice = std::min(slice, std::max<size_t>(1, per_tick));
+  }
+  slice = std::max(options_.positions_per_sweep, slice);
   for (size_t i = 0; i < slice && sweep_pos_ < sweep_.size(); ++i) {
     PublishPosition(sweep_[sweep_pos_++]);
   }
@@ -447,11 +462,22 @@ void Server::ExpireDue(Clock::time_point now) {
 
 Result<Position> Server::Set(std::string_view key, std::string_view value, uint64_t ttl_ms) {
   if (value.size() > options_.max_value_bytes) return Errc::kValueTooLarge;
+  Position pos;
+  auto r = ApplyChecked(key, Op::kSet, value, ttl_ms, {}, &pos);
+  if (!r) return r.error();
+  return pos;
+}
+
+Result<uint64_t> Server::Put(std::string_view key, std::string_view value, uint64_t ttl_ms) {
+  if (value.size() > options_.max_value_bytes) return Errc::kValueTooLarge;
   return ApplyChecked(key, Op::kSet, value, ttl_ms);
 }
 
 Result<Position> Server::Erase(std::string_view key) {
-  return ApplyChecked(key, Op::kDelete, {}, 0);
+  Position pos;
+  auto r = ApplyChecked(key, Op::kDelete, {}, 0, {}, &pos);
+  if (!r) return r.error();
+  return pos;
 }
 
 // ---------------------------------------------------------------------------------------------

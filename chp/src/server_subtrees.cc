@@ -78,7 +78,6 @@ bool Server::Drop(std::string_view subtree) {
     applied_pairs_ -= it->second.size();
     applied_.erase(it);
   }
-  dirty_.erase(name);
   windows_.erase(name);
   PublishPosition(subtree);  // unborn now (CS-6)
   if (options_.removal_announcements > 0) removed_[name] = options_.removal_announcements;

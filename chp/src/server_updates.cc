@@ -45,12 +45,8 @@ void Server::HandleKvSet(const std::vector<std::string>& envelope, KvSet&& m) {
     if (auto parts = SplitKey(m.key)) ack.position = store_.PositionOf(parts->subtree);
     ++stats_.conflicts;
   } else {
-    auto pos = ApplyChecked(m.key, m.op, m.value, m.ttl_ms, m.uuid);
-    if (pos) {
-      ack.position = std::move(*pos);
-    } else {
-      status = static_cast<Errc>(pos.error().value());
-    }
+    auto seq = ApplyChecked(m.key, m.op, m.value, m.ttl_ms, m.uuid, &ack.position);
+    if (!seq) status = static_cast<Errc>(seq.error().value());
   }
   ack.status = static_cast<uint32_t>(status);
   if (status != Errc::kOk) {

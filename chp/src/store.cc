@@ -1,5 +1,6 @@
 #include "chp/store.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstdio>
 #include <random>
@@ -18,47 +19,86 @@ Store::Store(StoreOptions options) : options_(std::move(options)) {
 }
 
 Subtree& Store::GetOrCreate(std::string_view subtree) {
-  auto it = subtrees_.find(std::string(subtree));
+  auto it = subtrees_.find(subtree);
   if (it != subtrees_.end()) return it->second;
   Subtree st;
   st.epoch = options_.new_epoch();
   return subtrees_.emplace(std::string(subtree), std::move(st)).first->second;
 }
 
-const Record* Store::Append(Subtree& st, std::string_view key, Op op, std::string_view value,
-                            uint64_t ttl_ms, const Uuid& uuid) {
-  const uint64_t seq = ++st.seq;
-  st.backlog_bytes += key.size() + value.size();
-  if (!st.backlog.empty() && st.backlog.size() >= options_.backlog_records) {
-    // At the count cap the oldest record leaves anyway: copy into its buffers, so the steady
-    // state allocates nothing here. Same backlog as push_back then pop_front.
-    Record slot = std::move(st.backlog.front());
-    st.backlog.pop_front();
-    st.backlog_bytes -= slot.key.size() + slot.value.size();
-    slot.key.assign(key);
-    slot.value.assign(value);
-    if (slot.value.capacity() > 2 * slot.value.size() + 64) slot.value.shrink_to_fit();
-    slot.op = op;
-    slot.ttl_ms = ttl_ms;
-    slot.seq = seq;
-    slot.uuid = uuid;
-    st.backlog.push_back(std::move(slot));
-  } else {
-    st.backlog.push_back(Record{std::string(key), op, std::string(value), ttl_ms, seq, uuid});
+Record& Backlog::PushSlot() {
+  if (size_ == ring_.size()) {
+    // Full: grow by one slot, after the newest (rotate first so the ring starts at 0).
+    std::rotate(ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(head_), ring_.end());
+    head_ = 0;
+    ring_.emplace_back();
   }
-  while (!st.backlog.empty() && (st.backlog.size() > options_.backlog_records ||
-                                 st.backlog_bytes > options_.backlog_bytes)) {
-    st.backlog_bytes -= st.backlog.front().key.size() + st.backlog.front().value.size();
-    if (st.backlog.size() == 1) {
+  ++size_;
+  return ring_[(head_ + size_ - 1) % ring_.size()];
+}
+
+Record Backlog::TakeFront() {
+  Record r = std::move(ring_[head_]);
+  PopFront();
+  return r;
+}
+
+const Record* Store::Append(Subtree& st, std::string_view name, std::string_view key, Op op,
+                            std::string_view value, uint64_t ttl_ms, const Uuid& uuid) {
+  const uint64_t seq = ++st.seq;
+  if (!st.changed) {
+    st.changed = true;
+    changed_.emplace_back(name);
+  }
+  Backlog& b = st.backlog;
+  if (!b.empty() && b.size() >= options_.backlog_records) {
+    // At the count cap the oldest leaves first, so its slot takes the new record in place.
+    st.backlog_bytes -= b.front().key.size() + b.front().value.size();
+    b.PopFront();
+  }
+  Record& slot = b.PushSlot();
+  slot.key.assign(key);
+  slot.value.assign(value);
+  if (slot.value.capacity() > 2 * slot.value.size() + 64) slot.value.shrink_to_fit();
+  slot.op = op;
+  slot.ttl_ms = ttl_ms;
+  slot.seq = seq;
+  slot.uuid = uuid;
+  st.backlog_bytes += key.size() + value.size();
+  while (!b.empty() &&
+         (b.size() > options_.backlog_records || st.backlog_bytes > options_.backlog_bytes)) {
+    st.backlog_bytes -= b.front().key.size() + b.front().value.size();
+    if (b.size() == 1) {
       // A single record larger than the byte cap leaves the backlog empty: resume past it is
-      // impossible and the replica takes a snapshot, which is correct. Keep it for the caller.
-      spill_ = std::move(st.backlog.front());
-      st.backlog.pop_front();
+      // impossible and the replica takes a snapshot, which is correct. Keep it for the caller
+      // (moved out, so the ring does not keep its large buffer).
+      spill_ = b.TakeFront();
       return &spill_;
     }
-    st.backlog.pop_front();
+    b.PopFront();
   }
-  return &st.backlog.back();
+  return &b.back();
+}
+
+void Store::TakeChanged(size_t max, std::vector<std::string>& out) {
+  size_t taken = 0;
+  while (taken < max && changed_head_ < changed_.size()) {
+    std::string& name = changed_[changed_head_++];
+    // A name is listed once per subtree while its flag is set; a dropped subtree (or one dropped
+    // and created again, listed twice) is announced by the server's removal instead.
+    auto it = subtrees_.find(name);
+    if (it == subtrees_.end() || !it->second.changed) continue;
+    it->second.changed = false;
+    out.push_back(std::move(name));
+    ++taken;
+  }
+  if (changed_head_ == changed_.size()) {
+    changed_.clear();
+    changed_head_ = 0;
+  } else if (changed_head_ > 4096 && changed_head_ * 2 > changed_.size()) {
+    changed_.erase(changed_.begin(), changed_.begin() + static_cast<std::ptrdiff_t>(changed_head_));
+    changed_head_ = 0;
+  }
 }
 
 Result<Store::Applied> Store::Apply(std::string_view subtree, std::string_view key, Op op,
@@ -79,9 +119,9 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
   if (op == Op::kSet) {
     Subtree* existing = nullptr;
     StoredEntry* found = nullptr;  // the entry when the key exists: one lookup, not two
-    if (auto it = subtrees_.find(std::string(subtree)); it != subtrees_.end()) {
+    if (auto it = subtrees_.find(subtree); it != subtrees_.end()) {
       existing = &it->second;
-      if (auto eit = existing->entries.find(std::string(key)); eit != existing->entries.end()) {
+      if (auto eit = existing->entries.find(key); eit != existing->entries.end()) {
         found = &eit->second;
       }
     }
@@ -100,7 +140,7 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
     if (e.expires_at_ms != 0) --ttl_entries_;
     e.value.assign(value);
     e.expires_at_ms = ttl_ms == 0 ? 0 : now_ms + static_cast<int64_t>(ttl_ms);
-    const Record* rec = Append(st, key, Op::kSet, value, ttl_ms, uuid);
+    const Record* rec = Append(st, subtree, key, Op::kSet, value, ttl_ms, uuid);
     e.seq = rec->seq;
     if (e.expires_at_ms != 0) {
       ++ttl_entries_;
@@ -111,17 +151,17 @@ Result<Store::AppliedRef> Store::ApplyRef(std::string_view subtree, std::string_
   }
   // Delete (kExpire is reserved for the server's own expiry).
   if (op != Op::kDelete) return Errc::kMalformed;
-  auto it = subtrees_.find(std::string(subtree));
+  auto it = subtrees_.find(subtree);
   if (it == subtrees_.end()) return AppliedRef{};
   Subtree& st = it->second;
-  auto eit = st.entries.find(std::string(key));
+  auto eit = st.entries.find(key);
   if (eit == st.entries.end()) return AppliedRef{&st, false, nullptr};
   if (eit->second.expires_at_ms != 0) --ttl_entries_;
   st.value_bytes -= eit->second.value.size();
   bytes_ -= eit->first.size() + eit->second.value.size();
   st.entries.erase(eit);
   --key_count_;
-  return AppliedRef{&st, true, Append(st, key, Op::kDelete, {}, 0, uuid)};
+  return AppliedRef{&st, true, Append(st, subtree, key, Op::kDelete, {}, 0, uuid)};
 }
 
 size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& on_expired) {
@@ -144,7 +184,7 @@ size_t Store::Expire(int64_t now_ms, const std::function<void(const Change&)>& o
     st.entries.erase(eit);
     --key_count_;
     --ttl_entries_;
-    const Record* rec = Append(st, x.key, Op::kExpire, {}, 0);
+    const Record* rec = Append(st, it->first, x.key, Op::kExpire, {}, 0);
     if (on_expired) on_expired(Change{it->first, st.epoch, rec, st.term});
     ++n;
   }
@@ -156,7 +196,7 @@ int64_t Store::NextExpiry() const {
 }
 
 bool Store::Drop(std::string_view subtree) {
-  auto it = subtrees_.find(std::string(subtree));
+  auto it = subtrees_.find(subtree);
   if (it == subtrees_.end()) return false;
   for (const auto& [key, e] : it->second.entries) {
     bytes_ -= key.size() + e.value.size();
@@ -188,7 +228,7 @@ void Store::CompactExpiries() {
 }
 
 const Subtree* Store::Find(std::string_view subtree) const {
-  auto it = subtrees_.find(std::string(subtree));
+  auto it = subtrees_.find(subtree);
   return it == subtrees_.end() ? nullptr : &it->second;
 }
 
@@ -206,7 +246,7 @@ bool Store::OnLine(const Subtree& st, const Position& from, uint64_t from_term) 
 Result<const Subtree*> Store::Adopt(std::string_view subtree, const Position& at,
                                     uint64_t prev_term, uint64_t term,
                                     const std::vector<Record>& entries, int64_t now_ms) {
-  if (subtrees_.contains(std::string(subtree))) return Errc::kBusy;
+  if (subtrees_.contains(subtree)) return Errc::kBusy;
   if (term <= prev_term || at.epoch.empty()) return Errc::kMalformed;
   size_t bytes = 0;
   for (const Record& r : entries) bytes += r.key.size() + r.value.size();
@@ -243,8 +283,8 @@ bool Store::ResumeFrom(std::string_view subtree, const Position& from, std::vect
   if (from.seq == st->seq) return true;  // up to date: nothing to send
   if (st->backlog.empty() || st->backlog.front().seq > from.seq + 1) return false;
   const size_t first = from.seq + 1 - st->backlog.front().seq;
-  out.insert(out.end(), st->backlog.begin() + static_cast<std::ptrdiff_t>(first),
-             st->backlog.end());
+  out.reserve(out.size() + st->backlog.size() - first);
+  for (size_t i = first; i < st->backlog.size(); ++i) out.push_back(st->backlog[i]);
   return true;
 }
 

@@ -58,6 +58,12 @@ void FuzzPub(std::string_view topic, std::string_view body) {
               std::get<KvPub>(*decoded) == reused,
           "DecodeKvPubInto and DecodePub disagree");
   }
+  static PositionMsg reused_position;  // the same for the sweep's POSITIONs (CS-26)
+  if (DecodePositionInto(topic, body, reused_position)) {
+    Check(decoded.ok() && std::holds_alternative<PositionMsg>(*decoded) &&
+              std::get<PositionMsg>(*decoded) == reused_position,
+          "DecodePositionInto and DecodePub disagree");
+  }
   Check(decoded.ok() == generic.ok(), "DecodePub and its generic path disagree on acceptance");
   if (!decoded.ok()) {
     Check(decoded.error() == generic.error(), "DecodePub and its generic path give other errors");

@@ -183,5 +183,60 @@ TEST(ChpAgentScale, CS26_EverySubtreeAnnouncedWithinTwoSweepPeriods) {
   EXPECT_LT(s, 2.5) << "CS-26: the sweep must cover every subtree within its period";
 }
 
+// CS-26 (issue 11, sync all of 100,000 subtrees): the sweep's rate is bounded by
+// max_sweep_rate, so its cost per second stops growing with the subtrees held; its period then
+// stretches to n / max_sweep_rate, and every subtree is still announced within it. Each tick
+// publishes HUGZ first (CS-25), so the POSITIONs between two HUGZ are one tick's; nothing
+// changes meanwhile, so they are all the sweep's.
+TEST(ChpAgentScale, CS26_SweepRateIsBoundedAndStillCoversEverySubtree) {
+  zmq::context_t ctx;
+  ServerOptions so;
+  so.publisher_hwm = 0;
+  so.heartbeat_interval = 100ms;
+  so.sweep_period = 200ms;     // two ticks: 4,000 a tick without the rate bound
+  so.max_sweep_rate = 10'000;  // 1,000 a tick
+  auto created = Server::Create(ctx, so);
+  ASSERT_TRUE(created.ok());
+  Server& server = **created;
+  constexpr size_t kSubtrees = 8'000;
+  for (size_t i = 0; i < kSubtrees; ++i) (void)server.Set("r" + std::to_string(i) + "/k", "\x01");
+  for (int i = 0; i < 10; ++i) server.RunOnce(0ms);
+  zmq::socket_t sub(ctx, zmq::socket_type::sub);
+  sub.set(zmq::sockopt::rcvhwm, 0);
+  sub.set(zmq::sockopt::subscribe, "");
+  sub.connect(server.publisher_endpoint());
+  std::set<std::string> seen;
+  size_t ticks = 0;      // HUGZ seen
+  size_t this_tick = 0;  // POSITIONs since the last HUGZ
+  size_t largest_tick = 0;
+  auto read = [&] {
+    std::vector<zmq::message_t> frames;
+    while (zmq::recv_multipart(sub, std::back_inserter(frames), zmq::recv_flags::dontwait)) {
+      if (frames.size() == 2) {
+        auto m = DecodePub(frames[0].to_string_view(), frames[1].to_string_view());
+        if (m && std::holds_alternative<Hugz>(*m)) {
+          if (ticks > 1) largest_tick = std::max(largest_tick, this_tick);  // whole ticks only
+          ++ticks;
+          this_tick = 0;
+        } else if (m && ticks > 0 && std::holds_alternative<PositionMsg>(*m)) {
+          ++this_tick;
+          seen.insert(std::get<PositionMsg>(*m).subtree);
+        }
+      }
+      frames.clear();
+    }
+  };
+  ASSERT_TRUE(EventuallyTrue(
+      [&] {
+        server.RunOnce(2ms);
+        read();
+        return seen.size() == kSubtrees && ticks > 12;
+      },
+      20s))
+      << seen.size() << " of " << kSubtrees << " announced in " << ticks << " ticks";
+  EXPECT_GT(largest_tick, 0u);
+  EXPECT_LE(largest_tick, 1'000u) << "CS-26: at most max_sweep_rate POSITIONs a second";
+}
+
 }  // namespace
 }  // namespace chorus::chp

@@ -192,6 +192,24 @@ TEST(CodecRoundTrip, KvPubIntoAReusedMessage) {
   EXPECT_FALSE(DecodeKvPubInto("sub/", Encode(PositionMsg{"sub", {"e1", 9}}), out));
 }
 
+// The agent decodes the sweep's POSITIONs (CS-26) into one reused message, like KVPUBs: same
+// result as DecodePub, with and without the term elements; other frames are left to DecodePub.
+TEST(CodecRoundTrip, PositionIntoAReusedMessage) {
+  const PositionMsg with{"sub", {"e1", 900}, 7, 12};
+  const PositionMsg unborn{"other", {}};
+  PositionMsg out;
+  for (const PositionMsg& m : {with, unborn, with}) {
+    ASSERT_TRUE(DecodePositionInto(Topic(m), Encode(m), out));
+    EXPECT_EQ(out, m);
+    EXPECT_EQ(out, Get<PositionMsg>(DecodePub(Topic(m), Encode(m))));
+  }
+  EXPECT_FALSE(DecodePositionInto("sub", Encode(with), out));    // no trailing '/'
+  EXPECT_FALSE(DecodePositionInto("$bad/", Encode(with), out));  // not a subtree (CK-1)
+  EXPECT_FALSE(DecodePositionInto("sub/", Encode(Hugz{1, "s", 0, 0}), out));
+  const KvPub pub{"sub", "e1", {"k", Op::kSet, kBinary, 0, 1}};
+  EXPECT_FALSE(DecodePositionInto("sub/", Encode(pub), out));
+}
+
 TEST(CodecRoundTrip, PositionAndHugz) {
   PositionMsg p{"sub", {"e1", 9}};
   EXPECT_EQ(Topic(p), "sub/");

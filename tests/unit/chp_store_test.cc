@@ -359,6 +359,62 @@ TEST(Store, ResumeBacklogByteCap) {
   EXPECT_EQ(Seqs(out), (std::vector<uint64_t>{6}));
 }
 
+// The backlog is a ring reused in place: after many wrap-arounds, mixed with byte-cap pops that
+// leave free slots, it still holds exactly the last changes in order, with their own values.
+TEST(Store, ResumeBacklogRingKeepsTheLastChangesInOrder) {
+  StoreOptions o;
+  o.backlog_records = 4;
+  o.backlog_bytes = 40;
+  Fixture f(o);
+  for (int i = 1; i <= 50; ++i) {
+    // Every seventh value is large (30 bytes): it pushes older records out by bytes.
+    f.Set("a", "k" + std::to_string(i % 3), std::string(i % 7 == 0 ? 29 : 3, 'a' + i % 26));
+    const Subtree* a = f.store.Find("a");
+    std::vector<Record> out;
+    const uint64_t first = a->backlog.front().seq;
+    ASSERT_TRUE(f.store.ResumeFrom("a", {"e1", first - 1}, out)) << "after change " << i;
+    ASSERT_EQ(out.size(), a->backlog.size());
+    size_t bytes = 0;
+    for (size_t j = 0; j < out.size(); ++j) {
+      const int n = static_cast<int>(first + j);
+      EXPECT_EQ(out[j].seq, first + j);
+      EXPECT_EQ(out[j].key, "k" + std::to_string(n % 3));
+      EXPECT_EQ(out[j].value, std::string(n % 7 == 0 ? 29 : 3, 'a' + n % 26));
+      bytes += out[j].key.size() + out[j].value.size();
+    }
+    EXPECT_EQ(out.back().seq, static_cast<uint64_t>(i));
+    EXPECT_LE(out.size(), 4u);
+    EXPECT_EQ(bytes, a->backlog_bytes);
+    EXPECT_LE(bytes, 40u);
+  }
+}
+
+// The changed subtrees of a tick (CS-26): each listed once, in the order they first changed,
+// at most `max` at a time (the rest on the next take); a dropped one is not listed.
+TEST(Store, TakeChangedListsEachChangedSubtreeOnceInOrder) {
+  Fixture f;
+  f.Set("b", "k", "1");
+  f.Set("a", "k", "1");
+  f.Set("b", "k", "2");
+  f.Set("c", "k", "1");
+  f.Set("d", "k", "1");
+  ASSERT_TRUE(f.store.Drop("d"));
+  std::vector<std::string> out;
+  f.store.TakeChanged(2, out);
+  EXPECT_EQ(out, (std::vector<std::string>{"b", "a"}));
+  f.Set("a", "k", "2");  // changed again after it was taken
+  out.clear();
+  f.store.TakeChanged(10, out);
+  EXPECT_EQ(out, (std::vector<std::string>{"c", "a"}));
+  out.clear();
+  f.store.TakeChanged(10, out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(f.store.changed_count(), 0u);
+  f.Del("a", "missing");  // not a change
+  f.store.TakeChanged(10, out);
+  EXPECT_TRUE(out.empty());
+}
+
 // Rewrites TTL keys enough times to trigger CompactExpiries (heap >= 1024 and >= 4x live), with
 // old heap entries due *before* the live ones, then checks exactly the right keys expire.
 TEST(Store, ManyTtlRewritesCompactAndExpireCorrectly) {

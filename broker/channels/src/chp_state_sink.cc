@@ -79,7 +79,7 @@ void ChpStateSink::OnTop(std::string_view channel, const StreamPosition& top) {
       pk.pack_uint64(x.partition_epoch);
     }
   });
-  Count(server_.Set(key_, v).ok());
+  Count(server_.Put(key_, v).ok());
 }
 
 void ChpStateSink::OnPublication(std::string_view channel, const Publication& pub,
@@ -108,7 +108,7 @@ void ChpStateSink::OnPublication(std::string_view channel, const Publication& pu
     }
   });
   const uint64_t ttl = ttl_ms > 0 ? static_cast<uint64_t>(ttl_ms) : 0;
-  Count(server_.Set(key_, v, std::min<uint64_t>(ttl, chp::kMaxTtlMs)).ok());
+  Count(server_.Put(key_, v, std::min<uint64_t>(ttl, chp::kMaxTtlMs)).ok());
 }
 
 void ChpStateSink::OnHistoryRemoved(std::string_view channel, size_t /*history_size*/) {
@@ -141,7 +141,7 @@ void ChpStateSink::OnPresence(std::string_view channel, const PresenceEntry& ent
     PackStr(pk, "in");
     pk.pack_uint64(entry.incarnation);
   });
-  Count(server_.Set(key_, v).ok());
+  Count(server_.Put(key_, v).ok());
 }
 
 void ChpStateSink::OnChannelDropped(std::string_view channel, size_t history_size) {

@@ -249,6 +249,7 @@ class ReplicaAgent final : public Pollable {
   std::mt19937_64 rng_;
   std::vector<std::string> applied_dirty_;  // subtrees to report (CR-29), may repeat
   KvPub scratch_pub_;                       // ReadPublisher's reused KVPUB
+  PositionMsg scratch_position_;            // and POSITION
 };
 
 }  // namespace chorus::chp

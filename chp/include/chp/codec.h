@@ -30,6 +30,9 @@ std::string Topic(const PositionMsg& m);
 // replaced, its capacity reused): the server's publish path. Same bytes as
 // Encode(KvPub{..., epoch, record, term}).
 void EncodeKvPubBody(std::string_view epoch, const Record& record, uint64_t term, std::string& out);
+// The body of a POSITION, likewise (Encode(PositionMsg) uses it).
+void EncodePositionBody(std::string_view epoch, uint64_t seq, uint64_t term, uint64_t term_start,
+                        std::string& out);
 
 Result<CommandMessage> DecodeCommand(std::string_view body);
 Result<ReplyMessage> DecodeReply(std::string_view body);
@@ -38,6 +41,9 @@ Result<PubMessage> DecodePub(std::string_view topic, std::string_view body);
 // strings keep their capacity between calls (no allocation per update once warm). False: not
 // such a KVPUB, `out` unspecified; DecodePub then gives the verdict. Same result as DecodePub.
 bool DecodeKvPubInto(std::string_view topic, std::string_view body, KvPub& out);
+// The same for a POSITION (the sweep's bulk, CS-26): false for anything else or a POSITION it
+// does not take (e.g. extra trailing elements), which DecodePub then decodes.
+bool DecodePositionInto(std::string_view topic, std::string_view body, PositionMsg& out);
 
 // True when `value` is exactly one well-formed msgpack object (values are msgpack, spec §Values).
 bool IsMsgpackValue(std::string_view value);

@@ -32,10 +32,14 @@ struct ServerOptions {
   std::string server_id;                                 // default: random
   std::chrono::milliseconds heartbeat_interval{500};
   size_t max_value_bytes = kDefaultMaxValueBytes;
-  // CS-26: every subtree held when a sweep starts is announced within sweep_period (so at least
-  // once in any window of two periods), at least positions_per_sweep per heartbeat tick.
+  // CS-26: every subtree held when a sweep starts is announced within the sweep's period,
+  // max(sweep_period, n / max_sweep_rate) for n subtrees (so at least once in any window of two
+  // periods), at least positions_per_sweep per heartbeat tick. max_sweep_rate bounds the
+  // sweep's POSITIONs per second (0: no bound), so its cost does not grow past ~25,000
+  // subtrees: a sync of n subtrees, which lasts in proportion to n, then does not pay n^2.
   std::chrono::milliseconds sweep_period{1000};
   size_t positions_per_sweep = 256;
+  size_t max_sweep_rate = 25'000;
   size_t max_positions_per_tick = 10'000;
   // CS-10: accepted KVSET UUIDs are remembered for dedup_window_ms, and at most dedup_window of
   // them (past it the oldest go early, counted in dedup_evicted_early).
@@ -118,6 +122,9 @@ class Server final : public Pollable {
 
   // Local writes by the owner thread (no UUID window, value trusted to be msgpack).
   Result<Position> Set(std::string_view key, std::string_view value, uint64_t ttl_ms = 0);
+  // Set without the position: returns the change's seq only, so the hot path copies no epoch
+  // string (the broker's state mirror and chp_bench use it).
+  Result<uint64_t> Put(std::string_view key, std::string_view value, uint64_t ttl_ms = 0);
   Result<Position> Erase(std::string_view key);
   // Called for every sequenced change, after it is published.
   void set_observer(Observer obs) { observer_ = std::move(obs); }
@@ -196,12 +203,15 @@ class Server final : public Pollable {
   SendResult TrySend(const Outgoing& out);
   void FlushPending();
   void Publish(std::string_view topic, std::string_view body);
-  void PublishChange(const Change& c);
+  // `full_key`: the change's `subtree/key` when the caller has it (the topic), else empty.
+  void PublishChange(const Change& c, std::string_view full_key = {});
   void PublishPosition(std::string_view subtree);
   void Heartbeat(Clock::time_point now);
   void ExpireDue(Clock::time_point now);
-  Result<Position> ApplyChecked(std::string_view key, Op op, std::string_view value,
-                                uint64_t ttl_ms, const Uuid& uuid = {});
+  // Applies and publishes a change; returns its seq (the current one when nothing changed, 0
+  // for an unborn subtree) and, when `pos` is given, the position as applied.
+  Result<uint64_t> ApplyChecked(std::string_view key, Op op, std::string_view value,
+                                uint64_t ttl_ms, const Uuid& uuid = {}, Position* pos = nullptr);
   // CS-32: the key's seq when it differs from `expected` (0: absent), else nothing.
   std::optional<uint64_t> Conflict(std::string_view key, uint64_t expected) const;
 
@@ -258,8 +268,11 @@ class Server final : public Pollable {
   size_t applied_pairs_ = 0;
   std::unordered_map<std::string, size_t> removed_;  // dropped subtree -> announcements left
 
-  std::unordered_set<std::string> dirty_;  // subtrees changed since the last heartbeat
-  std::string pub_body_;                   // KVPUB encode buffer, reused
+  std::vector<std::string> changed_names_;  // a tick's changed subtrees (Store::TakeChanged)
+  std::string pub_body_;                    // KVPUB encode buffer, reused
+  std::string pub_topic_;                   // KVPUB topic of an expiry, reused
+  std::string pos_topic_;                   // POSITION topic and body, reused
+  std::string pos_body_;
   std::vector<std::string> sweep_;
   size_t sweep_pos_ = 0;
   Clock::time_point next_heartbeat_{};

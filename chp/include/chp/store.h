@@ -33,11 +33,39 @@ struct StoredEntry {
   int64_t expires_at_ms = 0;  // 0: no TTL
 };
 
+// The last changes of a subtree, oldest first, in a ring: a new change overwrites the oldest
+// slot's buffers in place, so the steady state allocates nothing (no deque blocks, no strings).
+// Grows one slot at a time up to the backlog's count cap (subtrees with few changes stay small).
+class Backlog {
+ public:
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const Record& operator[](size_t i) const { return ring_[(head_ + i) % ring_.size()]; }
+  const Record& front() const { return (*this)[0]; }
+  const Record& back() const { return (*this)[size_ - 1]; }
+  // A slot after the newest, holding whatever an older record left in it: assign every field.
+  Record& PushSlot();
+  // The oldest record leaves; its slot (and buffers) are reused by a later PushSlot.
+  void PopFront() {
+    head_ = (head_ + 1) % ring_.size();
+    --size_;
+  }
+  // The oldest record, moved out and popped.
+  Record TakeFront();
+
+ private:
+  std::vector<Record> ring_;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
+using StoredEntries = std::unordered_map<std::string, StoredEntry, StringHash, std::equal_to<>>;
+
 struct Subtree {
   std::string epoch;
   uint64_t seq = 0;
-  std::unordered_map<std::string, StoredEntry> entries;
-  std::deque<Record> backlog;  // consecutive changes ending at `seq`
+  StoredEntries entries;
+  Backlog backlog;  // consecutive changes ending at `seq`
   size_t backlog_bytes = 0;
   size_t value_bytes = 0;
   // CS-29: who writes this history. A subtree created here starts at term 0 from seq 1; one
@@ -46,6 +74,7 @@ struct Subtree {
   uint64_t term_start = 1;
   uint64_t prev_term = 0;
   bool has_prev_term = false;
+  bool changed = false;  // listed in the store's changed subtrees (TakeChanged)
 
   Position position() const { return {epoch, seq}; }
 };
@@ -94,7 +123,13 @@ class Store {
 
   const Subtree* Find(std::string_view subtree) const;
   Position PositionOf(std::string_view subtree) const;
-  const std::unordered_map<std::string, Subtree>& subtrees() const { return subtrees_; }
+  using Subtrees = std::unordered_map<std::string, Subtree, StringHash, std::equal_to<>>;
+  const Subtrees& subtrees() const { return subtrees_; }
+  // Subtrees changed since they were last taken (the server's POSITION per changed subtree,
+  // CS-26), in the order they first changed: moves up to `max` names to `out`. Kept here, with
+  // a flag in the subtree, so a change costs no look-up in a set of names.
+  void TakeChanged(size_t max, std::vector<std::string>& out);
+  size_t changed_count() const { return changed_.size() - changed_head_; }
   size_t key_count() const { return key_count_; }
   // Key and value bytes of all entries (what max_bytes bounds).
   size_t bytes() const { return bytes_; }
@@ -126,14 +161,16 @@ class Store {
   };
 
   Subtree& GetOrCreate(std::string_view subtree);
-  // Appends a change with the next seq to the backlog; returns the stored record (in the backlog,
-  // or in `spill_` when it alone exceeds the backlog caps).
-  const Record* Append(Subtree& st, std::string_view key, Op op, std::string_view value,
-                       uint64_t ttl_ms, const Uuid& uuid = {});
+  // Appends a change with the next seq to the backlog of `st` (named `name`); returns the stored
+  // record (in the backlog, or in `spill_` when it alone exceeds the backlog caps).
+  const Record* Append(Subtree& st, std::string_view name, std::string_view key, Op op,
+                       std::string_view value, uint64_t ttl_ms, const Uuid& uuid = {});
   void CompactExpiries();
 
   StoreOptions options_;
-  std::unordered_map<std::string, Subtree> subtrees_;
+  Subtrees subtrees_;
+  std::vector<std::string> changed_;  // names of changed subtrees, from changed_head_ on
+  size_t changed_head_ = 0;
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries_;
   size_t ttl_entries_ = 0;
   size_t key_count_ = 0;
