@@ -49,7 +49,7 @@ std::string Name(size_t i) {
 
 }  // namespace
 
-ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms) {
+ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms, size_t sweep_rate) {
   ScaleResult result;
   result.subtrees = subtrees;
   const size_t probe = subtrees - 1;
@@ -65,6 +65,7 @@ ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms) {
     ServerOptions so;
     so.publisher_hwm = LinkHwm(subtrees);
     so.sweep_period = milliseconds(sweep_ms);
+    so.max_sweep_rate = sweep_rate;
     auto created = Server::Create(ctx, so);
     if (!created) {
       bound.set_value("");
@@ -80,7 +81,7 @@ ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms) {
         // Paced: at most half the HWM ahead of the agent, so nothing is dropped.
         const uint64_t window = static_cast<uint64_t>(LinkHwm(subtrees)) / 2;
         for (uint64_t i = 0; i < updates; ++i) {
-          (void)srv.Set(Name(i % subtrees) + "/k", value.With(i));
+          (void)srv.Put(Name(i % subtrees) + "/k", value.With(i));
           if (i % 1000 == 999) srv.RunOnce(milliseconds(0));
           while (i >= applied.load() + window && !stop.load()) srv.RunOnce(milliseconds(0));
         }
@@ -88,7 +89,7 @@ ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms) {
       } else if (c == 2) {
         // Both HWMs and the loopback TCP buffers (several MB): then every publication drops.
         const uint64_t fill = 4 * static_cast<uint64_t>(LinkHwm(subtrees)) + 400'000;
-        for (uint64_t i = 0; i < fill; ++i) (void)srv.Set(Name(0) + "/k", value.With(i));
+        for (uint64_t i = 0; i < fill; ++i) (void)srv.Put(Name(0) + "/k", value.With(i));
         auto pos = srv.Set(Name(probe) + "/k", value.With(1));
         if (pos) probe_seq = pos->seq;
         const auto until = Clock::now() + 3 * so.heartbeat_interval;
@@ -114,9 +115,11 @@ ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms) {
     };
     // 1. Sync all.
     const auto t0 = Clock::now();
+    const double sync_cpu0 = ProcessCpuSeconds();
     for (size_t i = 0; i < subtrees; ++i) (void)agent.Follow(Name(i));
     if (poll_until([&] { return agent.AllLive(); }, std::chrono::seconds(120))) {
       result.sync_all_s = Seconds(Clock::now() - t0);
+      result.sync_all_cpu_s = ProcessCpuSeconds() - sync_cpu0;
       result.requests = agent.stats().requests;
       // 2. Steady state.
       const uint64_t before = counter.changes;
@@ -163,8 +166,9 @@ ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms) {
 }
 
 void PrintScale(const char* tag, const ScaleResult& r, double raw_per_s) {
-  std::printf("d) %zu subtrees followed %s: sync all in %.3f s (%" PRIu64 " requests)\n",
-              r.subtrees, tag, r.sync_all_s, r.requests);
+  std::printf("d) %zu subtrees followed %s: sync all in %.3f s, process CPU %.3f s (%" PRIu64
+              " requests)\n",
+              r.subtrees, tag, r.sync_all_s, r.sync_all_cpu_s, r.requests);
   std::printf("   steady state: %" PRIu64 " of %" PRIu64
               " updates applied, %.0f updates/s (%.3f of raw zmq); CPU per update: agent thread "
               "%.2f us, process %.2f us\n",

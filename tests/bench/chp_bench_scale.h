@@ -9,9 +9,10 @@ namespace chp_bench {
 
 struct ScaleResult {
   size_t subtrees = 0;
-  double sync_all_s = 0;  // Follow of every subtree -> AllLive
-  uint64_t requests = 0;  // ICANHAZ sent for it
-  uint64_t updates = 0;   // steady state: updates issued, round-robin over the subtrees
+  double sync_all_s = 0;      // Follow of every subtree -> AllLive
+  double sync_all_cpu_s = 0;  // process CPU (every thread) meanwhile: less disturbed by load
+  uint64_t requests = 0;      // ICANHAZ sent for it
+  uint64_t updates = 0;       // steady state: updates issued, round-robin over the subtrees
   uint64_t applied = 0;
   double updates_per_s = 0;
   double agent_cpu_us = 0;      // agent thread CPU per applied update
@@ -23,8 +24,9 @@ struct ScaleResult {
 };
 
 // Runs the whole of d) with `subtrees` subtrees and `updates` steady-state updates.
-// sweep_ms: the server's sweep_period (CS-26).
-ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms = 1000);
+// sweep_ms, sweep_rate: the server's sweep_period and max_sweep_rate (CS-26).
+ScaleResult RunScale(size_t subtrees, uint64_t updates, int sweep_ms = 1000,
+                     size_t sweep_rate = 25'000);
 void PrintScale(const char* tag, const ScaleResult& r, double raw_per_s);
 
 }  // namespace chp_bench
