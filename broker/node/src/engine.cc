@@ -75,6 +75,9 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   ic.on_publication = [this](const std::string& ch, Publication p) {
     OnRemotePublication(ch, std::move(p));
   };
+  ic.on_ephemeral = [this](const std::string& ch, Publication p) {
+    OnRemoteEphemeral(ch, std::move(p));
+  };
   ic.on_presence_reset = [this](const std::string& ch, std::vector<PresenceEntry> entries) {
     OnRemotePresenceReset(ch, std::move(entries));
   };
@@ -95,6 +98,9 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
                           const PresenceEntry* e) { OnRemotePresence(ch, client, e); };
   bc.on_publication = [this](uint64_t m, const std::string& ch, Publication p) {
     OnBackupPublication(m, ch, std::move(p));
+  };
+  bc.on_ephemeral = [this](uint64_t m, const std::string& ch, Publication p) {
+    OnBackupEphemeral(m, ch, std::move(p));
   };
   backup_ = std::make_unique<BackupFollower>(
       ctx_, std::move(bc), std::chrono::milliseconds(options_.config.cluster.heartbeat_ms));
@@ -150,6 +156,7 @@ Result<Unit> Engine::Bind() {
   sink_->set_top_extras(
       [this](std::string_view channel, TopExtras& x) { FillTopExtras(channel, x); });
   table_.set_sink(sink_.get());
+  table_.set_read_limit([this](const Channel& ch) { return ReadLimit(ch); });
   try {
     native_.set(zmq::sockopt::router_mandatory, 1);
     native_.set(zmq::sockopt::sndhwm, static_cast<int>(cfg.native.send_hwm));

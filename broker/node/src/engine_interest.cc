@@ -31,10 +31,10 @@ void Engine::ApplyInterests() {
   while (!interest_dirty_.empty()) {
     const std::string channel = std::move(interest_dirty_.extract(interest_dirty_.begin()).value());
     const Channel* ch = table_.Find(channel);
-    // Only channels that keep history have their publications in CHP (chp_state_sink.h);
-    // channels with presence have their presence there (C-21).
-    const bool wanted = ch != nullptr && (ch->history.has_value() || ch->options->presence) &&
-                        (!ch->subscribers.empty() || parked_channels_.count(channel) != 0);
+    // Every channel with local subscribers: its history and presence are in CHP
+    // (chp_state_sink.h, C-21), and so are publications kept in no history (`x`, C-12).
+    const bool wanted =
+        ch != nullptr && (!ch->subscribers.empty() || parked_channels_.count(channel) != 0);
     const Route route = RouteOf(channel);
     if (!route.local && !route.unreachable && BacksUp(route.partition)) {
       interest_->Unfollow(channel);  // this node's backup copy serves its subscribers
