@@ -15,6 +15,7 @@
 #include "fanout.h"
 #include "forwarder.h"
 #include "interest.h"
+#include "open_codec.h"
 #include "partition_roles.h"
 #include "peer_codec.h"
 #include "presence_link.h"
@@ -67,6 +68,21 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   fanout_ = std::make_unique<FanoutClient>(ctx_, fan);
   forwarder_->AddService(kFanoutRequestKind, kFanoutRequestKind,
                          [this](std::string_view bytes) { return ServeFanout(bytes); });
+  // C-17: a node holding a subscribe asks this primary to open a channel (open_codec.h). Only
+  // the primary of a placed partition creates it, for a channel keeping history; idempotent.
+  forwarder_->AddService(
+      kOpenChannelKind, kOpenChannelKind,
+      [this](std::string_view bytes) -> std::optional<std::string> {
+        std::string channel;
+        if (!DecodeOpenChannel(bytes, channel)) return std::nullopt;
+        auto resolved = table_.Resolve(channel);  // validates the name
+        const Route route = RouteOf(channel);
+        if (resolved && resolved->options->HistoryEnabled() && route.local && route.member != 0 &&
+            table_.Find(channel) == nullptr) {
+          (void)table_.Open(channel, NowMs());  // writes its `top`: the followers get the epoch
+        }
+        return EncodeOpenChannelAnswer();
+      });
   InterestCallbacks ic;
   ic.on_reset = [this](const std::string& ch, const CopyTop& top, std::vector<Publication> pubs) {
     OnRemoteReset(ch, top, std::move(pubs));
