@@ -107,5 +107,45 @@ TEST_F(NodeClusterRecoveryTest, C17_RecoverOnAFreshNodeDuringPublishingNoGapNoDu
   EXPECT_EQ(Metric(b, "chorus_cluster_followed_channels"), 1);
 }
 
+// C-17, a channel not created yet on its primary: a subscribe on another node (an interest
+// follower, and the partition's backup) is answered with the primary's epoch, so a publication
+// made later continues that line and a recovery from the subscribe's position is exact
+// (recovered: true), instead of this node's own epoch that the primary's would replace.
+TEST_F(NodeClusterRecoveryTest, C17_AChannelNotCreatedYetIsAnsweredWithThePrimarysEpoch) {
+  const std::string ch = ChannelWithReplicas(1, 3, "fresh");
+  NodeProcess &a = Node(1), &b = Node(2), &c = Node(3);
+  RawSession on_b(ctx_, b.native(), 10'000), on_c(ctx_, c.native(), 10'000);
+  ASSERT_FALSE(ConnectAs(on_b, "sb").empty());
+  ASSERT_FALSE(ConnectAs(on_c, "sc").empty());
+  auto rb = on_b.Call("subscribe", P({{"channel", ch}}));  // B: interest follower
+  ASSERT_TRUE(rb && rb->Has("result")) << ErrorCode(rb);
+  auto rc = on_c.Call("subscribe", P({{"channel", ch}}));  // C: the partition's backup
+  ASSERT_TRUE(rc && rc->Has("result")) << ErrorCode(rc);
+  json h = ResultOf(Api(a, "history", json{{"channel", ch}, {"limit", 0}}.dump()));
+  ASSERT_FALSE(h.is_null());
+  const std::string epoch = h["epoch"].get<std::string>();
+  EXPECT_FALSE(epoch.empty()) << "the primary did not open the channel";
+  EXPECT_EQ(rb->Str("result.epoch"), epoch);
+  EXPECT_EQ(rc->Str("result.epoch"), epoch);
+  EXPECT_EQ(rb->Uint("result.offset"), 0u);
+  json pub = ResultOf(Api(b, "publish", json{{"channel", ch}, {"data", {{"n", 1}}}}.dump()));
+  ASSERT_FALSE(pub.is_null());
+  EXPECT_EQ(pub["epoch"], epoch);
+  EXPECT_EQ(pub["offset"], 1);
+  for (RawSession* s : {&on_b, &on_c}) {
+    auto f = s->Push("pub", ch, 10s);
+    ASSERT_TRUE(f) << "publication not delivered";
+    EXPECT_EQ(f->Uint("data.offset"), 1u);
+  }
+  // A client that left right after its subscribe recovers from that position exactly.
+  RawSession again(ctx_, b.native(), 10'000);
+  ASSERT_FALSE(ConnectAs(again, "sa").empty());
+  auto rr = again.Call("subscribe",
+                       P({{"channel", ch}, {"recover", true}, {"epoch", epoch}, {"offset", 0}}));
+  ASSERT_TRUE(rr && rr->Has("result")) << ErrorCode(rr);
+  EXPECT_TRUE(rr->Bool("result.recovered"));
+  EXPECT_EQ(OffsetsOf(*rr, "result.publications"), (std::vector<uint64_t>{1}));
+}
+
 }  // namespace
 }  // namespace chorus::testing

@@ -316,5 +316,51 @@ TEST(BrokerChannelHistory, RestoreRejectsBrokenSnapshots) {
   EXPECT_FALSE(h.Recover("e7", 11, 0).recovered);
 }
 
+// docs/cluster.md C-9 for reads: with a visible offset below the top (publications not
+// committed yet), queries and recovery answer as if the stream ended there.
+TEST(BrokerHistory, ReadsStopAtTheVisibleOffset) {
+  ChannelHistory h("e1", 10, 0);
+  for (uint64_t i = 1; i <= 6; ++i) h.Append(Pub("p"), 0);
+  HistoryQuery all;
+  all.limit = -1;
+  auto got = h.Get(all, 0, 4);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->top, (StreamPosition{4, "e1"}));
+  EXPECT_EQ(Offsets(got->publications), (Offs{1, 2, 3, 4}));
+  HistoryQuery reverse = all;
+  reverse.reverse = true;
+  reverse.limit = 2;
+  got = h.Get(reverse, 0, 4);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(Offsets(got->publications), (Offs{4, 3}));
+  HistoryQuery since = all;
+  since.since = StreamPosition{2, "e1"};
+  got = h.Get(since, 0, 4);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(Offsets(got->publications), (Offs{3, 4}));
+  since.since = StreamPosition{5, "e1"};  // beyond what reads may show
+  EXPECT_EQ(h.Get(since, 0, 4).error(), make_error_code(Errc::kUnrecoverablePosition));
+  // Recovery: up to the visible offset, never beyond it; a position above it is not recovered.
+  RecoveryResult r = h.Recover("e1", 1, 0, 0, 4);
+  EXPECT_TRUE(r.recovered);
+  EXPECT_EQ(r.top, (StreamPosition{4, "e1"}));
+  EXPECT_EQ(Offsets(r.publications), (Offs{2, 3, 4}));
+  r = h.Recover("e1", 4, 0, 0, 4);
+  EXPECT_TRUE(r.recovered);
+  EXPECT_TRUE(r.publications.empty());
+  EXPECT_FALSE(h.Recover("e1", 5, 0, 0, 4).recovered);
+  EXPECT_EQ(h.VisibleTop(4), (StreamPosition{4, "e1"}));
+  EXPECT_EQ(h.VisibleTop(ChannelHistory::kAll), (StreamPosition{6, "e1"}));
+  // Nothing visible retained (the visible offset is below the oldest retained one).
+  ChannelHistory small("e2", 2, 0);
+  for (int i = 0; i < 5; ++i) small.Append(Pub("p"), 0);  // retains 4, 5
+  got = small.Get(all, 0, 3);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->top, (StreamPosition{3, "e2"}));
+  EXPECT_TRUE(got->publications.empty());
+  EXPECT_TRUE(small.Recover("e2", 3, 0, 0, 3).recovered);
+  EXPECT_FALSE(small.Recover("e2", 2, 0, 0, 3).recovered);
+}
+
 }  // namespace
 }  // namespace chorus::broker

@@ -436,5 +436,33 @@ TEST_F(BrokerNodeChannelTable, ForEachVisitsEveryChannel) {
   EXPECT_EQ(table_.size(), 2u);
 }
 
+// docs/cluster.md C-9 for reads: History and Subscribe (position and recovery) stop at the read
+// limit the engine sets (the commit position); without one, everything is shown.
+TEST_F(BrokerNodeChannelTable, ReadsStopAtTheReadLimit) {
+  for (int i = 0; i < 5; ++i) PublishOk("chat:limit", "{}");
+  table_.set_read_limit([](const Channel& ch) {
+    return ch.name == "chat:limit" ? uint64_t{3} : ChannelHistory::kAll;
+  });
+  HistoryQuery all;
+  all.limit = -1;
+  auto h = table_.History("chat:limit", all, 0);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->top.offset, 3u);
+  EXPECT_EQ(Offsets(h->publications), (std::vector<uint64_t>{1, 2, 3}));
+  const std::string epoch = h->top.epoch;
+  auto plain = table_.Subscribe("chat:limit", 1, false, "", 0, 0);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->top, (StreamPosition{3, epoch}));
+  auto rec = table_.Subscribe("chat:limit", 2, true, epoch, 1, 0);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_TRUE(rec->recovered);
+  EXPECT_EQ(rec->top, (StreamPosition{3, epoch}));
+  EXPECT_EQ(Offsets(rec->publications), (std::vector<uint64_t>{2, 3}));
+  table_.set_read_limit(nullptr);
+  h = table_.History("chat:limit", all, 0);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->top.offset, 5u);
+}
+
 }  // namespace
 }  // namespace chorus::broker::node

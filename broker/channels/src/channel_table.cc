@@ -98,10 +98,11 @@ Result<ChannelTable::SubscribeOutcome> ChannelTable::Subscribe(std::string_view 
   out.channel = ch;
   if (ch->history) {
     out.recoverable = true;
-    out.top = ch->history->Top();
+    const uint64_t visible = Visible(*ch);
+    out.top = ch->history->VisibleTop(visible);
     if (recover) {
       out.was_recovering = true;
-      RecoveryResult r = ch->history->Recover(epoch, offset, now_ms, max_recovery);
+      RecoveryResult r = ch->history->Recover(epoch, offset, now_ms, max_recovery, visible);
       out.recovered = r.recovered;
       out.top = r.top;
       out.publications = std::move(r.publications);
@@ -154,7 +155,7 @@ Result<HistoryResult> ChannelTable::History(std::string_view channel, const Hist
     }
     return HistoryResult{};
   }
-  return ch->history->Get(q, now_ms);
+  return ch->history->Get(q, now_ms, Visible(*ch));
 }
 
 Result<Unit> ChannelTable::RemoveHistory(std::string_view channel, int64_t now_ms) {

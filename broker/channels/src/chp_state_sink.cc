@@ -111,6 +111,32 @@ void ChpStateSink::OnPublication(std::string_view channel, const Publication& pu
   Count(server_.Put(key_, v, std::min<uint64_t>(ttl, chp::kMaxTtlMs)).ok());
 }
 
+void ChpStateSink::OnEphemeral(std::string_view channel, const Publication& pub) {
+  key_ = ChannelSubtree(channel) + "/x";
+  auto v = Pack([&](auto& pk) {
+    pk.pack_map(5);
+    PackStr(pk, "n");
+    PackStr(pk, channel);
+    PackStr(pk, "t");
+    pk.pack_int64(pub.time_ms);
+    PackStr(pk, "d");
+    PackStr(pk, pub.data);
+    PackStr(pk, "i");
+    if (pub.info) {
+      PackStr(pk, *pub.info);
+    } else {
+      pk.pack_nil();
+    }
+    PackStr(pk, "g");
+    pk.pack_map(static_cast<uint32_t>(pub.tags.size()));
+    for (const auto& [k, val] : pub.tags) {
+      PackStr(pk, k);
+      PackStr(pk, val);
+    }
+  });
+  Count(server_.Set(key_, v, kEphemeralTtlMs).ok());
+}
+
 void ChpStateSink::OnHistoryRemoved(std::string_view channel, size_t /*history_size*/) {
   const std::string subtree = ChannelSubtree(channel);
   const chp::Subtree* st = server_.store().Find(subtree);

@@ -39,38 +39,46 @@ void ChannelHistory::Expire(int64_t now_ms) {
   while (!pubs_.empty() && now_ms - pubs_.front().time_ms >= ttl_ms_) pubs_.pop_front();
 }
 
-Result<HistoryResult> ChannelHistory::Get(const HistoryQuery& query, int64_t now_ms) {
+size_t ChannelHistory::CountUpTo(uint64_t top) const {
+  if (pubs_.empty() || top < pubs_.front().offset) return 0;
+  return std::min(pubs_.size(), static_cast<size_t>(top - pubs_.front().offset + 1));
+}
+
+Result<HistoryResult> ChannelHistory::Get(const HistoryQuery& query, int64_t now_ms,
+                                          uint64_t visible) {
   Expire(now_ms);
-  HistoryResult result{Top(), {}};
+  const uint64_t top = std::min(top_, visible);
+  const size_t count = CountUpTo(top);  // the retained publications reads may show
+  HistoryResult result{{top, epoch_}, {}};
   if (query.since) {
     const StreamPosition& since = *query.since;
     if (!since.epoch.empty() && since.epoch != epoch_) return Errc::kUnrecoverablePosition;
-    if (since.offset > top_) return Errc::kUnrecoverablePosition;
+    if (since.offset > top) return Errc::kUnrecoverablePosition;
     if (query.reverse && since.offset == 0) return Errc::kBadRequest;
   }
-  if (query.limit == 0 || pubs_.empty()) {
+  if (query.limit == 0 || count == 0) {
     // Forward from a position with nothing retained after it: those publications are lost.
-    if (query.since && !query.reverse && query.limit != 0 && query.since->offset < top_) {
+    if (query.since && !query.reverse && query.limit != 0 && query.since->offset < top) {
       return Errc::kUnrecoverablePosition;
     }
     return result;
   }
   const uint64_t first = pubs_.front().offset;
-  const size_t limit = query.limit < 0 ? pubs_.size() : static_cast<size_t>(query.limit);
+  const size_t limit = query.limit < 0 ? count : static_cast<size_t>(query.limit);
   auto& out = result.publications;
   if (!query.reverse) {
     size_t begin = 0;
     if (query.since) {
       const uint64_t next = query.since->offset + 1;
       if (next < first) return Errc::kUnrecoverablePosition;  // (since, first) is gone
-      begin = static_cast<size_t>(next - first);              // == size() when since == top
+      begin = static_cast<size_t>(next - first);              // == count when since == top
     }
-    const size_t end = std::min(pubs_.size(), begin + std::min(limit, pubs_.size()));
+    const size_t end = std::min(count, begin + std::min(limit, count));
     out.assign(pubs_.begin() + static_cast<std::ptrdiff_t>(begin),
                pubs_.begin() + static_cast<std::ptrdiff_t>(end));
   } else {
     // Newest first: from the top, or from just before since.offset.
-    uint64_t last = top_;
+    uint64_t last = top;
     if (query.since) last = query.since->offset - 1;
     if (last < first) return result;  // reached the oldest retained publication
     size_t index = static_cast<size_t>(last - first);
@@ -84,19 +92,21 @@ Result<HistoryResult> ChannelHistory::Get(const HistoryQuery& query, int64_t now
 }
 
 RecoveryResult ChannelHistory::Recover(std::string_view epoch, uint64_t offset, int64_t now_ms,
-                                       size_t max_publications) {
+                                       size_t max_publications, uint64_t visible) {
   Expire(now_ms);
-  RecoveryResult result{false, Top(), {}};
-  if (epoch != epoch_ || offset > top_) return result;
-  const uint64_t missed = top_ - offset;
+  const uint64_t top = std::min(top_, visible);
+  RecoveryResult result{false, {top, epoch_}, {}};
+  if (epoch != epoch_ || offset > top) return result;
+  const uint64_t missed = top - offset;
   if (max_publications > 0 && missed > max_publications) return result;
   if (missed == 0) {
     result.recovered = true;
     return result;
   }
-  if (pubs_.empty() || pubs_.front().offset > offset + 1) return result;  // some are gone
+  const size_t count = CountUpTo(top);
+  if (count == 0 || pubs_.front().offset > offset + 1) return result;  // some are gone
   const auto begin = pubs_.begin() + static_cast<std::ptrdiff_t>(offset + 1 - pubs_.front().offset);
-  result.publications.assign(begin, pubs_.end());
+  result.publications.assign(begin, pubs_.begin() + static_cast<std::ptrdiff_t>(count));
   result.recovered = true;
   return result;
 }

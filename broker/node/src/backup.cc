@@ -44,6 +44,15 @@ class BackupFollower::Observer final : public chp::ReplicaObserver {
       return;
     }
     if (record.op != chp::Op::kSet) return;
+    if (k == "x") {  // C-12: the channel is named in the record (it may have no `top`)
+      Publication p;
+      std::string channel;
+      if (DecodeEphemeral(record.value, channel, p) && Wanted(subtree, channel) &&
+          f_.callbacks_.on_ephemeral) {
+        f_.callbacks_.on_ephemeral(member_, channel, std::move(p));
+      }
+      return;
+    }
     if (k == "top") {
       CopyTop top;
       if (!DecodeTop(record.value, top) || !Wanted(subtree, top.channel)) return;

@@ -32,6 +32,8 @@ struct BackupCallbacks {
   std::function<void(uint64_t member, const CopyTop& top, std::vector<Publication> pubs)> on_reset;
   std::function<void(uint64_t member, const CopyTop& top)> on_top;
   std::function<void(uint64_t member, const std::string& channel, Publication pub)> on_publication;
+  // A publication kept in no history (`x`, C-12), live changes only.
+  std::function<void(uint64_t member, const std::string& channel, Publication pub)> on_ephemeral;
   // Presence (`p/<client>`, C-21): a snapshot's entries, then each change (nullptr: left).
   std::function<void(const std::string& channel, std::vector<PresenceEntry> entries)>
       on_presence_reset;

@@ -79,6 +79,31 @@ bool DecodePublication(std::string_view bytes, Publication& out) {
   }
 }
 
+bool DecodeEphemeral(std::string_view bytes, std::string& channel, Publication& out) {
+  try {
+    auto oh = msgpack::unpack(bytes.data(), bytes.size());
+    const msgpack::object& m = oh.get();
+    const msgpack::object* n = Member(m, "n");
+    const msgpack::object* t = Member(m, "t");
+    const msgpack::object* d = Member(m, "d");
+    const msgpack::object* i = Member(m, "i");
+    const msgpack::object* g = Member(m, "g");
+    if (n == nullptr || t == nullptr || d == nullptr) return false;
+    Publication p;
+    std::string name = n->as<std::string>();
+    p.time_ms = t->as<int64_t>();
+    p.data = d->as<std::string>();
+    if (i != nullptr && !i->is_nil()) p.info = i->as<std::string>();
+    if (g != nullptr) p.tags = g->as<std::map<std::string, std::string>>();
+    if (name.empty()) return false;
+    channel = std::move(name);
+    out = std::move(p);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 // `p/<client>`: {u: user, ci: conn info, hi: chan info, nd: member, in: incarnation}.
 bool DecodePresence(std::string_view client, std::string_view bytes, PresenceEntry& out) {
   try {

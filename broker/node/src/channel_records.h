@@ -31,6 +31,9 @@ std::string_view RelativeKey(std::string_view subtree, std::string_view key);
 bool DecodeTop(std::string_view bytes, CopyTop& out);
 // `h/<slot>`: {o: offset, t: time_ms, d: data, i: info|nil, g: tags}.
 bool DecodePublication(std::string_view bytes, Publication& out);
+// `x`: {n: channel, t: time_ms, d: data, i: info|nil, g: tags}: a publication kept in no
+// history (C-12); `out.offset` is 0.
+bool DecodeEphemeral(std::string_view bytes, std::string& channel, Publication& out);
 // `p/<client>`: {u: user, ci: conn info, hi: chan info, nd: member, in: incarnation}
 // (docs/cluster.md C-21).
 bool DecodePresence(std::string_view client, std::string_view bytes, PresenceEntry& out);

@@ -76,6 +76,8 @@ struct CommitState {
   chp::Clock::time_point next_ack_resend{};
   std::map<std::string, std::vector<Publication>, std::less<>> held;        // waiting for their top
   std::map<std::string, std::deque<Publication>, std::less<>> undelivered;  // above the commit
+  // Copies whose history holds publications above the commit: what reads may show (C-9).
+  std::map<std::string, CommitState::Acked, std::less<>> copy_committed;
   CommitStats stats;
 };
 

@@ -15,6 +15,7 @@
 #include "fanout.h"
 #include "forwarder.h"
 #include "interest.h"
+#include "open_codec.h"
 #include "partition_roles.h"
 #include "peer_codec.h"
 #include "presence_link.h"
@@ -67,6 +68,21 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   fanout_ = std::make_unique<FanoutClient>(ctx_, fan);
   forwarder_->AddService(kFanoutRequestKind, kFanoutRequestKind,
                          [this](std::string_view bytes) { return ServeFanout(bytes); });
+  // C-17: a node holding a subscribe asks this primary to open a channel (open_codec.h). Only
+  // the primary of a placed partition creates it, for a channel keeping history; idempotent.
+  forwarder_->AddService(
+      kOpenChannelKind, kOpenChannelKind,
+      [this](std::string_view bytes) -> std::optional<std::string> {
+        std::string channel;
+        if (!DecodeOpenChannel(bytes, channel)) return std::nullopt;
+        auto resolved = table_.Resolve(channel);  // validates the name
+        const Route route = RouteOf(channel);
+        if (resolved && resolved->options->HistoryEnabled() && route.local && route.member != 0 &&
+            table_.Find(channel) == nullptr) {
+          (void)table_.Open(channel, NowMs());  // writes its `top`: the followers get the epoch
+        }
+        return EncodeOpenChannelAnswer();
+      });
   InterestCallbacks ic;
   ic.on_reset = [this](const std::string& ch, const CopyTop& top, std::vector<Publication> pubs) {
     OnRemoteReset(ch, top, std::move(pubs));
@@ -74,6 +90,9 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
   ic.on_top = [this](const std::string& ch, const CopyTop& top) { OnRemoteTop(ch, top); };
   ic.on_publication = [this](const std::string& ch, Publication p) {
     OnRemotePublication(ch, std::move(p));
+  };
+  ic.on_ephemeral = [this](const std::string& ch, Publication p) {
+    OnRemoteEphemeral(ch, std::move(p));
   };
   ic.on_presence_reset = [this](const std::string& ch, std::vector<PresenceEntry> entries) {
     OnRemotePresenceReset(ch, std::move(entries));
@@ -95,6 +114,9 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
                           const PresenceEntry* e) { OnRemotePresence(ch, client, e); };
   bc.on_publication = [this](uint64_t m, const std::string& ch, Publication p) {
     OnBackupPublication(m, ch, std::move(p));
+  };
+  bc.on_ephemeral = [this](uint64_t m, const std::string& ch, Publication p) {
+    OnBackupEphemeral(m, ch, std::move(p));
   };
   backup_ = std::make_unique<BackupFollower>(
       ctx_, std::move(bc), std::chrono::milliseconds(options_.config.cluster.heartbeat_ms));
@@ -150,6 +172,7 @@ Result<Unit> Engine::Bind() {
   sink_->set_top_extras(
       [this](std::string_view channel, TopExtras& x) { FillTopExtras(channel, x); });
   table_.set_sink(sink_.get());
+  table_.set_read_limit([this](const Channel& ch) { return ReadLimit(ch); });
   try {
     native_.set(zmq::sockopt::router_mandatory, 1);
     native_.set(zmq::sockopt::sndhwm, static_cast<int>(cfg.native.send_hwm));

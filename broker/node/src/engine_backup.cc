@@ -211,6 +211,9 @@ void Engine::ApplyCopyPublication(Channel& ch, Publication pub) {
                pub.offset);
     (void)ch.history->Restore(StreamPosition{pub.offset, ch.history->epoch()}, {pub});
   }
+  // Above the commit until a `top` says otherwise: reads stop before it (C-9).
+  commit_->copy_committed.try_emplace(ch.name,
+                                      CommitState::Acked{ch.history->epoch(), pub.offset - 1});
   std::deque<Publication>& queue = commit_->undelivered[ch.name];
   if (queue.size() >= kMaxUndelivered) {
     queue.pop_front();  // never delivered: the subscribers see a gap (counted)
@@ -220,6 +223,11 @@ void Engine::ApplyCopyPublication(Channel& ch, Publication pub) {
 }
 
 void Engine::DeliverCopy(Channel& ch, uint64_t committed) {
+  if (committed < ch.history->top_offset()) {
+    commit_->copy_committed[ch.name] = CommitState::Acked{ch.history->epoch(), committed};
+  } else {
+    commit_->copy_committed.erase(ch.name);
+  }
   auto it = commit_->undelivered.find(ch.name);
   if (it == commit_->undelivered.end()) return;
   std::deque<Publication>& queue = it->second;
@@ -230,6 +238,22 @@ void Engine::DeliverCopy(Channel& ch, uint64_t committed) {
     queue.pop_front();
   }
   if (queue.empty()) commit_->undelivered.erase(it);
+}
+
+// What reads (history, a subscribe's position and recovery) may show of a channel: up to its
+// commit position, on the primary (its uncommitted queue) and on copies (the `c` of the last
+// `top`). Nobody reads a publication a failover can take back (C-9).
+uint64_t Engine::ReadLimit(const Channel& ch) const {
+  if (!ch.history) return ChannelHistory::kAll;
+  if (auto it = commit_->channels.find(ch.name);
+      it != commit_->channels.end() && it->second.epoch == ch.history->epoch()) {
+    return it->second.committed;
+  }
+  if (auto it = commit_->copy_committed.find(ch.name);
+      it != commit_->copy_committed.end() && it->second.epoch == ch.history->epoch()) {
+    return it->second.offset;
+  }
+  return ChannelHistory::kAll;
 }
 
 }  // namespace chorus::broker::node

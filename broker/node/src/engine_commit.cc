@@ -58,6 +58,10 @@ void Engine::PublishLocal(PublishJob job, const PresenceEntry* publisher, Publis
     auto out = PublishAndDeliver(job.channel, std::move(job.data), std::move(job.info),
                                  std::move(job.tags), publisher, job.skip_history);
     if (!out) return done(out.error());
+    // C-12: kept in no history, so to the following nodes at once (engine_ephemeral.cc).
+    if (part != nullptr && out->publication.offset == 0 && cluster_->map.members().size() > 1) {
+      MirrorEphemeral(job.channel, out->publication);
+    }
     return done(PublishResult{out->publication.offset, out->epoch});
   }
   const ClusterSection& c = options_.config.cluster;
@@ -305,6 +309,9 @@ void Engine::SendReplicaReports(chp::Clock::time_point now) {
   // Acknowledgements of channels that are gone.
   for (auto a = commit_->acked.begin(); a != commit_->acked.end();) {
     a = table_.Find(a->first) == nullptr ? commit_->acked.erase(a) : std::next(a);
+  }
+  for (auto c = commit_->copy_committed.begin(); c != commit_->copy_committed.end();) {
+    c = table_.Find(c->first) == nullptr ? commit_->copy_committed.erase(c) : std::next(c);
   }
 }
 

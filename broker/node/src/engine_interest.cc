@@ -7,7 +7,9 @@
 #include "broker/node/log.h"
 #include "channel_records.h"
 #include "cluster_view.h"
+#include "forwarder.h"
 #include "interest.h"
+#include "open_codec.h"
 
 namespace chorus::broker::node {
 
@@ -31,10 +33,10 @@ void Engine::ApplyInterests() {
   while (!interest_dirty_.empty()) {
     const std::string channel = std::move(interest_dirty_.extract(interest_dirty_.begin()).value());
     const Channel* ch = table_.Find(channel);
-    // Only channels that keep history have their publications in CHP (chp_state_sink.h);
-    // channels with presence have their presence there (C-21).
-    const bool wanted = ch != nullptr && (ch->history.has_value() || ch->options->presence) &&
-                        (!ch->subscribers.empty() || parked_channels_.count(channel) != 0);
+    // Every channel with local subscribers: its history and presence are in CHP
+    // (chp_state_sink.h, C-21), and so are publications kept in no history (`x`, C-12).
+    const bool wanted =
+        ch != nullptr && (!ch->subscribers.empty() || parked_channels_.count(channel) != 0);
     const Route route = RouteOf(channel);
     if (!route.local && !route.unreachable && BacksUp(route.partition)) {
       interest_->Unfollow(channel);  // this node's backup copy serves its subscribers
@@ -108,13 +110,22 @@ bool Engine::ParkSubscribe(Session& s, const ClientCommand& cmd, const Subscribe
   auto resolved = table_.Resolve(r.channel);
   if (!resolved || !resolved->options->HistoryEnabled()) return false;
   const Route route = RouteOf(r.channel);
-  if (route.local || route.unreachable || CopyLive(r.channel)) return false;
+  // Answered at once when the copy is live and holds the primary's line (its `top` arrived).
+  if (route.local || route.unreachable ||
+      (CopyLive(r.channel) && remote_lines_.count(r.channel) != 0)) {
+    return false;
+  }
   if (parked_.size() >= kMaxParked) return false;  // answered from what is here (C-17 gap)
   // The local copy must exist to receive the snapshot.
   if (!table_.Open(r.channel, NowMs())) return false;
   parked_.push_back({s.id, cmd, chp::Clock::now() + kParkTimeout});
   ++parked_channels_[r.channel];
   UpdateInterest(r.channel);
+  // A channel not created yet on its primary has no `top` to copy: the primary opens it
+  // (open_codec.h), so the answer carries the primary's epoch, not one of this node's own.
+  if (!route.endpoint.empty()) {
+    (void)forwarder_->SendOther(route.member, route.endpoint, EncodeOpenChannel(r.channel));
+  }
   return true;
 }
 
@@ -122,9 +133,12 @@ void Engine::RunParked() {
   if (parked_.empty()) return;
   const auto now = chp::Clock::now();
   std::vector<ParkedSubscribe> ready;
+  auto holds_line = [&](const std::string& channel) {
+    return CopyLive(channel) && remote_lines_.count(channel) != 0;
+  };
   for (auto it = parked_.begin(); it != parked_.end();) {
     const std::string& channel = std::get<SubscribeRequest>(it->cmd.request).channel;
-    if (now < it->deadline && !CopyLive(channel) && !RouteOf(channel).local) {
+    if (now < it->deadline && !holds_line(channel) && !RouteOf(channel).local) {
       ++it;
       continue;
     }
@@ -139,7 +153,7 @@ void Engine::RunParked() {
     Session* s = FindSession(p.session);
     if (s == nullptr) continue;
     const std::string& channel = std::get<SubscribeRequest>(p.cmd.request).channel;
-    if (!CopyLive(channel) && !RouteOf(channel).local) {
+    if (!holds_line(channel) && !RouteOf(channel).local) {
       // The copy did not become live in time: a temporary error, never a partial answer.
       const uint32_t code = ToCode(Errc::kUnavailable);
       SendTo(*s,

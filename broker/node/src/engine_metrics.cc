@@ -154,6 +154,9 @@ Engine::HttpAnswer Engine::Metrics() const {
          interest_->live());
   metric("chorus_cluster_remote_delivered_total", "counter",
          "Publications of other primaries delivered to local subscribers.", remote_delivered_);
+  metric("chorus_cluster_ephemeral_mirrored_total", "counter",
+         "Publications kept in no history written for the nodes following them (C-12).",
+         ephemeral_mirrored_);
   metric("chorus_cluster_remote_gaps_total", "counter",
          "Publications of other primaries applied after a jump in offsets.", remote_gaps_);
   metric("chorus_cluster_lines_continued_total", "counter",

@@ -48,6 +48,13 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
       if (DecodePublication(record.value, p) && f_.callbacks_.on_publication) {
         f_.callbacks_.on_publication(*channel, std::move(p));
       }
+    } else if (k == "x") {
+      Publication p;
+      std::string named;
+      if (DecodeEphemeral(record.value, named, p) && named == *channel &&
+          f_.callbacks_.on_ephemeral) {
+        f_.callbacks_.on_ephemeral(*channel, std::move(p));
+      }
     }
   }
 

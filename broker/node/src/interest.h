@@ -31,6 +31,8 @@ struct InterestCallbacks {
       on_reset;
   std::function<void(const std::string& channel, const CopyTop& top)> on_top;
   std::function<void(const std::string& channel, Publication pub)> on_publication;
+  // A publication kept in no history (`x`, C-12): live changes only, never from a snapshot.
+  std::function<void(const std::string& channel, Publication pub)> on_ephemeral;
   // Presence (`p/<client>`, docs/cluster.md C-21): the entries of a snapshot (whether or not
   // the channel keeps history), then each change (`entry` nullptr: the client left).
   std::function<void(const std::string& channel, std::vector<PresenceEntry> entries)>

@@ -77,6 +77,12 @@ class ChannelTable {
   // Where state changes go from now on (the engine sets it once its CHP server is bound).
   void set_sink(StateSink* sink) { sink_ = sink; }
 
+  // How far reads (History, and Subscribe's position and recovery) may see into a channel's
+  // history: in a cluster, its commit position (docs/cluster.md C-9); ChannelHistory::kAll
+  // shows everything. Unset: everything (a node alone commits at once).
+  using ReadLimit = std::function<uint64_t(const Channel&)>;
+  void set_read_limit(ReadLimit limit) { read_limit_ = std::move(limit); }
+
   // Resolves and validates a name (102/106/107); does not create.
   Result<ResolvedChannel> Resolve(std::string_view channel) const {
     return registry_.Resolve(channel);
@@ -114,8 +120,9 @@ class ChannelTable {
   std::vector<PresenceEvent> Join(Channel& ch, PresenceEntry entry, int64_t now_ms);
   std::vector<PresenceEvent> Leave(Channel& ch, std::string_view client, int64_t now_ms);
 
-  // Reads never create a channel: one the node does not hold answers an empty page at position
-  // {offset 0, epoch ""} (a `since` with an epoch or an offset > 0 is then unrecoverable, 112).
+  // Reads never create a channel and stop at the read limit (set_read_limit): one the node does not
+  // hold answers an empty page at position {offset 0, epoch ""} (a `since` with an epoch or an
+  // offset > 0 is then unrecoverable, 112).
   Result<HistoryResult> History(std::string_view channel, const HistoryQuery& q, int64_t now_ms);
   Result<Unit> RemoveHistory(std::string_view channel, int64_t now_ms);
 
@@ -138,9 +145,13 @@ class ChannelTable {
   std::string NewEpoch();
   void MaybeDrop(Channel& ch, int64_t now_ms);
   bool Idle(const Channel& ch) const;
+  uint64_t Visible(const Channel& ch) const {
+    return read_limit_ ? read_limit_(ch) : ChannelHistory::kAll;
+  }
 
   const NamespaceRegistry& registry_;
   StateSink* sink_;
+  ReadLimit read_limit_;
   int64_t idle_drop_ms_;
   std::mt19937_64 rng_;
   TableStats stats_;

@@ -4,6 +4,10 @@
 //                           epoch]} (c, p: a cluster primary's, see TopExtras)
 //   <subtree>/h/<slot>     publication with offset o, slot = o % history_size, CHP TTL = history
 //   <subtree>/p/<client>   presence entry {u, ci, hi, nd: member id, in: its incarnation}
+//   <subtree>/x            the last publication kept in no history (a channel without history,
+//                          or skip_history) {n: channel, t, d, i, g}, CHP TTL kEphemeralTtlMs:
+//                          written by a cluster primary only, for the nodes that follow the
+//                          channel (docs/cluster.md C-12); never part of what a snapshot means
 // Owned by the engine thread (the CHP server's owner).
 #pragma once
 
@@ -44,6 +48,10 @@ class ChpStateSink final : public StateSink {
   void OnHistoryRemoved(std::string_view channel, size_t history_size) override;
   void OnPresence(std::string_view channel, const PresenceEntry& entry, bool joined) override;
   void OnChannelDropped(std::string_view channel, size_t history_size) override;
+
+  // C-12: a publication that leaves no history, for the nodes following the channel (`x`).
+  static constexpr uint64_t kEphemeralTtlMs = 5'000;
+  void OnEphemeral(std::string_view channel, const Publication& pub);
 
   uint64_t write_errors() const { return write_errors_; }
   void set_top_extras(TopExtrasFn fn) { top_extras_ = std::move(fn); }

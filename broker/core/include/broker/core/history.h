@@ -71,14 +71,18 @@ class ChannelHistory {
   //  - since.offset > top                                        -> kUnrecoverablePosition
   //  - forward from since: a publication after since is gone     -> kUnrecoverablePosition
   //  - reverse with since.offset == 0                            -> kBadRequest
-  Result<HistoryResult> Get(const HistoryQuery& query, int64_t now_ms);
+  // `visible`: answer as if the stream ended at this offset (publications above it are not
+  // committed yet in a cluster, docs/cluster.md C-9); kAll shows everything.
+  static constexpr uint64_t kAll = UINT64_MAX;
+  Result<HistoryResult> Get(const HistoryQuery& query, int64_t now_ms, uint64_t visible = kAll);
 
   // Recovery from a client's position: recovered only when `epoch` is the current epoch,
   // offset <= top, every publication in (offset, top] is still retained and there are at most
   // `max_publications` of them (0: no maximum). Never partial: when not recovered, no
   // publications. `top` is the current position either way.
+  // With `visible`, as if the stream ended there (as Get).
   RecoveryResult Recover(std::string_view epoch, uint64_t offset, int64_t now_ms,
-                         size_t max_publications = 0);
+                         size_t max_publications = 0, uint64_t visible = kAll);
 
   // history_remove: drops every publication, keeps the epoch and the top offset (Centrifugo keeps
   // the stream position so subscribers are not disconnected for insufficient state).
@@ -102,6 +106,10 @@ class ChannelHistory {
   Result<Unit> Restore(StreamPosition top, std::vector<Publication> pubs);
 
   StreamPosition Top() const { return {top_, epoch_}; }
+  // The position reads show: the top, or `visible` when it is lower.
+  StreamPosition VisibleTop(uint64_t visible) const {
+    return {visible < top_ ? visible : top_, epoch_};
+  }
   const std::string& epoch() const { return epoch_; }
   uint64_t top_offset() const { return top_; }
   // Offset of the oldest retained publication; 0 when none is retained.
@@ -112,6 +120,8 @@ class ChannelHistory {
 
  private:
   void ApplySizeCap();
+  // Retained publications with offset <= `top` (a prefix of pubs_).
+  size_t CountUpTo(uint64_t top) const;
 
   std::string epoch_;
   uint64_t top_ = 0;

@@ -333,6 +333,12 @@ class Engine final : public chp::Pollable {
   void ApplyCopyTop(Channel& ch, const CopyTop& t);
   void ApplyCopyPublication(Channel& ch, Publication pub);
   void DeliverCopy(Channel& ch, uint64_t committed);
+  uint64_t ReadLimit(const Channel& ch) const;  // C-9 for reads: the commit position
+  // Publications kept in no history across nodes (engine_ephemeral.cc, C-12).
+  void MirrorEphemeral(std::string_view channel, const Publication& pub);
+  void DeliverEphemeral(const std::string& channel, const Publication& pub);
+  void OnRemoteEphemeral(const std::string& channel, Publication pub);
+  void OnBackupEphemeral(uint64_t member, const std::string& channel, Publication pub);
   // Cluster-wide presence (engine_presence.cc; docs/cluster.md §10, C-21..C-23). A channel's
   // presence lives on its primary: a local client's join or leave is applied here when this
   // node is the primary (the events returned, to push), else sent to the primary (nothing to
@@ -407,6 +413,7 @@ class Engine final : public chp::Pollable {
   std::map<std::string, size_t, std::less<>> parked_channels_;  // channel -> parked subscribes
   uint64_t view_entries_ = UINT64_MAX;  // the map's applied() count last acted on
   uint64_t remote_delivered_ = 0;       // publications from other primaries delivered here
+  uint64_t ephemeral_mirrored_ = 0;     // publications without history written for followers
   uint64_t remote_gaps_ = 0;            // of them, applied after a gap in offsets
   uint64_t lines_continued_ = 0;        // copied lines continued here after a promotion
   uint64_t lines_lost_ = 0;             // copied lines this node became primary of, not kept
