@@ -44,8 +44,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kNodes = 5;
 constexpr uint32_t kPartitions = 64;
-const std::vector<int> kMajority = {1, 2, 3};
-const std::vector<int> kMinority = {4, 5};
 
 // A history long enough for the whole test, so acknowledgements can be checked against it.
 const char* const kSplitNamespace = R"(
@@ -55,10 +53,6 @@ history_ttl_ms = 600000
 allow_recovery = true
 allow_publish_for_client = true
 )";
-
-bool OnMajority(uint64_t m) {
-  return m >= 1 && m <= 3;
-}
 
 std::string Canonical(const std::string& raw) {
   json j = json::parse(raw, nullptr, false);
@@ -175,6 +169,32 @@ class NodeClusterSplit : public ::testing::Test {
     return true;
   }
 
+  bool OnMajority(uint64_t m) const {
+    for (int id : majority_) {
+      if (static_cast<uint64_t>(id) == m) return true;
+    }
+    return false;
+  }
+  // The sides: the first pair of members (as minority) for which the map has a partition of
+  // each of the four kinds (a joining node gets backups first and primaries only by handoff,
+  // not built: which nodes hold primaries depends on the start order).
+  bool ChooseSides() {
+    for (int a = 1; a <= kNodes; ++a) {
+      for (int b = a + 1; b <= kNodes; ++b) {
+        minority_ = {a, b};
+        majority_.clear();
+        for (int i = 1; i <= kNodes; ++i) {
+          if (i != a && i != b) majority_.push_back(i);
+        }
+        bool all = true;
+        for (bool pm : {true, false}) {
+          for (bool bm : {true, false}) all = all && !Channel(pm, bm, "probe").empty();
+        }
+        if (all) return true;
+      }
+    }
+    return false;
+  }
   // A `split:` channel whose primary and backup sides are as asked.
   std::string Channel(bool primary_on_majority, bool backup_on_majority, const std::string& stem) {
     for (int i = 0; i < 100000; ++i) {
@@ -274,10 +294,14 @@ class NodeClusterSplit : public ::testing::Test {
   std::vector<std::unique_ptr<NodeProcess>> nodes_;
   std::vector<Subscriber> subs_;
   json table_;
+  std::vector<int> majority_, minority_;  // ChooseSides
 };
 
 TEST_F(NodeClusterSplit, Issue12Test6_SplitThreeTwoUnderLoadAndHeal) {
   // The four kinds of partition (see the top of the file).
+  ASSERT_TRUE(ChooseSides()) << "no pair of members is a minority with all four kinds: "
+                             << table_.dump();
+  std::cout << "minority: nodes " << minority_[0] << " and " << minority_[1] << "\n";
   struct Chan {
     std::string name, kind;
     bool primary_on_majority;
@@ -289,15 +313,15 @@ TEST_F(NodeClusterSplit, Issue12Test6_SplitThreeTwoUnderLoadAndHeal) {
   for (const Chan& c : chans) ASSERT_FALSE(c.name.empty()) << "no channel " << c.kind;
   const int lease_ms = 600 * 2 / 5;
 
-  // Load: per channel one publisher through node 2 (majority) and one through node 5
-  // (minority), about 20/s each.
+  // Load: per channel one publisher through a majority node and one through a minority node,
+  // about 20/s each.
   std::mutex mu;
   std::vector<Attempt> attempts;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> counter{0};
   std::vector<std::thread> publishers;
   for (const Chan& c : chans) {
-    for (int via : {2, 5}) {
+    for (int via : {majority_[1], minority_[1]}) {
       publishers.emplace_back([&, ch = c.name, via] {
         while (!stop) {
           Attempt a;
@@ -363,7 +387,7 @@ TEST_F(NodeClusterSplit, Issue12Test6_SplitThreeTwoUnderLoadAndHeal) {
   // channels exist on their primaries (a subscribe on another node to a channel its primary
   // has not created yet gets that node's own epoch: a known gap of C-17, §16).
   for (const Chan& c : chans) {
-    for (int node : {3, 5}) {
+    for (int node : {majority_[2], minority_[1]}) {
       subs_.push_back(Subscriber{node, c.name, nullptr, {}, "", 0, 0});
       Subscribe(subs_.back());
       ASSERT_TRUE(subs_.back().session) << "subscribe to " << c.name << " on node " << node;
@@ -375,13 +399,13 @@ TEST_F(NodeClusterSplit, Issue12Test6_SplitThreeTwoUnderLoadAndHeal) {
     for (Subscriber& s : subs_) Drain(s, 2ms);
   };
 
-  // The split: {1, 2, 3} | {4, 5}.
+  // The split: majority | minority.
   const auto t_split = Clock::now();
-  ASSERT_TRUE(net_.Split({kMajority, kMinority})) << net_.last_error();
-  // The majority declares 4 and 5 dead and moves their partitions.
+  ASSERT_TRUE(net_.Split({majority_, minority_})) << net_.last_error();
+  // The majority declares the minority dead and moves their partitions.
   ASSERT_TRUE(EventuallyTrue(
       [&] {
-        json c = MapOn(1);
+        json c = MapOn(majority_[0]);
         if (c.is_null()) return false;
         for (const json& m : c["members"]) {
           if (!OnMajority(m["id"].get<uint64_t>()) && m["state"] != "dead") return false;
@@ -399,12 +423,12 @@ TEST_F(NodeClusterSplit, Issue12Test6_SplitThreeTwoUnderLoadAndHeal) {
       << "the majority did not fail over";
   const auto t_failed_over = Clock::now();
   // C-25: the minority holds no commit lease any more; the majority does.
-  for (int id : kMinority) {
+  for (int id : minority_) {
     EXPECT_TRUE(
         EventuallyTrue([&] { return Metric(Node(id), "chorus_cluster_lease_held") == 0; }, 5s))
         << "node " << id << " still holds a commit lease during the split";
   }
-  for (int id : kMajority) {
+  for (int id : majority_) {
     EXPECT_TRUE(
         EventuallyTrue([&] { return Metric(Node(id), "chorus_cluster_lease_held") == 1; }, 5s))
         << "node " << id << " holds no commit lease";
