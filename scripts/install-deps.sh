@@ -16,6 +16,7 @@ PKGS=(
   nginx libnginx-mod-nchan
   haproxy openssl
   python3
+  iproute2
 )
 # libraft-dev and libuv1-dev: the cluster map's Raft group (broker/cluster, docs/cluster.md).
 # libsqlite3-dev: the sync scheduler's catalog (broker/scheduler, docs/scheduler.md).
@@ -26,6 +27,8 @@ PKGS=(
 # haproxy and openssl: node_haproxy_test checks deploy/haproxy.cfg (`haproxy -c`, and a real
 # HAProxy with a self-signed certificate in front of chorusd); it skips when haproxy is missing.
 # python3: scripts/check-rules.sh (spec rules traced to tests), run by scripts/test.sh.
+# iproute2: `ip netns` and veth pairs for node_cluster_split_test (network splits, issue 12
+# test 6; it runs as root and skips, saying why, without root or `ip`).
 # Node.js >= 20 runs client/js and the e2e tests; Debian's nodejs (18) only when none is there.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs npm)
 

@@ -7,13 +7,17 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
+#include <future>
 #include <msgpack.hpp>
+#include <optional>
 #include <vector>
 
 #include "broker/node/log.h"
 #include "chp/loop.h"
 #include "cluster/map_codec.h"
+#include "lease.h"
 
 namespace chorus::broker::node {
 
@@ -21,26 +25,33 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Heartbeats between agents: msgpack [id, incarnation, chp, api, raft, leaving].
-std::string EncodeHeartbeat(const cluster::Heartbeat& hb) {
+// Heartbeats between agents: msgpack [id, incarnation, chp, api, raft, leaving, seq] (`seq`
+// names the heartbeat in the controller's lease grant, C-25: lease.h; an older 6-element
+// heartbeat is accepted with seq 0, and gets no grant).
+std::string EncodeHeartbeat(const cluster::Heartbeat& hb, uint64_t seq) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(6);
+  pk.pack_array(7);
   pk.pack(hb.id);
   pk.pack(hb.incarnation);
   pk.pack(hb.endpoints.chp);
   pk.pack(hb.endpoints.api);
   pk.pack(hb.endpoints.raft);
   pk.pack(hb.leaving);
+  pk.pack(seq);
   return {buf.data(), buf.size()};
 }
 
-bool DecodeHeartbeat(std::string_view bytes, cluster::Heartbeat& hb) {
+bool DecodeHeartbeat(std::string_view bytes, cluster::Heartbeat& hb, uint64_t& seq) {
   try {
     msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
     const msgpack::object& o = oh.get();
-    if (o.type != msgpack::type::ARRAY || o.via.array.size != 6) return false;
+    if (o.type != msgpack::type::ARRAY || o.via.array.size < 6 || o.via.array.size > 7) {
+      return false;
+    }
     const msgpack::object* a = o.via.array.ptr;
+    if (a[0].type != msgpack::type::POSITIVE_INTEGER) return false;  // a lease grant, a report
+    seq = o.via.array.size == 7 ? a[6].as<uint64_t>() : 0;
     hb.id = a[0].as<uint64_t>();
     hb.incarnation = a[1].as<uint64_t>();
     hb.endpoints.chp = a[2].as<std::string>();
@@ -252,7 +263,30 @@ void ClusterAgent::Run() {
   hb.incarnation = addresses_.incarnation;
   // `api`: the engine's data-plane ROUTER (forwarded publishes, docs/cluster.md §5).
   hb.endpoints = {options_.chp_endpoint, options_.peer_endpoint, addresses_.raft};
-  std::string hb_bytes = EncodeHeartbeat(hb);
+  // C-25: the leases granted for this node's heartbeats (lease.h), from this node's own
+  // member when it leads and from the leading member's agent otherwise (an answer on the seed
+  // DEALER); and the heartbeats of others this node's member may grant a lease for.
+  HeartbeatClock sent;
+  int64_t lease_sent_expiry = 0;  // the latest expiry sent to the engine
+  std::deque<std::pair<uint64_t, std::future<cluster::Result<cluster::Lease>>>> own;
+  struct Remote {
+    std::string routing_id;
+    LeaseReply reply;  // member, incarnation, seq; the rest from the grant
+    std::future<cluster::Result<cluster::Lease>> lease;
+  };
+  std::deque<Remote> remote;
+  auto granted = [&](uint64_t seq, const cluster::Lease& l) {
+    const std::optional<int64_t> at = sent.SentAt(seq);
+    if (!at || l.duration_ms <= 0) return;
+    const LeaseGrant g{*at + l.duration_ms * 1'000'000, l.min_entries};
+    if (g.expiry_ns <= lease_sent_expiry) return;
+    const std::string bytes = EncodeLeaseGrant(g);
+    if (view_.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) lease_sent_expiry = g.expiry_ns;
+  };
+  auto steady_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+        .count();
+  };
   const auto hb_period = std::chrono::milliseconds(c.heartbeat_ms);
   const auto view_period = std::chrono::milliseconds(std::clamp<int64_t>(c.heartbeat_ms, 10, 100));
   constexpr auto kResend = std::chrono::seconds(1);  // the view is re-sent at least this often
@@ -264,7 +298,10 @@ void ClusterAgent::Run() {
     while (!stop_.load()) {
       const auto now = Clock::now();
       if (now >= next_hb) {
-        (void)meta_->SendHeartbeat(hb);  // the lease is not used yet (C-25, node side: not built)
+        const uint64_t seq = sent.Sent(steady_ns());
+        const std::string hb_bytes = EncodeHeartbeat(hb, seq);
+        own.emplace_back(seq, meta_->SendHeartbeat(hb));  // a lease when this member leads
+        while (own.size() > 64) own.pop_front();
         for (zmq::socket_t& d : seeds)
           (void)d.send(zmq::buffer(hb_bytes), zmq::send_flags::dontwait);
         next_hb = now + hb_period;
@@ -282,7 +319,6 @@ void ClusterAgent::Run() {
           if (me != nullptr && me->state == cluster::MemberState::kDead &&
               me->incarnation == hb.incarnation) {
             hb.incarnation = std::max<uint64_t>(chp::WallMs(), hb.incarnation + 1);
-            hb_bytes = EncodeHeartbeat(hb);
             next_hb = now;
             Log().warn("cluster: this node is dead in the map (incarnation {}): rejoining as {}",
                        me->incarnation, hb.incarnation);
@@ -303,11 +339,50 @@ void ClusterAgent::Run() {
           }
         }
       }
-      const auto wait = std::min(next_hb, next_view) - Clock::now();
+      // Lease grants completed by the meta member (its barrier committed, C-25).
+      while (!own.empty() &&
+             own.front().second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        cluster::Result<cluster::Lease> l = own.front().second.get();
+        if (l.ok()) granted(own.front().first, *l);
+        own.pop_front();
+      }
+      while (!remote.empty() &&
+             remote.front().lease.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        cluster::Result<cluster::Lease> l = remote.front().lease.get();
+        if (l.ok() && remote.front().reply.seq != 0) {
+          LeaseReply r = remote.front().reply;
+          r.duration_ms = l->duration_ms;
+          r.min_entries = l->min_entries;
+          const std::string bytes = EncodeLeaseReply(r);
+          (void)router_.send(zmq::buffer(remote.front().routing_id),
+                             zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+          (void)router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+        }
+        remote.pop_front();
+      }
+      auto wait = std::min(next_hb, next_view) - Clock::now();
+      // Waiting grants are looked at every 5 ms (the lease runs from the heartbeat's sending).
+      if (!own.empty() || !remote.empty()) {
+        wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(5));
+      }
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait);
-      zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                                 {view_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 2, std::max(ms, std::chrono::milliseconds(0)));
+      std::vector<zmq::pollitem_t> items = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                                            {view_.handle(), 0, ZMQ_POLLIN, 0}};
+      for (zmq::socket_t& d : seeds) items.push_back({d.handle(), 0, ZMQ_POLLIN, 0});
+      zmq::poll(items.data(), items.size(), std::max(ms, std::chrono::milliseconds(0)));
+      // Grants from the leading member's agent for this node's heartbeats.
+      for (size_t k = 0; k < seeds.size(); ++k) {
+        if (!(items[2 + k].revents & ZMQ_POLLIN)) continue;
+        for (int i = 0; i < 100; ++i) {
+          zmq::message_t msg;
+          if (!seeds[k].recv(msg, zmq::recv_flags::dontwait)) break;
+          LeaseReply r;
+          if (DecodeLeaseReply(msg.to_string_view(), r) && r.member == hb.id &&
+              r.incarnation == hb.incarnation) {
+            granted(r.seq, cluster::Lease{r.duration_ms, r.min_entries});
+          }
+        }
+      }
       // The engine's replica reports: to this node's member and to every seed (the leader's
       // controller takes them, others drop them), as heartbeats go.
       for (int i = 0; i < 1000 && (items[1].revents & ZMQ_POLLIN); ++i) {
@@ -326,8 +401,13 @@ void ClusterAgent::Run() {
         }
         cluster::Heartbeat in;
         cluster::ReplicaReport rep;
-        if (parts.size() == 2 && DecodeHeartbeat(parts[1].to_string_view(), in)) {
-          (void)meta_->SendHeartbeat(in);  // taken by the leader's controller, else dropped
+        uint64_t seq = 0;
+        if (parts.size() == 2 && DecodeHeartbeat(parts[1].to_string_view(), in, seq)) {
+          // Taken by the leader's controller (a lease once its barrier commits, answered to
+          // the sender), else refused at once.
+          remote.push_back({parts[0].to_string(), LeaseReply{in.id, in.incarnation, seq, 0, 0},
+                            meta_->SendHeartbeat(in)});
+          while (remote.size() > 1024) remote.pop_front();
         } else if (parts.size() == 2 && DecodeReport(parts[1].to_string_view(), rep)) {
           meta_->SendReport(std::move(rep));
         }

@@ -19,6 +19,7 @@
 #include "broker/core/presence.h"
 #include "broker/protocol/client_protocol.h"
 #include "chp/loop.h"
+#include "lease.h"
 
 namespace chorus::broker::node {
 
@@ -51,6 +52,7 @@ struct CommitStats {
   uint64_t backup_refused = 0;  // records refused: an older partition epoch (C-13)
   uint64_t copy_held_back = 0;  // copied publications delivered only after their commit
   uint64_t acks_sent = 0;       // ack messages sent to primaries
+  uint64_t lease_held = 0;      // publications that waited for a lease before committing (C-25)
 };
 
 struct CommitState {
@@ -79,6 +81,7 @@ struct CommitState {
   // Copies whose history holds publications above the commit: what reads may show (C-9).
   std::map<std::string, CommitState::Acked, std::less<>> copy_committed;
   CommitStats stats;
+  LeaseHolder lease;  // C-25 (lease.h)
 };
 
 }  // namespace chorus::broker::node

@@ -6,6 +6,8 @@
 // applied to the primary (ack_codec.h). Every copy of a channel (a backup's, or an interested
 // node's, C-16) delivers to its local subscribers only up to the commit position the primary
 // writes in `top` (C-9).
+#include <algorithm>
+
 #include "backup.h"
 #include "broker/node/engine.h"
 #include "broker/node/log.h"
@@ -166,8 +168,17 @@ void Engine::ApplyCopyReset(Channel& ch, const CopyTop& t, std::vector<Publicati
   const StreamPosition before = ch.history->Top();
   std::deque<Publication>* queue = nullptr;
   if (before.epoch == t.top.epoch) {
+    // What was not delivered here yet was not committed when it came: the snapshot's version
+    // of those offsets replaces it. After a failover the old primary's uncommitted suffix (a
+    // primary cut off by a split appends publications it never commits) is not the new
+    // primary's line, though the epoch and offsets are the same (§16.8).
+    uint64_t from = before.offset + 1;
+    if (auto old = commit_->undelivered.find(ch.name); old != commit_->undelivered.end()) {
+      if (!old->second.empty()) from = std::min(from, old->second.front().offset);
+      commit_->undelivered.erase(old);
+    }
     for (const Publication& p : pubs) {
-      if (p.offset <= before.offset) continue;
+      if (p.offset < from) continue;
       if (queue == nullptr) queue = &commit_->undelivered[ch.name];
       queue->push_back(p);
     }

@@ -85,6 +85,7 @@ void Engine::ReadClusterView() {
     if (!zmq::recv_multipart(cluster_view_, std::back_inserter(parts), zmq::recv_flags::dontwait)) {
       break;
     }
+    if (parts.size() == 1 && OnLeaseMessage(parts[0].to_string_view())) continue;  // C-25
     if (parts.size() != 2 ||
         !DecodeClusterView(parts[0].to_string_view(), parts[1].to_string_view(), *cluster_)) {
       Log().warn("cluster view: malformed map message dropped");

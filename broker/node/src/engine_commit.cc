@@ -50,9 +50,13 @@ void Engine::PublishLocal(PublishJob job, const PresenceEntry* publisher, Publis
       route.member != 0 ? cluster_->map.FindPartition(route.partition) : nullptr;
   bool replicated = part != nullptr && !job.skip_history &&
                     (WaitsForQuorum(*part) || commit_->channels.count(job.channel) != 0);
-  if (replicated) {
+  const bool leased = HoldsLease();
+  if (replicated || (!leased && part != nullptr && !job.skip_history)) {
     auto resolved = table_.Resolve(job.channel);
     replicated = resolved && resolved->options->HistoryEnabled();  // C-12: no offsets to protect
+    // C-25: without a lease even a publication with no backup to wait for waits (for the next
+    // lease, or until the forward timeout answers 114).
+    if (replicated && !leased) ++commit_->stats.lease_held;
   }
   if (!replicated) {
     auto out = PublishAndDeliver(job.channel, std::move(job.data), std::move(job.info),
@@ -120,6 +124,7 @@ void Engine::TryCommit(std::string channel) {
       upto = std::min(upto, at);
     }
   }
+  if (!HoldsLease()) return;  // C-25: no commit without a lease; retried at the next one
   std::vector<UncommittedPublication> ready;
   while (!cc.pending.empty() && cc.pending.front().offset <= upto) {
     ready.push_back(std::move(cc.pending.front()));

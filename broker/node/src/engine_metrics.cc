@@ -167,6 +167,7 @@ Engine::HttpAnswer Engine::Metrics() const {
   metric("chorus_cluster_lines_left_total", "counter",
          "Channel lines this node gave up when another member became primary (C-15).", lines_left_);
   out += CommitMetricsText();
+  out += LeaseMetricsText();
   // Cluster-wide presence (docs/cluster.md §10, C-21..C-23).
   const PresenceLinkStats& ps = presence_->stats();
   metric("chorus_cluster_presence_sent_total", "counter",

@@ -316,6 +316,11 @@ class Engine final : public chp::Pollable {
   void SendReplicaReports(chp::Clock::time_point now);
   std::chrono::milliseconds ReplicaLag() const;
   std::string CommitMetricsText() const;
+  // Commit leases (engine_lease.cc, C-25): required once the map has other members.
+  bool LeaseRequired() const;
+  bool HoldsLease() const;
+  bool OnLeaseMessage(std::string_view frame);  // false: not a lease message
+  std::string LeaseMetricsText() const;
   // Backups and copies (engine_backup.cc, C-8, C-9, C-13, C-16).
   enum class BackupCheck { kNotMine, kRefused, kAccepted };
   bool BacksUp(uint32_t partition) const;
