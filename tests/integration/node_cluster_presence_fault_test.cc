@@ -7,6 +7,9 @@
 //    different survivor: after the failover the new primary's presence holds both survivors'
 //    clients again (the one on the other survivor only by its re-assertion) and not the dead
 //    node's.
+//  - C-23 repair: a client leaves while the primary is stopped and then killed (its leave went
+//    to the dead primary): after the promotion the presence on every survivor excludes it and
+//    every subscriber gets exactly one leave for it (the holders' sync, kind 34).
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -29,6 +32,7 @@ class NodeClusterPresenceFault : public ClusterFixture {
   void TearDown() override {
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (!nodes_[i]) continue;
+      nodes_[i]->process().Signal(SIGCONT);  // a node a failed test left stopped
       EXPECT_TRUE(nodes_[i]->Stop()) << "unclean shutdown of node " << i + 1;
     }
   }
@@ -165,6 +169,63 @@ TEST_F(NodeClusterPresenceFault, C23_TheNewPrimaryHoldsTheSurvivorsClientsAgain)
   NodeProcess& other = primary == 2 ? c : b;
   EXPECT_GE(Metric(other, "chorus_cluster_presence_reasserted_total"), 1);
   EXPECT_GE(Metric(Node(primary), "chorus_cluster_presence_applied_total"), 1);
+}
+
+// C-23 repair (docs/cluster.md §16.5): a leave lost with the dead primary.
+TEST_F(NodeClusterPresenceFault, C23_ALeaveLostWithTheDeadPrimaryIsRepaired) {
+  // Primary A = 1, backup X = 2 (its copy of the presence, g included, becomes the channel's
+  // presence on promotion), Y = 3 holds the leaving client.
+  const std::string ch = ChannelWithReplicas(1, 2, "lostleave");
+  NodeProcess &a = Node(1), &x = Node(2), &y = Node(3);
+  RawSession wx(ctx_, x.native()), wy(ctx_, y.native()), g(ctx_, y.native()), k(ctx_, y.native());
+  const std::string cwx = Subscribe(wx, "wx", ch), cwy = Subscribe(wy, "wy", ch);
+  const std::string ck = Subscribe(k, "k", ch), cg = Subscribe(g, "g", ch);
+  const std::map<std::string, uint64_t> all = {{cwx, 2}, {cwy, 3}, {ck, 3}, {cg, 3}};
+  for (NodeProcess* n : {&a, &x, &y}) {
+    ASSERT_TRUE(EventuallyTrue([&] { return PresenceIs(*n, ch, all); })) << Dump(*n, ch);
+  }
+  PresencePushLog lx, ly;
+  ASSERT_TRUE(EventuallyTrue([&] {
+    lx.Collect(wx);
+    ly.Collect(wy);
+    return lx.Count("join", cg) == 1 && ly.Count("join", cg) == 1;
+  }));
+  ASSERT_TRUE(EventuallyTrue([&] { return InSync(PartitionOn(a, ch), 2); }, 10s));
+
+  // A stops: g's leave goes into A's pipe and is never applied; then A dies.
+  a.process().Signal(SIGSTOP);
+  auto r = g.Call("unsubscribe", P({{"channel", ch}}));
+  ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
+  ASSERT_EQ(PartitionOn(y, ch)["primary"], 1) << "Y sent the leave to another primary than A";
+  Kill(1);
+  ASSERT_TRUE(EventuallyTrue(
+      [&] { return PartitionOn(x, ch)["primary"] == 2 && PartitionOn(y, ch)["primary"] == 2; },
+      15s));
+
+  const std::map<std::string, uint64_t> kept = {{cwx, 2}, {cwy, 3}, {ck, 3}};
+  for (NodeProcess* n : {&x, &y}) {
+    EXPECT_TRUE(EventuallyTrue([&] { return PresenceIs(*n, ch, kept); }, 5s))
+        << "the client that left is still present on member " << (n == &x ? 2 : 3) << ": "
+        << Dump(*n, ch);
+  }
+  EXPECT_TRUE(EventuallyTrue([&] {
+    lx.Collect(wx);
+    ly.Collect(wy);
+    return lx.Count("leave", cg) >= 1 && ly.Count("leave", cg) >= 1;
+  }));
+  EXPECT_TRUE(wx.Call("ping"));
+  EXPECT_TRUE(wy.Call("ping"));
+  lx.Collect(wx, 300ms);
+  ly.Collect(wy, 300ms);
+  for (PresencePushLog* log : {&lx, &ly}) {
+    const std::string on = log == &lx ? "the subscriber on X" : "the subscriber on Y";
+    EXPECT_EQ(log->Count("leave", cg), 1u) << "leaves of the client that left, " << on;
+    EXPECT_EQ(log->Count("user_leave", cg), 1u);
+    for (const std::string& stays : {cwx, cwy, ck}) {
+      EXPECT_EQ(log->Count("leave", stays), 0u) << on;
+    }
+  }
+  EXPECT_EQ(Metric(x, "chorus_cluster_presence_unheld_dropped_total"), 1);
 }
 
 }  // namespace

@@ -29,6 +29,31 @@ TEST(PresenceCodec, C21_UpdateRoundTripCarriesNodeAndIncarnation) {
   EXPECT_FALSE(out.join);
 }
 
+// Kind 34 (C-23): what a node holds in a partition after a primary change.
+TEST(PresenceCodec, C23_SyncRoundTripListsWhatTheSenderHolds) {
+  PresenceUpdate u;
+  u.sync = true;
+  u.sender = 2;
+  u.incarnation = 5;
+  u.partition = 40;
+  u.partition_epoch = 3;
+  u.held = {{"chat:a", "c1"}, {"chat:a", "c2"}, {"chat:b", "c1"}};
+  const std::string bytes = EncodePresenceUpdate(u);
+  EXPECT_EQ(PeerMessageKind(bytes), kPresenceSyncKind);
+  PresenceUpdate out;
+  ASSERT_TRUE(DecodePresenceUpdate(bytes, out));
+  EXPECT_EQ(out, u);
+  u.held.clear();  // holds nothing there any more: a valid sync
+  ASSERT_TRUE(DecodePresenceUpdate(EncodePresenceUpdate(u), out));
+  EXPECT_TRUE(out.sync);
+  EXPECT_TRUE(out.held.empty());
+  u.held = {{"chat:a", ""}};  // an empty client id
+  EXPECT_FALSE(DecodePresenceUpdate(EncodePresenceUpdate(u), out));
+  u.held.clear();
+  u.sender = 0;
+  EXPECT_FALSE(DecodePresenceUpdate(EncodePresenceUpdate(u), out));
+}
+
 TEST(PresenceCodec, QueryAndAnswerRoundTrip) {
   PresenceQuery q{7, 2, "chat:a", PresenceQueryMode::kPage, "c1", 50};
   PresenceQuery qo;

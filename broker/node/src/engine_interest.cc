@@ -105,16 +105,27 @@ constexpr size_t kMaxParked = 10'000;                    // subscribes waiting f
 constexpr std::chrono::milliseconds kParkTimeout{3000};  // then 114 "unavailable, retry"
 }  // namespace
 
+// A copy that is live but does not hold the line a recovering client names may be one
+// taken from a new primary before it adopted the channel's line (a failover: this node follows
+// the new primary as soon as its map says so, possibly before the new primary's own map does):
+// the subscribe waits for the line (bounded by the park's deadline, then answered from what is
+// here: recovered false when the line really changed), instead of answering recovered:false
+// with a fresh epoch (issue 12 test 8, found with the SDK through a proxy).
+bool Engine::CopyReady(const SubscribeRequest& r) {
+  if (!CopyLive(r.channel) || remote_lines_.count(r.channel) == 0) return false;
+  if (!r.recover || r.epoch.empty()) return true;
+  const Channel* ch = table_.Find(r.channel);
+  return ch != nullptr && ch->history && ch->history->epoch() == r.epoch;
+}
+
 bool Engine::ParkSubscribe(Session& s, const ClientCommand& cmd, const SubscribeRequest& r) {
   if (s.subs.count(r.channel) != 0) return false;  // 105 from the normal path
   auto resolved = table_.Resolve(r.channel);
   if (!resolved || !resolved->options->HistoryEnabled()) return false;
   const Route route = RouteOf(r.channel);
-  // Answered at once when the copy is live and holds the primary's line (its `top` arrived).
-  if (route.local || route.unreachable ||
-      (CopyLive(r.channel) && remote_lines_.count(r.channel) != 0)) {
-    return false;
-  }
+  // Answered at once when the copy is live, holds the primary's line (its `top` arrived) and,
+  // for a recovery, the line the client names.
+  if (route.local || route.unreachable || CopyReady(r)) return false;
   if (parked_.size() >= kMaxParked) return false;  // answered from what is here (C-17 gap)
   // The local copy must exist to receive the snapshot.
   if (!table_.Open(r.channel, NowMs())) return false;
@@ -137,8 +148,9 @@ void Engine::RunParked() {
     return CopyLive(channel) && remote_lines_.count(channel) != 0;
   };
   for (auto it = parked_.begin(); it != parked_.end();) {
-    const std::string& channel = std::get<SubscribeRequest>(it->cmd.request).channel;
-    if (now < it->deadline && !holds_line(channel) && !RouteOf(channel).local) {
+    const SubscribeRequest& r = std::get<SubscribeRequest>(it->cmd.request);
+    const std::string& channel = r.channel;
+    if (now < it->deadline && !CopyReady(r) && !RouteOf(channel).local) {
       ++it;
       continue;
     }

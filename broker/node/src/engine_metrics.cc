@@ -191,6 +191,9 @@ Engine::HttpAnswer Engine::Metrics() const {
          ps.dead_entries_dropped);
   metric("chorus_cluster_presence_reasserted_total", "counter",
          "Local entries re-asserted after a primary change (C-23).", ps.reasserted);
+  metric("chorus_cluster_presence_unheld_dropped_total", "counter",
+         "Entries removed by this primary because their node no longer holds them (C-23).",
+         ps.unheld_dropped);
   // The cluster-wide server API (docs/cluster.md §13, §16.4).
   const FanoutStats& fan = fanout_->stats();
   metric("chorus_cluster_fanout_calls_total", "counter",

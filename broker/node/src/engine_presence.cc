@@ -6,6 +6,7 @@
 // which it pushes join/leave to its own subscribers, once per change. After each map: the
 // primaries drop the entries of dead or restarted members with one leave each (C-22), and every
 // node re-asserts its local entries where the primary changed (C-23; idempotent).
+#include <map>
 #include <set>
 
 #include "backup.h"
@@ -82,7 +83,8 @@ std::vector<PresenceEvent> Engine::PresenceLeave(Session& s, Channel& ch) {
 
 bool Engine::ServePeerMessage(std::string_view body, std::string* reply) {
   switch (PeerMessageKind(body)) {
-    case kPresenceUpdateKind: {
+    case kPresenceUpdateKind:
+    case kPresenceSyncKind: {
       PresenceUpdate u;
       if (!DecodePresenceUpdate(body, u)) return false;
       ServePresenceUpdate(u);
@@ -109,6 +111,24 @@ void Engine::OnPeerAnswer(std::string_view body) {
 
 void Engine::ServePresenceUpdate(const PresenceUpdate& u) {
   PresenceLinkStats& stats = presence_->stats();
+  if (u.sync) {
+    const cluster::Partition* p =
+        cluster_->received ? cluster_->map.FindPartition(u.partition) : nullptr;
+    if (p == nullptr || u.partition_epoch < p->epoch ||
+        MemberGone(cluster_->map, u.sender, u.incarnation)) {
+      ++stats.updates_refused;
+    } else if (p->primary != cluster_->header.member_id) {
+      if (u.partition_epoch > p->epoch) {
+        presence_->Hold(u);  // served again after this node's next map
+      } else {
+        ++stats.updates_refused;
+      }
+    } else {
+      DropUnheldPresence(u.sender, u.partition, {u.held.begin(), u.held.end()});
+      ++stats.updates_applied;
+    }
+    return;
+  }
   auto resolved = table_.Resolve(u.channel);
   if (!resolved || !resolved->options->presence || !cluster_->received) {
     ++stats.updates_refused;
@@ -150,6 +170,27 @@ void Engine::ServePresenceUpdate(const PresenceUpdate& u) {
   ++stats.updates_applied;
 }
 
+void Engine::DropUnheldPresence(uint64_t member, uint32_t partition,
+                                const std::set<std::pair<std::string, std::string>>& held) {
+  const uint32_t count = cluster_->map.partition_count();
+  std::vector<std::pair<std::string, std::string>> gone;
+  table_.ForEach([&](const Channel& ch) {
+    if (!ch.options->presence || cluster::PartitionOf(ch.name, count) != partition) return;
+    for (const PresenceEntry& e : AllEntries(ch.presence)) {
+      if (e.node == member && held.count({ch.name, e.client}) == 0) {
+        gone.emplace_back(ch.name, e.client);
+      }
+    }
+  });
+  const int64_t now = NowMs();
+  for (const auto& [channel, client] : gone) {
+    Channel* ch = table_.Find(channel);
+    if (ch == nullptr) continue;
+    ++presence_->stats().unheld_dropped;
+    PushPresenceEvents(*ch, table_.Leave(*ch, client, now));
+  }
+}
+
 PresenceAnswer Engine::ServePresenceQuery(const PresenceQuery& q) {
   PresenceAnswer a;
   a.id = q.id;
@@ -187,11 +228,14 @@ void Engine::OnPresenceMap() {
   const uint64_t self = cluster_->header.member_id;
   const size_t n = map.partitions().size();
   if (presence_primaries_.size() != n) presence_primaries_.assign(n, 0);
-  std::vector<char> changed(n, 0), gained(n, 0), lost(n, 0);
+  // `synced`: a primary change after the first map, where a leave may have gone to a primary
+  // that died before applying it: the holders list what they hold (kind 34).
+  std::vector<char> changed(n, 0), gained(n, 0), lost(n, 0), synced(n, 0);
   for (size_t p = 0; p < n; ++p) {
     const uint64_t now = map.partitions()[p].primary;
     if (now == presence_primaries_[p]) continue;
     changed[p] = 1;
+    synced[p] = presence_primaries_[p] != 0 && now != 0;
     gained[p] = now == self;
     lost[p] = presence_primaries_[p] == self;
     presence_primaries_[p] = now;
@@ -235,10 +279,12 @@ void Engine::OnPresenceMap() {
   for (const PresenceUpdate& u : presence_->TakeHeld()) ServePresenceUpdate(u);
   // C-23: local entries re-asserted where the primary changed (idempotent on the primary).
   std::vector<std::pair<SubscriberId, std::string>> local;
+  std::map<uint32_t, std::set<std::pair<std::string, std::string>>> held;  // by partition
   sessions_.ForEach([&](const Session& s) {
     for (const auto& [channel, sub] : s.subs) {
       const uint32_t part = cluster::PartitionOf(channel, map.partition_count());
       if (part < n && changed[part]) local.emplace_back(s.id, channel);
+      if (part < n && synced[part]) held[part].emplace(channel, s.client);
     }
   });
   for (const auto& [id, channel] : local) {
@@ -250,11 +296,40 @@ void Engine::OnPresenceMap() {
     ++presence_->stats().reasserted;
     PushPresenceEvents(*ch, PresenceJoin(*s, *ch, sub->second.chan_info));
   }
+  // Then, after those joins on the same pipe, what this node holds in each such partition: the
+  // primary drops this node's other entries there (a leave lost with the old primary). A node
+  // that became primary does it on its own table.
+  for (size_t p = 0; p < n; ++p) {
+    if (!synced[p]) continue;
+    const uint64_t primary = map.partitions()[p].primary;
+    if (primary == self) {
+      DropUnheldPresence(self, static_cast<uint32_t>(p), held[static_cast<uint32_t>(p)]);
+      continue;
+    }
+    const cluster::Member* m = map.FindMember(primary);
+    if (m == nullptr || m->endpoints.api.empty()) continue;  // re-synced at the next change
+    PresenceUpdate u;
+    u.sync = true;
+    u.sender = self;
+    u.incarnation = cluster_->header.incarnation;
+    u.partition = static_cast<uint32_t>(p);
+    u.partition_epoch = map.partitions()[p].epoch;
+    const auto& mine = held[static_cast<uint32_t>(p)];
+    u.held.assign(mine.begin(), mine.end());
+    presence_->Send(primary, m->endpoints.api, u);
+  }
 }
 
 void Engine::OnRemotePresenceReset(const std::string& channel, std::vector<PresenceEntry> entries) {
   Channel* ch = table_.Find(channel);
   if (ch == nullptr || !ch->options->presence || RouteOf(channel).local) return;
+  // An empty snapshot of a copy this node already synced: during a failover, the new
+  // primary's subtree before it adopted the line (absent, or created empty under another
+  // subtree epoch). Taking it would push a leave and then a join again for every entry; the
+  // adoption brings a real snapshot, diffed as usual. A followed channel has this node's own
+  // clients in the primary's presence, so a real snapshot of it is not empty (only while its
+  // joins are in flight, and they arrive as changes). A copy never synced takes it.
+  if (presence_synced_.count(channel) != 0 && entries.empty()) return;
   // The first snapshot of a newly followed channel: what other nodes' clients had joined
   // before is not news to this node's subscribers (Centrifugo pushes joins that happen after
   // a subscribe); this node's own clients' joins are (they were sent to the primary).

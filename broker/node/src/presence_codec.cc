@@ -15,6 +15,21 @@ constexpr auto Fields = PeerFields;
 std::string EncodePresenceUpdate(const PresenceUpdate& u) {
   msgpack::sbuffer buf;
   Packer pk(buf);
+  if (u.sync) {
+    pk.pack_array(6);
+    pk.pack(kPresenceSyncKind);
+    pk.pack(u.sender);
+    pk.pack(u.incarnation);
+    pk.pack(u.partition);
+    pk.pack(u.partition_epoch);
+    pk.pack_array(static_cast<uint32_t>(u.held.size()));
+    for (const auto& [channel, client] : u.held) {
+      pk.pack_array(2);
+      pk.pack(channel);
+      pk.pack(client);
+    }
+    return {buf.data(), buf.size()};
+  }
   pk.pack_array(11);
   pk.pack(kPresenceUpdateKind);
   pk.pack(u.sender);
@@ -69,9 +84,34 @@ std::string EncodePresenceAnswer(const PresenceAnswer& a) {
   return {buf.data(), buf.size()};
 }
 
+namespace {
+
+bool DecodePresenceSync(const msgpack::object& o, PresenceUpdate& out) {
+  const msgpack::object* a = Fields(o, kPresenceSyncKind, 6);
+  if (a == nullptr || a[5].type != msgpack::type::ARRAY) return false;
+  PresenceUpdate u;
+  u.sync = true;
+  u.sender = a[1].as<uint64_t>();
+  u.incarnation = a[2].as<uint64_t>();
+  u.partition = a[3].as<uint32_t>();
+  u.partition_epoch = a[4].as<uint64_t>();
+  for (uint32_t i = 0; i < a[5].via.array.size; ++i) {
+    const msgpack::object& e = a[5].via.array.ptr[i];
+    if (e.type != msgpack::type::ARRAY || e.via.array.size != 2) return false;
+    u.held.emplace_back(e.via.array.ptr[0].as<std::string>(), e.via.array.ptr[1].as<std::string>());
+    if (u.held.back().first.empty() || u.held.back().second.empty()) return false;
+  }
+  if (u.sender == 0) return false;
+  out = std::move(u);
+  return true;
+}
+
+}  // namespace
+
 bool DecodePresenceUpdate(std::string_view bytes, PresenceUpdate& out) {
   try {
     msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    if (Fields(oh.get(), kPresenceSyncKind, 6) != nullptr) return DecodePresenceSync(oh.get(), out);
     const msgpack::object* a = Fields(oh.get(), kPresenceUpdateKind, 11);
     if (a == nullptr) return false;
     PresenceUpdate u;

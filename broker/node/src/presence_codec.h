@@ -4,6 +4,7 @@
 // value types; the msgpack encoding is here and used by both ends (peer type range 30-39).
 //   update: [30, sender, incarnation, partition, partition_epoch, channel, join, client, user,
 //            conn_info, chan_info]
+//   sync:   [34, sender, incarnation, partition, partition_epoch, [[channel, client]...]]
 //   query:  [32, id, sender, channel, mode, cursor, limit]
 //   answer: [33, id, status, error, [[client, user, conn_info, chan_info, node, incarnation]...],
 //            next_cursor, num_clients, num_users, [user...]]  (9 elements)
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "broker/core/presence.h"
@@ -30,6 +32,12 @@ struct PresenceUpdate {
   std::string channel;
   bool join = true;
   PresenceEntry entry;  // node/incarnation are not sent: they are sender/incarnation
+  // A sync (kind 34; `channel`, `join` and `entry` unused): after a primary change the sender
+  // lists every (channel, client) it holds in `partition`, after the joins it re-asserted
+  // (C-23); the primary drops the sender's entries of that partition not listed, one leave
+  // each (a leave sent to the dead primary is repaired this way).
+  bool sync = false;
+  std::vector<std::pair<std::string, std::string>> held;  // (channel, client), sync only
   bool operator==(const PresenceUpdate&) const = default;
 };
 
@@ -66,12 +74,13 @@ struct PresenceAnswer {
 inline constexpr uint32_t kPresenceUpdateKind = 30;
 inline constexpr uint32_t kPresenceQueryKind = 32;
 inline constexpr uint32_t kPresenceAnswerKind = 33;
+inline constexpr uint32_t kPresenceSyncKind = 34;
 
-std::string EncodePresenceUpdate(const PresenceUpdate& u);
+std::string EncodePresenceUpdate(const PresenceUpdate& u);  // kind 34 when u.sync
 std::string EncodePresenceQuery(const PresenceQuery& q);
 std::string EncodePresenceAnswer(const PresenceAnswer& a);
 // False when `bytes` is not a well-formed message of that kind (it is then dropped).
-bool DecodePresenceUpdate(std::string_view bytes, PresenceUpdate& out);
+bool DecodePresenceUpdate(std::string_view bytes, PresenceUpdate& out);  // kind 30 or 34
 bool DecodePresenceQuery(std::string_view bytes, PresenceQuery& out);
 bool DecodePresenceAnswer(std::string_view bytes, PresenceAnswer& out);
 

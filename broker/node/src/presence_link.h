@@ -32,6 +32,7 @@ struct PresenceLinkStats {
   uint64_t query_timeouts = 0;
   uint64_t dead_entries_dropped = 0;  // C-22: entries of dead or restarted members removed
   uint64_t reasserted = 0;            // C-23: local entries sent again after a primary change
+  uint64_t unheld_dropped = 0;        // C-23: entries their holder no longer lists (kind 34)
 };
 
 class PresenceLink {

@@ -8,6 +8,8 @@
 //   proxy.down() / up()     cut, then accept-and-destroy new connections until up()
 //   proxy.pause() / resume()  stop / restart reading from the chorusd side: the kernel buffers
 //                           fill and the node's queue for those connections grows
+//   proxy.retarget(port)    new pairs dial this port (another node of a cluster); current ones
+//                           are left as they are (cut() them)
 // The target may restart on the same port: each new pair dials it again.
 import net from 'node:net';
 
@@ -90,6 +92,11 @@ export class TcpProxy {
 
   up() {
     this.isUp = true;
+  }
+
+  retarget(targetPort, targetHost = this.targetHost) {
+    this.targetPort = targetPort;
+    this.targetHost = targetHost;
   }
 
   pause() {

@@ -325,6 +325,8 @@ class Engine final : public chp::Pollable {
   enum class BackupCheck { kNotMine, kRefused, kAccepted };
   bool BacksUp(uint32_t partition) const;
   bool CopyLive(const std::string& channel) const;
+  // CopyLive and, for a recovering subscribe, the copy holds the epoch it names.
+  bool CopyReady(const SubscribeRequest& r);
   void RefreshBackups();
   BackupCheck CheckBackup(uint64_t member, const std::string& channel, uint64_t partition_epoch,
                           AckEntry& ack);
@@ -354,6 +356,9 @@ class Engine final : public chp::Pollable {
   bool ServePeerMessage(std::string_view body, std::string* reply);
   void OnPeerAnswer(std::string_view body);
   void ServePresenceUpdate(const PresenceUpdate& u);
+  // C-23 repair: drops `member`'s entries in `partition`'s channels that `held` does not list.
+  void DropUnheldPresence(uint64_t member, uint32_t partition,
+                          const std::set<std::pair<std::string, std::string>>& held);
   PresenceAnswer ServePresenceQuery(const PresenceQuery& q);
   // After each newly applied map: C-22 (entries of dead or restarted members dropped by the
   // primaries, one leave each), C-23 (local presence re-asserted where the primary changed).
