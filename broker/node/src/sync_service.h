@@ -12,9 +12,9 @@
 // engine is shared with those threads. Publishing the progress events stays on the engine
 // thread: Tick() returns them and the engine publishes them through the normal channel path.
 //
-// Seams for the cluster (not built): a node will submit a job only when it is the primary of
-// `sync:<user>`'s partition; Submit/Cancel would then be forwarded, and the watched jobs
-// rebuilt from the replicated job keys after a failover (docs/scheduler.md).
+// In a cluster (engine_sync.cc): the engine calls this service for users whose `sync:<user>`
+// primary is this node (other nodes forward the calls), and Adopt when a promotion hands it
+// another owner's `s.<user>` copies (docs/scheduler.md "In a cluster").
 #pragma once
 
 #include <cstdint>
