@@ -118,7 +118,7 @@ Result<JobId> Scheduler::Submit(const JobSpec& spec, std::vector<TaskSpec> tasks
     return Errc::kLimitExceeded;
   }
   if (config_.id_limit != 0 &&
-      (next_job_ >= config_.id_limit || config_.id_limit - next_task_ < tasks.size() + 1)) {
+      (next_job_ >= config_.id_limit || next_task_ + tasks.size() > config_.id_limit)) {
     return Errc::kLimitExceeded;  // the id block is used up (2^40 ids in chorusd)
   }
   const JobId id = next_job_++;
