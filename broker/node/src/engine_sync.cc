@@ -108,7 +108,8 @@ void Engine::RouteSync(const std::string& method, json params, const std::string
                                     ? cluster_->map.FindPartition(cluster::PartitionOf(
                                           channel, cluster_->map.partition_count()))
                                     : nullptr;
-  if (p != nullptr && p->primary == 0) {
+  // Unplaced (bootstrap) on a node alone: served here, as publishes are (RouteOf).
+  if (p != nullptr && p->primary == 0 && cluster_->map.members().size() > 1) {
     return Answer(done, Unavailable(channel + " has no primary (partition " +
                                     std::to_string(p->id) + "): no member holds it now"));
   }
