@@ -98,30 +98,47 @@ TEST_F(NodeClusterSyncFairness, JainIndexOverAllUsersAcrossThreeNodesMatchesTheS
     return -1;
   };
   // The window starts once every listing is done and every user has finished some files.
-  std::map<std::string, int64_t> start;
   ASSERT_TRUE(EventuallyTrue(
       [&] {
         for (const auto& [u, job] : jobs) {
-          start[u] = done_of(u);
-          if (start[u] < 1) return false;
+          if (done_of(u) < 1) return false;
         }
         return true;
       },
       30s));
+  // Each user's count is read with its own time (a read may need a retry under load).
+  struct Sample {
+    int64_t done = -1;
+    std::chrono::steady_clock::time_point at;
+  };
+  auto sample = [&](const std::string& u) {
+    Sample x;
+    EventuallyTrue(
+        [&] {
+          x.done = done_of(u);
+          x.at = std::chrono::steady_clock::now();
+          return x.done >= 0;
+        },
+        10s);
+    return x;
+  };
+  std::map<std::string, Sample> start, end;
+  for (const auto& [u, job] : jobs) start[u] = sample(u);
+  // The window: 4 s of wall time (a measurement period, not a synchronisation).
   const auto t0 = std::chrono::steady_clock::now();
-  // The window: 4 s of wall time (a measurement period, not a synchronisation), read at its end.
-  std::map<std::string, int64_t> end;
   while (std::chrono::steady_clock::now() - t0 < 4s) std::this_thread::sleep_for(50ms);
-  for (const auto& [u, job] : jobs) end[u] = done_of(u);
+  for (const auto& [u, job] : jobs) end[u] = sample(u);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<double> all;
   double inverse_sum = 0;
   for (const auto& [node, users] : by_node) {
     std::vector<double> mine;
     for (const std::string& u : users) {
-      ASSERT_GE(end[u], 0) << u;
-      ASSERT_LT(end[u], kFiles) << u << " was not backlogged for the whole window";
-      const double rate = static_cast<double>(end[u] - start[u]) / secs;
+      ASSERT_GE(start[u].done, 0) << u << ": sync_status failed";
+      ASSERT_GE(end[u].done, 0) << u << ": sync_status failed";
+      ASSERT_LT(end[u].done, kFiles) << u << " was not backlogged for the whole window";
+      const double rate = static_cast<double>(end[u].done - start[u].done) /
+                          std::chrono::duration<double>(end[u].at - start[u].at).count();
       mine.push_back(rate);
       all.push_back(rate);
       std::printf("node %llu user %s: %.1f files/s\n", static_cast<unsigned long long>(node),
