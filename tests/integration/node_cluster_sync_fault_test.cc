@@ -205,5 +205,24 @@ TEST_F(NodeClusterSyncFault, KillNineOfTheOwnerMidJobFinishesTheJobOnTheNewPrima
   EXPECT_EQ(Metric(x, "chorus_cluster_lines_continued_total"), 1);
 }
 
+// Routing's clear error: the primary of sync:<user> stopped (SIGSTOP), a call through another
+// node gets 114 "unavailable, retry" naming the silent member within the forward timeout.
+TEST_F(NodeClusterSyncFault, ACallWhosePrimaryIsSilentGetsUnavailableNamingIt) {
+  ASSERT_NO_FATAL_FAILURE(Place());
+  NodeProcess &a = Node(1), &y = Node(other_);
+  a.process().Signal(SIGSTOP);
+  const auto t0 = std::chrono::steady_clock::now();
+  const HttpResult r = Api(y, "sync_status", json{{"user", user_}}.dump());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  a.process().Signal(SIGCONT);
+  EXPECT_EQ(r.status, 503) << r.body;
+  json j = json::parse(r.body, nullptr, false);
+  ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
+  EXPECT_EQ(j["error"].value("code", 0), 114) << r.body;
+  EXPECT_NE(j["error"].value("message", "").find("no answer from member 1"), std::string::npos)
+      << r.body;
+  EXPECT_LT(took, 4500ms) << "answered within the forward timeout (3 s)";
+}
+
 }  // namespace
 }  // namespace chorus::testing
