@@ -197,5 +197,64 @@ TEST(SchedulerStateRecords, AMirrorThatAssumesAnAdoptedCopyErasesTheOldOwnersVie
   EXPECT_TRUE(m.Diff(ToChpRecords(owner), 100).sets.empty());
 }
 
+// Ids across owners (docs/scheduler.md "Ids across owners"): each owner allocates in its own
+// block [first_id, id_limit); adopting another block's jobs keeps their ids and does not move
+// this owner's next id, so a promoted primary never allocates an id another owner used.
+TEST(SchedulerStateRecords, AnOwnerAdoptingAnotherBlocksJobsKeepsAllocatingInItsOwnBlock) {
+  constexpr uint64_t kBlock = uint64_t{1} << 40;
+  SchedulerConfig a_cfg = Config(3 * kBlock + 1), b_cfg = Config(2 * kBlock + 1);
+  a_cfg.id_limit = 4 * kBlock;
+  b_cfg.id_limit = 3 * kBlock;
+  Scheduler a(a_cfg), b(b_cfg);
+  int64_t now = 0;
+  auto from_a = a.Submit({"anna", "normal", "/src/a", "/cat"}, Tasks(3), now);
+  ASSERT_TRUE(from_a);
+  EXPECT_EQ(*from_a, 3 * kBlock + 1);
+  chp::Store server;
+  Write(server, ToChpRecords(a));
+  auto state = FromChpRecords("anna", Read(server, "anna"));
+  ASSERT_TRUE(state);
+  ASSERT_TRUE(b.Adopt(*state, now));  // b (the lower block) adopts a's job
+  auto own = b.Submit({"bob", "normal", "/src/b", "/cat"}, Tasks(1), now);
+  ASSERT_TRUE(own);
+  EXPECT_GE(*own, 2 * kBlock);
+  EXPECT_LT(*own, 3 * kBlock) << "b allocates in its own block after adopting a's ids";
+  // Its tasks too: every live task id of b's own job is in b's block.
+  for (int i = 0; i < 3; ++i) {
+    for (const Lease& l : b.Dispatch(++now)) {
+      if (l.job == *own) {
+        EXPECT_LT(l.task, 3 * kBlock);
+      }
+      EXPECT_TRUE(b.Complete(l.task, l.token, TaskOutcome{}, ++now));
+    }
+  }
+  // A restored state of the owner's own block moves its next id above it (a restart).
+  Scheduler a2(a_cfg);
+  auto own_state = FromChpRecords("anna", Read(server, "anna"));
+  ASSERT_TRUE(a2.Adopt(*own_state, now));
+  auto next = a2.Submit({"carl", "normal", "/src/c", "/cat"}, Tasks(1), now);
+  ASSERT_TRUE(next);
+  EXPECT_GT(*next, *from_a);
+  EXPECT_LT(*next, 4 * kBlock);
+  // A block used up refuses new jobs (kLimitExceeded) instead of leaving it.
+  SchedulerConfig tiny = Config(10);
+  tiny.id_limit = 14;
+  Scheduler t(tiny);
+  int accepted = 0;
+  for (; accepted < 10; ++accepted) {
+    auto id = t.Submit({"dan", "normal", "/s", "/c"}, {{"list", "", false}}, now);
+    if (!id) {
+      EXPECT_EQ(id.error(), make_error_code(Errc::kLimitExceeded));
+      break;
+    }
+    EXPECT_LT(*id, 14u);
+  }
+  EXPECT_EQ(accepted, 4) << "ids 10..13, then the block is used up";
+  SchedulerConfig bad;
+  bad.first_id = 5;
+  bad.id_limit = 5;
+  EXPECT_FALSE(ValidateConfig(bad).empty());
+}
+
 }  // namespace
 }  // namespace chorus::broker::scheduler

@@ -447,6 +447,7 @@ const std::vector<NodeField>& NodeFields() {
                    IntField("backoff_max_ms", &S::backoff_max_ms, 1, 3'600'000),
                    IntField("catalog_pool_size", &S::catalog_pool_size, 1, 256),
                    IntField("progress_interval_ms", &S::progress_interval_ms, 50, 60'000),
+                   IntField("files_per_task", &S::files_per_task, 1, 100'000),
                    StringsField("source_roots", &S::source_roots, CheckAbsolutePath),
                    StringField("catalog_dir", &S::catalog_dir, nullptr),
                    // External workers (docs/protocol/worker.md).

@@ -154,6 +154,21 @@ const chp::SubtreeReplica* BackupFollower::Copy(std::string_view subtree) const 
   return nullptr;
 }
 
+std::vector<std::string> BackupFollower::CopiedSubtrees(std::string_view prefix,
+                                                        uint32_t partition) const {
+  std::vector<std::string> out;
+  for (const auto& [member, peer] : peers_) {
+    const auto& replicas = peer.agent->replicas();
+    for (auto it = replicas.lower_bound(prefix);
+         it != replicas.end() && std::string_view(it->first).starts_with(prefix); ++it) {
+      if (it->second.position().epoch.empty()) continue;  // no snapshot yet
+      if (cluster::PartitionOfSubtree(it->first, partition_count_) != partition) continue;
+      if (std::find(out.begin(), out.end(), it->first) == out.end()) out.push_back(it->first);
+    }
+  }
+  return out;
+}
+
 void BackupFollower::AppendParts(std::vector<chp::Pollable*>& parts) {
   for (auto& [member, peer] : peers_) parts.push_back(peer.agent.get());
 }

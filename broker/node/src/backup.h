@@ -63,6 +63,9 @@ class BackupFollower {
   // This node's copy of `subtree` from a primary it backs up (nullptr when it holds none): what
   // a promotion continues (engine_failover.cc). Valid until the next SetTargets.
   const chp::SubtreeReplica* Copy(std::string_view subtree) const;
+  // The subtrees starting with `prefix` (e.g. "s.", the scheduler's) this node holds a copy of
+  // from any primary it backs up, with partition `partition` (cluster::PartitionOfSubtree).
+  std::vector<std::string> CopiedSubtrees(std::string_view prefix, uint32_t partition) const;
 
   void AppendParts(std::vector<chp::Pollable*>& parts);
 

@@ -83,6 +83,12 @@ Engine::Engine(zmq::context_t& ctx, EngineOptions options)
         }
         return EncodeOpenChannelAnswer();
       });
+  fan.request_kind = kSyncCallKind;
+  fan.reply_kind = kSyncReplyKind;
+  fan.timeout = options_.forward_timeout;
+  sync_calls_ = std::make_unique<FanoutClient>(ctx_, fan);
+  forwarder_->AddService(kSyncCallKind, kSyncCallKind,
+                         [this](std::string_view bytes) { return ServeSyncCall(bytes); });
   InterestCallbacks ic;
   ic.on_reset = [this](const std::string& ch, const CopyTop& top, std::vector<Publication> pubs) {
     OnRemoteReset(ch, top, std::move(pubs));
@@ -227,7 +233,7 @@ Result<Unit> Engine::Bind() {
   }
   if (cfg.scheduler.enabled) {
     std::string why;
-    sync_ = SyncService::Create(cfg.scheduler, &why);
+    sync_ = SyncService::Create(cfg.scheduler, &why, cfg.cluster.member_id);
     if (!sync_) {
       Log().error("cannot start the sync scheduler: {}", why);
       return Errc::kInternal;
@@ -251,7 +257,8 @@ int64_t Engine::NowMs() const {
 
 void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   ApplyInterests();
-  std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get(), fanout_.get()};
+  std::vector<chp::Pollable*> parts = {chp_.get(), this, forwarder_.get(), fanout_.get(),
+                                       sync_calls_.get()};
   interest_->AppendParts(parts);
   backup_->AppendParts(parts);
   // Publications waiting for their commit: woken often enough for their timeouts and reports.

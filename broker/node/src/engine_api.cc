@@ -154,18 +154,19 @@ class Engine::Api {
     j["error"]["message"] = "not available: the sync scheduler is disabled ([scheduler] enabled)";
     return HttpAnswer{404, "application/json", j.dump()};
   }
-  static HttpAnswer SyncSubmit(Call& c) {
+  // Served by the primary of `sync:<user>` (engine_sync.cc): answered when it has.
+  static HttpAnswer SyncCall(Call& c, const char* method) {
     if (!c.engine.sync_) return SyncDisabled();
-    return SyncAnswer(c.engine.sync_->Submit(c.params, c.now_ms));
+    c.engine.RouteSync(method, c.params, "", [later = *c.later](int status, const json& body) {
+      later(HttpAnswer{status, "application/json", body.dump()});
+    });
+    HttpAnswer a;
+    a.deferred = true;
+    return a;
   }
-  static HttpAnswer SyncStatus(Call& c) {
-    if (!c.engine.sync_) return SyncDisabled();
-    return SyncAnswer(c.engine.sync_->Status(c.params));
-  }
-  static HttpAnswer SyncCancel(Call& c) {
-    if (!c.engine.sync_) return SyncDisabled();
-    return SyncAnswer(c.engine.sync_->Cancel(c.params));
-  }
+  static HttpAnswer SyncSubmit(Call& c) { return SyncCall(c, "sync_submit"); }
+  static HttpAnswer SyncStatus(Call& c) { return SyncCall(c, "sync_status"); }
+  static HttpAnswer SyncCancel(Call& c) { return SyncCall(c, "sync_cancel"); }
 
   // The reply of a publish: `{"result":{offset, epoch}}` (both absent without history).
   static json PublishJson(const Result<PublishResult>& out) {

@@ -62,6 +62,11 @@ void Engine::ApplyPartitionRoles() {
     }
     UpdateInterest(channel);  // followed or unfollowed before the next poll
   }
+  // The sync scheduler's users of each promoted partition (engine_sync.cc), once their
+  // `sync:<user>` lines continue here.
+  for (const auto& [partition, change] : by_partition) {
+    if (change->kind == RoleChange::Kind::kPromoted) AdoptSyncUsers(partition, change->epoch);
+  }
 }
 
 void Engine::MarkRemoteLine(const std::string& channel) {

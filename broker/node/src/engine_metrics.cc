@@ -208,7 +208,19 @@ Engine::HttpAnswer Engine::Metrics() const {
          "Fan-out requests from other members answered by this node.", fan.served);
   metric("chorus_cluster_fanout_malformed_total", "counter",
          "Fan-out frames dropped as undecodable.", fan.malformed);
-  if (sync_) out += sync_->MetricsText();
+  if (sync_) {
+    out += sync_->MetricsText();
+    metric("chorus_scheduler_calls_forwarded_total", "counter",
+           "sync_* calls forwarded to the primary of sync:<user>.", sync_calls_forwarded_);
+    metric("chorus_scheduler_calls_retried_total", "counter",
+           "Forwarded sync_* calls answered not primary and retried.", sync_calls_retried_);
+    metric("chorus_scheduler_calls_served_total", "counter",
+           "sync_* calls from other members served here.", sync_calls_->stats().served);
+    metric("chorus_scheduler_adoptions_total", "counter",
+           "Users whose s.<user> copy was taken over at a promotion.", sync_adoptions_);
+    metric("chorus_scheduler_adoptions_failed_total", "counter",
+           "Users whose s.<user> copy could not be taken over.", sync_adoptions_failed_);
+  }
   return {200, "text/plain; version=0.0.4", out};
 }
 

@@ -94,15 +94,32 @@ bool Engine::HandleNativeSync(Session& s, std::string_view frame) {
     msgpack::pack(buf, *nc.params);
     params = nlohmann::json::from_msgpack(buf.data(), buf.data() + buf.size(), true, false);
   }
-  const SyncService::Reply r = sync_->AsUser(nc.method, s.user, std::move(params), NowMs());
-  if (r.status == 200) {
-    const std::vector<uint8_t> result = nlohmann::json::to_msgpack(r.body["result"]);
-    SendTo(s, EncodeRawResult(nc.id, std::string_view(reinterpret_cast<const char*>(result.data()),
-                                                      result.size())));
-  } else {
+  if (s.user.empty()) {  // AsUser's first rule, answered here (no user to route by)
+    const SyncService::Reply r = sync_->AsUser(nc.method, s.user, std::move(params), NowMs());
     const nlohmann::json& e = r.body["error"];
     SendTo(s, enc.Error(nc.id, e.value("code", ToCode(Errc::kInternal)), e.value("message", "")));
+    return true;
   }
+  // Served by the primary of `sync:<user>` (engine_sync.cc); the session may be gone when a
+  // forwarded call is answered: it is found again by id.
+  RouteSync(nc.method, std::move(params), s.user,
+            [this, sid = s.id, cmd = nc.id](int status, const nlohmann::json& body) {
+              Session* sp = FindSession(sid);
+              if (sp == nullptr) return;
+              if (status == 200 && body.contains("result")) {
+                const std::vector<uint8_t> result = nlohmann::json::to_msgpack(body["result"]);
+                SendTo(*sp, EncodeRawResult(
+                                cmd, std::string_view(reinterpret_cast<const char*>(result.data()),
+                                                      result.size())));
+                return;
+              }
+              const nlohmann::json e = body.is_object() && body.contains("error")
+                                           ? body["error"]
+                                           : nlohmann::json::object();
+              SendTo(*sp, native_transport_->encoder().Error(
+                              cmd, e.value("code", ToCode(Errc::kInternal)),
+                              e.value("message", std::string("internal error"))));
+            });
   return true;
 }
 

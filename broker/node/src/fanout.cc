@@ -50,7 +50,7 @@ bool FanoutClient::Start(uint64_t sender, const std::string& method, const std::
   call.deadline = chp::Clock::now() + options_.timeout;
   call.bytes = bytes;
   call.done = std::move(done);
-  const std::string body = EncodeFanoutRequest({id, sender, method, params});
+  const std::string body = EncodeFanoutRequest({id, sender, method, params}, options_.request_kind);
   for (const FanoutTarget& t : targets) {
     FanoutPart part;
     part.member = t.member;
@@ -120,7 +120,7 @@ void FanoutClient::ReadPeer(uint64_t member, Peer& peer,
     zmq::message_t msg;
     if (!peer.dealer.recv(msg, zmq::recv_flags::dontwait)) return;
     FanoutReply reply;
-    if (!DecodeFanoutReply(msg.to_string_view(), reply)) {
+    if (!DecodeFanoutReply(msg.to_string_view(), reply, options_.reply_kind)) {
       ++stats_.malformed;
       continue;
     }

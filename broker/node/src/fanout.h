@@ -29,6 +29,10 @@ struct FanoutOptions {
   // No answer from a member by then: the call ends without it (the API answers 114). Below the
   // gateway's engine timeout (5 s, then 503).
   std::chrono::milliseconds timeout{2000};
+  // The message kinds of requests and replies (fanout_codec.h): 40/41 for the cluster-wide
+  // API, 50/51 for the sync scheduler's forwarded calls.
+  uint32_t request_kind = kFanoutRequestKind;
+  uint32_t reply_kind = kFanoutReplyKind;
 };
 
 struct FanoutStats {

@@ -12,11 +12,11 @@ constexpr auto Fields = PeerFields;
 
 }  // namespace
 
-std::string EncodeFanoutRequest(const FanoutRequest& r) {
+std::string EncodeFanoutRequest(const FanoutRequest& r, uint32_t kind) {
   msgpack::sbuffer buf;
   Packer pk(buf);
   pk.pack_array(5);
-  pk.pack(kFanoutRequestKind);
+  pk.pack(kind);
   pk.pack(r.id);
   pk.pack(r.sender);
   pk.pack(r.method);
@@ -24,21 +24,21 @@ std::string EncodeFanoutRequest(const FanoutRequest& r) {
   return {buf.data(), buf.size()};
 }
 
-std::string EncodeFanoutReply(const FanoutReply& r) {
+std::string EncodeFanoutReply(const FanoutReply& r, uint32_t kind) {
   msgpack::sbuffer buf;
   Packer pk(buf);
   pk.pack_array(4);
-  pk.pack(kFanoutReplyKind);
+  pk.pack(kind);
   pk.pack(r.id);
   pk.pack(r.code);
   pk.pack(r.body);
   return {buf.data(), buf.size()};
 }
 
-bool DecodeFanoutRequest(std::string_view bytes, FanoutRequest& out) {
+bool DecodeFanoutRequest(std::string_view bytes, FanoutRequest& out, uint32_t kind) {
   try {
     msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
-    const msgpack::object* a = Fields(oh.get(), kFanoutRequestKind, 5);
+    const msgpack::object* a = Fields(oh.get(), kind, 5);
     if (a == nullptr) return false;
     FanoutRequest r;
     r.id = a[1].as<uint64_t>();
@@ -52,10 +52,10 @@ bool DecodeFanoutRequest(std::string_view bytes, FanoutRequest& out) {
   }
 }
 
-bool DecodeFanoutReply(std::string_view bytes, FanoutReply& out) {
+bool DecodeFanoutReply(std::string_view bytes, FanoutReply& out, uint32_t kind) {
   try {
     msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
-    const msgpack::object* a = Fields(oh.get(), kFanoutReplyKind, 4);
+    const msgpack::object* a = Fields(oh.get(), kind, 4);
     if (a == nullptr) return false;
     FanoutReply r;
     r.id = a[1].as<uint64_t>();

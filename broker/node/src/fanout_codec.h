@@ -16,6 +16,10 @@ namespace chorus::broker::node {
 
 inline constexpr uint32_t kFanoutRequestKind = 40;
 inline constexpr uint32_t kFanoutReplyKind = 41;
+// The sync scheduler's calls forwarded to the primary of `sync:<user>` (engine_sync.cc): the
+// same shapes, method one of sync_submit / sync_status / sync_cancel (or "as_user:" + it).
+inline constexpr uint32_t kSyncCallKind = 50;
+inline constexpr uint32_t kSyncReplyKind = 51;
 
 struct FanoutRequest {
   uint64_t id = 0;      // the sender's call id (unique per sender process)
@@ -32,10 +36,13 @@ struct FanoutReply {
   bool operator==(const FanoutReply&) const = default;
 };
 
-std::string EncodeFanoutRequest(const FanoutRequest& r);
-std::string EncodeFanoutReply(const FanoutReply& r);
+// `kind`: the message kind (the first element); the same shapes serve the sync scheduler's
+// forwarded calls, kinds 50/51 (engine_sync.cc).
+std::string EncodeFanoutRequest(const FanoutRequest& r, uint32_t kind = kFanoutRequestKind);
+std::string EncodeFanoutReply(const FanoutReply& r, uint32_t kind = kFanoutReplyKind);
 // False when `bytes` is not a well-formed message of that kind (it is then dropped).
-bool DecodeFanoutRequest(std::string_view bytes, FanoutRequest& out);
-bool DecodeFanoutReply(std::string_view bytes, FanoutReply& out);
+bool DecodeFanoutRequest(std::string_view bytes, FanoutRequest& out,
+                         uint32_t kind = kFanoutRequestKind);
+bool DecodeFanoutReply(std::string_view bytes, FanoutReply& out, uint32_t kind = kFanoutReplyKind);
 
 }  // namespace chorus::broker::node

@@ -116,8 +116,19 @@ const char* Phase(const sch::JobInfo& info) {
 
 }  // namespace
 
-std::unique_ptr<SyncService> SyncService::Create(const SchedulerSection& config,
-                                                 std::string* error) {
+SyncService::IdBlock SyncService::IdBlockOf(uint64_t member_id, int64_t wall_ms) {
+  if (member_id == 0) return {};
+  constexpr uint64_t kBlock = uint64_t{1} << 40;
+  constexpr int64_t k2026 = 1'767'225'600;  // 2026-01-01T00:00:00Z, s
+  const uint64_t base = (member_id & 0xFFF) * kBlock;
+  const uint64_t secs = static_cast<uint64_t>(std::max<int64_t>(0, wall_ms / 1000 - k2026));
+  // Leave at least 2^36 ids to allocate (past year ~2530 every start begins there).
+  const uint64_t offset = std::min<uint64_t>(secs << 8, kBlock - (uint64_t{1} << 36));
+  return {base + offset + 1, base + kBlock};
+}
+
+std::unique_ptr<SyncService> SyncService::Create(const SchedulerSection& config, std::string* error,
+                                                 uint64_t member_id) {
   std::unique_ptr<SyncService> s(new SyncService(config));
   sch::RunnerConfig rc;
   sch::SchedulerConfig& sc = rc.scheduler;
@@ -138,6 +149,9 @@ std::unique_ptr<SyncService> SyncService::Create(const SchedulerSection& config,
   sc.backoff_base_ms = config.backoff_base_ms;
   sc.backoff_max_ms = config.backoff_max_ms;
   sc.max_jobs = kRememberedJobs;
+  const IdBlock ids = IdBlockOf(member_id, static_cast<int64_t>(chp::WallMs()));
+  sc.first_id = ids.first;
+  sc.id_limit = ids.limit;
   rc.heartbeat_interval_ms = std::max<int64_t>(1, std::min<int64_t>(1000, config.lease_ms / 3));
   rc.workers.endpoint = config.worker_endpoint;
   rc.workers.max_workers = config.max_workers;
@@ -162,6 +176,7 @@ std::unique_ptr<SyncService> SyncService::Create(const SchedulerSection& config,
   s->catalog_dir_ = dir.string();
   sch::SyncConfig sync;
   sync.pool.size = config.catalog_pool_size;
+  sync.files_per_task = config.files_per_task;
   s->tasks_ = std::make_unique<sch::SyncTasks>(std::move(sync));
   std::string bind_error;
   s->runner_ = std::make_unique<sch::Runner>(rc, sch::SyncExecutor(*s->tasks_), &bind_error);
@@ -303,6 +318,21 @@ SyncService::Reply SyncService::Cancel(const json& params) {
   return Ok(json::object());
 }
 
+SyncService::Reply SyncService::Call(std::string_view method, const json& params, int64_t now_ms) {
+  if (method == "sync_submit") return Submit(params, now_ms);
+  if (method == "sync_status") return Status(params);
+  if (method == "sync_cancel") return Cancel(params);
+  return Error(404, Errc::kMethodNotFound, "method not found: " + std::string(method));
+}
+
+std::string SyncService::RoutingUser(const json& params, const std::string& session_user) {
+  if (params.is_object()) {
+    auto it = params.find("user");
+    if (it != params.end() && it->is_string()) return it->get<std::string>();
+  }
+  return session_user;
+}
+
 SyncService::Reply SyncService::AsUser(std::string_view method, const std::string& session_user,
                                        json params, int64_t now_ms) {
   if (!params.is_object()) return Bad("params must be a map");
@@ -392,6 +422,8 @@ std::string SyncService::MetricsText() {
          sc.rejected);
   metric("chorus_scheduler_progress_events_total", "counter",
          "Progress events published on sync:<user>.", sc.progress_events);
+  metric("chorus_scheduler_jobs_adopted_total", "counter",
+         "Jobs taken over from another owner's s.<user> copy (failover).", sc.adopted_jobs);
   const sch::Runner::WorkerStats ws = runner_->Workers();
   metric("chorus_scheduler_workers_attached", "gauge", "External workers attached.", ws.attached);
   metric("chorus_scheduler_worker_slots", "gauge", "Slots of the attached external workers.",

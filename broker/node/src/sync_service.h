@@ -12,9 +12,9 @@
 // engine is shared with those threads. Publishing the progress events stays on the engine
 // thread: Tick() returns them and the engine publishes them through the normal channel path.
 //
-// Seams for the cluster (not built): a node will submit a job only when it is the primary of
-// `sync:<user>`'s partition; Submit/Cancel would then be forwarded, and the watched jobs
-// rebuilt from the replicated job keys after a failover (docs/scheduler.md).
+// In a cluster (engine_sync.cc): the engine calls this service for users whose `sync:<user>`
+// primary is this node (other nodes forward the calls), and Adopt when a promotion hands it
+// another owner's `s.<user>` copies (docs/scheduler.md "In a cluster").
 #pragma once
 
 #include <cstdint>
@@ -56,8 +56,18 @@ class SyncService {
   };
 
   // The configuration must have passed ValidateConfig (enabled, roots and catalog_dir exist).
-  // Empty error and a started runner, or the reason it cannot run.
-  static std::unique_ptr<SyncService> Create(const SchedulerSection& config, std::string* error);
+  // Empty error and a started runner, or the reason it cannot run. `member_id` (the cluster's,
+  // >= 1; 0 = ids from 1 as in unit tests) selects this node's id block (IdBlock).
+  static std::unique_ptr<SyncService> Create(const SchedulerSection& config, std::string* error,
+                                             uint64_t member_id = 0);
+  // Job and task ids unique across owners (docs/scheduler.md "Ids across owners"): member m
+  // allocates in [(m mod 4096) << 40, +2^40), starting at 256 ids per second since 2026-01-01
+  // into its block, so a restarted member starts above what it allocated before unless it
+  // averaged more than 256 ids/s; every id stays below 2^52 (exact in JavaScript).
+  struct IdBlock {
+    uint64_t first = 1, limit = 0;
+  };
+  static IdBlock IdBlockOf(uint64_t member_id, int64_t wall_ms);
   ~SyncService();  // stops the runner (waits for running tasks to notice their revoked lease)
   SyncService(const SyncService&) = delete;
   SyncService& operator=(const SyncService&) = delete;
@@ -75,6 +85,11 @@ class SyncService {
   // is answered as an unknown job. Otherwise as Submit / Status / Cancel.
   Reply AsUser(std::string_view method, const std::string& session_user, nlohmann::json params,
                int64_t now_ms);
+  // sync_submit / sync_status / sync_cancel by name (the server API's form); 404 otherwise.
+  Reply Call(std::string_view method, const nlohmann::json& params, int64_t now_ms);
+  // The user whose `sync:<user>` primary serves a call: params' `user` (any call), else the
+  // session's user for a native call; "" when the call names no user (served where it arrives).
+  static std::string RoutingUser(const nlohmann::json& params, const std::string& session_user);
   static bool IsSyncMethod(std::string_view method) {
     return method == "sync_submit" || method == "sync_status" || method == "sync_cancel";
   }
@@ -94,8 +109,10 @@ class SyncService {
   // jobs join this node's scheduler and tasks that were running elsewhere run again
   // (at-least-once). All or nothing. {jobs: [ids]} or an error reply (400: malformed records,
   // or ids this node already holds).
+  // `in_server`: the records are in the node's CHP server as given (the caller adopted the
+  // copy there); false: the mirror writes them anew.
   Reply Adopt(const std::string& user, const std::vector<scheduler::ChpRecord>& records,
-              int64_t now_ms);
+              int64_t now_ms, bool in_server = true);
 
   scheduler::SchedulerStats Stats() { return runner_->Stats(); }
   // The bound scheduler.worker_endpoint ("" without external workers).

@@ -18,7 +18,8 @@ void SyncService::Mirror(chp::Server& server) {
 }
 
 SyncService::Reply SyncService::Adopt(const std::string& user,
-                                      const std::vector<sch::ChpRecord>& records, int64_t now_ms) {
+                                      const std::vector<sch::ChpRecord>& records, int64_t now_ms,
+                                      bool in_server) {
   auto error = [](const std::string& why) {
     return Reply{
         400, nlohmann::json{
@@ -28,7 +29,7 @@ SyncService::Reply SyncService::Adopt(const std::string& user,
   if (!state) return error("malformed scheduler records for " + user);
   std::vector<sch::ChpRecord> held;  // as the server holds them: keys with the subtree
   const std::string prefix = sch::UserSubtree(user) + "/";
-  for (const sch::ChpRecord& r : records) {
+  for (const sch::ChpRecord& r : in_server ? records : std::vector<sch::ChpRecord>{}) {
     held.push_back({r.key.rfind(prefix, 0) == 0 ? r.key : prefix + r.key, r.value});
   }
   auto jobs = runner_->Adopt(std::move(*state), std::move(held));

@@ -47,6 +47,7 @@ std::string ValidateConfig(const SchedulerConfig& c) {
     return "backoff must satisfy 0 <= backoff_base_ms <= backoff_max_ms";
   }
   if (c.first_token == 0 || c.first_id == 0) return "first_token and first_id must be positive";
+  if (c.id_limit != 0 && c.id_limit <= c.first_id) return "id_limit must be above first_id";
   if (c.max_jobs == 0 || c.max_live_tasks == 0) return "max_jobs and max_live_tasks must be > 0";
   return {};
 }
@@ -115,6 +116,10 @@ Result<JobId> Scheduler::Submit(const JobSpec& spec, std::vector<TaskSpec> tasks
   if (jobs_.size() - finished_jobs_.size() >= config_.max_jobs ||
       live_tasks_ + tasks.size() > config_.max_live_tasks) {
     return Errc::kLimitExceeded;
+  }
+  if (config_.id_limit != 0 &&
+      (next_job_ >= config_.id_limit || next_task_ + tasks.size() > config_.id_limit)) {
+    return Errc::kLimitExceeded;  // the id block is used up (2^40 ids in chorusd)
   }
   const JobId id = next_job_++;
   JobEntry& job = jobs_[id];

@@ -234,7 +234,7 @@ Result<Unit> Scheduler::RestoreJob(const std::string& user, JobId id, const std:
   }
   JobEntry& job = jobs_[id];
   job.info = std::move(in);
-  next_job_ = std::max(next_job_, id + 1);
+  if (InBlock(id)) next_job_ = std::max(next_job_, id + 1);
   if (IsFinal(job.info.state)) finished_jobs_.push_back(id);
   return Unit{};
 }
@@ -264,7 +264,7 @@ Result<Unit> Scheduler::RestoreTask(const std::string& user, JobId job_id, TaskI
   t.attempts = static_cast<uint32_t>(attempts);
   job.tasks.push_back(id);
   ++live_tasks_;
-  next_task_ = std::max(next_task_, id + 1);
+  if (InBlock(id)) next_task_ = std::max(next_task_, id + 1);
   if (t.spec.final) {
     t.state = TaskState::kPending;
     job.held_final.push_back(id);

@@ -180,6 +180,7 @@ struct SchedulerSection {
   int64_t backoff_max_ms = 60'000;     // ... capped here; >= backoff_base_ms
   uint32_t catalog_pool_size = 4;      // 1..256: SQLite connections per catalog
   int64_t progress_interval_ms = 250;  // 50..60000: at most one progress event per job this often
+  uint32_t files_per_task = 256;       // 1..100000: files per `sync` task of a job
   // A job's source must be a directory under one of these (absolute, existing when enabled).
   std::vector<std::string> source_roots;
   // Catalogs are `<catalog_dir>/<name>.db`; "" allowed only when disabled.

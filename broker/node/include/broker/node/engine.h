@@ -232,6 +232,17 @@ class Engine final : public chp::Pollable {
   HttpAnswer Metrics() const;
   // Publishes the sync scheduler's due progress events on their `sync:<user>` channels.
   void SyncTick();
+  // The sync scheduler in the cluster (engine_sync.cc): a call served by the primary of
+  // `sync:<user>` (forwarded there, kinds 50/51; `session_user` "" for the server API, else a
+  // native session's user); `done` runs once, maybe before this returns. `member` != 0: retry
+  // against that member (named by the last answerer).
+  using SyncDone = std::function<void(int status, const nlohmann::json& body)>;
+  void RouteSync(const std::string& method, nlohmann::json params, const std::string& session_user,
+                 SyncDone done, int attempt = 0, uint64_t member = 0);
+  std::optional<std::string> ServeSyncCall(std::string_view bytes);
+  // Promotion (engine_failover.cc): the `s.<user>` copies of `partition` held as a backup
+  // become this node's, and their jobs join its scheduler.
+  void AdoptSyncUsers(uint32_t partition, uint64_t partition_epoch);
 
   // The cluster map from the ClusterAgent (engine_cluster.cc).
   void ReadClusterView();
@@ -430,6 +441,9 @@ class Engine final : public chp::Pollable {
   uint64_t lines_left_ = 0;             // own lines given up when another member became primary
   // The sync scheduler when [scheduler] enabled (its runner's threads own the scheduler state).
   std::unique_ptr<SyncService> sync_;
+  std::unique_ptr<FanoutClient> sync_calls_;  // sync calls forwarded to primaries (never null)
+  uint64_t sync_calls_forwarded_ = 0, sync_calls_retried_ = 0;
+  uint64_t sync_adoptions_ = 0, sync_adoptions_failed_ = 0;
   chp::Clock::time_point next_sync_tick_ = chp::Clock::time_point::max();
 };
 

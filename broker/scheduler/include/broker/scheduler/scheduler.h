@@ -41,8 +41,12 @@ struct SchedulerConfig {
   uint32_t max_attempts = 4;      // a task runs at most this many times, then it is failed
   int64_t backoff_base_ms = 500;  // delay before attempt n+1 is base * 2^(n-1), capped
   int64_t backoff_max_ms = 60'000;
-  LeaseToken first_token = 1;         // tokens grow from here (a new primary starts above the old)
-  uint64_t first_id = 1;              // job and task ids grow from here (unique per node and term)
+  LeaseToken first_token = 1;  // tokens grow from here (a new primary starts above the old)
+  uint64_t first_id = 1;       // job and task ids grow from here (unique per node and term)
+  // Ids this scheduler allocates stay below id_limit (0 = no limit): [first_id, id_limit) is
+  // its block. Restore/Adopt move the next ids above restored ids inside the block only, so a
+  // node adopting another owner's jobs (ids of another block) keeps allocating in its own.
+  uint64_t id_limit = 0;
   size_t max_jobs = 10'000;           // jobs remembered (finished ones are forgotten oldest first)
   size_t max_live_tasks = 1'000'000;  // tasks not yet finished, over all jobs
   size_t max_errors_per_job = 32;     // further errors are counted, not kept
@@ -258,6 +262,10 @@ class Scheduler {
   void AddError(JobEntry& job, std::string error);
   void ReleaseBackoff(int64_t now);
   void Forget();
+  // An id of this scheduler's block [first_id, id_limit) (every id without a limit).
+  bool InBlock(uint64_t id) const {
+    return config_.id_limit == 0 || (id >= config_.first_id && id < config_.id_limit);
+  }
   Result<Unit> RestoreJob(const std::string& user, JobId id, const std::string& value);
   Result<Unit> RestoreTask(const std::string& user, JobId job, TaskId id, const std::string& value,
                            int64_t now);
