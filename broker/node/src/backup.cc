@@ -61,6 +61,21 @@ class BackupFollower::Observer final : public chp::ReplicaObserver {
     }
   }
 
+  // Partitions gained on this primary: their subtrees are in the agent's copy already (it
+  // follows everything) but were filtered out so far; each live one is handed over as a reset.
+  void ReplayGained(const chp::ReplicaAgent& agent, const std::set<uint32_t>& gained) {
+    for (const auto& [subtree, replica] : agent.replicas()) {
+      if (!replica.live()) continue;  // its sync, when done, resets it through OnReset
+      auto p = cluster::PartitionOfSubtree(subtree, f_.partition_count_);
+      if (!p) {
+        ChannelSnapshot snap = DecodeChannelSnapshot(subtree, replica.entries());
+        if (!snap.has_top || snap.top.channel.empty()) continue;
+        p = cluster::PartitionOf(snap.top.channel, f_.partition_count_);
+      }
+      if (gained.count(*p) != 0) OnReset(subtree, replica.position(), replica.entries());
+    }
+  }
+
  private:
   bool Wanted(std::string_view subtree, const std::string& channel) const {
     auto peer = f_.peers_.find(member_);
@@ -97,38 +112,70 @@ void BackupFollower::SetTargets(std::map<uint64_t, Target> targets, uint32_t par
   for (auto& [member, target] : targets) {
     auto p = peers_.find(member);
     if (p != peers_.end()) {
-      // Partitions gained are in the copy already (everything is followed): a snapshot is not
-      // needed, but their channels were filtered out so far; a new agent re-reads them.
-      bool gained = false;
+      // Partitions gained are in the copy already (everything is followed): their channels,
+      // filtered out so far, are handed over from it. The agent is kept: a new one would
+      // discard the copies of the partitions this node already backs up there until its
+      // snapshot, and a promotion in between would find nothing to continue (a lost line).
+      std::set<uint32_t> gained;
       for (uint32_t part : target.partitions) {
-        gained = gained || p->second.target.partitions.count(part) == 0;
+        if (p->second.target.partitions.count(part) == 0) gained.insert(part);
       }
-      if (!gained) {
-        p->second.target = std::move(target);
-        continue;
-      }
-      updates_of_dropped_ += p->second.agent->stats().updates;
-      peers_.erase(p);
+      p->second.target = std::move(target);
+      if (!gained.empty()) p->second.observer->ReplayGained(*p->second.agent, gained);
+      continue;
     }
-    chp::AgentOptions o;
-    o.mode = chp::AgentOptions::Mode::kPeer;
-    o.endpoints = {target.chp};
-    o.silence_timeout =
-        std::max<std::chrono::milliseconds>(heartbeat_ * 3, std::chrono::milliseconds(300));
-    Peer peer;
-    peer.target = std::move(target);
-    peer.observer = std::make_unique<Observer>(*this, member);
-    peer.agent = std::make_unique<chp::ReplicaAgent>(ctx_, o, peer.observer.get());
-    peer.agent->FollowAll();
-    Log().info("backup: following member {} ({} partitions)", member,
-               peer.target.partitions.size());
-    peers_.emplace(member, std::move(peer));
+    StartPeer(member, std::move(target));
+  }
+}
+
+void BackupFollower::StartPeer(uint64_t member, Target target) {
+  chp::AgentOptions o;
+  o.mode = chp::AgentOptions::Mode::kPeer;
+  o.endpoints = {target.chp};
+  o.silence_timeout =
+      std::max<std::chrono::milliseconds>(heartbeat_ * 3, std::chrono::milliseconds(300));
+  Peer peer;
+  peer.target = std::move(target);
+  peer.observer = std::make_unique<Observer>(*this, member);
+  peer.agent = std::make_unique<chp::ReplicaAgent>(ctx_, o, peer.observer.get());
+  peer.agent->FollowAll();
+  Log().info("backup: following member {} ({} partitions)", member, peer.target.partitions.size());
+  peers_.emplace(member, std::move(peer));
+}
+
+void BackupFollower::DropAll() {
+  for (auto& [member, peer] : peers_) updates_of_dropped_ += peer.agent->stats().updates;
+  for (auto& [member, peer] : retired_) updates_of_dropped_ += peer.agent->stats().updates;
+  peers_.clear();
+  retired_.clear();
+  resync_.clear();
+}
+
+void BackupFollower::ApplyResyncs() {
+  for (uint64_t member : resync_) {
+    auto p = peers_.find(member);
+    if (p == peers_.end()) continue;
+    Target target = p->second.target;
+    // The old copy stays readable (not polled) until the new one is live: a promotion in
+    // between continues from it (Copy).
+    retired_[member] = std::move(p->second);
+    peers_.erase(p);
+    ++resyncs_;
+    Log().info("backup: the copy of member {} is re-synced by snapshot", member);
+    StartPeer(member, std::move(target));
+  }
+  resync_.clear();
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    const bool done = peers_.count(it->first) == 0 || Live(it->first);
+    if (done) updates_of_dropped_ += it->second.agent->stats().updates;
+    it = done ? retired_.erase(it) : std::next(it);
   }
 }
 
 bool BackupFollower::Live(uint64_t member) const {
   auto p = peers_.find(member);
-  return p != peers_.end() && p->second.agent->connected() && p->second.agent->AllLive();
+  return p != peers_.end() && resync_.count(member) == 0 && p->second.agent->connected() &&
+         p->second.agent->AllLive();
 }
 
 uint64_t BackupFollower::updates_received() const {
@@ -139,6 +186,10 @@ uint64_t BackupFollower::updates_received() const {
 
 const chp::SubtreeReplica* BackupFollower::Copy(std::string_view subtree) const {
   for (const auto& [member, peer] : peers_) {
+    const chp::SubtreeReplica* r = peer.agent->Find(subtree);
+    if (r != nullptr && !r->position().epoch.empty()) return r;
+  }
+  for (const auto& [member, peer] : retired_) {
     const chp::SubtreeReplica* r = peer.agent->Find(subtree);
     if (r != nullptr && !r->position().epoch.empty()) return r;
   }
