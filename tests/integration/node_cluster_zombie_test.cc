@@ -18,7 +18,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <zmq.hpp>
 
+#include "msgpack_pack.h"
 #include "node_cluster_support.h"
 
 namespace chorus::testing {
@@ -239,6 +241,73 @@ TEST_F(NodeClusterZombie, C24_AStoppedPrimaryRejoinsAsABackupAndNothingItAccepts
       << "the rejoined backup's copy of " << backed << " holds " << copy.size();
   EXPECT_EQ(copy.begin()->first, 1u);
   EXPECT_EQ(copy.rbegin()->first, 5u);
+}
+
+// C-13 for replication: a backup refuses (does not apply, does not acknowledge) a primary's
+// records at a partition epoch older than its map's, and counts them. What a zombie primary
+// writes after the map moved on is provoked directly: a `top` record of the channel's subtree at
+// partition epoch 0 (the map's is 1 or more), written into the primary's CHP server with a CHP
+// KVSET (docs/protocol/chp.md), claiming 50 publications the backup never received. Accepted, it
+// would move the copy (a re-sync, or before this branch a jump that acknowledged offset 50).
+TEST_F(NodeClusterZombie, C13_ABackupRefusesReplicationAtAnOlderPartitionEpoch) {
+  const std::string ch = ChannelWithPrimary(1, "fence");
+  uint64_t backup = 0;
+  for (const json& r : table_[PartitionOfChannel(ch, kPartitions)]["replicas"]) {
+    if (r.get<uint64_t>() != 1) backup = r.get<uint64_t>();
+  }
+  ASSERT_NE(backup, 0u);
+  NodeProcess &a = Node(1), &b = Node(backup);
+  ASSERT_TRUE(EventuallyTrue([&] { return InSync(PartitionOn(a, ch), backup); }, 10s));
+  std::string epoch;
+  for (uint64_t n = 1; n <= 3; ++n) {
+    json r = Publish(a, ch, n);
+    ASSERT_FALSE(r.is_null());
+    epoch = r["epoch"].get<std::string>();
+  }
+  // Acknowledged, so the backup holds 1..3 (C-8).
+  std::string e_b;
+  ASSERT_EQ(HistoryOn(b, ch, &e_b).size(), 3u);
+  const int64_t refused_before = Metric(b, "chorus_cluster_backup_refused_total");
+  const int64_t resyncs_before = Metric(b, "chorus_cluster_backup_resyncs_total");
+  ASSERT_GE(refused_before, 0);
+  ASSERT_GE(resyncs_before, 0);
+
+  zmq::socket_t d(ctx_, zmq::socket_type::dealer);
+  d.set(zmq::sockopt::linger, 0);
+  d.connect(a.chp_command());
+  const std::string top =
+      Pack().Map(4).Str("n").Str(ch).Str("e").Str(epoch).Str("o").U(50).Str("p").U(0).str();
+  const std::string uuid(16, '\x5a');
+  const std::string kvset = Pack()
+                                .Array(6)
+                                .U(7)  // KVSET
+                                .Bin(uuid)
+                                .Str("c." + ch + "/top")
+                                .U(0)  // set
+                                .Bin(top)
+                                .U(0)
+                                .str();
+  d.send(zmq::buffer(kvset), zmq::send_flags::none);
+  zmq::pollitem_t item{d.handle(), 0, ZMQ_POLLIN, 0};
+  ASSERT_EQ(zmq::poll(&item, 1, std::chrono::milliseconds(5000)), 1) << "no KVACK";
+  zmq::message_t ack;
+  ASSERT_TRUE(d.recv(ack));
+
+  ASSERT_TRUE(EventuallyTrue(
+      [&] { return Metric(b, "chorus_cluster_backup_refused_total") > refused_before; }, 10s))
+      << "the backup did not refuse the record at partition epoch 0 (C-13)";
+  EXPECT_EQ(Metric(b, "chorus_cluster_backup_resyncs_total"), resyncs_before)
+      << "the refused record moved the copy";
+  const std::map<uint64_t, std::string> hb = HistoryOn(b, ch, &e_b);
+  EXPECT_EQ(e_b, epoch);
+  ASSERT_FALSE(hb.empty());
+  EXPECT_EQ(hb.rbegin()->first, 3u) << "the refused top was applied";
+  // The primary's own next publication (at its current partition epoch) is applied as usual:
+  // acknowledged, so the backup holds it.
+  json r = Publish(a, ch, 4);
+  ASSERT_FALSE(r.is_null());
+  EXPECT_EQ(r["offset"], 4);
+  EXPECT_EQ(HistoryOn(b, ch, &e_b).rbegin()->first, 4u);
 }
 
 }  // namespace
