@@ -8,11 +8,8 @@
 // primary's history.
 //
 // Promotion keeps the line only when the backup is in the partition's in-sync set, which grows
-// on the primary's reports of caught-up backups (C-11, built with commit gating on the branch
-// `commit`): without them the map places the partition afresh and these tests fail at their
-// first check, saying so. They are therefore  until that work is merged (remove the
-// prefix then); run them with --gtest_also_run_disabled_tests. Both passed (3 runs of 3) with
-// AssignPartition temporarily setting in_sync to every replica.
+// on the primary's reports of caught-up backups (C-11): without them the map places the
+// partition afresh and these tests fail at their first check, saying so.
 #include <signal.h>
 
 #include <gtest/gtest.h>

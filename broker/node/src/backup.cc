@@ -158,7 +158,11 @@ void BackupFollower::ApplyResyncs() {
     Target target = p->second.target;
     // The old copy stays readable (not polled) until the new one is live: a promotion in
     // between continues from it (Copy).
-    retired_[member] = std::move(p->second);
+    if (auto r = retired_.find(member); r != retired_.end()) {  // an older re-sync's
+      updates_of_dropped_ += r->second.agent->stats().updates;
+      retired_.erase(r);
+    }
+    retired_.emplace(member, std::move(p->second));
     peers_.erase(p);
     ++resyncs_;
     Log().info("backup: the copy of member {} is re-synced by snapshot", member);
