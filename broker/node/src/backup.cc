@@ -61,21 +61,6 @@ class BackupFollower::Observer final : public chp::ReplicaObserver {
     }
   }
 
-  // Partitions gained on this primary: their subtrees are in the agent's copy already (it
-  // follows everything) but were filtered out so far; each live one is handed over as a reset.
-  void ReplayGained(const chp::ReplicaAgent& agent, const std::set<uint32_t>& gained) {
-    for (const auto& [subtree, replica] : agent.replicas()) {
-      if (!replica.live()) continue;  // its sync, when done, resets it through OnReset
-      auto p = cluster::PartitionOfSubtree(subtree, f_.partition_count_);
-      if (!p) {
-        ChannelSnapshot snap = DecodeChannelSnapshot(subtree, replica.entries());
-        if (!snap.has_top || snap.top.channel.empty()) continue;
-        p = cluster::PartitionOf(snap.top.channel, f_.partition_count_);
-      }
-      if (gained.count(*p) != 0) OnReset(subtree, replica.position(), replica.entries());
-    }
-  }
-
  private:
   bool Wanted(std::string_view subtree, const std::string& channel) const {
     auto peer = f_.peers_.find(member_);
@@ -112,17 +97,21 @@ void BackupFollower::SetTargets(std::map<uint64_t, Target> targets, uint32_t par
   for (auto& [member, target] : targets) {
     auto p = peers_.find(member);
     if (p != peers_.end()) {
-      // Partitions gained are in the copy already (everything is followed): their channels,
-      // filtered out so far, are handed over from it. The agent is kept: a new one would
-      // discard the copies of the partitions this node already backs up there until its
-      // snapshot, and a promotion in between would find nothing to continue (a lost line).
-      std::set<uint32_t> gained;
+      // Partitions gained are in the copy already (everything is followed), but their
+      // channels were filtered out so far: a new agent re-reads them all by snapshot. The old
+      // one is retired, not dropped: until the new one is live, a promotion continues from the
+      // copies it holds of the partitions this node already backs up there (Copy). Dropping it
+      // lost the line of a partition whose primary died in that window although this node was
+      // in its in_sync (seen in a test run).
+      bool gained = false;
       for (uint32_t part : target.partitions) {
-        if (p->second.target.partitions.count(part) == 0) gained.insert(part);
+        gained = gained || p->second.target.partitions.count(part) == 0;
       }
-      p->second.target = std::move(target);
-      if (!gained.empty()) p->second.observer->ReplayGained(*p->second.agent, gained);
-      continue;
+      if (!gained) {
+        p->second.target = std::move(target);
+        continue;
+      }
+      Retire(member);
     }
     StartPeer(member, std::move(target));
   }
@@ -143,6 +132,17 @@ void BackupFollower::StartPeer(uint64_t member, Target target) {
   peers_.emplace(member, std::move(peer));
 }
 
+void BackupFollower::Retire(uint64_t member) {
+  auto p = peers_.find(member);
+  if (p == peers_.end()) return;
+  if (auto r = retired_.find(member); r != retired_.end()) {  // an older one's
+    updates_of_dropped_ += r->second.agent->stats().updates;
+    retired_.erase(r);
+  }
+  retired_.emplace(member, std::move(p->second));
+  peers_.erase(p);
+}
+
 void BackupFollower::DropAll() {
   for (auto& [member, peer] : peers_) updates_of_dropped_ += peer.agent->stats().updates;
   for (auto& [member, peer] : retired_) updates_of_dropped_ += peer.agent->stats().updates;
@@ -156,14 +156,7 @@ void BackupFollower::ApplyResyncs() {
     auto p = peers_.find(member);
     if (p == peers_.end()) continue;
     Target target = p->second.target;
-    // The old copy stays readable (not polled) until the new one is live: a promotion in
-    // between continues from it (Copy).
-    if (auto r = retired_.find(member); r != retired_.end()) {  // an older re-sync's
-      updates_of_dropped_ += r->second.agent->stats().updates;
-      retired_.erase(r);
-    }
-    retired_.emplace(member, std::move(p->second));
-    peers_.erase(p);
+    Retire(member);
     ++resyncs_;
     Log().info("backup: the copy of member {} is re-synced by snapshot", member);
     StartPeer(member, std::move(target));

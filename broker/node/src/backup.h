@@ -86,8 +86,11 @@ class BackupFollower {
   std::chrono::milliseconds heartbeat_;
   uint32_t partition_count_ = 0;
   void StartPeer(uint64_t member, Target target);
+  // The member's agent stops being polled but its copy stays readable (Copy) until the agent
+  // that replaces it is live (ApplyResyncs prunes).
+  void Retire(uint64_t member);
   std::map<uint64_t, Peer> peers_;
-  std::map<uint64_t, Peer> retired_;  // replaced by a re-sync, read by Copy until it is live
+  std::map<uint64_t, Peer> retired_;  // replaced agents, read by Copy until the new one is live
   std::set<uint64_t> resync_;
   uint64_t resyncs_ = 0;
   uint64_t updates_of_dropped_ = 0;
