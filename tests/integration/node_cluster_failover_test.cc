@@ -8,16 +8,14 @@
 // primary's history.
 //
 // Promotion keeps the line only when the backup is in the partition's in-sync set, which grows
-// on the primary's reports of caught-up backups (C-11, built with commit gating on the branch
-// `commit`): without them the map places the partition afresh and these tests fail at their
-// first check, saying so. They are therefore  until that work is merged (remove the
-// prefix then); run them with --gtest_also_run_disabled_tests. Both passed (3 runs of 3) with
-// AssignPartition temporarily setting in_sync to every replica.
+// on the primary's reports of caught-up backups (C-11): without them the map places the
+// partition afresh and these tests fail at their first check, saying so.
 #include <signal.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -33,6 +31,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
+
+constexpr uint64_t kChatHistory = 100;  // the `chat` namespace's history size (node_support.h)
 
 struct Record {
   uint64_t offset = 0;
@@ -149,20 +149,44 @@ class NodeClusterFailover : public ClusterFixture {
     return ResultOf(Api(via, "publish", json{{"channel", ch_}, {"data", {{"n", n}}}}.dump()));
   }
 
-  void KillPrimaryUnderLoad(bool stop_backup);
+  // What happens to the backup before the kill: nothing; SIGSTOPped until it left in_sync (and
+  // 10 more publications were acknowledged) but not declared dead; SIGSTOPped until the map
+  // declared it dead (C-24: it rejoins with a new incarnation and drops its copies).
+  enum class Backup { kUntouched, kStoppedBriefly, kStoppedPastDead };
+  void KillPrimaryUnderLoad(Backup mode);
+
+  json MemberOn(NodeProcess& on, uint64_t id) {
+    json c = ResultOf(Api(on, "cluster", "{}"));
+    if (c.is_null()) return nullptr;
+    for (const json& m : c["members"]) {
+      if (m["id"] == id) return m;
+    }
+    return nullptr;
+  }
+  bool InSyncOn(NodeProcess& on, uint64_t id) {
+    json p = PartitionOn(on, ch_);
+    if (p.is_null()) return false;
+    for (const json& m : p["in_sync"]) {
+      if (m.get<uint64_t>() == id) return true;
+    }
+    return false;
+  }
 
   std::string ch_;
   uint64_t backup_ = 0;
   uint64_t other_ = 0;
 };
 
-// Issue 12 test 2, body shared by its two variants: kill -9 of the primary under load, with
-// (`stop_backup`) or without the backup SIGSTOPped briefly just before (until 10 more
-// publications are acknowledged: A commits them once the map took X out of in_sync, C-10; X
-// then catches up and rejoins, C-11, before the kill).
-void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
-  ASSERT_NO_FATAL_FAILURE(Place(stop_backup ? "stopkill" : "kill"));
-  NodeProcess &a = Node(1), &x = Node(backup_), &y = Node(other_);
+// Issue 12 test 2, body shared by its variants: kill -9 of the primary under load, with the
+// backup untouched, or SIGSTOPped just before (`mode`). Stopped briefly: A commits without it
+// once the map took it out of in_sync (C-10); it catches up and rejoins (C-11) before the kill.
+// Stopped past the dead timeout: it rejoins with a new incarnation and drops its copies (C-24);
+// the kill waits until the partition has an in-sync backup again, whichever member that is.
+void NodeClusterFailover::KillPrimaryUnderLoad(Backup mode) {
+  ASSERT_NO_FATAL_FAILURE(Place(mode == Backup::kUntouched ? "kill" : "stopkill"));
+  NodeProcess* xp = &Node(backup_);
+  NodeProcess* yp = &Node(other_);
+  NodeProcess& a = Node(1);
   ASSERT_NO_FATAL_FAILURE(ExpectBackupInSync());
   const json before = table_[PartitionOfChannel(ch_, kPartitions)];
   Truth truth;
@@ -176,8 +200,18 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
     epoch = r["epoch"].get<std::string>();
     truth.See(i, json{{"n", i}}.dump(), "ack");
   }
+  // A second channel of the same partition, published only now: idle from here on.
+  std::string idle;
+  for (int i = 0; idle.empty(); ++i) {
+    const std::string c = "chat:idle" + std::to_string(i);
+    if (PartitionOfChannel(c, kPartitions) == PartitionOfChannel(ch_, kPartitions)) idle = c;
+  }
+  for (uint64_t i = 1; i <= 3; ++i) {
+    json r = ResultOf(Api(a, "publish", json{{"channel", idle}, {"data", {{"n", i}}}}.dump()));
+    ASSERT_FALSE(r.is_null());
+  }
   // Subscribers on X (to be promoted) and Y recover from offset 10 and then follow A (C-16).
-  RawSession sx(ctx_, x.native(), 10'000), sy(ctx_, y.native(), 10'000);
+  RawSession sx(ctx_, xp->native(), 10'000), sy(ctx_, yp->native(), 10'000);
   std::vector<Record> gx, gy;
   for (auto [s, g] : {std::pair{&sx, &gx}, std::pair{&sy, &gy}}) {
     ASSERT_FALSE(ConnectAs(*s, "u").empty());
@@ -198,9 +232,10 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
   std::vector<std::pair<uint64_t, std::string>> acks;  // (offset, epoch) in order
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> refused{0};
+  NodeProcess& publish_via = *yp;
   std::thread publisher([&] {
     for (uint64_t n = 21; !stop; ++n) {
-      json r = Publish(y, n);
+      json r = Publish(publish_via, n);
       if (r.is_null()) {
         ++refused;
       } else {
@@ -224,20 +259,73 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
   };
   ASSERT_TRUE(EventuallyTrue([&] { return acked() >= 25; }, 20s));
 
-  if (stop_backup) {
-    x.process().Signal(SIGSTOP);
+  RawSession* sxp = &sx;
+  RawSession* syp = &sy;
+  if (mode == Backup::kStoppedBriefly) {
+    const json m = MemberOn(a, backup_);
+    ASSERT_FALSE(m.is_null());
+    xp->process().Signal(SIGSTOP);
     const size_t at_stop = acked();
-    // Publishing goes on while the backup is stopped (its copy falls behind, then catches up).
+    // C-10: the stopped backup leaves in_sync so that A commits without it; publishing goes
+    // on (its copy falls behind, then catches up).
+    EXPECT_TRUE(EventuallyTrue([&] { return !InSyncOn(a, backup_); }, 10s));
     EXPECT_TRUE(EventuallyTrue([&] { return acked() >= at_stop + 10; }, 10s));
-    x.process().Signal(SIGCONT);
-    // The stopped backup left in_sync (C-10) so that A could commit without it; it catches up
-    // and is added back (C-11) before the kill, or the kill would rightly start a new lineage.
+    xp->process().Signal(SIGCONT);
+    // C-11: it catches up and is added back before the kill, or the kill would rightly start
+    // a new lineage.
     ASSERT_NO_FATAL_FAILURE(ExpectBackupInSync());
+    const json now = MemberOn(a, backup_);
+    ASSERT_FALSE(now.is_null());
+    ASSERT_EQ(now["incarnation"], m["incarnation"])
+        << "the backup was declared dead: this variant runs with a dead timeout far above the "
+           "stop (the variant past the dead timeout is kStoppedPastDead)";
+  } else if (mode == Backup::kStoppedPastDead) {
+    const json m = MemberOn(a, backup_);
+    ASSERT_FALSE(m.is_null());
+    xp->process().Signal(SIGSTOP);
+    ASSERT_TRUE(EventuallyTrue(
+        [&] {
+          json now = MemberOn(a, backup_);
+          return !now.is_null() && now["state"] == "dead";
+        },
+        15s));
+    xp->process().Signal(SIGCONT);
+    ASSERT_TRUE(EventuallyTrue(
+        [&] {
+          json now = MemberOn(a, backup_);
+          return !now.is_null() && now["state"] == "alive" &&
+                 now["incarnation"].get<uint64_t>() > m["incarnation"].get<uint64_t>();
+        },
+        15s))
+        << "the stopped backup did not rejoin with a new incarnation (C-24)";
+    // C-24: it dropped every backup copy it held and re-synced.
+    EXPECT_TRUE(EventuallyTrue(
+        [&] { return Metric(*xp, "chorus_cluster_backup_copies_dropped_total") >= 1; }, 5s));
+    // The partition gets an in-sync backup again (the rejoined member or the third one).
+    uint64_t in_sync_backup = 0;
+    ASSERT_TRUE(EventuallyTrue(
+        [&] {
+          for (uint64_t id : {backup_, other_}) {
+            if (InSyncOn(a, id)) in_sync_backup = id;
+          }
+          return in_sync_backup != 0;
+        },
+        20s))
+        << "no in-sync backup after the rejoin (C-11)";
+    if (in_sync_backup != backup_) {  // the third member is promoted: the roles swap
+      std::swap(backup_, other_);
+      std::swap(xp, yp);
+      std::swap(sxp, syp);
+    }
   }
+  NodeProcess& x = *xp;
+  NodeProcess& y = *yp;
+  std::cerr << "partition before the kill (A's map): " << PartitionOn(a, ch_).dump() << "\n";
   a.process().Signal(SIGKILL);
   EXPECT_NE(a.process().Wait(5s), -1);
   nodes_[0].reset();
   const json promoted = AwaitPromotion(x, before["epoch"].get<uint64_t>());
+  std::cerr << "partition after the kill: " << promoted.dump() << "\n";
   ASSERT_FALSE(promoted.is_null()) << "no failover to member " << backup_;
   EXPECT_EQ(promoted["lineage"], before["lineage"]) << "promotion keeps the lineage";
   const size_t at_failover = acked();
@@ -245,6 +333,11 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
   ASSERT_TRUE(EventuallyTrue([&] { return acked() >= at_failover + 25; }, 20s));
   stop = true;
   publisher.join();
+  // C-11 after the failover: the other survivor, the new primary's backup now, joins in_sync.
+  // It acknowledges the idle channel too: the new primary wrote its adopted `top` again under
+  // the new partition epoch, which a backup would otherwise refuse (C-13) until a publication.
+  EXPECT_TRUE(EventuallyTrue([&] { return InSyncOn(x, other_); }, 15s))
+      << "member " << other_ << " never joined the new primary's in_sync";
 
   std::vector<std::pair<uint64_t, std::string>> all;
   {
@@ -263,7 +356,10 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
   // offsets are not acknowledged.
   EXPECT_LE(last, 20 + all.size() + refused.load()) << "offsets skipped";
 
-  // No acknowledged publication lost: the new primary's history holds every one, same data.
+  // No acknowledged publication lost: the new primary's history holds every one still in the
+  // namespace's window (`chat`: the last kChatHistory), same data, contiguous up to `last`. (The
+  // window, not a loss, is why offsets 21-22 were missing from a slow run that reached 122.)
+  const uint64_t oldest = last > kChatHistory ? last - kChatHistory + 1 : 1;
   json h = ResultOf(Api(x, "history", json{{"channel", ch_}, {"limit", -1}}.dump()));
   ASSERT_FALSE(h.is_null());
   EXPECT_EQ(h["epoch"], epoch);
@@ -273,14 +369,19 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
     held[p["offset"].get<uint64_t>()] = p["data"].dump();
     truth.See(p["offset"].get<uint64_t>(), p["data"].dump(), "history on the new primary");
   }
+  ASSERT_FALSE(held.empty());
+  EXPECT_EQ(held.begin()->first, oldest) << "the history window of the new primary";
+  EXPECT_EQ(held.rbegin()->first, last);
+  EXPECT_EQ(held.size(), last - oldest + 1) << "the new primary's history has a hole";
   for (const auto& [offset, e] : all) {
+    if (offset < oldest) continue;  // out of the window: gone on any primary
     EXPECT_TRUE(held.count(offset) != 0) << "acknowledged offset " << offset << " lost";
   }
 
   // Both subscribers kept their subscription: every offset 21..last once, in order.
   bool x_closed = false, y_closed = false;
-  ReadUntil(sx, ch_, last, gx, &x_closed);
-  ReadUntil(sy, ch_, last, gy, &y_closed);
+  ReadUntil(*sxp, ch_, last, gx, &x_closed);
+  ReadUntil(*syp, ch_, last, gy, &y_closed);
   EXPECT_FALSE(x_closed) << "the promoted node's subscriber was disconnected";
   EXPECT_FALSE(y_closed) << "the follower's subscriber was disconnected (its copy was ahead of "
                             "the new primary: needs commit gating, C-9)";
@@ -290,38 +391,62 @@ void NodeClusterFailover::KillPrimaryUnderLoad(bool stop_backup) {
   ASSERT_FALSE(gy.empty());
   EXPECT_EQ(gx.back().offset, last);
   EXPECT_EQ(gy.back().offset, last);
-  EXPECT_TRUE(sy.Call("ping"));
-  EXPECT_FALSE(sy.Push("pub", ch_, 300ms)) << "a publication was delivered twice";
+  EXPECT_TRUE(syp->Call("ping"));
+  EXPECT_FALSE(syp->Push("pub", ch_, 300ms)) << "a publication was delivered twice";
 
   // A client that reconnects to a surviving node recovers from its last position before the
-  // kill: recovered, with every later offset exactly once.
+  // kill (offset 20, or the oldest position the history window still covers): recovered, with
+  // every later offset exactly once.
+  const uint64_t from = std::max<uint64_t>(20, oldest - 1);
   RawSession again(ctx_, y.native(), 10'000);
   ASSERT_FALSE(ConnectAs(again, "u").empty());
-  auto r = again.Call("subscribe",
-                      P({{"channel", ch_}, {"recover", true}, {"epoch", epoch}, {"offset", 20}}));
+  auto r = again.Call("subscribe", P({{"channel", ch_},
+                                      {"recover", true},
+                                      {"epoch", epoch},
+                                      {"offset", static_cast<uint64_t>(from)}}));
   ASSERT_TRUE(r && r->Has("result")) << ErrorCode(r);
   EXPECT_TRUE(r->Bool("result.recovered"));
   EXPECT_EQ(r->Str("result.epoch"), epoch);
   std::vector<uint64_t> rec = OffsetsOf(*r, "result.publications");
   std::vector<uint64_t> want;
-  for (uint64_t o = 21; o <= last; ++o) want.push_back(o);
+  for (uint64_t o = from + 1; o <= last; ++o) want.push_back(o);
   EXPECT_EQ(rec, want);
-  EXPECT_EQ(Metric(x, "chorus_cluster_lines_continued_total"), 1);
+  EXPECT_EQ(Metric(x, "chorus_cluster_lines_continued_total"), 2);  // ch_ and the idle one
   EXPECT_EQ(Metric(x, "chorus_cluster_lines_lost_total"), 0);
 }
 
 TEST_F(NodeClusterFailover, C17_KillNineOfThePrimaryKeepsTheEpochAndEveryOffset) {
-  KillPrimaryUnderLoad(false);
+  KillPrimaryUnderLoad(Backup::kUntouched);
 }
 
-// DISABLED: a known bug, not a flaky test. In 1 of 4 runs (fresh-clone CI, under load) the
-// stopped backup was also declared dead (C-24: it rejoined with a new incarnation). It was
-// re-added, caught up and promoted, but its history lacked acknowledged offsets 21-22, and a
-// recovery from offset 20 answered recovered:false. Suspected: the rejoin's re-sync of the
-// backup copy (snapshot plus queued updates) keeps only part of the line. Run it with
-// --gtest_also_run_disabled_tests; the session-3 note on issue 12 has the log.
-TEST_F(NodeClusterFailover, DISABLED_C17_KillNineAfterTheBackupWasStoppedBrieflyLosesNothing) {
-  KillPrimaryUnderLoad(true);
+// The backup stopped until it left in_sync but not declared dead: the dead timeout is 3 s here
+// (replica lag 300 ms), so the stop (about 0.5 s) never reaches it whatever the load. (With the
+// default 600 ms it sometimes did: the backup was then replaced in the partition and never came
+// back to in_sync within the wait, or, in a slow run that reached offset 122, the check of the
+// whole history found offsets 21-22 missing: they had left the namespace's 100-entry window.)
+class NodeClusterFailoverSlowDeath : public NodeClusterFailover {
+ protected:
+  void SetUp() override {
+    StartCluster(3, {"cluster.dead_after_ms=3000", "cluster.replica_lag_ms=300"});
+  }
+};
+
+TEST_F(NodeClusterFailoverSlowDeath, C17_KillNineAfterTheBackupWasStoppedBrieflyLosesNothing) {
+  KillPrimaryUnderLoad(Backup::kStoppedBriefly);
+}
+
+// C-24 for a backup: stopped past the dead timeout, it rejoins with a new incarnation, drops
+// every copy it held and re-syncs; the partition gets an in-sync backup again (C-11) and the
+// kill of the primary loses no acknowledged publication.
+// DISABLED: open bugs, not a flaky test: failed 3 of about 42 runs, each time on the rejoined
+// member (a follower of the partition after the kill, not the new primary), while the new
+// primary held every acknowledged publication: (1) the recovery from offset 20 there answered
+// recovered:false with nothing; (2) it never joined the new primary's in_sync within 15 s; (3)
+// its subscriber was closed with 3010 at offset 76 (its copy judged ahead of or off the new
+// primary's line). Logs: /work/notes/lossfix-c24-backup-variant-fail{,2,3}.log. Not diagnosed.
+// Run it with --gtest_also_run_disabled_tests.
+TEST_F(NodeClusterFailover, DISABLED_C24_KillNineAfterTheBackupWasFoundDeadLosesNothing) {
+  KillPrimaryUnderLoad(Backup::kStoppedPastDead);
 }
 
 TEST_F(NodeClusterFailover, C15_AStoppedPrimaryThatComesBackGivesUpThePartition) {

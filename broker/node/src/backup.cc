@@ -106,8 +106,12 @@ void BackupFollower::SetTargets(std::map<uint64_t, Target> targets, uint32_t par
   for (auto& [member, target] : targets) {
     auto p = peers_.find(member);
     if (p != peers_.end()) {
-      // Partitions gained are in the copy already (everything is followed): a snapshot is not
-      // needed, but their channels were filtered out so far; a new agent re-reads them.
+      // Partitions gained are in the copy already (everything is followed), but their
+      // channels were filtered out so far: a new agent re-reads them all by snapshot. The old
+      // one is retired, not dropped: until the new one is live, a promotion continues from the
+      // copies it holds of the partitions this node already backs up there (Copy). Dropping it
+      // lost the line of a partition whose primary died in that window although this node was
+      // in its in_sync (seen in a test run).
       bool gained = false;
       for (uint32_t part : target.partitions) {
         gained = gained || p->second.target.partitions.count(part) == 0;
@@ -116,28 +120,68 @@ void BackupFollower::SetTargets(std::map<uint64_t, Target> targets, uint32_t par
         p->second.target = std::move(target);
         continue;
       }
-      updates_of_dropped_ += p->second.agent->stats().updates;
-      peers_.erase(p);
+      Retire(member);
     }
-    chp::AgentOptions o;
-    o.mode = chp::AgentOptions::Mode::kPeer;
-    o.endpoints = {target.chp};
-    o.silence_timeout =
-        std::max<std::chrono::milliseconds>(heartbeat_ * 3, std::chrono::milliseconds(300));
-    Peer peer;
-    peer.target = std::move(target);
-    peer.observer = std::make_unique<Observer>(*this, member);
-    peer.agent = std::make_unique<chp::ReplicaAgent>(ctx_, o, peer.observer.get());
-    peer.agent->FollowAll();
-    Log().info("backup: following member {} ({} partitions)", member,
-               peer.target.partitions.size());
-    peers_.emplace(member, std::move(peer));
+    StartPeer(member, std::move(target));
+  }
+}
+
+void BackupFollower::StartPeer(uint64_t member, Target target) {
+  chp::AgentOptions o;
+  o.mode = chp::AgentOptions::Mode::kPeer;
+  o.endpoints = {target.chp};
+  o.silence_timeout =
+      std::max<std::chrono::milliseconds>(heartbeat_ * 3, std::chrono::milliseconds(300));
+  Peer peer;
+  peer.target = std::move(target);
+  peer.observer = std::make_unique<Observer>(*this, member);
+  peer.agent = std::make_unique<chp::ReplicaAgent>(ctx_, o, peer.observer.get());
+  peer.agent->FollowAll();
+  Log().info("backup: following member {} ({} partitions)", member, peer.target.partitions.size());
+  peers_.emplace(member, std::move(peer));
+}
+
+void BackupFollower::Retire(uint64_t member) {
+  auto p = peers_.find(member);
+  if (p == peers_.end()) return;
+  if (auto r = retired_.find(member); r != retired_.end()) {  // an older one's
+    updates_of_dropped_ += r->second.agent->stats().updates;
+    retired_.erase(r);
+  }
+  retired_.emplace(member, std::move(p->second));
+  peers_.erase(p);
+}
+
+void BackupFollower::DropAll() {
+  for (auto& [member, peer] : peers_) updates_of_dropped_ += peer.agent->stats().updates;
+  for (auto& [member, peer] : retired_) updates_of_dropped_ += peer.agent->stats().updates;
+  peers_.clear();
+  retired_.clear();
+  resync_.clear();
+}
+
+void BackupFollower::ApplyResyncs() {
+  for (uint64_t member : resync_) {
+    auto p = peers_.find(member);
+    if (p == peers_.end()) continue;
+    Target target = p->second.target;
+    Retire(member);
+    ++resyncs_;
+    Log().info("backup: the copy of member {} is re-synced by snapshot", member);
+    StartPeer(member, std::move(target));
+  }
+  resync_.clear();
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    const bool done = peers_.count(it->first) == 0 || Live(it->first);
+    if (done) updates_of_dropped_ += it->second.agent->stats().updates;
+    it = done ? retired_.erase(it) : std::next(it);
   }
 }
 
 bool BackupFollower::Live(uint64_t member) const {
   auto p = peers_.find(member);
-  return p != peers_.end() && p->second.agent->connected() && p->second.agent->AllLive();
+  return p != peers_.end() && resync_.count(member) == 0 && p->second.agent->connected() &&
+         p->second.agent->AllLive();
 }
 
 uint64_t BackupFollower::updates_received() const {
@@ -148,6 +192,10 @@ uint64_t BackupFollower::updates_received() const {
 
 const chp::SubtreeReplica* BackupFollower::Copy(std::string_view subtree) const {
   for (const auto& [member, peer] : peers_) {
+    const chp::SubtreeReplica* r = peer.agent->Find(subtree);
+    if (r != nullptr && !r->position().epoch.empty()) return r;
+  }
+  for (const auto& [member, peer] : retired_) {
     const chp::SubtreeReplica* r = peer.agent->Find(subtree);
     if (r != nullptr && !r->position().epoch.empty()) return r;
   }

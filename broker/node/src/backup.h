@@ -55,6 +55,16 @@ class BackupFollower {
     std::set<uint32_t> partitions;
   };
   void SetTargets(std::map<uint64_t, Target> targets, uint32_t partition_count);
+  // C-24: every copy is dropped (agents closed, CHP copies gone); the next SetTargets follows
+  // the primaries again from a fresh snapshot.
+  void DropAll();
+  // The copy of `member`'s subtrees cannot be continued from what arrived (a gap, a line whose
+  // start was missed): its agent is replaced by ApplyResyncs (a fresh `*` snapshot). Safe to call
+  // from a callback; the agent is replaced only by ApplyResyncs, outside any poll.
+  void RequestResync(uint64_t member) { resync_.insert(member); }
+  bool ResyncPending(uint64_t member) const { return resync_.count(member) != 0; }
+  void ApplyResyncs();
+  uint64_t resyncs() const { return resyncs_; }
   // The copy of `member`'s subtrees is complete and current (`*` snapshot done, link up).
   bool Live(uint64_t member) const;
   bool Follows(uint64_t member) const { return peers_.count(member) != 0; }
@@ -80,7 +90,14 @@ class BackupFollower {
   BackupCallbacks callbacks_;
   std::chrono::milliseconds heartbeat_;
   uint32_t partition_count_ = 0;
+  void StartPeer(uint64_t member, Target target);
+  // The member's agent stops being polled but its copy stays readable (Copy) until the agent
+  // that replaces it is live (ApplyResyncs prunes).
+  void Retire(uint64_t member);
   std::map<uint64_t, Peer> peers_;
+  std::map<uint64_t, Peer> retired_;  // replaced agents, read by Copy until the new one is live
+  std::set<uint64_t> resync_;
+  uint64_t resyncs_ = 0;
   uint64_t updates_of_dropped_ = 0;
 };
 

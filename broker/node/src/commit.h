@@ -53,6 +53,7 @@ struct CommitStats {
   uint64_t copy_held_back = 0;  // copied publications delivered only after their commit
   uint64_t acks_sent = 0;       // ack messages sent to primaries
   uint64_t lease_held = 0;      // publications that waited for a lease before committing (C-25)
+  uint64_t copies_dropped = 0;  // C-24: every backup copy dropped at a new incarnation
 };
 
 struct CommitState {
@@ -76,6 +77,7 @@ struct CommitState {
   std::map<uint64_t, std::map<std::string, AckEntry>> acks_out;  // primary -> channel -> latest
   std::set<uint64_t> acks_dirty;                                 // primaries with news
   chp::Clock::time_point next_ack_resend{};
+  uint64_t incarnation = 0;  // this node's incarnation the copies belong to (C-24)
   std::map<std::string, std::vector<Publication>, std::less<>> held;        // waiting for their top
   std::map<std::string, std::deque<Publication>, std::less<>> undelivered;  // above the commit
   // Copies whose history holds publications above the commit: what reads may show (C-9).

@@ -121,17 +121,67 @@ void Engine::OnBackupTop(uint64_t member, const CopyTop& top) {
   }
   AckEntry ack;
   if (CheckBackup(member, top.channel, top.partition_epoch, ack) != BackupCheck::kAccepted) return;
+  if (backup_->ResyncPending(member)) return;  // the snapshot on its way replaces the copy
   Channel* ch = CopyChannel(top.channel);
   if (ch == nullptr) return;
-  if (ch->history->epoch() == top.top.epoch) {
+  const bool same_line = ch->history->epoch() == top.top.epoch;
+  if (same_line) {
     for (Publication& p : held) {
       if (p.offset > top.top.offset) break;
+      if (p.offset <= ch->history->top_offset()) continue;   // applied already
+      if (p.offset != ch->history->top_offset() + 1) break;  // a gap: below
       ++commit_->stats.backup_applied;
       ApplyCopyPublication(*ch, std::move(p));
     }
   }
+  // A backup acknowledges only a position it holds contiguously on the primary's line (C-8). A
+  // copy that cannot reach this `top` by what arrived (publications missed: a refused or
+  // overflowed hold, a line whose start it never saw) or that is ahead of it (another
+  // primary's publications) is never moved by a jump: it is re-synced by snapshot, and
+  // acknowledges nothing meanwhile.
+  if (same_line ? ch->history->top_offset() != top.top.offset : top.top.offset != 0) {
+    Log().warn("backup: copy of {} at {}:{} cannot follow {}'s top {}:{}; re-syncing", top.channel,
+               ch->history->epoch(), ch->history->top_offset(), member, top.top.epoch,
+               top.top.offset);
+    backup_->RequestResync(member);
+    return;
+  }
   ApplyCopyTop(*ch, top);
   AckCopy(member, std::move(ack), *ch);
+}
+
+void Engine::MaintainBackups() {
+  const uint64_t incarnation = cluster_->received ? cluster_->header.incarnation : 0;
+  if (incarnation != 0 && commit_->incarnation != 0 && incarnation != commit_->incarnation) {
+    DropBackupCopies();
+  }
+  if (incarnation != 0) commit_->incarnation = incarnation;
+  backup_->ApplyResyncs();
+}
+
+void Engine::DropBackupCopies() {
+  // C-24: this node was found dead and rejoins under a new incarnation. Whatever its copies
+  // acknowledged belongs to the old incarnation: every backup copy is dropped (agents, CHP
+  // copies, held and acknowledged positions) and followed again from a fresh snapshot, which
+  // replaces each channel's history here (ApplyCopyReset). A copied channel that no local
+  // subscriber reads is emptied now (a new epoch), so no stale line is kept.
+  Log().warn("backup: new incarnation {}: dropping every backup copy and re-syncing",
+             cluster_->header.incarnation);
+  backup_->DropAll();
+  commit_->acks_out.clear();
+  commit_->acks_dirty.clear();
+  commit_->held.clear();
+  ++commit_->stats.copies_dropped;
+  for (const std::string& channel : remote_lines_) {
+    Channel* ch = table_.Find(channel);
+    if (ch == nullptr || !ch->history || !ch->subscribers.empty() ||
+        parked_channels_.count(channel) != 0) {
+      continue;
+    }
+    commit_->undelivered.erase(channel);
+    (void)ch->history->Restore(StreamPosition{0, RandomEpoch(rng_)}, {});
+  }
+  RefreshBackups();
 }
 
 void Engine::FlushAcks(bool resend_all) {

@@ -197,6 +197,18 @@ void Engine::OnPeerMessage(std::string_view body) {
 
 void Engine::OnCommitMap() {
   const uint64_t self = cluster_->header.member_id;
+  // Acknowledgements of a member found dead belong to its old incarnation: it drops its copies
+  // and re-syncs (C-24), so only what it acknowledges afterwards counts (C-11 included).
+  for (auto& [channel, members] : commit_->acked) {
+    std::erase_if(members, [&](const auto& kv) {
+      const cluster::Member* m = cluster_->map.FindMember(kv.first);
+      return m == nullptr || m->state == cluster::MemberState::kDead;
+    });
+  }
+  std::erase_if(commit_->heard, [&](const auto& kv) {
+    const cluster::Member* m = cluster_->map.FindMember(kv.first);
+    return m == nullptr || m->state == cluster::MemberState::kDead;
+  });
   for (auto g = commit_->growth.begin(); g != commit_->growth.end();) {
     const cluster::Partition* p = cluster_->map.FindPartition(g->first);
     g = (p == nullptr || p->version > g->second.version) ? commit_->growth.erase(g) : std::next(g);
@@ -355,6 +367,12 @@ std::string Engine::CommitMetricsText() const {
   metric("chorus_cluster_backup_refused_total", "counter",
          "Records refused by this backup: a primary of an older partition epoch (C-13).",
          s.backup_refused);
+  metric("chorus_cluster_backup_resyncs_total", "counter",
+         "Backup copies re-synced by snapshot: they could not follow the primary's line.",
+         backup_->resyncs());
+  metric("chorus_cluster_backup_copies_dropped_total", "counter",
+         "Times this node dropped every backup copy: it rejoined with a new incarnation (C-24).",
+         s.copies_dropped);
   metric("chorus_cluster_backup_primaries", "gauge", "Primaries this node follows as a backup.",
          backup_->primaries());
   metric("chorus_cluster_backup_updates_received_total", "counter",

@@ -107,6 +107,10 @@ void Engine::ContinueCopiedLine(const std::string& channel, uint64_t partition_e
       Log().warn("failover: {} cannot adopt its copy: {}", channel, adopted.error().message());
     }
   }
+  if (copy == nullptr) {
+    Log().warn("failover: {} has no synced copy here to continue (member {})", channel,
+               cluster_->header.member_id);
+  }
   remote_lines_.erase(channel);
   if (!kept) {
     ++lines_lost_;
@@ -114,6 +118,10 @@ void Engine::ContinueCopiedLine(const std::string& channel, uint64_t partition_e
     return;
   }
   ++lines_continued_;
+  // The adopted `top` was written by the old primary under the old partition epoch: written
+  // again under this node's, or every backup of this node would refuse the channel (C-13) and
+  // never acknowledge it, so none could join in_sync until the channel is published again.
+  sink_->OnTop(channel, ch->history->Top());
   // Copied publications still waiting for the old primary's commit position are this line's
   // history now: delivered to the local subscribers at once (docs/cluster.md §16.3).
   DeliverCopy(*ch, ch->history->top_offset());

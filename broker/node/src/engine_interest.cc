@@ -23,6 +23,7 @@ void Engine::RefreshInterests() {
 }
 
 void Engine::ApplyInterests() {
+  MaintainBackups();  // C-24, re-syncs (engine_backup.cc): agents replaced outside any poll
   // A map that changed (commands applied, not barriers) may have moved primaries.
   if (cluster_->received && cluster_->map.applied() != view_entries_) {
     view_entries_ = cluster_->map.applied();

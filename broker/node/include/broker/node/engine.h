@@ -345,6 +345,8 @@ class Engine final : public chp::Pollable {
   void AckCopy(uint64_t member, AckEntry ack, const Channel& ch);
   void OnBackupReset(uint64_t member, const CopyTop& top, std::vector<Publication> pubs);
   void OnBackupTop(uint64_t member, const CopyTop& top);
+  void MaintainBackups();   // C-24 drop at a new incarnation, re-syncs asked for (outside polls)
+  void DropBackupCopies();  // C-24
   void OnBackupPublication(uint64_t member, const std::string& channel, Publication pub);
   void FlushAcks(bool resend_all);
   void ApplyCopyReset(Channel& ch, const CopyTop& t, std::vector<Publication> pubs);
