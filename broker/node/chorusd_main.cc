@@ -117,6 +117,10 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&sigs, &sig);
   chorus::broker::node::Log().info("signal {}: shutting down", sig);
+  // C-20: SIGTERM drains a cluster member first (cluster.drain_timeout_ms); SIGINT stops at once.
+  if (sig == SIGTERM) {
+    (*node)->Drain(std::chrono::milliseconds(config.cluster.drain_timeout_ms));
+  }
   (*node)->Stop();
   chorus::broker::node::Log().info("stopped");
   return 0;

@@ -13,7 +13,8 @@
 //      new primary) of a publisher on another node publishing every 2 ms; with the cluster
 //      tests' timings and with the defaults (docs/cluster.md §14), the victim the meta group's
 //      leader or not (a fresh cluster each, R = 2);
-//   e) handoff: not built yet (printed as n/a).
+//   e) handoff: a 4th node joins under publishing and takes a channel's partition by handoff
+//      (cluster_handoff.h): join -> first publication committed on it, and BeginHandoff -> it.
 // Publish replies are read as they come (the publisher never waits for one before the next),
 // so publishes answered only after commit (R = 2) are measured the same way. Ends with
 // "RESULT cluster_bench ..." lines. See docs/benchmarks.md ("Cluster").
@@ -29,6 +30,7 @@
 #include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
+#include "cluster_handoff.h"
 #include "cluster_nodes.h"
 #include "cluster_peers.h"
 #include "node_support.h"
@@ -298,6 +300,19 @@ ClusterFigures RunChorus(zmq::context_t& ctx, const ClusterSpec& spec, const Set
   return out;
 }
 
+// e) One join by handoff (test timings, R = 2), printed; false when it did not complete.
+bool PrintHandoff() {
+  const chorus::bench::Handoff h =
+      chorus::bench::RunHandoff({.replication_factor = 2, .test_timings = true});
+  printf("handoff (a 4th node joins; first publication committed on it as the new primary):\n");
+  printf("  test timings: %7.0f ms from its start, %7.0f ms from BeginHandoff (%llu errors)\n",
+         h.from_join_ms, h.from_begin_ms, static_cast<unsigned long long>(h.errors));
+  printf("RESULT cluster_bench handoff from_join_ms=%.0f from_begin_ms=%.0f errors=%llu\n",
+         h.from_join_ms, h.from_begin_ms, static_cast<unsigned long long>(h.errors));
+  fflush(stdout);
+  return h.ok;
+}
+
 double Ratio(double a, double b) {
   return b > 0 ? a / b : 0;
 }
@@ -412,7 +427,7 @@ int main(int argc, char** argv) {
     }
   }
   if (smoke) printf("  (defaults and the leader as victim: skipped in --smoke)\n");
-  printf("handoff: n/a (handoff not built)\n");
+  ok = PrintHandoff() && ok;
   const bool nats_clean = nats->Stop(), redis_clean = redis->Stop();
   if (!nats_clean) fprintf(stderr, "cluster_bench: a nats-server did not exit cleanly\n");
   if (!redis_clean) fprintf(stderr, "cluster_bench: redis-server did not exit cleanly\n");

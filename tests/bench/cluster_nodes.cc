@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "node_cluster_support.h"
@@ -46,6 +47,13 @@ BenchCluster::BenchCluster(const ClusterSpec& spec) {
     kept.push_back("cluster.replication_factor=" + std::to_string(spec.replication_factor));
     kept.insert(kept.end(),
                 {"client.ping_interval_s=3600", "client.pong_timeout_s=60", "node.log_level=warn"});
+    joiner_overrides_.clear();
+    for (const std::string& k : kept) {
+      if (!StartsWith(k, "cluster.member_id=") && !StartsWith(k, "cluster.endpoint=") &&
+          !StartsWith(k, "cluster.seeds=")) {
+        joiner_overrides_.push_back(k);
+      }
+    }
     NodeOptions o;
     o.overrides = kept;
     o.extra_toml = kNamespace;
@@ -127,6 +135,43 @@ void BenchCluster::Kill(uint64_t member) {
   node->process().Signal(SIGKILL);
   (void)node->process().Wait(std::chrono::seconds(5));
   node.reset();
+}
+
+namespace {
+// A field of a node's ready banner ("... raft=127.0.0.1:1234 cluster=tcp://...").
+std::string BannerField(const std::string& banner, const std::string& key) {
+  const size_t at = banner.find(" " + key + "=");
+  if (at == std::string::npos) return "";
+  const size_t from = at + key.size() + 2;
+  return banner.substr(from, banner.find(' ', from) - from);
+}
+}  // namespace
+
+bool BenchCluster::Join(uint64_t id) {
+  std::string seeds;
+  for (size_t i = 0; i < 3 && i < nodes_.size(); ++i) {
+    if (!nodes_[i]) continue;
+    seeds += (seeds.empty() ? "" : ",") + BannerField(nodes_[i]->banner(), "cluster");
+  }
+  NodeOptions o;
+  o.overrides = joiner_overrides_;  // the voters of members 1..3 among them
+  o.overrides.insert(o.overrides.end(),
+                     {"cluster.member_id=" + std::to_string(id),
+                      "cluster.endpoint=tcp://127.0.0.1:0", "cluster.seeds=" + seeds});
+  o.extra_toml = kNamespace;
+  nodes_.resize(std::max<size_t>(nodes_.size(), id));
+  nodes_[id - 1] = std::make_unique<NodeProcess>(o);
+  if (!nodes_[id - 1]->ready()) {
+    error_ = "joining node " + std::to_string(id) + " did not start: " + nodes_[id - 1]->banner();
+    return false;
+  }
+  return true;
+}
+
+json BenchCluster::TableIn(uint64_t member) {
+  if (member > nodes_.size() || !nodes_[member - 1]) return nullptr;
+  json c = ResultOf(Api(*nodes_[member - 1], "cluster", "{}"));
+  return c.is_null() ? json() : c["partitions"];
 }
 
 bool BenchCluster::Stop() {

@@ -52,6 +52,12 @@ class BenchCluster {
 
   // SIGKILL of `member` (reaped; its node is gone for the rest of the run).
   void Kill(uint64_t member);
+  // Starts member `id` (> 3) with the voters and seeds of members 1..3 and the spec of the run:
+  // it joins as a Raft standby (docs/cluster.md C-2, C-18) and takes partitions by handoff.
+  // Node(id) is then that node. False (and error() set) when it did not start.
+  bool Join(uint64_t id);
+  // The partition table as `member` applies it now (null when unavailable).
+  nlohmann::json TableIn(uint64_t member);
 
   // Stops every node still alive; true when each exited cleanly.
   bool Stop();
@@ -60,6 +66,7 @@ class BenchCluster {
   std::vector<std::unique_ptr<chorus::testing::NodeProcess>> nodes_;
   nlohmann::json table_;
   std::string error_;
+  std::vector<std::string> joiner_overrides_;  // the spec's overrides, without member specifics
 };
 
 }  // namespace chorus::bench

@@ -59,7 +59,9 @@ NodeProcess::NodeProcess(NodeOptions o) {
         << "\ntoken_hmac_secret = \"" << o.hmac_secret << "\"\n"
         << kTestNamespaces << o.extra_toml;
   }
-  std::vector<std::string> args = {"--config", config_path_};
+  // SIGTERM stops at once (no C-20 drain) unless a test sets cluster.drain_timeout_ms itself
+  // (a later --set wins): Stop() is every test's teardown.
+  std::vector<std::string> args = {"--config", config_path_, "--set", "cluster.drain_timeout_ms=0"};
   for (const auto& s : o.overrides) {
     args.push_back("--set");
     args.push_back(s);

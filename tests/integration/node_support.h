@@ -48,7 +48,8 @@ class NodeProcess {
   const std::string& chp_command() const { return chp_command_; }
   const std::string& banner() const { return banner_; }
   ChildProcess& process() { return *proc_; }
-  // SIGTERM and wait: true on a clean exit (status 0).
+  // SIGTERM and wait: true on a clean exit (status 0). No C-20 drain unless the test set
+  // cluster.drain_timeout_ms (NodeProcess passes 0 first).
   bool Stop();
 
  private:

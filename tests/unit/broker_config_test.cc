@@ -646,7 +646,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 4 + 23 + 8 + 13 + 16 + 8 + 16 + 1);
+  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 4 + 23 + 8 + 13 + 16 + 8 + 16 + 1 + 1);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");
@@ -755,7 +755,8 @@ TEST(BrokerConfigScheduler, EnabledNeedsRootsCatalogDirAndASyncNamespaceWithHist
 }
 
 // The meta group's keys (docs/cluster.md §3.3): voters "<id>@host:port", 1, 3 or 5 of them,
-// this member among them, raft_address left default or equal to its entry.
+// raft_address left default or equal to this member's entry; a member not among them is a
+// standby joiner.
 TEST(BrokerConfigCluster, VotersAreParsedAndValidated) {
   NodeConfig c;
   EXPECT_EQ(c.cluster.member_id, 1u);
@@ -772,8 +773,9 @@ TEST(BrokerConfigCluster, VotersAreParsedAndValidated) {
   EXPECT_EQ(ApplyOverride(c, "cluster.raft_address", "127.0.0.1:7009").error(),
             "--set: cluster.raft_address: must equal this member's entry in cluster.voters "
             "(127.0.0.1:7002) or be left unset (got \"127.0.0.1:7009\")");
-  EXPECT_EQ(ApplyOverride(c, "cluster.member_id", "4").error(),
-            "--set: cluster.voters: must contain cluster.member_id = 4");
+  // Not a voter: a standby that joins the running group (C-2, C-18).
+  EXPECT_TRUE(ApplyOverride(c, "cluster.member_id", "4").ok());
+  EXPECT_TRUE(ApplyOverride(c, "cluster.member_id", "2").ok());
   EXPECT_EQ(ApplyOverride(c, "cluster.voters", "1@a:1,2@a:2").error(),
             "--set: cluster.voters: must hold 1, 3 or 5 voters (got 2)");
   EXPECT_EQ(ApplyOverride(c, "cluster.voters", "1@a:1,2@a:2,2@a:3").error(),

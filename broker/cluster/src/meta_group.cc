@@ -325,6 +325,13 @@ std::future<Result<Unit>> MetaGroup::AddStandby(MemberId id, std::string address
       promise->set_value(Errc::kNotLeader);
       return;
     }
+    // Already in the configuration (added before, by this leader or an earlier one): done.
+    for (unsigned i = 0; i < impl->raft.configuration.n; ++i) {
+      if (impl->raft.configuration.servers[i].id == id) {
+        promise->set_value(Unit{});
+        return;
+      }
+    }
     auto* req = new StandbyChange{};
     req->raft = &impl->raft;
     req->id = id;

@@ -70,7 +70,8 @@ Problem ReadRoot(const toml::table& root, NodeConfig& c) {
 // ---- Cross-field rules ------------------------------------------------------------------------
 
 // cluster.voters (each entry's syntax is checked by its field): distinct ids and addresses,
-// 1, 3 or 5 of them (C-2), this member among them with raft_address left default or equal.
+// 1, 3 or 5 of them (C-2); when this member is among them, raft_address left default or equal
+// (a member not among them joins as a standby at its own raft_address).
 Problem CheckClusterVoters(const ClusterSection& cl) {
   if (cl.voters.empty()) return std::nullopt;
   const std::vector<ClusterVoter> voters = ClusterVoters(cl);
@@ -87,9 +88,9 @@ Problem CheckClusterVoters(const ClusterSection& cl) {
     }
     if (voters[i].id == cl.member_id) self = &voters[i];
   }
-  if (self == nullptr) {
-    return "cluster.voters: must contain cluster.member_id = " + std::to_string(cl.member_id);
-  }
+  // A member that is not a voter joins the running group as a Raft standby (C-2, C-18): the
+  // leader adds it at its raft_address once it heartbeats.
+  if (self == nullptr) return std::nullopt;
   if (cl.raft_address != ClusterSection{}.raft_address && cl.raft_address != self->address) {
     return "cluster.raft_address: must equal this member's entry in cluster.voters (" +
            self->address + ") or be left unset (got \"" + cl.raft_address + "\")";

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <deque>
@@ -194,7 +195,11 @@ ConfigResult<std::unique_ptr<ClusterAgent>> ClusterAgent::Start(zmq::context_t& 
   cluster::MetaGroupConfig mc;
   mc.id = c.member_id;
   const std::vector<ClusterVoter> voters = ClusterVoters(c);
-  if (voters.empty()) {
+  const bool voter = std::any_of(voters.begin(), voters.end(),
+                                 [&c](const ClusterVoter& v) { return v.id == c.member_id; });
+  if (!voter) {
+    // Alone (no voters: a one-voter group) or a standby that joins the voters' running group
+    // (C-2, C-18: no bootstrap; the leader adds it once it heartbeats, MaintainStandbys).
     mc.address = c.raft_address;
     const size_t colon = mc.address.rfind(':');
     if (mc.address.substr(colon + 1) == "0") {
@@ -202,7 +207,7 @@ ConfigResult<std::unique_ptr<ClusterAgent>> ClusterAgent::Start(zmq::context_t& 
       if (port == 0) return ConfigError{"cluster.raft_address: no free port on " + mc.address};
       mc.address = mc.address.substr(0, colon + 1) + std::to_string(port);
     }
-    mc.voters = {{c.member_id, mc.address}};
+    if (voters.empty()) mc.voters = {{c.member_id, mc.address}};
   } else {
     for (const ClusterVoter& v : voters) {
       mc.voters.emplace_back(v.id, v.address);
@@ -297,6 +302,12 @@ void ClusterAgent::Run() {
   try {
     while (!stop_.load()) {
       const auto now = Clock::now();
+      if (leaving_.load() && !hb.leaving) {  // C-20: from SIGTERM on
+        hb.leaving = true;
+        hb_bytes = EncodeHeartbeat(hb);
+        next_hb = now;
+        Log().info("cluster: leaving (drain): heartbeats carry leaving from now on");
+      }
       if (now >= next_hb) {
         const uint64_t seq = sent.Sent(steady_ns());
         const std::string hb_bytes = EncodeHeartbeat(hb, seq);
@@ -323,6 +334,18 @@ void ClusterAgent::Run() {
             Log().warn("cluster: this node is dead in the map (incarnation {}): rejoining as {}",
                        me->incarnation, hb.incarnation);
           }
+          // C-20: leaving and no longer in the applied map: the controller removed this member
+          // (it holds no replica any more).
+          if (hb.leaving && me == nullptr && st.map.bootstrapped() && !removed_.load()) {
+            removed_.store(true);
+            Log().info("cluster: removed from the map: drained");
+          }
+          int others = 0;
+          for (const auto& [id, m] : st.map.members()) {
+            others += id != hb.id && m.state != cluster::MemberState::kDead;
+          }
+          others_.store(others);
+          if (st.is_leader) MaintainStandbys(st);
           if (st.entries != sent_entries || st.leader_id != sent_leader ||
               now - last_sent >= kResend) {
             ClusterViewHeader h{addresses_.member_id, hb.incarnation,  st.leader_id,
@@ -415,6 +438,31 @@ void ClusterAgent::Run() {
     }
   } catch (const std::exception& e) {
     Log().error("cluster agent stopped: {}", e.what());
+  }
+}
+
+void ClusterAgent::MaintainStandbys(const cluster::MetaStatus& st) {
+  const std::vector<ClusterVoter> voters = ClusterVoters(options_.cluster);
+  for (const auto& [id, m] : st.map.members()) {
+    if (m.state == cluster::MemberState::kDead || m.endpoints.raft.empty()) continue;
+    if (standbys_.count(id) != 0) continue;
+    if (std::any_of(voters.begin(), voters.end(),
+                    [id = id](const ClusterVoter& v) { return v.id == id; })) {
+      continue;
+    }
+    auto p = standby_pending_.find(id);
+    if (p != standby_pending_.end()) {
+      if (p->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) continue;
+      const bool ok = p->second.get().ok();
+      standby_pending_.erase(p);
+      if (ok) {
+        standbys_.insert(id);
+        Log().info("cluster: member {} is a Raft standby at {}", id, m.endpoints.raft);
+        continue;
+      }
+      // Refused (a configuration change in flight, leadership moving): asked again next view.
+    }
+    standby_pending_.emplace(id, meta_->AddStandby(id, m.endpoints.raft));
   }
 }
 

@@ -14,7 +14,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <future>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -67,11 +70,21 @@ class ClusterAgent {
   ClusterAgent(const ClusterAgent&) = delete;
   ClusterAgent& operator=(const ClusterAgent&) = delete;
   const ClusterAddresses& addresses() const { return addresses_; }
+  // C-20 (SIGTERM): heartbeats carry `leaving` from now on; the controller moves this member's
+  // replicas away and removes it. Removed() turns true once an applied map no longer lists it.
+  void BeginLeaving() { leaving_.store(true); }
+  bool Removed() const { return removed_.load(); }
+  // No other member alive or leaving in the last applied map (or no map yet): nothing to hand
+  // off to, so SIGTERM needs no drain.
+  bool Alone() const { return others_.load() == 0; }
   void Stop();
 
  private:
   ClusterAgent(zmq::context_t& ctx, ClusterAgentOptions options);
   void Run();
+  // While this node's member leads: adds every non-voter member of the map to the Raft
+  // configuration as a standby (C-2, C-18), so a joining node receives the map.
+  void MaintainStandbys(const cluster::MetaStatus& st);
 
   zmq::context_t& ctx_;
   ClusterAgentOptions options_;
@@ -81,6 +94,12 @@ class ClusterAgent {
   zmq::socket_t router_;  // cluster.endpoint; moved to the agent thread at Start
   zmq::socket_t view_;    // PAIR to the engine
   std::atomic<bool> stop_{false};
+  std::atomic<bool> leaving_{false};
+  std::atomic<bool> removed_{false};
+  std::atomic<int> others_{0};
+  // Agent thread only: standbys added (or found present) while leading, and pending additions.
+  std::set<uint64_t> standbys_;
+  std::map<uint64_t, std::future<cluster::Result<cluster::Unit>>> standby_pending_;
   std::thread thread_;
 };
 

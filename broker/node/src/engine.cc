@@ -481,6 +481,10 @@ Result<std::unique_ptr<EngineThread>> EngineThread::Start(zmq::context_t& ctx,
     bound.set_value((*engine)->endpoints());
     while (!self->stop_.load(std::memory_order_relaxed)) {
       try {
+        if (self->disconnect_.load() && !self->disconnected_.load()) {
+          (*engine)->Shutdown();  // C-20: 3001 "shutdown", reconnect (a drained node)
+          self->disconnected_.store(true);
+        }
         (*engine)->RunOnce(std::chrono::milliseconds(100));
       } catch (const std::exception& e) {
         // One catch per thread loop (STYLE): log and keep serving.

@@ -72,7 +72,8 @@ json ClusterJson(const ClusterView& view, bool partitions) {
                        {"in_sync", p.in_sync},
                        {"epoch", p.epoch},
                        {"version", p.version},
-                       {"lineage", p.lineage}});
+                       {"lineage", p.lineage},
+                       {"handoff_to", p.handoff_to}});
     }
     out["partitions"] = table;
   }

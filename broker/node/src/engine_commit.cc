@@ -313,8 +313,14 @@ void Engine::SendReplicaReports(chp::Clock::time_point now) {
     if (g.version != p->version) g = {p->version, {}};
     g.members.insert(members.begin(), members.end());
   }
+  // C-19: a pending handoff whose target is in in_sync (so every commit from now on waits for
+  // it) and no member of the quorum lagging (in_sync shrinks first): ready for CompleteHandoff.
+  for (uint32_t part : HandoffsReady()) {
+    auto r = reports.find(part);
+    if (r == reports.end() || r->second.lagging.empty()) reports[part].handoff_ready = true;
+  }
   for (auto& [part, r] : reports) {
-    if (r.lagging.empty() && r.caught_up.empty()) continue;
+    if (r.lagging.empty() && r.caught_up.empty() && !r.handoff_ready) continue;
     const cluster::Partition* p = map.FindPartition(part);
     r.partition = part;
     r.primary = self;

@@ -49,7 +49,7 @@ struct ReplicaReport {
   uint64_t version = 0;
   std::vector<MemberId> caught_up;  // backups that acknowledged the primary's top position
   std::vector<MemberId> lagging;    // in-sync backups without an ack for longer than the lag bound
-  bool handoff_ready = false;       // drained for handoff_to: stopped accepting, all committed
+  bool handoff_ready = false;       // handoff_to is in in_sync: may switch (cluster.md §16.11)
   bool operator==(const ReplicaReport&) const = default;
 };
 

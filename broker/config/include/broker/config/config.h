@@ -113,14 +113,18 @@ struct ClusterSection {
   // count and in channel + data + info bytes; beyond, publishes fail with 114 (temporary).
   size_t max_uncommitted = 10'000;
   size_t max_uncommitted_bytes = size_t{64} << 20;
+  // C-20: on SIGTERM a node in a cluster drains (hands its partitions off, waits to be removed
+  // from the map) for at most this long, then disconnects its clients and exits anyway (a log
+  // line says so). 0 = no drain: SIGTERM stops at once, as SIGINT always does.
+  int64_t drain_timeout_ms = 30'000;
   // ---- The meta group (docs/cluster.md §3.3, C-2; the cluster map) ----
   // This node's member id: stable across restarts, unique in the cluster; >= 1.
   uint64_t member_id = 1;
   // This node's inter-node request endpoint (a ROUTER: heartbeats from other nodes).
   std::string endpoint = "tcp://127.0.0.1:0";
   // This node's Raft address "host:port" (bound AND advertised). Port 0 = pick a free port, only
-  // when `voters` is empty; with voters it must be left at its default or equal this member's
-  // entry there.
+  // when this member is not among `voters` (alone, or a standby that joins them); as a voter it
+  // must be left at its default or equal this member's entry there.
   std::string raft_address = "127.0.0.1:0";
   // The meta group's voters, "<member_id>@<host>:<port>" (1, 3 or 5 entries, C-2), used to
   // bootstrap a fresh Raft log. Empty = this node alone is a one-voter group.

@@ -325,6 +325,9 @@ class Engine final : public chp::Pollable {
   void OnCommitMap();
   void CommitTick();
   void SendReplicaReports(chp::Clock::time_point now);
+  // C-19 (engine_handoff.cc): the partitions this node is primary of whose pending handoff can
+  // complete (the target in in_sync).
+  std::vector<uint32_t> HandoffsReady() const;
   std::chrono::milliseconds ReplicaLag() const;
   std::string CommitMetricsText() const;
   // Commit leases (engine_lease.cc, C-25): required once the map has other members.
@@ -458,11 +461,17 @@ class EngineThread {
   EngineThread(const EngineThread&) = delete;
   EngineThread& operator=(const EngineThread&) = delete;
   const EngineEndpoints& endpoints() const { return endpoints_; }
+  // C-20: asks the engine thread to close every client session with 3001 "shutdown" (reconnect
+  // advice) while the node keeps running; ClientsDisconnected() turns true once it did.
+  void DisconnectClients() { disconnect_.store(true); }
+  bool ClientsDisconnected() const { return disconnected_.load(); }
   void Stop();
 
  private:
   EngineThread() = default;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> disconnect_{false};
+  std::atomic<bool> disconnected_{false};
   std::thread thread_;
   EngineEndpoints endpoints_;
 };

@@ -3,6 +3,7 @@
 // stops them in order (gateway first, so no request reaches a stopped engine).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,11 @@ class Node {
   // One line for stdout: "chorusd ready node=... http=... native=... chp_command=... ...
   // member=... raft=... cluster=...".
   std::string Banner() const;
+  // C-20 (SIGTERM): a member of a cluster with other members drains before it stops: heartbeats
+  // carry `leaving`, the controller hands its partitions off and removes it from the map, then its
+  // clients are closed with 3001 "shutdown" (reconnect). Returns after at most `timeout` (plus the
+  // close) even when the map never removed it (logged). Alone, or with timeout 0: returns at once.
+  void Drain(std::chrono::milliseconds timeout);
   void Stop();
 
  private:
