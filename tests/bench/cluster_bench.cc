@@ -130,7 +130,16 @@ std::unique_ptr<RawSession> Subscribe(zmq::context_t& ctx, const std::string& na
   auto c = s->Call("connect", P({{"user", user}}));
   auto r = c && c->Has("result") ? s->Reply(s->Send("subscribe", P({{"channel", channel}})), 10s)
                                  : std::nullopt;
-  if (!r || !r->Has("result")) return nullptr;
+  if (!r || !r->Has("result")) {
+    fprintf(stderr, "cluster_bench: subscribe of %s on %s: %s\n", user.c_str(), native.c_str(),
+            !c                  ? "connect: no reply"
+            : !c->Has("result") ? ("connect: error " + std::to_string(c->Uint("error.code")) + " " +
+                                   c->Str("error.message"))
+                                      .c_str()
+            : !r ? "no reply within 10 s"
+                 : ("error " + std::to_string(r->Uint("error.code"))).c_str());
+    return nullptr;
+  }
   return s;
 }
 
@@ -292,10 +301,16 @@ ClusterFigures RunChorus(zmq::context_t& ctx, const ClusterSpec& spec, const Set
   ok = ok && out.latency.complete;
   const PacedRun run = [&](int n, double rate) {
     const uint64_t errors_before = pub.total_errors();
+    double cpu[3];
+    for (uint64_t m = 1; m <= 3; ++m) cpu[m - 1] = cl.CpuSeconds(m);
     Figures f = ChorusPaced(pub, ch, {sub_c.get()}, n, rate);
-    printf("    step %6.0f/s: p50 %8.1f us  p99 %9.1f us  %s, %llu errors\n", rate, f.p50_us,
-           f.p99_us, f.complete ? "complete" : "INCOMPLETE",
-           static_cast<unsigned long long>(pub.total_errors() - errors_before));
+    for (uint64_t m = 1; m <= 3; ++m) cpu[m - 1] = (cl.CpuSeconds(m) - cpu[m - 1]) * 1e6 / n;
+    printf(
+        "    step %6.0f/s: p50 %8.1f us  p99 %9.1f us  %s, %llu errors; CPU us/publication "
+        "A %.1f B %.1f C %.1f\n",
+        rate, f.p50_us, f.p99_us, f.complete ? "complete" : "INCOMPLETE",
+        static_cast<unsigned long long>(pub.total_errors() - errors_before), cpu[0], cpu[1],
+        cpu[2]);
     fflush(stdout);
     return f;
   };

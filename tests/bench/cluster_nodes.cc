@@ -1,7 +1,10 @@
 #include "cluster_nodes.h"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "node_cluster_support.h"
@@ -121,6 +124,22 @@ std::map<std::string, double> BenchCluster::ClusterCounters() {
     }
   }
   return out;
+}
+
+double BenchCluster::CpuSeconds(uint64_t member) {
+  auto& node = nodes_[member - 1];
+  if (!node) return 0;
+  std::ifstream in("/proc/" + std::to_string(node->process().pid()) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');  // the command may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string f;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i == 14 || i == 15) ticks += std::strtod(f.c_str(), nullptr);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 void BenchCluster::Kill(uint64_t member) {

@@ -328,7 +328,7 @@ class Engine final : public chp::Pollable {
   void OnBackupReset(uint64_t member, const CopyTop& top, std::vector<Publication> pubs);
   void OnBackupTop(uint64_t member, const CopyTop& top);
   void OnBackupPublication(uint64_t member, const std::string& channel, Publication pub);
-  void FlushAcks(bool resend_all);
+  void FlushAcks(bool heartbeat);
   void ApplyCopyReset(Channel& ch, const CopyTop& t, std::vector<Publication> pubs);
   void ApplyCopyTop(Channel& ch, const CopyTop& t);
   void ApplyCopyPublication(Channel& ch, Publication pub);
