@@ -50,7 +50,7 @@ class ChpStateSink final : public StateSink {
   uint64_t write_errors() const { return write_errors_; }
   void set_top_extras(TopExtrasFn fn) { top_extras_ = std::move(fn); }
 
-  // Deferred `top` records (docs/cluster.md §16.6): OnTop only marks the channel, and FlushTops
+  // Deferred `top` records (docs/cluster.md §16.7): OnTop only marks the channel, and FlushTops
   // writes one `top` per marked channel, so N publications to a channel in one engine poll cost
   // N `h/<slot>` updates and one `top` instead of N of each. Off by default (every OnTop
   // written at once, as the unit tests and tools expect).
