@@ -59,23 +59,6 @@ void ChpStateSink::Count(bool ok) {
 }
 
 void ChpStateSink::OnTop(std::string_view channel, const StreamPosition& top) {
-  if (defer_tops_) {
-    pending_tops_.emplace(channel);
-    return;
-  }
-  WriteTop(channel, top);
-}
-
-void ChpStateSink::FlushTops(const CurrentTopFn& current) {
-  if (pending_tops_.empty()) return;
-  std::unordered_set<std::string> tops;
-  tops.swap(pending_tops_);
-  for (const std::string& channel : tops) {
-    if (std::optional<StreamPosition> top = current(channel)) WriteTop(channel, *top);
-  }
-}
-
-void ChpStateSink::WriteTop(std::string_view channel, const StreamPosition& top) {
   key_ = ChannelSubtree(channel) + "/top";
   TopExtras x;
   if (top_extras_) top_extras_(channel, x);
@@ -162,7 +145,6 @@ void ChpStateSink::OnPresence(std::string_view channel, const PresenceEntry& ent
 }
 
 void ChpStateSink::OnChannelDropped(std::string_view channel, size_t history_size) {
-  if (!pending_tops_.empty()) pending_tops_.erase(std::string(channel));
   OnHistoryRemoved(channel, history_size);
   key_ = ChannelSubtree(channel) + "/top";
   (void)server_.Erase(key_);

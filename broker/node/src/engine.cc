@@ -149,7 +149,6 @@ Result<Unit> Engine::Bind() {
   // A cluster primary's `top` carries the commit position and the partition epoch (§16.2).
   sink_->set_top_extras(
       [this](std::string_view channel, TopExtras& x) { FillTopExtras(channel, x); });
-  sink_->set_defer_tops(true);  // one `top` per channel per poll (FlushTops in RunOnce)
   table_.set_sink(sink_.get());
   try {
     native_.set(zmq::sockopt::router_mandatory, 1);
@@ -242,12 +241,6 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
   presence_->Tick(chp::Clock::now());  // C-21: queued presence updates, read timeouts
   RunParked();                         // C-17: subscribes whose copy went live (or timed out)
   RunPendingCloses();                  // forwarded publishes answered may have found slow sessions
-  // The `top` records of the channels this poll changed: one each, after their `h/<slot>`s.
-  sink_->FlushTops([this](std::string_view channel) -> std::optional<StreamPosition> {
-    const Channel* ch = table_.Find(channel);
-    if (ch == nullptr || !ch->history || remote_lines_.count(channel) != 0) return std::nullopt;
-    return ch->history->Top();
-  });
 }
 
 size_t Engine::AddPollItems(std::vector<zmq::pollitem_t>& items) {

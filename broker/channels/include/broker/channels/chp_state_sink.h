@@ -9,10 +9,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 
 #include "broker/channels/channel_table.h"
 #include "chp/server.h"
@@ -50,27 +48,13 @@ class ChpStateSink final : public StateSink {
   uint64_t write_errors() const { return write_errors_; }
   void set_top_extras(TopExtrasFn fn) { top_extras_ = std::move(fn); }
 
-  // Deferred `top` records (docs/cluster.md §16.7): OnTop only marks the channel, and FlushTops
-  // writes one `top` per marked channel, so N publications to a channel in one engine poll cost
-  // N `h/<slot>` updates and one `top` instead of N of each. Off by default (every OnTop
-  // written at once, as the unit tests and tools expect).
-  void set_defer_tops(bool on) { defer_tops_ = on; }
-  // Writes the `top` of every marked channel with `current(channel)`, the position it has now
-  // (nullopt: nothing is written: the channel is gone, or its line is another node's).
-  using CurrentTopFn = std::function<std::optional<StreamPosition>(std::string_view channel)>;
-  void FlushTops(const CurrentTopFn& current);
-  size_t pending_tops() const { return pending_tops_.size(); }
-
  private:
   void Count(bool ok);
-  void WriteTop(std::string_view channel, const StreamPosition& top);
   chp::Server& server_;
   std::string node_id_;
   std::string key_;  // reused key buffer
   uint64_t write_errors_ = 0;
   TopExtrasFn top_extras_;
-  bool defer_tops_ = false;
-  std::unordered_set<std::string> pending_tops_;  // channels touched since the last FlushTops
 };
 
 }  // namespace chorus::broker
