@@ -77,7 +77,11 @@ class Publisher {
   void Drain(std::chrono::milliseconds wait, On&& on) {
     while (auto r = s_.Next(wait)) {
       ++replies_;
-      if (r->Has("error")) ++errors_;
+      if (r->Has("error")) {
+        ++errors_;
+        ++error_codes_[r->Uint("error.code")];
+        ++total_errors_[r->Uint("error.code")];
+      }
       on(*r);
       wait = 0ms;
     }
@@ -91,18 +95,33 @@ class Publisher {
     while (replies_ < sent_ && Clock::now() < deadline) Drain(50ms);
     const bool ok = replies_ == sent_ && errors_ == 0;
     if (!ok) {
-      fprintf(stderr, "cluster_bench: %llu of %llu publish replies, %llu errors\n",
+      fprintf(stderr, "cluster_bench: %llu of %llu publish replies, %llu errors%s\n",
               static_cast<unsigned long long>(replies_), static_cast<unsigned long long>(sent_),
-              static_cast<unsigned long long>(errors_));
+              static_cast<unsigned long long>(errors_), Codes(error_codes_).c_str());
     }
     sent_ = replies_ = errors_ = 0;
+    error_codes_.clear();
     return ok;
+  }
+  // Every error reply since the publisher was made, by code: " 12x114 ..." or " none".
+  std::string ErrorSummary() const { return Codes(total_errors_); }
+  uint64_t total_errors() const {
+    uint64_t n = 0;
+    for (const auto& [code, count] : total_errors_) n += count;
+    return n;
   }
 
  private:
+  static std::string Codes(const std::map<uint64_t, uint64_t>& codes) {
+    std::string out;
+    for (const auto& [code, n] : codes) out += " " + std::to_string(n) + "x" + std::to_string(code);
+    return out.empty() ? " none" : out;
+  }
   RawSession s_;
   bool ok_ = false;
   uint64_t sent_ = 0, replies_ = 0, errors_ = 0;
+  std::map<uint64_t, uint64_t> error_codes_;   // since the last Settle
+  std::map<uint64_t, uint64_t> total_errors_;  // since the start
 };
 
 // A subscriber session on one node, subscribed to `channel` (the reply waited for: on a node
@@ -113,7 +132,16 @@ std::unique_ptr<RawSession> Subscribe(zmq::context_t& ctx, const std::string& na
   auto c = s->Call("connect", P({{"user", user}}));
   auto r = c && c->Has("result") ? s->Reply(s->Send("subscribe", P({{"channel", channel}})), 10s)
                                  : std::nullopt;
-  if (!r || !r->Has("result")) return nullptr;
+  if (!r || !r->Has("result")) {
+    fprintf(stderr, "cluster_bench: subscribe of %s on %s: %s\n", user.c_str(), native.c_str(),
+            !c                  ? "connect: no reply"
+            : !c->Has("result") ? ("connect: error " + std::to_string(c->Uint("error.code")) + " " +
+                                   c->Str("error.message"))
+                                      .c_str()
+            : !r ? "no reply within 10 s"
+                 : ("error " + std::to_string(r->Uint("error.code"))).c_str());
+    return nullptr;
+  }
   return s;
 }
 
@@ -245,6 +273,8 @@ struct ClusterFigures {
   double max_rate = 0;
   Figures at_max;
   double msgs1 = -1, msgs3 = -1;
+  uint64_t errors = 0;      // publish replies that were errors, the whole run
+  std::string error_codes;  // " <count>x<code> ..." or " none"
   bool ok = false;
 };
 
@@ -272,7 +302,19 @@ ClusterFigures RunChorus(zmq::context_t& ctx, const ClusterSpec& spec, const Set
   out.msgs1 = InterNodeMessages(per1);
   ok = ok && out.latency.complete;
   const PacedRun run = [&](int n, double rate) {
-    return ChorusPaced(pub, ch, {sub_c.get()}, n, rate);
+    const uint64_t errors_before = pub.total_errors();
+    double cpu[3];
+    for (uint64_t m = 1; m <= 3; ++m) cpu[m - 1] = cl.CpuSeconds(m);
+    Figures f = ChorusPaced(pub, ch, {sub_c.get()}, n, rate);
+    for (uint64_t m = 1; m <= 3; ++m) cpu[m - 1] = (cl.CpuSeconds(m) - cpu[m - 1]) * 1e6 / n;
+    printf(
+        "    step %6.0f/s: p50 %8.1f us  p99 %9.1f us  %s, %llu errors; CPU us/publication "
+        "A %.1f B %.1f C %.1f\n",
+        rate, f.p50_us, f.p99_us, f.complete ? "complete" : "INCOMPLETE",
+        static_cast<unsigned long long>(pub.total_errors() - errors_before), cpu[0], cpu[1],
+        cpu[2]);
+    fflush(stdout);
+    return f;
   };
   out.max_rate =
       chorus::bench::HighestRateUnder(run, st.steps, st.step_seconds, st.p99_limit_us, &out.at_max);
@@ -294,6 +336,8 @@ ClusterFigures RunChorus(zmq::context_t& ctx, const ClusterSpec& spec, const Set
   PrintCounters(per1);
   printf("  counters, 3 interested nodes (R=%d):\n", spec.replication_factor);
   PrintCounters(per3);
+  out.errors = pub.total_errors();
+  out.error_codes = pub.ErrorSummary();
   const bool clean = cl.Stop();
   if (!clean) fprintf(stderr, "cluster_bench: a node did not exit cleanly\n");
   out.ok = ok && clean;
@@ -330,6 +374,10 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", st.seconds, "duration of each latency run");
   app.add_option("--step-seconds", st.step_seconds, "duration of each step of the rate search");
   app.add_option("--steps", st.steps, "rates of the step search (ascending)");
+  std::vector<std::string> parts = {"peers", "r1", "r2", "failover"};
+  app.add_option("--parts", parts,
+                 "what to run (default all): peers r1 r2 failover (a subset is for diagnosis: "
+                 "the ratios need the peers in the same run)");
   CLI11_PARSE(app, argc, argv);
   if (smoke) {
     st.rate = 500;
@@ -358,18 +406,24 @@ int main(int argc, char** argv) {
   printf("cluster_bench: %d publications of 100 B at %.0f/s per latency run; steps %.1f s\n", count,
          st.rate, st.step_seconds);
 
+  auto wanted = [&](const char* part) {
+    return std::find(parts.begin(), parts.end(), part) != parts.end();
+  };
   // Peers.
   double route_msgs = -1;
-  const Figures nats_lat = nats->Paced(count, st.rate, &route_msgs);
-  const Figures redis_lat = chorus::bench::RedisPaced(redis->port(), count, st.rate);
-  Figures nats_at, redis_at;
-  const double nats_max =
-      chorus::bench::HighestRateUnder([&](int n, double r) { return nats->Paced(n, r); }, st.steps,
-                                      st.step_seconds, st.p99_limit_us, &nats_at);
-  const double redis_max = chorus::bench::HighestRateUnder(
-      [&](int n, double r) { return chorus::bench::RedisPaced(redis->port(), n, r); }, st.steps,
-      st.step_seconds, st.p99_limit_us, &redis_at);
-  bool ok = nats_lat.complete && redis_lat.complete;
+  Figures nats_lat, redis_lat, nats_at, redis_at;
+  double nats_max = 0, redis_max = 0;
+  if (wanted("peers")) {
+    nats_lat = nats->Paced(count, st.rate, &route_msgs);
+    redis_lat = chorus::bench::RedisPaced(redis->port(), count, st.rate);
+    nats_max =
+        chorus::bench::HighestRateUnder([&](int n, double r) { return nats->Paced(n, r); },
+                                        st.steps, st.step_seconds, st.p99_limit_us, &nats_at);
+    redis_max = chorus::bench::HighestRateUnder(
+        [&](int n, double r) { return chorus::bench::RedisPaced(redis->port(), n, r); }, st.steps,
+        st.step_seconds, st.p99_limit_us, &redis_at);
+  }
+  bool ok = !wanted("peers") || (nats_lat.complete && redis_lat.complete);
   printf("peers:\n");
   Row("nats (pub server 1, sub server 2)", nats_lat);
   Row("redis (separate connections)", redis_lat);
@@ -384,6 +438,7 @@ int main(int argc, char** argv) {
   fflush(stdout);
 
   for (int r : {1, 2}) {
+    if (!wanted(r == 1 ? "r1" : "r2")) continue;
     printf("chorus, replication_factor %d (test timings):\n", r);
     ClusterFigures f = RunChorus(ctx, {.replication_factor = r, .test_timings = true}, st);
     ok = ok && f.ok;
@@ -396,17 +451,19 @@ int main(int argc, char** argv) {
            f.max_rate, Ratio(f.max_rate, nats_max), Ratio(f.max_rate, redis_max));
     printf("  inter-node messages per publication: 1 interested node %.3f, 3 interested %.3f\n",
            f.msgs1, f.msgs3);
+    printf("  publish replies that were errors (whole run, by code):%s\n", f.error_codes.c_str());
     printf(
         "RESULT cluster_bench chorus r=%d p50_us=%.1f p99_us=%.1f p50_3_us=%.1f p99_3_us=%.1f "
-        "max_rate=%.0f msgs_per_pub_1=%.3f msgs_per_pub_3=%.3f complete=%d\n",
+        "max_rate=%.0f msgs_per_pub_1=%.3f msgs_per_pub_3=%.3f errors=%llu complete=%d\n",
         r, f.latency.p50_us, f.latency.p99_us, f.latency3.p50_us, f.latency3.p99_us, f.max_rate,
-        f.msgs1, f.msgs3, f.ok);
+        f.msgs1, f.msgs3, static_cast<unsigned long long>(f.errors), f.ok);
     fflush(stdout);
   }
   // Failover, R = 2, one cluster per case (a cluster of three survives one kill only).
   printf("failover (SIGKILL of the channel's primary -> first successful publication):\n");
   for (bool test_timings : {true, false}) {
     for (bool kill_leader : {false, true}) {
+      if (!wanted("failover")) continue;
       if (smoke && (!test_timings || kill_leader)) continue;
       const Failover fo =
           RunFailover(ctx, {.replication_factor = 2, .test_timings = test_timings}, kill_leader);

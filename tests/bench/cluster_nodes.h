@@ -50,6 +50,9 @@ class BenchCluster {
   // Every chorus_cluster_* counter (name with labels -> value) of every alive node, summed.
   std::map<std::string, double> ClusterCounters();
 
+  // CPU time (user + system, seconds) `member`'s process has used so far; 0 when it is gone.
+  double CpuSeconds(uint64_t member);
+
   // SIGKILL of `member` (reaped; its node is gone for the rest of the run).
   void Kill(uint64_t member);
   // Starts member `id` (> 3) with the voters and seeds of members 1..3 and the spec of the run:

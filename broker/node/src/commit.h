@@ -75,8 +75,12 @@ struct CommitState {
   chp::Clock::time_point next_report{};
   // ---- backup and copies ----
   std::map<uint64_t, std::map<std::string, AckEntry>> acks_out;  // primary -> channel -> latest
-  std::set<uint64_t> acks_dirty;                                 // primaries with news
-  chp::Clock::time_point next_ack_resend{};
+  // Channels whose ack changed and was not sent yet, by primary (sent after each poll; kept
+  // when the send failed, so it is tried again).
+  std::map<uint64_t, std::set<std::string, std::less<>>> acks_dirty;
+  chp::Clock::time_point next_ack_resend{};  // the next heartbeat's ack message
+  uint64_t ack_beats = 0;                    // heartbeats so far
+  bool acks_resend_all = false;              // the map changed: every ack again, next heartbeat
   uint64_t incarnation = 0;  // this node's incarnation the copies belong to (C-24)
   std::map<std::string, std::vector<Publication>, std::less<>> held;        // waiting for their top
   std::map<std::string, std::deque<Publication>, std::less<>> undelivered;  // above the commit

@@ -266,7 +266,7 @@ void Engine::RunOnce(std::chrono::milliseconds max_wait) {
     max_wait = std::min(max_wait, std::chrono::milliseconds(50));
   }
   chp::PollOnce(parts, max_wait);
-  FlushAcks(/*resend_all=*/false);  // what the backup copies applied in this poll (C-8)
+  FlushAcks(/*heartbeat=*/false);  // what the backup copies applied in this poll (C-8)
   CommitTick();
   presence_->Tick(chp::Clock::now());  // C-21: queued presence updates, read timeouts
   RunParked();                         // C-17: subscribes whose copy went live (or timed out)

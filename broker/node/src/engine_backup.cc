@@ -21,6 +21,7 @@ namespace chorus::broker::node {
 namespace {
 constexpr size_t kMaxHeld = 4096;            // publications held per channel for their top
 constexpr size_t kMaxUndelivered = 100'000;  // copied publications waiting for their commit
+constexpr uint64_t kAckResendBeats = 10;     // every ack resent once in that many heartbeats
 }  // namespace
 
 bool Engine::BacksUp(uint32_t partition) const {
@@ -53,6 +54,10 @@ void Engine::RefreshBackups() {
   for (auto it = commit_->acks_out.begin(); it != commit_->acks_out.end();) {
     it = targets.count(it->first) != 0 ? std::next(it) : commit_->acks_out.erase(it);
   }
+  for (auto it = commit_->acks_dirty.begin(); it != commit_->acks_dirty.end();) {
+    it = targets.count(it->first) != 0 ? std::next(it) : commit_->acks_dirty.erase(it);
+  }
+  commit_->acks_resend_all = true;  // a new primary or partition epoch needs every position
   backup_->SetTargets(std::move(targets), map.bootstrapped() ? map.partition_count() : 0);
 }
 
@@ -92,8 +97,8 @@ void Engine::AckCopy(uint64_t member, AckEntry ack, const Channel& ch) {
   ack.offset = ch.history->top_offset();
   AckEntry& slot = commit_->acks_out[member][ack.channel];
   if (slot == ack) return;
+  commit_->acks_dirty[member].insert(ack.channel);
   slot = std::move(ack);
-  commit_->acks_dirty.insert(member);
 }
 
 void Engine::OnBackupReset(uint64_t member, const CopyTop& top, std::vector<Publication> pubs) {
@@ -184,32 +189,50 @@ void Engine::DropBackupCopies() {
   RefreshBackups();
 }
 
-void Engine::FlushAcks(bool resend_all) {
-  if (commit_->acks_dirty.empty() && !resend_all) return;
+void Engine::FlushAcks(bool heartbeat) {
+  if (commit_->acks_dirty.empty() && !heartbeat) return;
   const uint64_t self = cluster_->header.member_id;
+  // Every kAckResendBeats-th heartbeat, and the first after a map change, carries every
+  // channel's latest ack (a message lost to a full pipe or a new primary's epoch); the others
+  // carry only the changes not sent yet, so a heartbeat costs O(changes), not O(channels).
+  bool all = false;
+  if (heartbeat) {
+    all = commit_->acks_resend_all || ++commit_->ack_beats % kAckResendBeats == 0;
+    commit_->acks_resend_all = false;
+  }
+  // True when sent, or when there is nobody to send it to (forgotten).
   auto send = [&](uint64_t member) {
     const cluster::Member* m = cluster_->map.FindMember(member);
-    if (m == nullptr || m->endpoints.api.empty()) return;
+    if (m == nullptr || m->endpoints.api.empty()) return true;
     AckMessage msg;
     msg.sender = self;
-    if (auto it = commit_->acks_out.find(member); it != commit_->acks_out.end()) {
-      for (const auto& [channel, a] : it->second) msg.acks.push_back(a);
+    auto out = commit_->acks_out.find(member);
+    auto dirty = commit_->acks_dirty.find(member);
+    if (out != commit_->acks_out.end() && all) {
+      for (const auto& [channel, a] : out->second) msg.acks.push_back(a);
+    } else if (out != commit_->acks_out.end() && dirty != commit_->acks_dirty.end()) {
+      for (const std::string& channel : dirty->second) {
+        if (auto a = out->second.find(channel); a != out->second.end())
+          msg.acks.push_back(a->second);
+      }
     }
-    if (forwarder_->SendMessage(member, m->endpoints.api, EncodeAck(msg))) {
-      ++commit_->stats.acks_sent;
-    }
+    if (!forwarder_->SendMessage(member, m->endpoints.api, EncodeAck(msg))) return false;
+    ++commit_->stats.acks_sent;
+    return true;
   };
-  if (resend_all) {
-    // Every heartbeat: the latest of every channel, also an empty message to each primary
-    // followed live (the primary sees this backup alive and caught up, C-11).
+  if (heartbeat) {
+    // Also an empty message to each primary followed live: it sees this backup alive and
+    // caught up (C-11).
     for (const auto& [member, target] : cluster_->map.members()) {
       (void)target;
-      if (backup_->Follows(member) && backup_->Live(member)) send(member);
+      if (backup_->Follows(member) && backup_->Live(member) && send(member)) {
+        commit_->acks_dirty.erase(member);
+      }
     }
-  } else {
-    for (uint64_t member : commit_->acks_dirty) send(member);
   }
-  commit_->acks_dirty.clear();
+  for (auto it = commit_->acks_dirty.begin(); it != commit_->acks_dirty.end();) {
+    it = send(it->first) ? commit_->acks_dirty.erase(it) : std::next(it);
+  }
 }
 
 // ---- Copies: applied as the primary's line, delivered up to the commit position (C-9).

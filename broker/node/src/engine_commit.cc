@@ -252,7 +252,7 @@ void Engine::CommitTick() {
   const auto period = std::chrono::milliseconds(options_.config.cluster.heartbeat_ms);
   if (now >= commit_->next_ack_resend) {
     commit_->next_ack_resend = now + period;
-    FlushAcks(/*resend_all=*/true);
+    FlushAcks(/*heartbeat=*/true);
   }
   if (now < commit_->next_report) return;
   commit_->next_report = now + period;

@@ -358,9 +358,20 @@ Result<Unit> Engine::CheckPublish(Session& s, const PublishRequest& r) {
   }
   if (r.data.size() > limits.max_publication_bytes) return Errc::kLimitExceeded;
   if (!IsBoundedJson(r.data, limits.max_json_depth)) return Errc::kBadRequest;  // N-12, N-21
-  if (!ChargeChannelCreation(s, r.channel, resolved->options->HistoryEnabled())) {
-    return Errc::kTooManyRequests;
+  if (!resolved->options->HistoryEnabled() || table_.Find(r.channel) != nullptr) return Unit{};
+  if (RouteOf(r.channel).local) {
+    if (!ChargeChannelCreation(s, r.channel, true)) return Errc::kTooManyRequests;
+    return Unit{};
   }
+  // Forwarded to the primary (C-6), which creates the channel: the publisher is charged once
+  // per channel it publishes to, not once per publish (this node never holds the channel
+  // unless it follows it, so every publish would look like a creation here).
+  const uint64_t h = std::hash<std::string_view>{}(r.channel);
+  for (uint64_t seen : s.remote_charged) {
+    if (seen == h) return Unit{};
+  }
+  if (!ChargeChannelCreation(s, r.channel, true)) return Errc::kTooManyRequests;
+  s.remote_charged[s.remote_charged_next++ % s.remote_charged.size()] = h;
   return Unit{};
 }
 

@@ -351,7 +351,7 @@ class Engine final : public chp::Pollable {
   void MaintainBackups();   // C-24 drop at a new incarnation, re-syncs asked for (outside polls)
   void DropBackupCopies();  // C-24
   void OnBackupPublication(uint64_t member, const std::string& channel, Publication pub);
-  void FlushAcks(bool resend_all);
+  void FlushAcks(bool heartbeat);
   void ApplyCopyReset(Channel& ch, const CopyTop& t, std::vector<Publication> pubs);
   void ApplyCopyTop(Channel& ch, const CopyTop& t);
   void ApplyCopyPublication(Channel& ch, Publication pub);

@@ -3,6 +3,7 @@
 // by the engine thread; not thread-safe. No sockets: it only keeps state.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -44,6 +45,10 @@ struct Session {
   std::map<std::string, Subscription, std::less<>> subs;  // by channel
   TokenBucket publish_rate;                               // Limits::publications_per_second
   TokenBucket creation_rate;                              // Limits::channel_creations_per_second
+  // Hashes of the last channels this session published to on another node (their primary,
+  // C-6) and was charged a creation for: one charge per channel, not one per publish.
+  std::array<uint64_t, 4> remote_charged{};
+  uint8_t remote_charged_next = 0;
 };
 
 // Why a session was closed, as a later command from its peer is told (N-17).
