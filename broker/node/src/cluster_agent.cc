@@ -304,7 +304,6 @@ void ClusterAgent::Run() {
       const auto now = Clock::now();
       if (leaving_.load() && !hb.leaving) {  // C-20: from SIGTERM on
         hb.leaving = true;
-        hb_bytes = EncodeHeartbeat(hb);
         next_hb = now;
         Log().info("cluster: leaving (drain): heartbeats carry leaving from now on");
       }

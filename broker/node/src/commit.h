@@ -81,7 +81,7 @@ struct CommitState {
   chp::Clock::time_point next_ack_resend{};  // the next heartbeat's ack message
   uint64_t ack_beats = 0;                    // heartbeats so far
   bool acks_resend_all = false;              // the map changed: every ack again, next heartbeat
-  uint64_t incarnation = 0;  // this node's incarnation the copies belong to (C-24)
+  uint64_t incarnation = 0;                  // this node's incarnation the copies belong to (C-24)
   std::map<std::string, std::vector<Publication>, std::less<>> held;        // waiting for their top
   std::map<std::string, std::deque<Publication>, std::less<>> undelivered;  // above the commit
   // Copies whose history holds publications above the commit: what reads may show (C-9).
