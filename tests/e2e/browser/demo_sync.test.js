@@ -89,16 +89,19 @@ describe('demo page: sync panel', () => {
           // Submit through the page's form; the job appears and its bar moves live.
           await page.selectOption('#sync-source', 'big');
           await page.click('#sync-submit');
-          await page.locator('#sync-note', { hasText: 'job 1 submitted' }).waitFor({ timeout: 10000 });
+          // Job ids come from this member's id block (docs/scheduler.md "Ids across owners").
+          const note = page.locator('#sync-note', { hasText: /^job \d+ submitted/ });
+          await note.waitFor({ timeout: 10000 });
+          const id1 = Number((await note.textContent()).match(/^job (\d+) submitted/)[1]);
           await page.waitForFunction(
-            () => {
-              const li = document.querySelector('#sync-jobs li[data-job="1"]');
+            (id) => {
+              const li = document.querySelector(`#sync-jobs li[data-job="${id}"]`);
               return li && li.dataset.final === 'false' && Number(li.dataset.percent) > 0;
             },
-            null,
+            id1,
             { timeout: 60000 },
           );
-          const before = await jobState(page, 1);
+          const before = await jobState(page, id1);
           assert.equal(before.fromHistory, false, 'the bar moved on live events');
           assert.equal(before.state, 'running');
           assert.ok(before.percent > 0 && before.percent < 100, JSON.stringify(before));
@@ -108,7 +111,7 @@ describe('demo page: sync panel', () => {
           // Reload mid-job: the job's current state comes back (from history; a live event that
           // overtakes the history read wins, being newer), then goes on live.
           await open();
-          const restored = await jobState(page, 1);
+          const restored = await jobState(page, id1);
           assert.equal(restored.final, false, `reloaded mid-job: ${JSON.stringify(restored)}`);
           assert.ok(restored.percent >= before.percent, `${restored.percent} >= ${before.percent}`);
 
@@ -122,30 +125,34 @@ describe('demo page: sync panel', () => {
           await page.waitForFunction(() => window.e2eReconnects >= 1, null, { timeout: 15000 });
 
           // The bar reaches 100% with the final event.
-          await job(page, 1).and(page.locator('[data-final="true"]')).waitFor({ timeout: 120000 });
-          const done = await jobState(page, 1);
+          await job(page, id1).and(page.locator('[data-final="true"]')).waitFor({ timeout: 120000 });
+          const done = await jobState(page, id1);
           assert.deepEqual(
             { state: done.state, percent: done.percent, bar: done.bar, counts: done.counts },
             { state: 'succeeded', percent: 100, bar: 100, counts: `${BIG_FILES}/${BIG_FILES} files` },
           );
           const trace = await page.evaluate(() => window.chorusDemo.sync.stats.trace);
-          const live = trace.filter((t) => t.job === 1 && !t.fromHistory);
+          const live = trace.filter((t) => t.job === id1 && !t.fromHistory);
           assert.ok(live.some((t) => !t.final), 'progress before the final event arrived live');
           assert.equal(live.filter((t) => t.final).length, 1, 'one final event');
           for (let i = 1; i < live.length; i++) {
             assert.ok(live[i].percent >= live[i - 1].percent, `monotone: ${JSON.stringify(live)}`);
           }
-          const st = await node.api('sync_status', { job: 1 });
+          const st = await node.api('sync_status', { job: id1 });
           assert.equal(st.job.state, 'succeeded');
           assert.equal(st.job.done, BIG_FILES);
 
           // A second, small job from the same page; then a reload after both ended.
           await page.selectOption('#sync-source', 'small');
           await page.click('#sync-submit');
-          await job(page, 2).and(page.locator('[data-final="true"]')).waitFor({ timeout: 60000 });
-          assert.equal(await job(page, 2).locator('.sync-name').textContent(), 'job 2 · small');
+          const note2 = page.locator('#sync-note', { hasText: new RegExp(`^job (?!${id1} )\\d+ submitted`) });
+          await note2.waitFor({ timeout: 10000 });
+          const id2 = Number((await note2.textContent()).match(/^job (\d+) submitted/)[1]);
+          assert.ok(id2 > id1, `${id2} > ${id1}`);
+          await job(page, id2).and(page.locator('[data-final="true"]')).waitFor({ timeout: 60000 });
+          assert.equal(await job(page, id2).locator('.sync-name').textContent(), `job ${id2} · small`);
           await open();
-          for (const [id, n] of [[1, BIG_FILES], [2, SMALL_FILES]]) {
+          for (const [id, n] of [[id1, BIG_FILES], [id2, SMALL_FILES]]) {
             const s = await jobState(page, id);
             assert.deepEqual(
               { state: s.state, final: s.final, percent: s.percent, bar: s.bar, fromHistory: s.fromHistory, counts: s.counts },
@@ -153,10 +160,10 @@ describe('demo page: sync panel', () => {
               `job ${id} after the reload`,
             );
           }
-          assert.deepEqual(await page.$$eval('#sync-jobs li', (l) => l.map((x) => x.dataset.job)), ['2', '1']);
+          assert.deepEqual(await page.$$eval('#sync-jobs li', (l) => l.map((x) => x.dataset.job)), [String(id2), String(id1)]);
           // The labels of jobs found in history come from the endpoint's /jobs (sync_status by user).
-          await job(page, 1).locator('.sync-name', { hasText: 'job 1 · big' }).waitFor({ timeout: 10000 });
-          await job(page, 2).locator('.sync-name', { hasText: 'job 2 · small' }).waitFor({ timeout: 10000 });
+          await job(page, id1).locator('.sync-name', { hasText: `job ${id1} · big` }).waitFor({ timeout: 10000 });
+          await job(page, id2).locator('.sync-name', { hasText: `job ${id2} · small` }).waitFor({ timeout: 10000 });
           assert.equal(await page.locator('#sync-jobs .sync-cancel:not([hidden])').count(), 0);
 
           mkdirSync(OUTPUT, { recursive: true });
