@@ -161,15 +161,16 @@ TEST_F(NodeClusterZombie, C24_AStoppedPrimaryRejoinsAsABackupAndNothingItAccepts
   }
   EXPECT_GE(Metric(a, "chorus_cluster_pub_forwarded_total"), 1);
 
-  // It rejoins as a backup: in some partition's replicas, under another primary, and in its
-  // in_sync once caught up (C-11). Every partition that holds it as a backup gets it in sync.
+  // It rejoins as a backup: in some partition's replicas and in its in_sync once caught up
+  // (C-11); the controller may then move partitions back to it by handoff (C-19), which needs
+  // it in in_sync first. Every partition that holds it gets it in sync.
   ASSERT_TRUE(EventuallyTrue(
       [&] {
         json c = ResultOf(Api(y, "cluster", "{}"));
         if (c.is_null()) return false;
         size_t as_backup = 0;
         for (const json& p : c["partitions"]) {
-          if (p["primary"] == 1) return false;  // not primary anywhere before it catches up
+          // Primary again only by a handoff, which needs it in in_sync first (C-19): counted.
           bool replica = false;
           for (const json& r : p["replicas"]) replica = replica || r == 1;
           if (!replica) continue;
@@ -266,7 +267,8 @@ TEST_F(NodeClusterZombie, C13_ABackupRefusesReplicationAtAnOlderPartitionEpoch) 
   }
   // Acknowledged, so the backup holds 1..3 (C-8).
   std::string e_b;
-  ASSERT_EQ(HistoryOn(b, ch, &e_b).size(), 3u);
+  // Its history shows them once the commit position reaches it there (§16.7).
+  ASSERT_TRUE(EventuallyTrue([&] { return HistoryOn(b, ch, &e_b).size() == 3u; }, 5s));
   const int64_t refused_before = Metric(b, "chorus_cluster_backup_refused_total");
   const int64_t resyncs_before = Metric(b, "chorus_cluster_backup_resyncs_total");
   ASSERT_GE(refused_before, 0);
