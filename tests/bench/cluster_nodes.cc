@@ -50,8 +50,9 @@ BenchCluster::BenchCluster(const ClusterSpec& spec) {
     kept.push_back("cluster.replication_factor=" + std::to_string(spec.replication_factor));
     // The one bench publisher goes past the per-connection publish limit (10,000/s): the bench
     // measures the data path, not that limit.
-    kept.insert(kept.end(), {"client.ping_interval_s=3600", "client.pong_timeout_s=60",
-                             "node.log_level=warn", "limits.publications_per_second=0"});
+    kept.insert(kept.end(),
+                {"client.ping_interval_s=3600", "client.pong_timeout_s=60", "node.log_level=warn",
+                 "limits.publications_per_second=0", "cluster.planned_handoff=true"});
     joiner_overrides_.clear();
     for (const std::string& k : kept) {
       if (!StartsWith(k, "cluster.member_id=") && !StartsWith(k, "cluster.endpoint=") &&

@@ -88,7 +88,8 @@ class NodeClusterHandoff : public ClusterFixture {
             "cluster.dead_after_ms=2000",
             "cluster.partitions=" + std::to_string(kPartitions),
             "cluster.replication_factor=2",
-            "cluster.drain_timeout_ms=" + std::to_string(drain_ms_)};
+            "cluster.drain_timeout_ms=" + std::to_string(drain_ms_),
+            "cluster.planned_handoff=true"};
   }
   std::vector<std::string> Banners() {
     std::vector<std::string> b;
@@ -378,7 +379,7 @@ class NodeClusterHandoff : public ClusterFixture {
 // the jump say recovered:false (counted and printed as "recovered:false on the old nodes",
 // not asserted). Run it with --gtest_also_run_disabled_tests.
 void NodeClusterHandoff::Join(bool under_load) {
-  ASSERT_NO_FATAL_FAILURE(StartCluster(3, {kDeadAfter}));
+  ASSERT_NO_FATAL_FAILURE(StartCluster(3, {kDeadAfter, "cluster.planned_handoff=true"}));
   PickChannels({1, 2, 3, 4}, 4);
   ASSERT_NO_FATAL_FAILURE(History(3));
   std::vector<Sub> subs(3);
@@ -486,7 +487,8 @@ TEST_F(NodeClusterHandoff, DISABLED_C18_C19_AJoiningNodeTakesPartitionsByHandoff
 // acknowledged is lost, the channel epochs are kept, every stream has no gap or duplicate.
 void NodeClusterHandoff::Drain(bool under_load, bool restart) {
   drain_ms_ = 15000;
-  ASSERT_NO_FATAL_FAILURE(StartCluster(3, {kDeadAfter, "cluster.drain_timeout_ms=15000"}));
+  ASSERT_NO_FATAL_FAILURE(StartCluster(
+      3, {kDeadAfter, "cluster.drain_timeout_ms=15000", "cluster.planned_handoff=true"}));
   PickChannelsOf(2);
   ASSERT_NO_FATAL_FAILURE(History(1));
   std::vector<Sub> subs(3);

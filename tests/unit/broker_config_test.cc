@@ -646,7 +646,7 @@ TEST(BrokerConfigKeys, ListsEveryKeyOnceAndEachCanBeOverridden) {
         "limits.max_publication_bytes", "namespaces.<name>.presence"}) {
     EXPECT_EQ(unique.count(k), 1u) << k;
   }
-  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 4 + 23 + 8 + 13 + 16 + 8 + 16 + 1 + 1);
+  EXPECT_EQ(keys.size(), 2u + 10 + 1 + 4 + 23 + 8 + 13 + 16 + 8 + 16 + 1 + 1 + 1);
   // Every key is reachable by --set (an unknown key would say so).
   for (std::string key : keys) {
     const size_t name = key.find("<name>");

@@ -413,6 +413,7 @@ const std::vector<NodeField>& NodeFields() {
          IntField("max_uncommitted", &C::max_uncommitted, 1, 10'000'000),
          IntField("max_uncommitted_bytes", &C::max_uncommitted_bytes, 1024, kI64Max),
          IntField("drain_timeout_ms", &C::drain_timeout_ms, 0, 3'600'000),
+         BoolField("planned_handoff", &C::planned_handoff),
          IntField("member_id", &C::member_id, 1, kI64Max),
          StringField("endpoint", &C::endpoint, CheckBindEndpoint),
          StringField("raft_address", &C::raft_address, CheckRaftAddress),

@@ -13,7 +13,8 @@ namespace chorus::broker::node {
 
 std::vector<uint32_t> Engine::HandoffsReady() const {
   std::vector<uint32_t> out;
-  if (!cluster_->received) return out;
+  // Off unless cluster.planned_handoff: the controller then never completes a planned move.
+  if (!cluster_->received || !options_.config.cluster.planned_handoff) return out;
   const uint64_t self = cluster_->header.member_id;
   for (const cluster::Partition& p : cluster_->map.partitions()) {
     if (p.primary != self || p.handoff_to == 0 || p.handoff_to == self) continue;

@@ -117,6 +117,11 @@ struct ClusterSection {
   // from the map) for at most this long, then disconnects its clients and exits anyway (a log
   // line says so). 0 = no drain: SIGTERM stops at once, as SIGINT always does.
   int64_t drain_timeout_ms = 30'000;
+  // C-19: a primary reports `handoff_ready`, so the controller completes planned moves (a
+  // joining node taking partitions, a SIGTERM drain, rebalancing back to a rejoined node).
+  // Off by default: under load a switch can still lose or repeat a publication on copies
+  // (docs/cluster.md §16.11 "Not built"); with it off partitions move only by failover.
+  bool planned_handoff = false;
   // ---- The meta group (docs/cluster.md §3.3, C-2; the cluster map) ----
   // This node's member id: stable across restarts, unique in the cluster; >= 1.
   uint64_t member_id = 1;
