@@ -26,12 +26,6 @@ class BackupFollower::Observer final : public chp::ReplicaObserver {
     }
     if (snap.has_top && f_.callbacks_.on_reset) {
       f_.callbacks_.on_reset(member_, snap.top, std::move(snap.run));
-      // Written after the snapshot's `top`: held for the `top` that confirms them, as if they
-      // came live (channel_records.h).
-      if (f_.callbacks_.on_publication) {
-        for (Publication& p : snap.ahead)
-          f_.callbacks_.on_publication(member_, channel, std::move(p));
-      }
     }
   }
 

@@ -128,49 +128,28 @@ bool DecodePresence(std::string_view client, std::string_view bytes, PresenceEnt
 
 namespace {
 
-// A publication record with the CHP sequence it was written at.
-struct SeqPublication {
-  Publication pub;
-  uint64_t seq = 0;
-};
-
-void AddRecord(ChannelSnapshot& out, uint64_t& top_seq, std::vector<SeqPublication>& pubs,
-               std::string_view subtree, std::string_view key, std::string_view value,
-               uint64_t seq) {
+void AddRecord(ChannelSnapshot& out, std::vector<Publication>& pubs, std::string_view subtree,
+               std::string_view key, std::string_view value) {
   const std::string_view k = RelativeKey(subtree, key);
   if (k == "top") {
     out.has_top = DecodeTop(value, out.top);
-    top_seq = seq;
   } else if (k.starts_with("h/")) {
     Publication p;
-    if (DecodePublication(value, p)) pubs.push_back({std::move(p), seq});
+    if (DecodePublication(value, p)) pubs.push_back(std::move(p));
   } else if (k.starts_with("p/")) {
     PresenceEntry e;
     if (DecodePresence(k.substr(2), value, e)) out.presence.push_back(std::move(e));
   }
 }
 
-void KeepRunToTop(ChannelSnapshot& out, uint64_t top_seq, std::vector<SeqPublication> pubs) {
+void KeepRunToTop(ChannelSnapshot& out, std::vector<Publication> pubs) {
   if (!out.has_top) return;
-  std::sort(pubs.begin(), pubs.end(), [](const SeqPublication& a, const SeqPublication& b) {
-    return a.pub.offset < b.pub.offset;
-  });
-  // Above `top`: the records written after it (a higher sequence), contiguous from top + 1.
-  // The primary writes `h/<slot>` and then the `top` that confirms it, two CHP messages: a
-  // snapshot taken between them holds the publication its `top` does not count yet. A slot's
-  // leftover of an earlier line was written before the current `top`, so it is never taken.
-  uint64_t next = out.top.top.offset + 1;
-  for (SeqPublication& p : pubs) {
-    if (p.pub.offset < next) continue;
-    if (p.pub.offset != next || p.seq <= top_seq) break;
-    out.ahead.push_back(std::move(p.pub));
-    ++next;
-  }
+  std::sort(pubs.begin(), pubs.end(),
+            [](const Publication& a, const Publication& b) { return a.offset > b.offset; });
   uint64_t want = out.top.top.offset;
-  for (auto it = pubs.rbegin(); it != pubs.rend(); ++it) {
-    if (it->pub.offset > want) continue;
-    if (want == 0 || it->pub.offset != want) break;
-    out.run.push_back(std::move(it->pub));
+  for (Publication& p : pubs) {
+    if (want == 0 || p.offset != want) break;
+    out.run.push_back(std::move(p));
     --want;
   }
   std::reverse(out.run.begin(), out.run.end());
@@ -180,23 +159,18 @@ void KeepRunToTop(ChannelSnapshot& out, uint64_t top_seq, std::vector<SeqPublica
 
 ChannelSnapshot DecodeChannelSnapshot(std::string_view subtree, const chp::EntryMap& entries) {
   ChannelSnapshot out;
-  uint64_t top_seq = 0;
-  std::vector<SeqPublication> pubs;
-  for (const auto& [key, entry] : entries) {
-    AddRecord(out, top_seq, pubs, subtree, key, entry.value, entry.seq);
-  }
-  KeepRunToTop(out, top_seq, std::move(pubs));
+  std::vector<Publication> pubs;
+  for (const auto& [key, entry] : entries) AddRecord(out, pubs, subtree, key, entry.value);
+  KeepRunToTop(out, std::move(pubs));
   return out;
 }
 
 ChannelSnapshot DecodeChannelSnapshot(std::string_view subtree,
                                       const std::vector<chp::Record>& records) {
   ChannelSnapshot out;
-  uint64_t top_seq = 0;
-  std::vector<SeqPublication> pubs;
-  for (const chp::Record& r : records)
-    AddRecord(out, top_seq, pubs, subtree, r.key, r.value, r.seq);
-  KeepRunToTop(out, top_seq, std::move(pubs));
+  std::vector<Publication> pubs;
+  for (const chp::Record& r : records) AddRecord(out, pubs, subtree, r.key, r.value);
+  KeepRunToTop(out, std::move(pubs));
   return out;
 }
 

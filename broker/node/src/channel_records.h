@@ -40,15 +40,12 @@ bool DecodePresence(std::string_view client, std::string_view bytes, PresenceEnt
 
 // A channel subtree's snapshot decoded: its `top` (when it has one: channels without history
 // have none), the contiguous run of publications ending at top.top.offset (older slots may hold
-// an earlier line's leftovers, dropped), the contiguous publications above it written after
-// that `top` (`ahead`: a snapshot taken between an `h/<slot>` and the `top` that confirms it;
-// the follower treats them as live records, docs/cluster.md §16.11), and its presence entries.
-// Undecodable records are skipped.
+// an earlier line's leftovers, dropped), and its presence entries. Undecodable records are
+// skipped.
 struct ChannelSnapshot {
   bool has_top = false;
   CopyTop top;
   std::vector<Publication> run;
-  std::vector<Publication> ahead;
   std::vector<PresenceEntry> presence;
 };
 ChannelSnapshot DecodeChannelSnapshot(std::string_view subtree, const chp::EntryMap& entries);

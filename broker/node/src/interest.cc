@@ -24,9 +24,6 @@ class InterestFollower::Observer final : public chp::ReplicaObserver {
     }
     if (!snap.has_top || !f_.callbacks_.on_reset) return;  // no history here (yet)
     f_.callbacks_.on_reset(*channel, snap.top, std::move(snap.run));
-    // Written after the snapshot's `top`: as if they came live (channel_records.h).
-    if (!f_.callbacks_.on_publication) return;
-    for (Publication& p : snap.ahead) f_.callbacks_.on_publication(*channel, std::move(p));
   }
 
   void OnChange(std::string_view subtree, std::string_view /*epoch*/,
