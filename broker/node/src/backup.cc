@@ -191,6 +191,17 @@ uint64_t BackupFollower::updates_received() const {
 }
 
 const chp::SubtreeReplica* BackupFollower::Copy(std::string_view subtree) const {
+  // First the copy from the member followed as the partition's primary: every agent follows
+  // everything on its member, so another member's agent may hold the same subtree as that
+  // member's local mirror of the channel (no `h/<slot>` record); adopting that one lost the
+  // publications waiting for their commit at a handoff (docs/cluster.md §16.11).
+  if (auto part = cluster::PartitionOfSubtree(subtree, partition_count_)) {
+    for (const auto& [member, peer] : peers_) {
+      if (peer.target.partitions.count(*part) == 0) continue;
+      const chp::SubtreeReplica* r = peer.agent->Find(subtree);
+      if (r != nullptr && !r->position().epoch.empty()) return r;
+    }
+  }
   for (const auto& [member, peer] : peers_) {
     const chp::SubtreeReplica* r = peer.agent->Find(subtree);
     if (r != nullptr && !r->position().epoch.empty()) return r;

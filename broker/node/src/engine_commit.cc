@@ -114,6 +114,11 @@ void Engine::TryCommit(std::string channel) {
   ChannelCommit& cc = it->second;
   uint64_t upto = UINT64_MAX;
   if (const cluster::Partition* p = cluster_->map.FindPartition(cc.partition); p != nullptr) {
+    // No longer the primary (C-15): nothing is committed here, and the channel's `top` is not
+    // written again into the subtree LeaveLine dropped (it would start a new one there, which
+    // the new primary, still following this node, could take as its copy and adopt without
+    // any publication: its followers then lost the last offsets). OnCommitMap answers them.
+    if (p->primary != cluster_->header.member_id) return;
     auto acked = commit_->acked.find(channel);
     for (uint64_t m : CommitQuorum(*p)) {
       uint64_t at = 0;
