@@ -125,7 +125,7 @@ echo "  Demo chat page:   http://$http/            (open it in two browser windo
 for i in $(seq 2 "$nodes"); do
   echo "    node $i:         http://$(sed -n 's/.* http=\([^ ]*\).*/\1/p' "$out.$i")/   (same rooms, another node)"
 done
-[ "$nodes" = 1 ] || echo "  Cluster:          $nodes nodes; publications cross nodes (history-keeping namespaces); presence is per node for now (docs/cluster.md, Status)"
+[ "$nodes" = 1 ] || echo "  Cluster:          $nodes nodes; publications and presence are cluster-wide, R=2 with failover (docs/cluster.md, Status)"
 echo "  Sync panel:       on the same page; sources in $work/sources, endpoint $sync_url"
 echo "  Server API:       http://$http/api/<method>  (X-API-Key: demo-api-key)"
 echo "  Metrics:          http://$http/metrics"
