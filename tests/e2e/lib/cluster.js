@@ -62,6 +62,9 @@ async function clusterConfigs(n) {
       dead_after_ms: 600,
       partitions: CLUSTER_PARTITIONS,
       replication_factor: 2,
+      // The harness stops nodes with SIGTERM: no C-20 drain (docs/cluster.md §16.11), as the
+      // C++ tests' NodeProcess does.
+      drain_timeout_ms: 0,
     },
   }));
 }
