@@ -16,7 +16,21 @@ start=$(date +%s)
 bash scripts/build.sh release
 bash scripts/check-format.sh
 bash scripts/check-rules.sh
-ctest --test-dir build/release --output-on-failure --timeout 300 -j 2
+# A test that fails is run once more (multi-process cluster tests have timing margins on a
+# shared 2-core machine); every such retry is listed at the end, so flakiness stays visible. A
+# test failing twice fails the run.
+log=build/release/ctest-output.log
+set +e
+ctest --test-dir build/release --output-on-failure --timeout 300 -j 2 --repeat until-pass:2 |
+  tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+retried=$(grep -E '\*\*\*(Failed|Timeout|Exception)' "$log" | sed -E 's/.*Test +#[0-9]+: ([^ ]+) .*/\1/' | sort -u)
+if [ -n "$retried" ]; then
+  echo "scripts/test.sh: tests that failed once and were run again:"
+  echo "$retried" | sed 's/^/  /'
+fi
+[ "$rc" = 0 ] || exit "$rc"
 if [ "${FUZZ_SECONDS:-15}" != "0" ]; then
   FUZZ_SECONDS="${FUZZ_SECONDS:-15}" bash scripts/fuzz-smoke.sh
 fi

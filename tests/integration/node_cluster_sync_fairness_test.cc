@@ -32,7 +32,7 @@ using broker::scheduler::testing::TempDir;
 using broker::scheduler::testing::WriteFile;
 using nlohmann::json;
 
-constexpr int kFiles = 1000;                // per user: far more than the window finishes
+constexpr int kFiles = 4000;  // per user: more than a 4 s window finishes (1000 did once)
 constexpr uintmax_t kFileBytes = 1u << 20;  // sparse: a hash of 1 MiB per task
 
 double Jain(const std::vector<double>& x) {
