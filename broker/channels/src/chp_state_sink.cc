@@ -82,6 +82,29 @@ void ChpStateSink::OnTop(std::string_view channel, const StreamPosition& top) {
   Count(server_.Put(key_, v).ok());
 }
 
+// The fields every publication record carries after its first one (`o` in `h/<slot>`, `n` in
+// the ephemeral `x`): time, data, info, tags.
+namespace {
+void PackPublicationFields(msgpack::packer<msgpack::sbuffer>& pk, const Publication& pub) {
+  PackStr(pk, "t");
+  pk.pack_int64(pub.time_ms);
+  PackStr(pk, "d");
+  PackStr(pk, pub.data);
+  PackStr(pk, "i");
+  if (pub.info) {
+    PackStr(pk, *pub.info);
+  } else {
+    pk.pack_nil();
+  }
+  PackStr(pk, "g");
+  pk.pack_map(static_cast<uint32_t>(pub.tags.size()));
+  for (const auto& [k, val] : pub.tags) {
+    PackStr(pk, k);
+    PackStr(pk, val);
+  }
+}
+}  // namespace
+
 void ChpStateSink::OnPublication(std::string_view channel, const Publication& pub,
                                  size_t history_size, int64_t ttl_ms) {
   if (history_size == 0) return;
@@ -90,22 +113,7 @@ void ChpStateSink::OnPublication(std::string_view channel, const Publication& pu
     pk.pack_map(5);
     PackStr(pk, "o");
     pk.pack_uint64(pub.offset);
-    PackStr(pk, "t");
-    pk.pack_int64(pub.time_ms);
-    PackStr(pk, "d");
-    PackStr(pk, pub.data);
-    PackStr(pk, "i");
-    if (pub.info) {
-      PackStr(pk, *pub.info);
-    } else {
-      pk.pack_nil();
-    }
-    PackStr(pk, "g");
-    pk.pack_map(static_cast<uint32_t>(pub.tags.size()));
-    for (const auto& [k, val] : pub.tags) {
-      PackStr(pk, k);
-      PackStr(pk, val);
-    }
+    PackPublicationFields(pk, pub);
   });
   const uint64_t ttl = ttl_ms > 0 ? static_cast<uint64_t>(ttl_ms) : 0;
   Count(server_.Put(key_, v, std::min<uint64_t>(ttl, chp::kMaxTtlMs)).ok());
@@ -117,24 +125,9 @@ void ChpStateSink::OnEphemeral(std::string_view channel, const Publication& pub)
     pk.pack_map(5);
     PackStr(pk, "n");
     PackStr(pk, channel);
-    PackStr(pk, "t");
-    pk.pack_int64(pub.time_ms);
-    PackStr(pk, "d");
-    PackStr(pk, pub.data);
-    PackStr(pk, "i");
-    if (pub.info) {
-      PackStr(pk, *pub.info);
-    } else {
-      pk.pack_nil();
-    }
-    PackStr(pk, "g");
-    pk.pack_map(static_cast<uint32_t>(pub.tags.size()));
-    for (const auto& [k, val] : pub.tags) {
-      PackStr(pk, k);
-      PackStr(pk, val);
-    }
+    PackPublicationFields(pk, pub);
   });
-  Count(server_.Set(key_, v, kEphemeralTtlMs).ok());
+  Count(server_.Put(key_, v, kEphemeralTtlMs).ok());
 }
 
 void ChpStateSink::OnHistoryRemoved(std::string_view channel, size_t /*history_size*/) {
