@@ -119,16 +119,10 @@ int main(int argc, char** argv) {
   chorus::broker::node::Log().info("signal {}: shutting down", sig);
   // C-20: SIGTERM drains a cluster member first (cluster.drain_timeout_ms); SIGINT stops at once.
   if (sig == SIGTERM) {
-    int64_t drain_ms = config.cluster.drain_timeout_ms;
-    if (!config.cluster.planned_handoff && drain_ms > 0) {
-      // No partition can be handed off (C-19 off): waiting would only run out the timeout. The
-      // clients still get 3001 with reconnect advice; the partitions fail over once this node is
-      // declared dead (docs/operations.md "Rolling restarts").
-      chorus::broker::node::Log().info(
-          "drain: cluster.planned_handoff is off: closing clients, partitions fail over");
-      drain_ms = 1;
-    }
-    (*node)->Drain(std::chrono::milliseconds(drain_ms));
+    // With planned handoff off nothing can move away: the clients get 3001 at once and the
+    // partitions fail over once this node is declared dead (docs/operations.md).
+    (*node)->Drain(std::chrono::milliseconds(config.cluster.drain_timeout_ms),
+                   config.cluster.planned_handoff);
   }
   (*node)->Stop();
   chorus::broker::node::Log().info("stopped");

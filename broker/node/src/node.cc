@@ -102,22 +102,26 @@ std::string Node::Banner() const {
          " cluster=" + a.cluster_endpoint;
 }
 
-void Node::Drain(std::chrono::milliseconds timeout) {
+void Node::Drain(std::chrono::milliseconds timeout, bool hand_off) {
   if (!cluster_ || !engine_ || timeout.count() <= 0 || cluster_->Alone()) return;
   using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  cluster_->BeginLeaving();
-  Log().info("drain: handing this node's partitions off (at most {} ms)", timeout.count());
-  // The agent thread watches the applied maps; this thread only waits for its verdict.
-  while (!cluster_->Removed() && Clock::now() - start < timeout) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  const auto took =
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-  if (cluster_->Removed()) {
-    Log().info("drain: removed from the cluster map after {} ms", took);
+  if (!hand_off) {
+    Log().info("drain: cluster.planned_handoff is off: closing clients, partitions fail over");
   } else {
-    Log().warn("drain: not removed from the cluster map within {} ms: stopping anyway", took);
+    const auto start = Clock::now();
+    cluster_->BeginLeaving();
+    Log().info("drain: handing this node's partitions off (at most {} ms)", timeout.count());
+    // The agent thread watches the applied maps; this thread only waits for its verdict.
+    while (!cluster_->Removed() && Clock::now() - start < timeout) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const auto took =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+    if (cluster_->Removed()) {
+      Log().info("drain: removed from the cluster map after {} ms", took);
+    } else {
+      Log().warn("drain: not removed from the cluster map within {} ms: stopping anyway", took);
+    }
   }
   engine_->DisconnectClients();
   const auto closing = Clock::now();

@@ -41,7 +41,9 @@ class Node {
   // carry `leaving`, the controller hands its partitions off and removes it from the map, then its
   // clients are closed with 3001 "shutdown" (reconnect). Returns after at most `timeout` (plus the
   // close) even when the map never removed it (logged). Alone, or with timeout 0: returns at once.
-  void Drain(std::chrono::milliseconds timeout);
+  // hand_off false (cluster.planned_handoff off): nothing can move away, so the clients are
+  // closed with 3001 at once and the partitions fail over after the node stops.
+  void Drain(std::chrono::milliseconds timeout, bool hand_off = true);
   void Stop();
 
  private:
